@@ -1,0 +1,25 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers: midge → MidgeServer → MidgeCore → MQTTCodec. Only MidgeServer (and the executables) touch the OS.
+let package = Package(
+    name: "Midge",
+    products: [
+        .executable(name: "midge", targets: ["midge"]),
+        .executable(name: "midge-bench", targets: ["midge-bench"]),
+    ],
+    targets: [
+        .target(name: "MQTTCodec"),
+        .target(name: "MidgeCore", dependencies: ["MQTTCodec"]),
+        // epoll, eventfd, timerfd and accept4 are not in the Glibc module map; this shim exposes them.
+        .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "MidgeServer", dependencies: ["MidgeCore", "MQTTCodec", "CLinux"]),
+        .executableTarget(name: "midge", dependencies: ["MidgeServer"]),
+        .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
+        .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
+        .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec"]),
+        .testTarget(name: "MidgeServerTests", dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec"]),
+        // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
+        .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),
+    ]
+)

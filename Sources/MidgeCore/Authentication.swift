@@ -1,0 +1,24 @@
+// The questions the core asks about identity and permission; implementations live outside the core.
+import MQTTCodec
+
+/// Decides whether a CONNECT's credentials are good. The core calls it once per CONNECT.
+public protocol Authenticator: Sendable {
+    /// `.accepted`, `.badUsernameOrPassword` or `.notAuthorized`.
+    func authenticate(clientID: String, username: String?, password: [UInt8]?) -> ConnectReturnCode
+}
+
+/// Decides what an authenticated client may do with a topic.
+public protocol AccessControl: Sendable {
+    func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool
+    func maySubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool
+}
+
+/// The defaults: everyone connects (subject to `allowAnonymous`), everything is allowed.
+public struct AllowAll: Authenticator, AccessControl {
+    public init() {}
+    public func authenticate(clientID: String, username: String?, password: [UInt8]?) -> ConnectReturnCode {
+        .accepted
+    }
+    public func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool { true }
+    public func maySubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool { true }
+}

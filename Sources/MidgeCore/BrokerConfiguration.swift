@@ -1,0 +1,29 @@
+// The broker-wide settings the core obeys; filled from the config file by the executable.
+import MQTTCodec
+
+public struct BrokerConfiguration: Sendable {
+    /// QoS 1/2 deliveries in flight per client before further ones queue [mosquitto: max_inflight_messages].
+    public var maxInflightMessages: Int = 20
+    /// Messages queued per client beyond the in-flight window; 0 means no limit [max_queued_messages].
+    public var maxQueuedMessages: Int = 1000
+    /// Payload bytes queued per client; 0 means no limit [max_queued_bytes].
+    public var maxQueuedBytes: Int = 0
+    /// Queue QoS 0 messages for offline persistent sessions too [queue_qos0_messages].
+    public var queueQoS0Messages: Bool = false
+    /// Largest keepalive a client may ask for; larger requests are refused [max_keepalive].
+    public var maxKeepalive: UInt16 = 65535
+    /// Accept CONNECTs without a user name [allow_anonymous].
+    public var allowAnonymous: Bool = true
+    /// Accept empty client ids with clean session 1 by assigning one [allow_zero_length_clientid].
+    public var allowZeroLengthClientID: Bool = true
+    /// Prefix for assigned client ids [auto_id_prefix].
+    public var autoIDPrefix: String = "auto-"
+    /// Longest client id accepted, in bytes (MQTT 3.1 clients are always limited to 23).
+    public var maxClientIDLength: Int = 65535
+    /// Store retained messages [retain_available].
+    public var retainAvailable: Bool = true
+    /// Ceiling on granted subscription QoS [max_qos].
+    public var maxQoS: QoS = .exactlyOnce
+
+    public init() {}
+}

@@ -1,0 +1,127 @@
+// The vocabulary between the sans-I/O broker core and whatever drives it: ids, time, messages, actions.
+import MQTTCodec
+
+/// Identifies one network connection for its whole life; never reused while the process runs.
+/// The server puts the owning event loop's index in the top 8 bits.
+public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public init(loop: Int, serial: UInt64) { self.rawValue = UInt64(loop) << 56 | (serial & 0x00FF_FFFF_FFFF_FFFF) }
+    public var loop: Int { Int(rawValue >> 56) }
+    public var description: String { "#\(rawValue & 0x00FF_FFFF_FFFF_FFFF)@\(loop)" }
+}
+
+/// Monotonic time in nanoseconds. The core never reads a clock: every call is handed `now`.
+public struct MonotonicTime: Comparable, Hashable, Sendable {
+    public var nanoseconds: Int64
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+    public static func < (lhs: MonotonicTime, rhs: MonotonicTime) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+    public static func + (lhs: MonotonicTime, seconds: Double) -> MonotonicTime {
+        MonotonicTime(nanoseconds: lhs.nanoseconds + Int64(seconds * 1_000_000_000))
+    }
+    public static func seconds(_ seconds: Double) -> MonotonicTime { MonotonicTime(nanoseconds: 0) + seconds }
+}
+
+/// An application message as the broker stores it: one instance shared by every delivery, retained
+/// slot and offline queue that refers to it, so fan-out copies a reference, never the payload.
+public final class Message: Sendable {
+    public let topic: TopicName
+    public let payload: [UInt8]
+    /// The QoS the publisher used; each delivery is downgraded to its subscription's grant.
+    public let qos: QoS
+    public init(topic: TopicName, payload: [UInt8], qos: QoS) {
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+    }
+}
+
+/// One PUBLISH to one subscriber: the shared message plus the per-delivery header fields.
+public struct Delivery: Sendable {
+    public let message: Message
+    public var qos: QoS
+    public var retain: Bool
+    public var dup: Bool
+    /// Present exactly when `qos` is above 0.
+    public var packetID: PacketID?
+    public init(message: Message, qos: QoS, retain: Bool, dup: Bool, packetID: PacketID?) {
+        self.message = message
+        self.qos = qos
+        self.retain = retain
+        self.dup = dup
+        self.packetID = packetID
+    }
+}
+
+/// A packet the core wants written. PUBLISH is special so that the payload is shared, not copied.
+public enum OutboundPacket: Sendable {
+    case publish(Delivery)
+    case control(Packet)
+}
+
+/// Why a connection ended. The reason decides whether the Will is published [MQTT-3.1.2-8].
+public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
+    /// DISCONNECT received: the Will is discarded [MQTT-3.14.4-3].
+    case clientDisconnected
+    /// EOF or a socket error without DISCONNECT.
+    case connectionLost(String)
+    /// Malformed input or a protocol violation [MQTT-4.8.0-1].
+    case protocolError(String)
+    /// No packet within 1.5 × keepalive [MQTT-3.1.2-24].
+    case keepaliveTimeout
+    /// Another connection took over the client id [MQTT-3.1.4-2].
+    case takenOver
+    /// CONNECT refused with a non-zero CONNACK [MQTT-3.2.2-5].
+    case connectRefused(ConnectReturnCode)
+    /// A per-client limit was exceeded (e.g. a full inbound queue) [MQTT-4.8.0-2].
+    case limitExceeded(String)
+    /// The broker is shutting down.
+    case serverShutdown
+
+    public var firesWill: Bool {
+        switch self {
+        case .clientDisconnected, .connectRefused, .serverShutdown: false
+        case .connectionLost, .protocolError, .keepaliveTimeout, .takenOver, .limitExceeded: true
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .clientDisconnected: "client disconnected"
+        case .connectionLost(let why): "connection lost (\(why))"
+        case .protocolError(let why): "protocol error (\(why))"
+        case .keepaliveTimeout: "exceeded keepalive timeout"
+        case .takenOver: "session taken over by a new connection"
+        case .connectRefused(let code): "connection refused (\(code))"
+        case .limitExceeded(let why): "limit exceeded (\(why))"
+        case .serverShutdown: "server shutting down"
+        }
+    }
+}
+
+/// What the core asks its driver to do, in order.
+public enum Action: Sendable {
+    /// Queue this packet for writing on the connection.
+    case send(ConnectionID, OutboundPacket)
+    /// Flush what was queued for the connection, then close it. The core has already forgotten
+    /// the connection: the driver must not report its closing back, and later events from it are ignored.
+    case close(ConnectionID, CloseReason)
+}
+
+/// Facts about a connection that the driver knows and the core needs for decisions and log lines.
+public struct ConnectionInfo: Sendable {
+    public var remoteAddress: String
+    public var listenerPort: UInt16
+    public init(remoteAddress: String, listenerPort: UInt16) {
+        self.remoteAddress = remoteAddress
+        self.listenerPort = listenerPort
+    }
+}
+
+public enum LogLevel: Int, Sendable, Comparable {
+    case debug, info, notice, warning, error
+    public static func < (lhs: LogLevel, rhs: LogLevel) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// Where the core's log lines go. Called on the thread that drives the core.
+public typealias LogSink = (LogLevel, String) -> Void
