@@ -1,0 +1,2 @@
+import MidgeCore
+import COpenSSL
