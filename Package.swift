@@ -18,7 +18,7 @@ let package = Package(
         // Password files, ACL files and tokens: the Authenticator and AccessControl the core asks.
         .target(name: "MidgeAuth", dependencies: ["MidgeCore", "MQTTCodec", "COpenSSL"]),
         .target(name: "MidgeServer", dependencies: ["MidgeCore", "MQTTCodec", "MidgeAuth", "CLinux"]),
-        .executableTarget(name: "midge", dependencies: ["MidgeServer"]),
+        .executableTarget(name: "midge", dependencies: ["MidgeServer", "MidgeAuth"]),
         .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec"]),

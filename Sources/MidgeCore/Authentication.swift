@@ -7,10 +7,14 @@ public protocol Authenticator: Sendable {
     func authenticate(clientID: String, username: String?, password: [UInt8]?) -> ConnectReturnCode
 }
 
-/// Decides what an authenticated client may do with a topic.
+/// Decides what an authenticated client may do with a topic. As in mosquitto, a subscription is checked
+/// when it is made and every message is checked again before it is delivered through it.
 public protocol AccessControl: Sendable {
+    /// False when `mayReceive` always answers true, so the core can skip the per-delivery check.
+    var checksDeliveries: Bool { get }
     func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool
     func maySubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool
+    func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool
 }
 
 /// The defaults: everyone connects (subject to `allowAnonymous`), everything is allowed.
@@ -21,4 +25,6 @@ public struct AllowAll: Authenticator, AccessControl {
     }
     public func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool { true }
     public func maySubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool { true }
+    public var checksDeliveries: Bool { false }
+    public func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool { true }
 }
