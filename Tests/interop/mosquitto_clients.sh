@@ -51,8 +51,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# pub ARGS...: run mosquitto_pub; on failure WHY says what it printed.
 pub() {
-    mosquitto_pub -h "$HOST" -p "$PORT" "$@"
+    mosquitto_pub -h "$HOST" -p "$PORT" "$@" 2>"$WORK/pub.err" && return 0
+    WHY="mosquitto_pub $* failed: $(head -c 300 "$WORK/pub.err" | tr '\n' ' ')"
+    return 1
 }
 
 # sub_start NAME ARGS...: start mosquitto_sub in the background, output in $WORK/NAME.out, pid in SUB_PID.
@@ -69,7 +72,7 @@ sub_start() {
 wait_subscribed() {
     local name=$1 pid=$2 i
     for ((i = 0; i < 100; i++)); do
-        grep -q 'received SUBACK' "$WORK/$name.out" && return 0
+        grep -qs 'received SUBACK' "$WORK/$name.out" && return 0
         kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.1
     done
@@ -103,7 +106,7 @@ expect() {
 round_trip() {
     local qos=$1 topic="$PREFIX/qos$1" payload="payload at qos $1: ünïcødé / + #"
     sub_ready rt -q "$qos" -C 1 -W $WAIT_SECS -t "$topic" || return 1
-    pub -q "$qos" -t "$topic" -m "$payload" || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q "$qos" -t "$topic" -m "$payload" || return 1
     expect rt "$qos 0 $topic $payload"
 }
 
@@ -115,8 +118,8 @@ check_qos2_round_trip() { round_trip 2; }
 check_qos_downgrade() {
     local topic="$PREFIX/downgrade"
     sub_ready dg -q 1 -C 2 -W $WAIT_SECS -t "$topic" || return 1
-    pub -q 2 -t "$topic" -m two || { WHY="mosquitto_pub failed"; return 1; }
-    pub -q 0 -t "$topic" -m zero || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 2 -t "$topic" -m two || return 1
+    pub -q 0 -t "$topic" -m zero || return 1
     expect dg "1 0 $topic two
 0 0 $topic zero"
 }
@@ -127,7 +130,7 @@ check_large_payload() {
     payload=$(head -c 196608 /dev/urandom | base64 -w 0)
     printf '%s' "$payload" >"$WORK/large.bin"
     sub_ready large -q 1 -C 1 -W $WAIT_SECS -t "$topic" || return 1
-    pub -q 1 -t "$topic" -f "$WORK/large.bin" || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 1 -t "$topic" -f "$WORK/large.bin" || return 1
     expect large "1 0 $topic $payload"
 }
 
@@ -135,10 +138,10 @@ check_large_payload() {
 # RETAIN 1 [MQTT-3.3.1-8]; a live message after it carries RETAIN 0 [MQTT-3.3.1-9].
 check_retained_replay() {
     local topic="$PREFIX/retained"
-    pub -q 1 -r -t "$topic" -m old || { WHY="mosquitto_pub failed"; return 1; }
-    pub -q 1 -r -t "$topic" -m new || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 1 -r -t "$topic" -m old || return 1
+    pub -q 1 -r -t "$topic" -m new || return 1
     sub_ready ret -q 1 -C 2 -W $WAIT_SECS -t "$topic" || return 1
-    pub -q 1 -t "$topic" -m live || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 1 -t "$topic" -m live || return 1
     expect ret "1 1 $topic new
 1 0 $topic live" || return 1
     pub -q 1 -r -n -t "$topic"
@@ -147,10 +150,10 @@ check_retained_replay() {
 # [MQTT-3.3.1-10] [MQTT-3.3.1-11] an empty retained PUBLISH clears the retained message.
 check_retained_clear() {
     local topic="$PREFIX/cleared"
-    pub -q 1 -r -t "$topic" -m doomed || { WHY="mosquitto_pub failed"; return 1; }
-    pub -q 1 -r -n -t "$topic" || { WHY="mosquitto_pub -r -n failed"; return 1; }
+    pub -q 1 -r -t "$topic" -m doomed || return 1
+    pub -q 1 -r -n -t "$topic" || return 1
     sub_ready clr -q 1 -C 1 -W $WAIT_SECS -t "$topic" || return 1
-    pub -q 1 -t "$topic" -m sentinel || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 1 -t "$topic" -m sentinel || return 1
     expect clr "1 0 $topic sentinel"
 }
 
@@ -159,7 +162,7 @@ check_wildcard_plus() {
     local p="$PREFIX/plus" t
     sub_ready plus -q 1 -C 3 -W $WAIT_SECS -t "$p/+/b" || return 1
     for t in "$p/a/b" "$p/a/c" "$p/a/b/c" "$p/b" "$p//b" "$p/end/b"; do
-        pub -q 1 -t "$t" -m x || { WHY="mosquitto_pub to $t failed"; return 1; }
+        pub -q 1 -t "$t" -m x || return 1
     done
     expect plus "1 0 $p/a/b x
 1 0 $p//b x
@@ -171,7 +174,7 @@ check_wildcard_hash() {
     local p="$PREFIX/hash" t
     sub_ready hash -q 1 -C 4 -W $WAIT_SECS -t "$p/#" || return 1
     for t in "$p" "$p/a" "$PREFIX/hashx" "$p/a/b/c" "$PREFIX/other/a" "$p/end"; do
-        pub -q 1 -t "$t" -m x || { WHY="mosquitto_pub to $t failed"; return 1; }
+        pub -q 1 -t "$t" -m x || return 1
     done
     expect hash "1 0 $p x
 1 0 $p/a x
@@ -201,7 +204,7 @@ check_no_will_on_clean_exit() {
     timeout $WAIT_SECS mosquitto_sub -h "$HOST" -p "$PORT" -E -t "$PREFIX/will/idle" \
         --will-topic "$topic" --will-payload "gone" --will-qos 1 >/dev/null 2>&1 \
         || { WHY="will client did not subscribe and exit"; return 1; }
-    pub -q 1 -t "$topic" -m sentinel || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 1 -t "$topic" -m sentinel || return 1
     SUB_PID=$watcher
     expect watch2 "1 0 $topic sentinel"
 }
@@ -211,9 +214,9 @@ check_persistent_session() {
     local topic="$PREFIX/session" id="interop-sh-$RUN"
     timeout $WAIT_SECS mosquitto_sub -h "$HOST" -p "$PORT" -c -i "$id" -q 1 -E -t "$topic" >/dev/null 2>&1 \
         || { WHY="first persistent connection did not subscribe and exit"; return 1; }
-    pub -q 1 -t "$topic" -m m1 || { WHY="mosquitto_pub failed"; return 1; }
-    pub -q 1 -t "$topic" -m m2 || { WHY="mosquitto_pub failed"; return 1; }
-    pub -q 1 -t "$topic" -m m3 || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 1 -t "$topic" -m m1 || return 1
+    pub -q 1 -t "$topic" -m m2 || return 1
+    pub -q 1 -t "$topic" -m m3 || return 1
     sub_start back -c -i "$id" -q 1 -C 3 -W $WAIT_SECS -t "$topic"
     local ok=0
     expect back "1 0 $topic m1
@@ -228,7 +231,7 @@ check_persistent_session() {
 check_line_mode_ordered() {
     local topic="$PREFIX/lines" n=500 expected
     sub_ready lines -q 1 -C $n -W 20 -t "$topic" || return 1
-    seq 1 $n | pub -q 1 -l -t "$topic" || { WHY="mosquitto_pub -l failed"; return 1; }
+    seq 1 $n | pub -q 1 -l -t "$topic" || return 1
     expected=$(seq 1 $n | sed "s|^|1 0 $topic |")
     expect lines "$expected"
 }
@@ -239,9 +242,9 @@ check_sys_not_matched_by_hash() {
     local sentinel="interop-sentinel/sh-$RUN"
     sub_ready all -q 1 -C 1 -W $WAIT_SECS -t '#' -T 'interop/#' || return 1
     # A broker may refuse client publishes to `$` topics; either way nothing may reach `#`.
-    pub -q 1 -t "\$SYS/interop/$RUN" -m dollar-sys >/dev/null 2>&1
-    pub -q 1 -t "\$interop/$RUN" -m dollar >/dev/null 2>&1
-    pub -q 1 -t "$sentinel" -m sentinel || { WHY="mosquitto_pub failed"; return 1; }
+    pub -q 1 -t "\$SYS/interop/$RUN" -m dollar-sys
+    pub -q 1 -t "\$interop/$RUN" -m dollar
+    pub -q 1 -t "$sentinel" -m sentinel || return 1
     expect all "1 0 $sentinel sentinel"
 }
 
