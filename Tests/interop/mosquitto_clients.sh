@@ -50,6 +50,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 # pub ARGS...: run mosquitto_pub; on failure WHY says what it printed.
 pub() {

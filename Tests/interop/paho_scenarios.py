@@ -16,8 +16,12 @@ import socket
 import sys
 import threading
 import time
+import warnings
 
 import paho.mqtt.client as mqtt
+
+# paho 2.x warns that callback API version 1 is deprecated; these scenarios use it on purpose (see above).
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=__name__)
 
 # Longest wait for any single expected event (CONNACK, SUBACK, a message); a healthy broker needs milliseconds.
 WAIT_SECONDS = 10.0
