@@ -1,12 +1,38 @@
 // The broker as a deterministic state machine: packets and time in, actions out. No I/O, no clocks, no threads.
+// Packet handlers live in Handlers/, one per packet type, as mosquitto's handle_*.c do.
 import MQTTCodec
 
 public final class Broker {
+    let configuration: BrokerConfiguration
+    let authenticator: any Authenticator
+    let accessControl: any AccessControl
+    let log: LogSink
+
+    /// Connections that completed CONNECT and have not ended.
+    var connections: [ConnectionID: ClientConnection] = [:]
+    /// Every session by client id [MQTT-3.1.3-2]: those of connected clients and persistent ones left behind.
+    var sessions: [String: Session] = [:]
+    let subscriptionTrie = SubscriptionTrie()
+    let retained = RetainedStore()
+    var keepalive = KeepaliveHeap()
+    /// Connections the core has ended, so packets the driver had already decoded from them are ignored.
+    var recentlyClosed = RecentlyClosedConnections(capacity: 4096)
+    var counters = BrokerStatistics()
+
+    var nextSessionSerial: UInt64 = 0
+    var nextAutoID: UInt64 = 0
+    /// Routing scratch reused by every PUBLISH, see `route`.
+    var routeEpoch: UInt64 = 0
+    var routeScratch: [Session] = []
+
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),
         accessControl: any AccessControl = AllowAll(), log: @escaping LogSink = { _, _ in }
     ) {
-        fatalError("BUG: not built yet")
+        self.configuration = configuration
+        self.authenticator = authenticator
+        self.accessControl = accessControl
+        self.log = log
     }
 
     /// A decoded packet from a connection. The first packet of a connection is always CONNECT
@@ -15,7 +41,28 @@ public final class Broker {
         _ packet: Packet, from connection: ConnectionID, info: ConnectionInfo, now: MonotonicTime,
         into actions: inout [Action]
     ) {
-        fatalError("BUG: not built yet")
+        guard let client = connections[connection] else {
+            // Either a new connection's CONNECT, or a straggler from a connection already ended (refused,
+            // taken over, closed for a violation): nothing it sent afterwards is processed [MQTT-3.1.4-5].
+            if case .connect(let connect) = packet, !recentlyClosed.contains(connection) {
+                handleConnect(connect, from: connection, info: info, now: now, into: &actions)
+            }
+            return
+        }
+        client.lastPacketReceived = now
+        switch packet {
+        case .publish(let publish): handlePublish(publish, from: client, into: &actions)
+        case .puback(let id): handlePuback(id, from: client, into: &actions)
+        case .pubrec(let id): handlePubrec(id, from: client, into: &actions)
+        case .pubrel(let id): handlePubrel(id, from: client, into: &actions)
+        case .pubcomp(let id): handlePubcomp(id, from: client, into: &actions)
+        case .subscribe(let subscribe): handleSubscribe(subscribe, from: client, into: &actions)
+        case .unsubscribe(let unsubscribe): handleUnsubscribe(unsubscribe, from: client, into: &actions)
+        case .pingreq: handlePingreq(from: client, into: &actions)
+        case .disconnect: handleDisconnect(from: client, into: &actions)
+        case .connect: close(client, for: .secondConnect, into: &actions)
+        case .connack, .suback, .unsuback, .pingresp: close(client, for: .serverOnlyPacket(packet.type), into: &actions)
+        }
     }
 
     /// The driver closed the connection (EOF, socket error, malformed input, shutdown).
@@ -23,17 +70,145 @@ public final class Broker {
     public func connectionClosed(
         _ connection: ConnectionID, reason: CloseReason, now: MonotonicTime, into actions: inout [Action]
     ) {
-        fatalError("BUG: not built yet")
+        guard let client = connections[connection] else { return }
+        endConnection(client, reason: reason, tellDriver: false, into: &actions)
     }
 
     /// Time passed: keepalive expiry and other deadlines. Call at least once a second,
     /// or at `nextDeadline`.
     public func tick(now: MonotonicTime, into actions: inout [Action]) {
-        fatalError("BUG: not built yet")
+        while let connection = keepalive.popDue(now) {
+            guard let client = connections[connection], let deadline = client.keepaliveDeadline else { continue }
+            if deadline > now {
+                keepalive.push(deadline, connection)  // packets arrived since the entry was pushed
+            } else {
+                endConnection(client, reason: .keepaliveTimeout, tellDriver: true, into: &actions)  // [MQTT-3.1.2-24]
+            }
+        }
     }
 
     /// The earliest time `tick` has work to do, if any.
     public var nextDeadline: MonotonicTime? {
-        fatalError("BUG: not built yet")
+        keepalive.earliest
+    }
+
+    /// The broker's counters now. Totals over sessions are summed on each call: read it once a second or so.
+    public var statistics: BrokerStatistics {
+        var snapshot = counters
+        snapshot.connectedClients = connections.count
+        snapshot.sessions = sessions.count
+        snapshot.retainedMessages = retained.count
+        var inflight = 0
+        var queued = 0
+        for session in sessions.values {
+            inflight += session.inflight.count
+            queued += session.queue.count
+        }
+        snapshot.inflightMessages = inflight
+        snapshot.queuedMessages = queued
+        return snapshot
+    }
+}
+
+// MARK: - Ending connections
+
+/// Protocol violations the core detects itself. Every one closes the connection [MQTT-4.8.0-1], which fires
+/// the Will; this is the single place that turns them into a close reason.
+enum ProtocolViolation {
+    /// [MQTT-3.1.0-2]
+    case secondConnect
+    /// CONNACK, SUBACK, UNSUBACK and PINGRESP only travel from server to client.
+    case serverOnlyPacket(PacketType)
+
+    var closeReason: CloseReason {
+        switch self {
+        case .secondConnect: .protocolError("second CONNECT")
+        case .serverOnlyPacket(let type): .protocolError("\(type) sent by a client")
+        }
+    }
+}
+
+extension Broker {
+    func close(_ client: ClientConnection, for violation: ProtocolViolation, into actions: inout [Action]) {
+        endConnection(client, reason: violation.closeReason, tellDriver: true, into: &actions)
+    }
+
+    /// Forgets the connection, ends a clean session [MQTT-3.1.2-6] (only now, with its connection
+    /// [MQTT-4.1.0-2]) and publishes the Will when the reason calls for it [MQTT-3.1.2-8].
+    func endConnection(
+        _ client: ClientConnection, reason: CloseReason, tellDriver: Bool, into actions: inout [Action]
+    ) {
+        connections[client.id] = nil
+        recentlyClosed.insert(client.id)
+        logEnd(of: client, reason: reason)
+        if tellDriver { actions.append(.close(client.id, reason)) }
+        let session = client.session
+        if session.connection == client.id { session.connection = nil }
+        if session.cleanSession { discardSession(session) }
+        // Taking the Will out first makes it fire at most once [MQTT-3.1.2-10].
+        if reason.firesWill, let will = client.will {
+            client.will = nil
+            publishWill(will, of: client, into: &actions)
+        }
+    }
+
+    /// Drops a session and everything in it: subscriptions, flows, queue.
+    func discardSession(_ session: Session) {
+        for filter in session.subscriptions.keys where subscriptionTrie.unsubscribe(filter, session: session) {
+            counters.subscriptions -= 1
+        }
+        session.subscriptions.removeAll()
+        session.inflight.removeAll()
+        session.queue.removeAll()
+        session.inboundQoS2.removeAll()
+        if sessions[session.clientID] === session { sessions[session.clientID] = nil }
+    }
+
+    private func logEnd(of client: ClientConnection, reason: CloseReason) {
+        let id = client.clientID
+        switch reason {
+        case .clientDisconnected:
+            log(.notice, "Client \(id) disconnected.")
+        case .connectionLost(let detail):
+            if reason == .endOfStream {
+                log(.notice, "Client \(id) closed its connection.")
+            } else {
+                log(.notice, "Socket error on client \(id), disconnecting.")
+                log(.debug, "Client \(id) (\(client.info.remoteAddress)): \(detail).")
+            }
+        case .protocolError(let why):
+            log(.notice, "Client \(id) (\(client.info.remoteAddress)) disconnected due to protocol error: \(why).")
+        case .keepaliveTimeout:
+            log(.notice, "Client \(id) has exceeded timeout, disconnecting.")
+        case .takenOver:
+            break  // the CONNECT that took over logged "already connected, closing old connection"
+        case .connectRefused(let code):
+            log(.notice, "Client \(id) (\(client.info.remoteAddress)) disconnected, connection refused (\(code)).")
+        case .limitExceeded(let why):
+            log(.notice, "Client \(id) (\(client.info.remoteAddress)) disconnected: \(why).")
+        case .serverShutdown:
+            log(.info, "Client \(id) disconnected: server shutting down.")
+        }
+    }
+}
+
+/// A bounded memory of ended connections. Ids are never reused, so remembering the last few thousand is
+/// enough to ignore packets a driver decoded in the same read as the one that got its connection closed.
+struct RecentlyClosedConnections {
+    private var members: Set<ConnectionID> = []
+    private var ring: [ConnectionID?]
+    private var next = 0
+
+    init(capacity: Int) {
+        ring = Array(repeating: nil, count: max(1, capacity))
+    }
+
+    func contains(_ connection: ConnectionID) -> Bool { members.contains(connection) }
+
+    mutating func insert(_ connection: ConnectionID) {
+        guard members.insert(connection).inserted else { return }
+        if let evicted = ring[next] { members.remove(evicted) }
+        ring[next] = connection
+        next = (next + 1) % ring.count
     }
 }

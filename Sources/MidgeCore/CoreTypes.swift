@@ -125,3 +125,9 @@ public enum LogLevel: Int, Sendable, Comparable {
 
 /// Where the core's log lines go. Called on the thread that drives the core.
 public typealias LogSink = (LogLevel, String) -> Void
+
+extension CloseReason {
+    /// EOF from the peer without a DISCONNECT: the driver should report exactly this value so the log says
+    /// "closed its connection" rather than "socket error". The Will fires [MQTT-3.1.2-8].
+    public static let endOfStream = CloseReason.connectionLost("end of stream")
+}

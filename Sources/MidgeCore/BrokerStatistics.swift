@@ -1,0 +1,25 @@
+// Counters the broker keeps for $SYS topics and metrics.
+
+/// A snapshot of the broker's counters, read through `Broker.statistics`.
+public struct BrokerStatistics: Sendable, Equatable {
+    /// Connections that completed CONNECT and are still open.
+    public var connectedClients: Int = 0
+    /// Sessions known: connected ones plus persistent sessions waiting for their client.
+    public var sessions: Int = 0
+    /// PUBLISH packets received from clients.
+    public var messagesReceived: UInt64 = 0
+    /// PUBLISH packets handed to the driver for sending, retransmissions included.
+    public var messagesSent: UInt64 = 0
+    /// Deliveries dropped because a session's queue was full.
+    public var messagesDropped: UInt64 = 0
+    /// Topics with a retained message.
+    public var retainedMessages: Int = 0
+    /// Subscriptions over all sessions.
+    public var subscriptions: Int = 0
+    /// Outbound QoS 1/2 deliveries waiting for their acknowledgement, over all sessions.
+    public var inflightMessages: Int = 0
+    /// Deliveries waiting in session queues, over all sessions.
+    public var queuedMessages: Int = 0
+
+    public init() {}
+}

@@ -1,0 +1,148 @@
+// CONNECT (§3.1.4): refusals, client id assignment, takeover, session resume or discard, CONNACK.
+import MQTTCodec
+
+/// Why a CONNECT is refused. Each carries its CONNACK code, so the wire consequence lives here only.
+enum ConnectRefusal {
+    /// MQTT 3.1 has no zero-length client ids.
+    case emptyClientIDOnMQTT31
+    /// [MQTT-3.1.3-8]
+    case emptyClientIDWithPersistentSession
+    /// `allow_zero_length_clientid false` [MQTT-3.1.3-9]
+    case emptyClientIDNotAllowed
+    /// More than 23 bytes on MQTT 3.1, or more than `maxClientIDLength` [MQTT-3.1.3-9].
+    case clientIDTooLong(Int)
+    /// Above `max_keepalive`: mosquitto 2.0 refuses 3.1/3.1.1 clients that ask for more.
+    case keepaliveTooLarge(UInt16)
+    /// `allow_anonymous false` and no user name.
+    case anonymous
+    /// The Authenticator's answer.
+    case authentication(ConnectReturnCode)
+    /// The client may not publish to its own Will topic.
+    case willDenied
+
+    var returnCode: ConnectReturnCode {
+        switch self {
+        case .emptyClientIDOnMQTT31, .emptyClientIDWithPersistentSession, .emptyClientIDNotAllowed,
+            .clientIDTooLong, .keepaliveTooLarge:
+            .identifierRejected
+        case .anonymous, .willDenied: .notAuthorized
+        case .authentication(let code): code
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .emptyClientIDOnMQTT31: "identifier rejected (empty client id on MQTT 3.1)"
+        case .emptyClientIDWithPersistentSession: "identifier rejected (empty client id with clean session 0)"
+        case .emptyClientIDNotAllowed: "identifier rejected (zero length client ids are not allowed)"
+        case .clientIDTooLong(let length): "identifier rejected (client id of \(length) bytes is too long)"
+        case .keepaliveTooLarge(let seconds): "identifier rejected (keepalive \(seconds) above the maximum)"
+        case .anonymous: "not authorised (anonymous clients are not allowed)"
+        case .authentication(.badUsernameOrPassword): "bad user name or password"
+        case .authentication(let code): "not authorised (\(code))"
+        case .willDenied: "not authorised (will topic denied)"
+        }
+    }
+}
+
+extension Broker {
+    func handleConnect(
+        _ connect: Connect, from connection: ConnectionID, info: ConnectionInfo, now: MonotonicTime,
+        into actions: inout [Action]
+    ) {
+        var clientID = connect.clientID
+        if let refusal = refusal(of: connect, assigning: &clientID) {
+            refuse(connection, clientID: clientID, info: info, refusal, into: &actions)
+            return
+        }
+
+        // Takeover: the connected client with this id goes first, its Will published [MQTT-3.1.4-2].
+        if let existing = sessions[clientID], let old = existing.connection, let oldClient = connections[old] {
+            log(.notice, "Client \(clientID) already connected, closing old connection.")
+            endConnection(oldClient, reason: .takenOver, tellDriver: true, into: &actions)
+        }
+
+        let session: Session
+        let sessionPresent: Bool
+        if !connect.cleanSession, let stored = sessions[clientID] {
+            session = stored  // [MQTT-3.1.2-4]
+            sessionPresent = true  // [MQTT-3.2.2-2]
+        } else {
+            if let stored = sessions[clientID] { discardSession(stored) }  // [MQTT-3.1.2-6]
+            nextSessionSerial += 1
+            session = Session(clientID: clientID, serial: nextSessionSerial, cleanSession: connect.cleanSession)
+            sessions[clientID] = session
+            sessionPresent = false  // [MQTT-3.2.2-1][MQTT-3.2.2-3]
+        }
+        session.username = connect.username
+        session.connection = connection
+
+        let client = ClientConnection(id: connection, info: info, session: session, connect: connect, now: now)
+        connections[connection] = client
+        if let deadline = client.keepaliveDeadline { keepalive.push(deadline, connection) }
+        logConnected(client, cleanSession: connect.cleanSession)
+
+        // CONNACK first [MQTT-3.2.0-1], then what the resumed session still owes the client.
+        actions.append(
+            .send(connection, .control(.connack(ConnAck(sessionPresent: sessionPresent, returnCode: .accepted)))))
+        resume(session, into: &actions)
+    }
+
+    /// Checks in mosquitto's order; assigns an id to an acceptable empty one [MQTT-3.1.3-6].
+    private func refusal(of connect: Connect, assigning clientID: inout String) -> ConnectRefusal? {
+        if clientID.isEmpty {
+            if connect.protocolVersion == .v3_1 { return .emptyClientIDOnMQTT31 }
+            if !connect.cleanSession { return .emptyClientIDWithPersistentSession }
+            if !configuration.allowZeroLengthClientID { return .emptyClientIDNotAllowed }
+            clientID = generateClientID()
+        } else {
+            let length = clientID.utf8.count
+            if connect.protocolVersion == .v3_1 && length > 23 { return .clientIDTooLong(length) }
+            if length > configuration.maxClientIDLength { return .clientIDTooLong(length) }
+        }
+        if connect.keepAlive > configuration.maxKeepalive { return .keepaliveTooLarge(connect.keepAlive) }
+        if connect.username == nil && !configuration.allowAnonymous { return .anonymous }
+        let answer = authenticator.authenticate(
+            clientID: clientID, username: connect.username, password: connect.password)
+        if answer != .accepted { return .authentication(answer) }
+        if let will = connect.will,
+            !accessControl.mayPublish(clientID: clientID, username: connect.username, topic: will.topic)
+        {
+            return .willDenied
+        }
+        return nil
+    }
+
+    /// A non-zero CONNACK, with session present 0 [MQTT-3.2.2-4], then close [MQTT-3.2.2-5]. The connection is
+    /// never registered, so nothing it sent afterwards is processed [MQTT-3.1.4-5] and no Will fires.
+    private func refuse(
+        _ connection: ConnectionID, clientID: String, info: ConnectionInfo, _ refusal: ConnectRefusal,
+        into actions: inout [Action]
+    ) {
+        let code = refusal.returnCode
+        let shownID = clientID.isEmpty ? "<unknown>" : clientID
+        log(.notice, "Client \(shownID) from \(info.remoteAddress) disconnected, \(refusal.description).")
+        recentlyClosed.insert(connection)
+        actions.append(.send(connection, .control(.connack(ConnAck(sessionPresent: false, returnCode: code)))))
+        actions.append(.close(connection, .connectRefused(code)))
+    }
+
+    /// `autoIDPrefix` plus a counter, skipping any id a client chose itself.
+    private func generateClientID() -> String {
+        while true {
+            nextAutoID += 1
+            let candidate = configuration.autoIDPrefix + String(nextAutoID, radix: 16)
+            if sessions[candidate] == nil { return candidate }
+        }
+    }
+
+    private func logConnected(_ client: ClientConnection, cleanSession: Bool) {
+        // mosquitto numbers MQTT 3.1 as p1 and 3.1.1 as p2.
+        let protocolNumber = client.protocolVersion == .v3_1 ? 1 : 2
+        var line = "New client connected from \(client.info.remoteAddress) as \(client.clientID) "
+        line += "(p\(protocolNumber), c\(cleanSession ? 1 : 0), k\(client.keepAlive)"
+        if let username = client.username { line += ", u'\(username)'" }
+        line += ")."
+        log(.notice, line)
+    }
+}

@@ -1,0 +1,49 @@
+// SUBSCRIBE (§3.8.4): grant or refuse each filter, one SUBACK, then the retained messages that match.
+import MQTTCodec
+
+extension Broker {
+    func handleSubscribe(_ subscribe: Subscribe, from client: ClientConnection, into actions: inout [Action]) {
+        let session = client.session
+        var codes: [SubAckReturnCode] = []
+        codes.reserveCapacity(subscribe.requests.count)
+        var granted: [SubscriptionRequest] = []
+        // Several filters act like a series of SUBSCRIBEs answered by one SUBACK [MQTT-3.8.4-4].
+        for request in subscribe.requests {
+            guard
+                accessControl.maySubscribe(
+                    clientID: session.clientID, username: client.username, filter: request.filter)
+            else {
+                log(.debug, "Client \(session.clientID) denied subscription to \(request.filter).")
+                codes.append(.failure)
+                continue
+            }
+            let qos = min(request.qos, configuration.maxQoS)
+            // An identical filter is replaced, never duplicated [MQTT-3.8.4-3].
+            if subscriptionTrie.subscribe(request.filter, session: session, qos: qos) { counters.subscriptions += 1 }
+            session.subscriptions[request.filter] = qos
+            codes.append(.granted(qos))
+            granted.removeAll { $0.filter == request.filter }
+            granted.append(SubscriptionRequest(filter: request.filter, qos: qos))
+        }
+        // One code per filter, in order, same packet id [MQTT-3.8.4-1][MQTT-3.8.4-5][MQTT-3.9.3-1].
+        actions.append(.send(client.id, .control(.suback(SubAck(packetID: subscribe.packetID, returnCodes: codes)))))
+        for subscription in granted { sendRetained(matching: subscription, to: session, into: &actions) }
+    }
+
+    /// Retained messages for a new (or renewed) subscription, RETAIN=1, QoS the lower of the stored message's
+    /// and the grant [MQTT-3.3.1-6][MQTT-3.3.1-8][MQTT-3.8.4-6].
+    private func sendRetained(
+        matching subscription: SubscriptionRequest, to session: Session, into actions: inout [Action]
+    ) {
+        let checksDeliveries = accessControl.checksDeliveries
+        retained.forEachMatch(subscription.filter) { message in
+            if checksDeliveries
+                && !accessControl.mayReceive(
+                    clientID: session.clientID, username: session.username, topic: message.topic)
+            {
+                return
+            }
+            deliver(message, qos: min(message.qos, subscription.qos), retain: true, to: session, into: &actions)
+        }
+    }
+}

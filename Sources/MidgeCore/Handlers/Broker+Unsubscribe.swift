@@ -1,0 +1,16 @@
+// UNSUBSCRIBE (§3.10.4): remove exactly the named filters, always answer UNSUBACK.
+import MQTTCodec
+
+extension Broker {
+    func handleUnsubscribe(_ unsubscribe: Unsubscribe, from client: ClientConnection, into actions: inout [Action]) {
+        let session = client.session
+        for filter in unsubscribe.filters {
+            // Byte-exact comparison, no wildcard matching [MQTT-3.10.4-1]. Deliveries already in flight or queued
+            // are not touched and complete [MQTT-3.10.4-3]; nothing new arrives through the filter [MQTT-3.10.4-2].
+            guard session.subscriptions.removeValue(forKey: filter) != nil else { continue }
+            if subscriptionTrie.unsubscribe(filter, session: session) { counters.subscriptions -= 1 }
+        }
+        // Always, even when nothing was removed, once for all filters [MQTT-3.10.4-4][MQTT-3.10.4-5][MQTT-3.10.4-6].
+        actions.append(.send(client.id, .control(.unsuback(unsubscribe.packetID))))
+    }
+}

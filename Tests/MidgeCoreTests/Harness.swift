@@ -1,0 +1,291 @@
+// Test harness: drives whole scripted sessions through the broker core with a fake clock.
+import MQTTCodec
+import MidgeCore
+import XCTest
+
+/// Collects log lines; the sink closure holds this box.
+final class LogRecorder {
+    var lines: [(LogLevel, String)] = []
+    func contains(_ text: String) -> Bool { lines.contains { $0.1.contains(text) } }
+    func count(_ text: String) -> Int { lines.filter { $0.1.contains(text) }.count }
+}
+
+/// A broker, a clock, and the actions it produced, sorted per connection.
+final class Harness {
+    let broker: Broker
+    let logs = LogRecorder()
+    var now = MonotonicTime.seconds(1000)
+    /// Every action in order, over all connections.
+    private(set) var actions: [Action] = []
+    private var outbox: [ConnectionID: [Packet]] = [:]
+    private var rawDeliveries: [ConnectionID: [Delivery]] = [:]
+    private(set) var closes: [ConnectionID: CloseReason] = [:]
+    private var nextSerial: UInt64 = 0
+    let file: StaticString
+    let line: UInt
+
+    init(
+        _ configuration: BrokerConfiguration = BrokerConfiguration(), authenticator: any Authenticator = AllowAll(),
+        accessControl: any AccessControl = AllowAll(), file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let logs = self.logs
+        broker = Broker(
+            configuration: configuration, authenticator: authenticator, accessControl: accessControl,
+            log: { level, text in logs.lines.append((level, text)) })
+        self.file = file
+        self.line = line
+    }
+
+    func newConnectionID() -> ConnectionID {
+        nextSerial += 1
+        return ConnectionID(loop: 0, serial: nextSerial)
+    }
+
+    func info(_ connection: ConnectionID) -> ConnectionInfo {
+        ConnectionInfo(remoteAddress: "127.0.0.1:\(40000 + connection.rawValue)", listenerPort: 1883)
+    }
+
+    func send(_ packet: Packet, from connection: ConnectionID) {
+        var produced: [Action] = []
+        broker.handle(packet, from: connection, info: info(connection), now: now, into: &produced)
+        record(produced)
+    }
+
+    /// The driver noticed the connection end (EOF, socket error, ...).
+    func drop(_ connection: ConnectionID, reason: CloseReason = .endOfStream) {
+        var produced: [Action] = []
+        broker.connectionClosed(connection, reason: reason, now: now, into: &produced)
+        record(produced)
+    }
+
+    func advance(_ seconds: Double) {
+        now = now + seconds
+        var produced: [Action] = []
+        broker.tick(now: now, into: &produced)
+        record(produced)
+    }
+
+    private func record(_ produced: [Action]) {
+        for action in produced {
+            actions.append(action)
+            switch action {
+            case .send(let connection, let packet):
+                XCTAssertNil(closes[connection], "send to \(connection) after its close", file: file, line: line)
+                switch packet {
+                case .control(let control):
+                    outbox[connection, default: []].append(control)
+                case .publish(let delivery):
+                    rawDeliveries[connection, default: []].append(delivery)
+                    XCTAssertEqual(
+                        delivery.qos == .atMostOnce, delivery.packetID == nil, "packet id iff QoS > 0", file: file,
+                        line: line)
+                    guard (delivery.qos == .atMostOnce) == (delivery.packetID == nil) else { continue }
+                    outbox[connection, default: []].append(
+                        .publish(
+                            Publish(
+                                topic: delivery.message.topic, payload: delivery.message.payload, qos: delivery.qos,
+                                retain: delivery.retain, dup: delivery.dup, packetID: delivery.packetID)))
+                }
+            case .close(let connection, let reason):
+                XCTAssertNil(closes[connection], "\(connection) closed twice", file: file, line: line)
+                closes[connection] = reason
+            }
+        }
+    }
+
+    /// Packets sent to the connection since the last call.
+    func take(_ connection: ConnectionID) -> [Packet] {
+        outbox.removeValue(forKey: connection) ?? []
+    }
+
+    /// PUBLISH deliveries to the connection since the last call, with their shared `Message`.
+    func takeDeliveries(_ connection: ConnectionID) -> [Delivery] {
+        outbox[connection]?.removeAll { if case .publish = $0 { true } else { false } }
+        return rawDeliveries.removeValue(forKey: connection) ?? []
+    }
+
+    func closeReason(_ connection: ConnectionID) -> CloseReason? { closes[connection] }
+
+    /// Returns packets to the front of the connection's outbox, for helpers that look at the first one.
+    func putBack(_ packets: [Packet], for connection: ConnectionID) {
+        guard !packets.isEmpty else { return }
+        outbox[connection] = packets + (outbox[connection] ?? [])
+    }
+
+    /// Connects and expects CONNACK 0 as the only packet so far.
+    @discardableResult
+    func connect(
+        _ clientID: String, clean: Bool = true, keepAlive: UInt16 = 0, will: Will? = nil, username: String? = nil,
+        password: [UInt8]? = nil, sessionPresent: Bool = false, file: StaticString = #filePath, line: UInt = #line
+    ) -> Client {
+        let client = connectExpectingAnything(
+            clientID, clean: clean, keepAlive: keepAlive, will: will, username: username, password: password)
+        let received = client.take()
+        XCTAssertEqual(
+            received.first, .connack(ConnAck(sessionPresent: sessionPresent, returnCode: .accepted)), file: file,
+            line: line)
+        XCTAssertEqual(received.count, 1, "only CONNACK expected, got \(received)", file: file, line: line)
+        return client
+    }
+
+    /// Sends a CONNECT on a fresh connection and leaves its answer in the outbox.
+    func connectExpectingAnything(
+        _ clientID: String, clean: Bool = true, keepAlive: UInt16 = 0, will: Will? = nil, username: String? = nil,
+        password: [UInt8]? = nil, version: ProtocolVersion = .v3_1_1
+    ) -> Client {
+        let client = Client(harness: self, id: newConnectionID())
+        client.send(
+            .connect(
+                Connect(
+                    protocolVersion: version, cleanSession: clean, keepAlive: keepAlive, clientID: clientID,
+                    will: will, username: username, password: password)))
+        return client
+    }
+}
+
+/// One scripted client connection.
+struct Client {
+    let harness: Harness
+    let id: ConnectionID
+
+    func send(_ packet: Packet) { harness.send(packet, from: id) }
+    func take() -> [Packet] { harness.take(id) }
+    var closeReason: CloseReason? { harness.closeReason(id) }
+    var isClosed: Bool { closeReason != nil }
+
+    func publish(
+        _ topic: String, _ payload: String, qos: QoS = .atMostOnce, id packetID: UInt16? = nil, retain: Bool = false,
+        dup: Bool = false
+    ) {
+        send(.publish(makePublish(topic, payload, qos: qos, id: packetID, retain: retain, dup: dup)))
+    }
+
+    /// Subscribes and returns the SUBACK codes, leaving retained messages that follow in the outbox.
+    @discardableResult
+    func subscribe(
+        _ requests: [(String, QoS)], id packetID: UInt16 = 1, file: StaticString = #filePath, line: UInt = #line
+    ) -> [SubAckReturnCode] {
+        send(
+            .subscribe(
+                Subscribe(
+                    packetID: pid(packetID),
+                    requests: requests.map { SubscriptionRequest(filter: filter($0.0), qos: $0.1) })))
+        var packets = take()
+        guard case .suback(let suback)? = packets.first else {
+            XCTFail("expected SUBACK first, got \(packets)", file: file, line: line)
+            return []
+        }
+        XCTAssertEqual(suback.packetID, pid(packetID), file: file, line: line)
+        packets.removeFirst()
+        harness.putBack(packets, for: id)
+        return suback.returnCodes
+    }
+
+    /// Subscribes and also expects no retained message to follow.
+    func subscribeOnly(_ requests: [(String, QoS)], file: StaticString = #filePath, line: UInt = #line) {
+        send(
+            .subscribe(
+                Subscribe(
+                    packetID: pid(1), requests: requests.map { SubscriptionRequest(filter: filter($0.0), qos: $0.1) })))
+        XCTAssertEqual(
+            take(), [.suback(SubAck(packetID: pid(1), returnCodes: requests.map { .granted($0.1) }))], file: file,
+            line: line)
+    }
+
+    func unsubscribe(_ filters: [String], id packetID: UInt16 = 2) {
+        send(.unsubscribe(Unsubscribe(packetID: pid(packetID), filters: filters.map { filter($0) })))
+    }
+
+    func disconnect() { send(.disconnect) }
+    func drop(_ reason: CloseReason = .endOfStream) { harness.drop(id, reason: reason) }
+}
+
+// MARK: - Packet builders
+
+func pid(_ raw: UInt16) -> PacketID {
+    guard let id = PacketID(raw) else { preconditionFailure("test used packet id 0") }
+    return id
+}
+
+func topic(_ text: String) -> TopicName {
+    guard let name = TopicName(text) else { preconditionFailure("invalid test topic \(text)") }
+    return name
+}
+
+func filter(_ text: String) -> TopicFilter {
+    guard let value = TopicFilter(text) else { preconditionFailure("invalid test filter \(text)") }
+    return value
+}
+
+func makePublish(
+    _ topicText: String, _ payload: String, qos: QoS = .atMostOnce, id: UInt16? = nil, retain: Bool = false,
+    dup: Bool = false
+) -> Publish {
+    Publish(
+        topic: topic(topicText), payload: Array(payload.utf8), qos: qos, retain: retain, dup: dup,
+        packetID: id.map(pid))
+}
+
+/// The PUBLISH the broker is expected to send.
+func pub(
+    _ topicText: String, _ payload: String, qos: QoS = .atMostOnce, id: UInt16? = nil, retain: Bool = false,
+    dup: Bool = false
+) -> Packet {
+    .publish(makePublish(topicText, payload, qos: qos, id: id, retain: retain, dup: dup))
+}
+
+func connack(_ code: ConnectReturnCode, sessionPresent: Bool = false) -> Packet {
+    .connack(ConnAck(sessionPresent: sessionPresent, returnCode: code))
+}
+
+func will(_ topicText: String, _ payload: String, qos: QoS = .atMostOnce, retain: Bool = false) -> Will {
+    Will(topic: topic(topicText), payload: Array(payload.utf8), qos: qos, retain: retain)
+}
+
+/// Payloads of PUBLISH packets, as strings, for order checks.
+func payloads(_ packets: [Packet]) -> [String] {
+    packets.compactMap {
+        if case .publish(let publish) = $0 { String(decoding: publish.payload, as: UTF8.self) } else { nil }
+    }
+}
+
+/// Denies exactly the listed topics / filters; everything else is allowed.
+struct DenyTopics: AccessControl {
+    var publish: Set<String> = []
+    var subscribe: Set<String> = []
+    var receive: Set<String> = []
+
+    var checksDeliveries: Bool { !receive.isEmpty }
+    func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool {
+        !publish.contains(topic.description)
+    }
+    func maySubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool {
+        !subscribe.contains(filter.description)
+    }
+    func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool {
+        !receive.contains(topic.description)
+    }
+}
+
+/// Takes what the client was sent, acknowledging every QoS 1/2 PUBLISH and PUBREL as a well-behaved client
+/// would, until nothing more arrives; returns the payloads in arrival order.
+func receiveAcking(_ client: Client, maxRounds: Int = 10_000) -> [String] {
+    var received: [String] = []
+    for _ in 0..<maxRounds {
+        let packets = client.take()
+        if packets.isEmpty { break }
+        received += payloads(packets)
+        for packet in packets {
+            switch packet {
+            case .publish(let publish):
+                guard let id = publish.packetID else { continue }
+                client.send(publish.qos == .atLeastOnce ? .puback(id) : .pubrec(id))
+            case .pubrel(let id):
+                client.send(.pubcomp(id))
+            default:
+                break
+            }
+        }
+    }
+    return received
+}
