@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Runs the same midge-bench scenarios against mosquitto and Midge in one run on this machine, alternating
+# brokers per repetition so drifting background load hits both alike, and prints medians and ratios.
+#
+#   Tests/bench/compare.sh [--runs N] [--duration S] [--scenarios "fanin fanout topics qos1 qos2 latency idle"]
+#                          [--threads N] [--idle-connections N]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+runs=3
+duration=10
+scenarios="fanin fanout topics qos1 qos2 latency idle"
+threads=""
+idle_connections=19000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --scenarios) scenarios=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --idle-connections) idle_connections=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "needs Debian's mosquitto package" >&2; exit 2; }
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+swift build -c release --product midge >/dev/null
+swift build -c release --product midge-bench >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Equivalent settings for both: loopback listener, anonymous clients, the same queue and in-flight limits.
+common_config() {
+  cat <<CONF
+listener $1 127.0.0.1
+allow_anonymous true
+max_inflight_messages 20
+max_queued_messages 1000
+CONF
+}
+
+start_broker() {  # name port -> prints pid
+  local name=$1 port=$2 config="$work/$1.conf"
+  common_config "$port" > "$config"
+  if [ "$name" = midge ]; then
+    [ -n "$threads" ] && echo "threads $threads" >> "$config"
+    "$BIN/midge" -c "$config" > "$work/$name.log" 2>&1 &
+  else
+    "$MOSQUITTO" -c "$config" > "$work/$name.log" 2>&1 &
+  fi
+  local pid=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$pid"; return 0; fi
+    sleep 0.1
+  done
+  echo "broker $name did not start; log:" >&2; cat "$work/$name.log" >&2; return 1
+}
+
+bench_args() {  # scenario -> midge-bench arguments
+  case "$1" in
+    fanin) echo "--scenario fanin" ;;
+    fanout) echo "--scenario fanout" ;;
+    topics) echo "--scenario topics" ;;
+    qos1) echo "--scenario fanin --qos 1" ;;
+    qos2) echo "--scenario fanin --qos 2" ;;
+    latency) echo "--scenario latency" ;;
+    idle) echo "--scenario idle --connections $idle_connections --sources 4" ;;
+  esac
+}
+
+results="$work/results.txt"
+: > "$results"
+for scenario in $scenarios; do
+  for run in $(seq 1 "$runs"); do
+    for broker in mosquitto midge; do
+      # A fresh broker per run: idle-connection memory and queues must not carry over.
+      port=$(free_port)
+      pid=$(start_broker "$broker" "$port")
+      pids+=("$pid")
+      extra=""
+      [ "$scenario" != idle ] && extra="--duration $duration"
+      # shellcheck disable=SC2046
+      line=$("$BIN/midge-bench" $(bench_args "$scenario") $extra --port "$port" --broker-pid "$pid" | tee "$work/last.txt" | grep '^RESULT' || true)
+      [ -z "$line" ] && { echo "no result for $broker $scenario:"; cat "$work/last.txt"; }
+      echo "$broker $scenario $run $line" | tee -a "$results"
+      kill "$pid"; wait "$pid" 2>/dev/null || true
+    done
+  done
+done
+
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) < 4: continue
+    broker, scenario = parts[0], parts[1]
+    fields = dict(p.split("=", 1) for p in parts[4:] if "=" in p)
+    rows.setdefault((scenario, broker), []).append(fields)
+
+def median(scenario, broker, key):
+    values = []
+    for fields in rows.get((scenario, broker), []):
+        try: values.append(float(fields[key]))
+        except (KeyError, ValueError): pass
+    return statistics.median(values) if values else None
+
+def fmt(v, digits=2):
+    return "n/a" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.{digits}f}")
+
+print()
+print("| scenario | metric | mosquitto | midge | midge / mosquitto |")
+print("|---|---|---|---|---|")
+seen = []
+for scenario, _ in rows:
+    if scenario in seen: continue
+    seen.append(scenario)
+    metrics = [("rss_per_connection", "RSS B/connection")] if scenario == "idle" else [
+        ("delivered_per_s", "msg/s"), ("cpu_us_per_delivery", "broker CPU us/msg"), ("lost", "lost"),
+        ("duplicates", "duplicates"), ("out_of_order", "out of order"), ("p50_us", "p50 us"), ("p99_us", "p99 us")]
+    for key, label in metrics:
+        m, g = median(scenario, "mosquitto", key), median(scenario, "midge", key)
+        ratio = "n/a" if m in (None, 0) or g is None else f"{g / m:.2f}"
+        print(f"| {scenario} | {label} | {fmt(m)} | {fmt(g)} | {ratio} |")
+print(f"\nmedians of {len(rows.get((seen[0], 'midge'), [])) if seen else 0} run(s) per broker and scenario")
+PY
