@@ -17,12 +17,20 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Password files, ACL files and tokens: the Authenticator and AccessControl the core asks.
         .target(name: "MidgeAuth", dependencies: ["MidgeCore", "MQTTCodec", "COpenSSL"]),
+        // zlib from the system, for WebSocket permessage-deflate.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The durable store: write-ahead log, group commit, snapshots, recovery.
+        .target(name: "MidgeStore", dependencies: ["MQTTCodec"]),
+        // Sans-I/O protocol pieces of the push gateway: WebSocket, HTTP/1.1, SSE, Prometheus text.
+        .target(name: "MidgeGateway", dependencies: ["MQTTCodec", "CZlib", "COpenSSL"]),
         .target(name: "MidgeServer", dependencies: ["MidgeCore", "MQTTCodec", "MidgeAuth", "CLinux"]),
         .executableTarget(name: "midge", dependencies: ["MidgeServer", "MidgeAuth"]),
         .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec"]),
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
+        .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MQTTCodec"]),
+        .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec"]),
         .testTarget(name: "MidgeServerTests", dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec"]),
         // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
         .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),

@@ -1,0 +1,2 @@
+import MQTTCodec
+import CZlib
