@@ -1,2 +1,0 @@
-import MidgeCore
-import COpenSSL
