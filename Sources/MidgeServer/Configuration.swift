@@ -1,0 +1,274 @@
+// The mosquitto-style configuration file: a pure parser from text to settings (`key value…` lines, `#` comments).
+import MQTTCodec
+import MidgeCore
+
+/// A configuration mistake, located by file, line and key.
+public struct ConfigError: Error, Equatable, CustomStringConvertible {
+    public var fileName: String
+    public var line: Int
+    public var key: String
+    public var message: String
+
+    public var description: String { "\(fileName):\(line): \(key): \(message)" }
+}
+
+/// One `listener PORT [ADDRESS]` line (or the legacy `port` / `bind_address` pair).
+public struct ListenerConfiguration: Sendable, Equatable {
+    public var port: UInt16
+    /// Nil listens on every interface, IPv4 and IPv6.
+    public var address: IPAddress?
+
+    public init(port: UInt16, address: IPAddress? = nil) {
+        self.port = port
+        self.address = address
+    }
+
+    /// The addresses actually bound: one, or both wildcard addresses when none was given.
+    public var bindAddresses: [IPAddress] { address.map { [$0] } ?? [.anyIPv4, .anyIPv6] }
+}
+
+/// Everything the configuration file can say. Values not given keep mosquitto 2.0's defaults.
+public struct Configuration: Sendable {
+    /// Listeners declared in the file (`listener`, or `port`/`bind_address`); empty means local-only mode.
+    public var listeners: [ListenerConfiguration] = []
+    /// Event loops; nil means one per online core.
+    public var threads: Int?
+    /// Seconds a new connection may take to send CONNECT.
+    public var connectTimeout: Int = 10
+    /// Simultaneous client connections; -1 means no limit.
+    public var maxConnections: Int = -1
+    /// Largest accepted packet (remaining length); 0 means the protocol maximum.
+    public var messageSizeLimit: Int = 0
+    /// What the core obeys. `allowAnonymous` already has its listener-dependent default applied.
+    public var broker = BrokerConfiguration()
+    public var logTypes: LogTypes = .default
+    public var logDestinations: [LogDestination] = [.stderr]
+    public var logTimestamp = true
+    public var passwordFile: String?
+    public var aclFile: String?
+
+    public init() {}
+
+    /// Remaining length cap for the frame decoder: `message_size_limit`, or the protocol maximum (§2.2.3).
+    public var maxRemainingLength: Int { messageSizeLimit == 0 ? 268_435_455 : messageSizeLimit }
+
+    /// What is listened on: the file's listeners, or with none mosquitto 2.0's local-only mode, loopback on
+    /// `commandLinePort` (`-p`) or 1883. As in mosquitto, `-p` is ignored when the file declares listeners.
+    public func effectiveListeners(commandLinePort: UInt16?) -> [ListenerConfiguration] {
+        if !listeners.isEmpty { return listeners }
+        let port = commandLinePort ?? 1883
+        return [ListenerConfiguration(port: port, address: .loopbackIPv4),
+                ListenerConfiguration(port: port, address: .loopbackIPv6)]
+    }
+
+    /// Every key the parser reads; `broker.conf.example` documents each of them.
+    public static let supportedKeys: [String] = [
+        "listener", "port", "bind_address", "threads", "connect_timeout", "allow_anonymous", "max_connections",
+        "message_size_limit", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
+        "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix", "retain_available",
+        "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
+    ]
+
+    /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
+    /// rather than silently ignored or reported as typos.
+    public static let unimplementedMosquittoKeys: Set<String> = [
+        "acl_file_reload", "address", "addresses", "allow_duplicate_messages", "auth_plugin",
+        "auth_plugin_deny_special_chars", "autosave_interval", "autosave_on_changes", "bind_interface",
+        "bridge_alpn", "bridge_attempt_unsubscribe", "bridge_bind_address", "bridge_cafile", "bridge_capath",
+        "bridge_certfile", "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
+        "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_reload_type",
+        "bridge_require_ocsp", "bridge_tls_version", "cafile", "capath", "certfile", "check_retain_source",
+        "ciphers", "ciphers_tls1.3", "cleansession", "clientid", "clientid_prefixes", "connection",
+        "connection_messages", "crlfile", "dhparamfile", "enable_control_api", "global_max_clients",
+        "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
+        "keyfile", "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
+        "log_timestamp_format", "max_inflight_bytes", "max_packet_size", "memory_limit", "mount_point",
+        "notification_topic", "notifications", "notifications_local_only", "per_listener_settings", "persistence",
+        "persistence_file", "persistence_location", "persistent_client_expiration", "pid_file", "plugin",
+        "protocol", "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
+        "require_certificate", "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
+        "sys_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform", "tls_version",
+        "topic", "try_private", "upgrade_outgoing_qos", "use_identity_as_username", "use_subject_as_username",
+        "use_username_as_clientid", "user", "websockets_headers_size", "websockets_log_level",
+    ]
+
+    /// Parses a whole file. `fileName` only labels errors.
+    public static func parse(text: String, fileName: String) throws(ConfigError) -> Configuration {
+        var parser = Parser(fileName: fileName)
+        var lineNumber = 0
+        // "\r\n" is one Character in Swift, and a newline: CRLF files split the same way.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            lineNumber += 1
+            try parser.parse(line: line, number: lineNumber)
+        }
+        return parser.finish()
+    }
+}
+
+/// The parse state that only matters while reading: which defaults a line has already replaced.
+private struct Parser {
+    let fileName: String
+    var configuration = Configuration()
+    var allowAnonymous: Bool?
+    var legacyPort: UInt16?
+    var legacyBindAddress: IPAddress?
+    var logTypeGiven = false
+    var logDestGiven = false
+
+    init(fileName: String) {
+        self.fileName = fileName
+    }
+
+    mutating func finish() -> Configuration {
+        if legacyPort != nil || legacyBindAddress != nil {
+            // mosquitto's "default listener": `port` and `bind_address` outside any `listener` block.
+            let legacy = ListenerConfiguration(port: legacyPort ?? 1883, address: legacyBindAddress)
+            configuration.listeners.insert(legacy, at: 0)
+        }
+        // mosquitto 2.0: anonymous clients are allowed by default only in local-only mode (no listener declared).
+        configuration.broker.allowAnonymous = allowAnonymous ?? configuration.listeners.isEmpty
+        return configuration
+    }
+
+    mutating func parse(line rawLine: Substring, number: Int) throws(ConfigError) {
+        let line = rawLine.drop { $0 == " " || $0 == "\t" }
+        if line.isEmpty || line.first == "#" { return }
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
+        guard let key = words.first else { return }
+        let arguments = Array(words.dropFirst())
+        // The text after the key, spaces kept, for paths and prefixes.
+        let rest = String(line.dropFirst(key.count)).trimmingWhitespace()
+
+        func fail(_ message: String) -> ConfigError {
+            ConfigError(fileName: fileName, line: number, key: key, message: message)
+        }
+        func single() throws(ConfigError) -> String {
+            guard arguments.count == 1 else {
+                throw fail(arguments.isEmpty ? "missing value" : "expects one value, got \(arguments.count)")
+            }
+            return arguments[0]
+        }
+        func text() throws(ConfigError) -> String {
+            guard !rest.isEmpty else { throw fail("missing value") }
+            return rest
+        }
+        func integer(_ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+            let value = try single()
+            guard let number = Int(value), range.contains(number) else {
+                throw fail("'\(value)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return number
+        }
+        func boolean() throws(ConfigError) -> Bool {
+            switch try single() {
+            case "true": return true
+            case "false": return false
+            case let value: throw fail("'\(value)' is not true or false")
+            }
+        }
+        func address(_ value: String) throws(ConfigError) -> IPAddress {
+            guard let address = IPAddress(value) else {
+                throw fail("'\(value)' is not a numeric IPv4 or IPv6 address (host names are not resolved)")
+            }
+            return address
+        }
+
+        switch key {
+        case "listener":
+            guard (1...2).contains(arguments.count) else { throw fail("expects PORT [ADDRESS]") }
+            guard let port = UInt16(arguments[0]) else { throw fail("'\(arguments[0])' is not a port (0-65535)") }
+            let bound = arguments.count == 2 ? try address(arguments[1]) : nil
+            configuration.listeners.append(ListenerConfiguration(port: port, address: bound))
+        case "port":
+            legacyPort = UInt16(try integer(0...65535))
+        case "bind_address":
+            legacyBindAddress = try address(try single())
+        case "threads":
+            // ConnectionID keeps the loop index in 8 bits and epoll tokens need the top bit: 128 loops at most.
+            configuration.threads = try integer(1...128)
+        case "connect_timeout":
+            configuration.connectTimeout = try integer(1...86_400)
+        case "allow_anonymous":
+            allowAnonymous = try boolean()
+        case "max_connections":
+            configuration.maxConnections = try integer(-1...Int(Int32.max))
+        case "message_size_limit":
+            configuration.messageSizeLimit = try integer(0...268_435_455)
+        case "max_inflight_messages":
+            // mosquitto's 0 ("no maximum") is every packet id a client can have outstanding [MQTT-2.3.1-4].
+            let value = try integer(0...65535)
+            configuration.broker.maxInflightMessages = value == 0 ? 65535 : value
+        case "max_queued_messages":
+            configuration.broker.maxQueuedMessages = try integer(0...Int(Int32.max))
+        case "max_queued_bytes":
+            configuration.broker.maxQueuedBytes = try integer(0...Int.max)
+        case "queue_qos0_messages":
+            configuration.broker.queueQoS0Messages = try boolean()
+        case "max_keepalive":
+            configuration.broker.maxKeepalive = UInt16(try integer(0...65535))
+        case "allow_zero_length_clientid":
+            configuration.broker.allowZeroLengthClientID = try boolean()
+        case "auto_id_prefix":
+            configuration.broker.autoIDPrefix = try text()
+        case "retain_available":
+            configuration.broker.retainAvailable = try boolean()
+        case "max_qos":
+            guard let qos = QoS(rawValue: UInt8(try integer(0...2))) else { throw fail("not a QoS") }
+            configuration.broker.maxQoS = qos
+        case "log_type":
+            let value = try single()
+            guard let types = LogTypes(name: value) else {
+                if ["subscribe", "unsubscribe", "websockets"].contains(value) {
+                    throw fail("log type '\(value)' is a mosquitto option that Midge does not implement yet")
+                }
+                throw fail("unknown log type '\(value)' (error, warning, notice, information, debug, all, none)")
+            }
+            // The first log_type line replaces the default set; later ones add to it, as in mosquitto.
+            if !logTypeGiven { configuration.logTypes = [] }
+            logTypeGiven = true
+            configuration.logTypes = types.isEmpty ? [] : configuration.logTypes.union(types)
+        case "log_dest":
+            guard let kind = arguments.first else { throw fail("missing value") }
+            let destination: LogDestination?
+            switch kind {
+            case "stderr": destination = .stderr
+            case "stdout": destination = .stdout
+            case "none": destination = nil
+            case "file":
+                let path = String(rest.dropFirst(kind.count)).trimmingWhitespace()
+                guard !path.isEmpty else { throw fail("'file' needs a path") }
+                destination = .file(path)
+            case "syslog", "topic", "dlt":
+                throw fail("log destination '\(kind)' is a mosquitto option that Midge does not implement yet")
+            default:
+                throw fail("unknown log destination '\(kind)' (stderr, stdout, file PATH, none)")
+            }
+            if kind != "file" && arguments.count != 1 { throw fail("expects one value, got \(arguments.count)") }
+            if !logDestGiven { configuration.logDestinations = [] }
+            logDestGiven = true
+            if let destination, !configuration.logDestinations.contains(destination) {
+                configuration.logDestinations.append(destination)
+            }
+        case "log_timestamp":
+            configuration.logTimestamp = try boolean()
+        case "password_file":
+            configuration.passwordFile = try text()
+        case "acl_file":
+            configuration.aclFile = try text()
+        default:
+            if Configuration.unimplementedMosquittoKeys.contains(key) || key.hasPrefix("auth_opt_")
+                || key.hasPrefix("plugin_opt_")
+            {
+                throw fail("a mosquitto option that Midge does not implement yet")
+            }
+            throw fail("unknown configuration key")
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+        return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+    }
+}
