@@ -1,0 +1,86 @@
+// The cross-thread face of an event loop: its fds and its inbox. Batches cross threads here, never single messages.
+import MQTTCodec
+import MidgeCore
+import Synchronization
+
+/// What a loop that does not own the core tells the core (loop 0) about one of its connections.
+enum CoreEvent: Sendable {
+    case packet(ConnectionID, Packet, ConnectionInfo)
+    case closed(ConnectionID, CloseReason)
+}
+
+/// Everything that may be waiting for a loop. Each producer appends a whole turn's batch at once.
+struct Mailbox: Sendable {
+    /// For loop 0: inbound events from the other loops, FIFO per producing loop.
+    var events: [CoreEvent] = []
+    /// For loops 1…: the core's actions for their connections, in the order the core produced them.
+    var actions: [Action] = []
+    /// The server is shutting down.
+    var stopRequested = false
+    /// For loop 0: how many other loops have reported their last events and stopped.
+    var stoppedLoops = 0
+
+    var isEmpty: Bool { events.isEmpty && actions.isEmpty && !stopRequested && stoppedLoops == 0 }
+
+    /// Empties the mailbox but keeps the arrays' capacity for the next swap.
+    mutating func clear() {
+        events.removeAll(keepingCapacity: true)
+        actions.removeAll(keepingCapacity: true)
+        stopRequested = false
+        stoppedLoops = 0
+    }
+}
+
+/// Created on the starting thread, shared by every loop: plain fds, a locked mailbox and counters.
+final class LoopHandle: Sendable {
+    let index: Int
+    let epollFD: Int32
+    /// An eventfd in the loop's epoll set; written only when the mailbox goes from empty to non-empty.
+    let wakeFD: Int32
+    /// This loop's SO_REUSEPORT socket of every listener group, with the group's port.
+    let listeners: [(fd: Int32, port: UInt16)]
+    private let mailbox = Mutex(Mailbox())
+    /// QoS 0 deliveries dropped because a connection's unsent output was over the limit.
+    let droppedQoS0Messages = Atomic<Int>(0)
+
+    init(index: Int, epollFD: Int32, wakeFD: Int32, listeners: [(fd: Int32, port: UInt16)]) {
+        self.index = index
+        self.epollFD = epollFD
+        self.wakeFD = wakeFD
+        self.listeners = listeners
+    }
+
+    /// Adds to the mailbox under the lock. The eventfd write (~350 ns) happens only when the mailbox was
+    /// empty: a non-empty mailbox means the loop has a wake-up pending already and will take everything.
+    func post(_ fill: (inout Mailbox) -> Void) {
+        let wake = mailbox.withLock { box in
+            let wasEmpty = box.isEmpty
+            fill(&box)
+            return wasEmpty && !box.isEmpty
+        }
+        if wake { Syscall.signalEventFD(wakeFD) }
+    }
+
+    /// Hands over a batch of events, giving the caller an empty array back (the mailbox's, when it was empty:
+    /// the buffers travel between the two threads instead of being copied).
+    func post(events: inout [CoreEvent], loopStopped: Bool = false) {
+        post { box in
+            if box.events.isEmpty { swap(&box.events, &events) } else { box.events.append(contentsOf: events) }
+            if loopStopped { box.stoppedLoops += 1 }
+        }
+        events.removeAll(keepingCapacity: true)
+    }
+
+    func post(actions: inout [Action]) {
+        post { box in
+            if box.actions.isEmpty { swap(&box.actions, &actions) } else { box.actions.append(contentsOf: actions) }
+        }
+        actions.removeAll(keepingCapacity: true)
+    }
+
+    /// Swaps the whole mailbox with `spare` (which must be empty). Call after draining the eventfd, so a
+    /// producer that finds the mailbox empty after this swap wakes the loop again.
+    func take(into spare: inout Mailbox) {
+        mailbox.withLock { box in swap(&box, &spare) }
+    }
+}

@@ -1,0 +1,234 @@
+// Starting and stopping the broker: listeners, one event loop thread per core, orderly shutdown.
+import CLinux
+import Glibc
+import MidgeCore
+import Synchronization
+
+/// The version printed in start-up and shutdown lines.
+public let midgeVersion = "0.1.0"
+
+/// What the server needs to run, resolved from the configuration file and the command line.
+public struct ServerSettings: Sendable {
+    public var listeners: [ListenerConfiguration]
+    /// Event loops, 1...128.
+    public var threads: Int
+    /// Seconds a new connection may take to send CONNECT.
+    public var connectTimeout: Int
+    /// -1 means no limit.
+    public var maxConnections: Int
+    public var maxRemainingLength: Int
+    public var broker: BrokerConfiguration
+    public var authenticator: any Authenticator
+    public var accessControl: any AccessControl
+
+    public init(
+        configuration: Configuration, commandLinePort: UInt16? = nil, authenticator: any Authenticator = AllowAll(),
+        accessControl: any AccessControl = AllowAll()
+    ) {
+        listeners = configuration.effectiveListeners(commandLinePort: commandLinePort)
+        threads = configuration.threads ?? ServerSettings.onlineCores
+        connectTimeout = configuration.connectTimeout
+        maxConnections = configuration.maxConnections
+        maxRemainingLength = configuration.maxRemainingLength
+        broker = configuration.broker
+        self.authenticator = authenticator
+        self.accessControl = accessControl
+    }
+
+    public static var onlineCores: Int { min(128, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
+/// A listening address as actually bound (the real port, also when 0 was configured).
+public struct BoundListener: Sendable, Equatable {
+    public let address: IPAddress
+    public let port: UInt16
+}
+
+public struct ServerError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// What every loop shares: settings, logger, every loop's handle, the connection count.
+final class ServerState: Sendable {
+    let settings: ServerSettings
+    let logger: Logger
+    let handles: [LoopHandle]
+    /// Open client connections across all loops, for `max_connections`.
+    let connectionCount = Atomic<Int>(0)
+
+    init(settings: ServerSettings, logger: Logger, handles: [LoopHandle]) {
+        self.settings = settings
+        self.logger = logger
+        self.handles = handles
+    }
+}
+
+/// A running broker. `start` returns once every listener is bound; `stop` asks the loops to shut down and
+/// `wait` joins them.
+public final class Server: Sendable {
+    public let listeners: [BoundListener]
+    private let state: ServerState
+    private let threads = Mutex<[pthread_t]>([])
+
+    private init(listeners: [BoundListener], state: ServerState) {
+        self.listeners = listeners
+        self.state = state
+    }
+
+    /// Binds every listener, then starts one thread per event loop.
+    public static func start(settings: ServerSettings, logger: Logger) throws(ServerError) -> Server {
+        precondition((1...128).contains(settings.threads), "threads must be 1...128")
+        // A write to a socket the peer has reset must fail with EPIPE, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+
+        var groups: [ListenSocketGroup] = []
+        var handles: [LoopHandle] = []
+        func closeAll() {
+            for group in groups { for fd in group.fds { Syscall.close(fd) } }
+            for handle in handles {
+                Syscall.close(handle.epollFD)
+                Syscall.close(handle.wakeFD)
+            }
+        }
+        do throws(ServerError) {
+            for listener in settings.listeners {
+                // With port 0 the first address picks the port and the listener's other address reuses it.
+                var port = listener.port
+                for address in listener.bindAddresses {
+                    do {
+                        let group = try ListenSocketGroup.open(address: address, port: port, count: settings.threads)
+                        groups.append(group)
+                        port = group.port
+                        logger.log(.notice, "Opening \(address.familyName) listen socket on port \(port).")
+                    } catch {
+                        throw ServerError(description: "Unable to listen on \(address) port \(port): \(error).")
+                    }
+                }
+            }
+            for index in 0..<settings.threads {
+                handles.append(try makeLoopHandle(index: index, groups: groups))
+            }
+        } catch {
+            closeAll()
+            throw error
+        }
+
+        let state = ServerState(settings: settings, logger: logger, handles: handles)
+        let server = Server(
+            listeners: groups.map { BoundListener(address: $0.address, port: $0.port) }, state: state)
+        let threads = (0..<settings.threads).map { index in
+            spawnThread(name: "midge-loop-\(index)") {
+                EventLoop(server: state, index: index).run()
+            }
+        }
+        server.threads.withLock { $0 = threads }
+        return server
+    }
+
+    private static func makeLoopHandle(index: Int, groups: [ListenSocketGroup]) throws(ServerError) -> LoopHandle {
+        var opened: [Int32] = []
+        do throws(SyscallError) {
+            let epollFD = try Syscall.blocking("epoll_create1") { epoll_create1(CLINUX_EPOLL_CLOEXEC) }
+            opened.append(epollFD)
+            let wakeFD = try Syscall.blocking("eventfd") { eventfd(0, CLINUX_EFD_NONBLOCK | CLINUX_EFD_CLOEXEC) }
+            opened.append(wakeFD)
+            try Syscall.epollControl(epollFD, EPOLL_CTL_ADD, wakeFD, events: CLINUX_EPOLLIN, token: EventLoop.wakeToken)
+            var listeners: [(fd: Int32, port: UInt16)] = []
+            for (position, group) in groups.enumerated() {
+                let fd = group.fds[index]
+                try Syscall.epollControl(
+                    epollFD, EPOLL_CTL_ADD, fd, events: CLINUX_EPOLLIN,
+                    token: EventLoop.listenerTokenBit | UInt64(position))
+                listeners.append((fd, group.port))
+            }
+            return LoopHandle(index: index, epollFD: epollFD, wakeFD: wakeFD, listeners: listeners)
+        } catch {
+            for fd in opened { Syscall.close(fd) }
+            throw ServerError(description: "Unable to set up event loop \(index): \(error).")
+        }
+    }
+
+    /// Asks every loop to shut down: listeners close, every connection ends with `.serverShutdown` (no Wills),
+    /// output is flushed. Returns at once; `wait` joins. Safe to call more than once, from any thread.
+    public func stop() {
+        for handle in state.handles {
+            handle.post { $0.stopRequested = true }
+        }
+    }
+
+    /// Joins the loop threads (after `stop`), then releases the loops' fds.
+    public func wait() {
+        let threads = self.threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        guard !threads.isEmpty else { return }
+        for thread in threads { pthread_join(thread, nil) }
+        // Only now: until every loop has exited, any of them may still post to another's eventfd.
+        for handle in state.handles {
+            Syscall.close(handle.epollFD)
+            Syscall.close(handle.wakeFD)
+        }
+    }
+
+    /// SIGHUP: mosquitto reloads its configuration here. Midge does not reload anything yet; this is where
+    /// re-reading the password and ACL files will be wired.
+    public func hangup() {
+        state.logger.log(.notice, "Received SIGHUP; configuration reload is not supported yet, nothing changed.")
+    }
+
+    /// Open client connections right now.
+    public var connectionCount: Int { state.connectionCount.load(ordering: .relaxed) }
+
+    /// QoS 0 deliveries dropped so far because a client's unsent output was over the limit.
+    public var droppedQoS0Messages: Int {
+        state.handles.reduce(0) { $0 + $1.droppedQoS0Messages.load(ordering: .relaxed) }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit (each connection is an fd) and logs what it did.
+public func raiseOpenFileLimit(logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 else { return }
+    guard limit.rlim_cur < limit.rlim_max else { return }
+    let previous = limit.rlim_cur
+    limit.rlim_cur = limit.rlim_max
+    if setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 {
+        logger.log(.info, "Raised the open file limit from \(previous) to \(limit.rlim_max).")
+    } else {
+        logger.log(.warning, "Unable to raise the open file limit from \(previous): \(String(cString: strerror(errno))).")
+    }
+}
+
+/// RLIMIT_NOFILE is an enum case in Glibc's module (`__rlimit_resource`); getrlimit takes its raw value.
+private let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+
+// MARK: Threads
+
+/// The closure a new thread runs; a Sendable box, so nothing non-Sendable crosses into the thread.
+private final class ThreadBody: Sendable {
+    let name: String
+    let body: @Sendable () -> Void
+    init(name: String, body: @escaping @Sendable () -> Void) {
+        self.name = name
+        self.body = body
+    }
+}
+
+/// A joinable pthread running `body`. Event loops are built inside `body`, on their own thread.
+private func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+    let context = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(
+        &thread, nil,
+        { argument in
+            guard let argument else { return nil }
+            let box = Unmanaged<ThreadBody>.fromOpaque(argument).takeRetainedValue()
+            // Linux thread names are at most 15 bytes; visible in top -H and debuggers.
+            _ = clinux_pthread_setname_np(pthread_self(), String(box.name.utf8.prefix(15)) ?? box.name)
+            box.body()
+            return nil
+        }, context)
+    precondition(result == 0, "pthread_create failed: \(String(cString: strerror(result)))")
+    return thread
+}
