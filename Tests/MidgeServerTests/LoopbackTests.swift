@@ -1,0 +1,290 @@
+// The server end to end over loopback TCP with 3 event loops: cross-loop routing and ordering, takeover, closes.
+import Glibc
+import MQTTCodec
+import MidgeCore
+import XCTest
+
+@testable import MidgeServer
+
+final class LoopbackTests: XCTestCase {
+    private func bytes(_ number: Int) -> [UInt8] {
+        withUnsafeBytes(of: UInt32(number).bigEndian) { Array($0) }
+    }
+
+    private func number(_ bytes: [UInt8]) -> Int {
+        bytes.reduce(0) { $0 << 8 | Int($1) }
+    }
+
+    /// Polls `condition` for at most ten seconds.
+    private func eventually(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<1000 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    func testPortZeroListenerLogsTheRealPort() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        XCTAssertNotEqual(running.port, 0)
+        XCTAssertEqual(running.server.listeners, [BoundListener(address: .loopbackIPv4, port: running.port)])
+        XCTAssertTrue(running.log.all.contains("Opening ipv4 listen socket on port \(running.port)."))
+    }
+
+    func testIPv6ListenerAndSharedPortAcrossFamilies() throws {
+        let configuration = try Configuration.parse(text: "listener 0 ::1\nthreads 2\n", fileName: "v6.conf")
+        let log = LogCapture()
+        let server = try Server.start(
+            settings: ServerSettings(configuration: configuration),
+            logger: Logger(types: .all, sink: { log.append($0) }))
+        defer {
+            server.stop()
+            server.wait()
+        }
+        XCTAssertEqual(server.listeners.count, 1)
+        XCTAssertEqual(server.listeners[0].address, .loopbackIPv6)
+        XCTAssertTrue(log.all.contains("Opening ipv6 listen socket on port \(server.listeners[0].port)."))
+    }
+
+    func testPublishReachesASubscriberOnAnotherLoop() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let (subscriber, subscriberLoop) = try running.client(onLoopOtherThan: [])
+        let (publisher, _) = try running.client(onLoopOtherThan: [subscriberLoop])
+        try subscriber.connect("sub")
+        try subscriber.subscribe("news/+", qos: .atLeastOnce)
+        try publisher.connect("pub")
+        try publisher.publish("news/today", Array("hello".utf8), qos: .atLeastOnce, id: 7)
+        guard case .puback(let id) = try publisher.receive() else { return XCTFail("expected PUBACK") }
+        XCTAssertEqual(id.rawValue, 7)
+        let received = try subscriber.receivePublish()
+        XCTAssertEqual(received.topic.description, "news/today")
+        XCTAssertEqual(received.payload, Array("hello".utf8))
+        XCTAssertEqual(received.qos, .atLeastOnce)
+    }
+
+    func testSingleLoopRunsTheCoreInline() throws {
+        let running = try RunningServer(threads: 1)
+        defer { running.stop() }
+        let subscriber = try TestClient(port: running.port)
+        let publisher = try TestClient(port: running.port)
+        try subscriber.connect("sub")
+        try subscriber.subscribe("t", qos: .atMostOnce)
+        try publisher.connect("pub")
+        try publisher.publish("t", [1, 2, 3])
+        XCTAssertEqual(try subscriber.receivePublish().payload, [1, 2, 3])
+    }
+
+    /// [MQTT-4.6.0-6] one publisher's stream reaches subscribers on every loop complete and in order.
+    func testOrderedQoS1StreamReachesSubscribersOnEveryLoop() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        var subscribers: [TestClient] = []
+        var loops: Set<Int> = []
+        for _ in 0..<3 {
+            let (client, loop) = try running.client(onLoopOtherThan: loops)
+            loops.insert(loop)
+            try client.connect("sub\(loop)")
+            try client.subscribe("seq", qos: .atLeastOnce)
+            subscribers.append(client)
+        }
+        XCTAssertEqual(loops, [0, 1, 2])
+        let publisher = try TestClient(port: running.port)
+        try publisher.connect("pub")
+
+        let total = 2000
+        let chunk = 100
+        var expected = Array(repeating: 0, count: subscribers.count)
+        for start in stride(from: 0, to: total, by: chunk) {
+            // A whole chunk in one write, so the broker decodes many PUBLISHes per read.
+            var wire: [UInt8] = []
+            for sequence in start..<(start + chunk) {
+                let publish = Publish(
+                    topic: TopicName("seq")!, payload: bytes(sequence), qos: .atLeastOnce,
+                    packetID: PacketID(UInt16(sequence + 1)))
+                Packet.publish(publish).encode(into: &wire)
+            }
+            try publisher.send(wire)
+            for sequence in start..<(start + chunk) {
+                guard case .puback(let id) = try publisher.receive() else { return XCTFail("expected PUBACK") }
+                XCTAssertEqual(Int(id.rawValue), sequence + 1)
+            }
+            for (position, subscriber) in subscribers.enumerated() {
+                for _ in 0..<chunk {
+                    let received = number(try subscriber.receivePublish().payload)
+                    XCTAssertEqual(received, expected[position], "subscriber \(position) out of order")
+                    expected[position] = received + 1
+                }
+            }
+        }
+        XCTAssertEqual(expected, [total, total, total])
+    }
+
+    /// [MQTT-3.1.4-2] a CONNECT with a connected client id closes the old connection, across loops, and a
+    /// persistent session moves to the new connection.
+    func testSessionTakeoverAcrossLoops() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let (first, firstLoop) = try running.client(onLoopOtherThan: [])
+        XCTAssertEqual(try first.connect("twin", clean: false).sessionPresent, false)
+        try first.subscribe("to/twin", qos: .atLeastOnce)
+
+        let (second, _) = try running.client(onLoopOtherThan: [firstLoop])
+        XCTAssertEqual(try second.connect("twin", clean: false), ConnAck(sessionPresent: true, returnCode: .accepted))
+        XCTAssertEqual(try first.readUntilClosed(), [])
+
+        let publisher = try TestClient(port: running.port)
+        try publisher.connect("pub")
+        try publisher.publish("to/twin", [42], qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(try second.receivePublish().payload, [42])
+        try second.ping()
+    }
+
+    /// A subscriber that vanishes while QoS 1 deliveries to it are queued on its loop leaves the broker intact.
+    func testSubscriberVanishingMidStreamDisturbsNobodyElse() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let (leaver, leaverLoop) = try running.client(onLoopOtherThan: [])
+        try leaver.connect("leaver")
+        try leaver.subscribe("flood", qos: .atLeastOnce)
+        let (publisher, _) = try running.client(onLoopOtherThan: [leaverLoop])
+        try publisher.connect("pub")
+        let watcher = try TestClient(port: running.port)
+        try watcher.connect("watcher")
+        try watcher.subscribe("flood", qos: .atMostOnce)
+
+        let total = 500
+        var wire: [UInt8] = []
+        for sequence in 0..<total {
+            let publish = Publish(
+                topic: TopicName("flood")!, payload: bytes(sequence), qos: .atLeastOnce,
+                packetID: PacketID(UInt16(sequence + 1)))
+            Packet.publish(publish).encode(into: &wire)
+        }
+        try publisher.send(wire)
+        for _ in 0..<5 { _ = try leaver.receivePublish() }
+        leaver.close()
+
+        for sequence in 0..<total {
+            guard case .puback(let id) = try publisher.receive() else { return XCTFail("expected PUBACK") }
+            XCTAssertEqual(Int(id.rawValue), sequence + 1)
+        }
+        for sequence in 0..<total {
+            XCTAssertEqual(number(try watcher.receivePublish().payload), sequence)
+        }
+        XCTAssertTrue(eventually { running.server.connectionCount == 2 }, "the leaver's connection was not released")
+        let late = try TestClient(port: running.port)
+        try late.connect("late")
+        try late.ping()
+    }
+
+    /// [MQTT-3.1.0-1] a first packet other than CONNECT closes the connection without a reply.
+    func testFirstPacketOtherThanConnectIsClosedWithoutReply() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let client = try TestClient(port: running.port)
+        try client.send([0xC0, 0x00])  // PINGREQ
+        XCTAssertEqual(try client.readUntilClosed(), [])
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("sent PINGREQ before CONNECT") })
+    }
+
+    /// [MQTT-3.1.2-2] an unsupported protocol level gets CONNACK 0x01, then the connection closes.
+    func testUnsupportedProtocolLevelGetsConnAckThenClose() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let client = try TestClient(port: running.port)
+        let body: [UInt8] = [0, 4] + Array("MQTT".utf8) + [5, 0x02, 0, 60, 0, 1, UInt8(ascii: "c")]
+        try client.send([0x10, UInt8(body.count)] + body)
+        XCTAssertEqual(try client.readUntilClosed(), [0x20, 0x02, 0x00, 0x01])
+    }
+
+    /// A 5-byte remaining length is malformed: that connection closes, before or after CONNECT, and another
+    /// client on the same broker keeps working.
+    func testFiveByteRemainingLengthClosesOnlyThatConnection() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let survivor = try TestClient(port: running.port)
+        try survivor.connect("survivor")
+        try survivor.subscribe("still/here", qos: .atMostOnce)
+
+        let malformed: [UInt8] = [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]
+        let early = try TestClient(port: running.port)
+        try early.send(malformed)
+        XCTAssertEqual(try early.readUntilClosed(), [])
+
+        let late = try TestClient(port: running.port)
+        try late.connect("late")
+        try late.send(malformed)
+        XCTAssertEqual(try late.readUntilClosed(), [])
+        XCTAssertNotNil(running.log.waitForLine { $0.hasPrefix("Client late ") && $0.contains("protocol error") })
+
+        try survivor.ping()
+        try survivor.publish("still/here", [1])
+        XCTAssertEqual(try survivor.receivePublish().payload, [1])
+    }
+
+    /// [MQTT-4.8.0-1] a malformed packet after CONNECT counts as a protocol error: the Will is published,
+    /// also when the Will's subscriber is on another loop.
+    func testMalformedPacketAfterConnectPublishesTheWill() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let (watcher, watcherLoop) = try running.client(onLoopOtherThan: [])
+        try watcher.connect("watcher")
+        try watcher.subscribe("wills/#", qos: .atLeastOnce)
+        let (doomed, _) = try running.client(onLoopOtherThan: [watcherLoop])
+        let will = Will(topic: TopicName("wills/doomed")!, payload: Array("gone".utf8), qos: .atLeastOnce, retain: false)
+        try doomed.connect("doomed", will: will)
+        try doomed.send([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])
+        XCTAssertEqual(try doomed.readUntilClosed(), [])
+        let received = try watcher.receivePublish()
+        XCTAssertEqual(received.topic.description, "wills/doomed")
+        XCTAssertEqual(received.payload, Array("gone".utf8))
+    }
+
+    func testConnectTimeoutClosesASilentSocket() throws {
+        let running = try RunningServer(config: "connect_timeout 1\n")
+        defer { running.stop() }
+        let silent = try TestClient(port: running.port)
+        XCTAssertEqual(try silent.readUntilClosed(), [])
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("sent no CONNECT within 1 seconds") })
+    }
+
+    func testMaxConnectionsClosesConnectionsOverTheLimit() throws {
+        let running = try RunningServer(config: "max_connections 1\n")
+        defer { running.stop() }
+        let first = try TestClient(port: running.port)
+        try first.connect("first")
+        let second = try TestClient(port: running.port)
+        XCTAssertEqual(try second.readUntilClosed(), [])
+        try first.ping()
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("denied: max_connections (1) reached") })
+    }
+
+    func testOversizedPacketIsRefusedFromItsHeader() throws {
+        let running = try RunningServer(config: "message_size_limit 64\n")
+        defer { running.stop() }
+        let client = try TestClient(port: running.port)
+        try client.connect("big")
+        // Only the fixed header of a 1000-byte PUBLISH: the limit is enforced before the body arrives.
+        try client.send([0x30, 0xE8, 0x07])
+        XCTAssertEqual(try client.readUntilClosed(), [])
+    }
+
+    /// Shutdown closes every connection on every loop and the threads end.
+    func testStopClosesConnectionsOnEveryLoop() throws {
+        let running = try RunningServer()
+        var clients: [TestClient] = []
+        var loops: Set<Int> = []
+        for index in 0..<3 {
+            let (client, loop) = try running.client(onLoopOtherThan: loops)
+            loops.insert(loop)
+            try client.connect("c\(index)")
+            clients.append(client)
+        }
+        running.stop()
+        for client in clients { XCTAssertEqual(try client.readUntilClosed(), []) }
+        XCTAssertEqual(running.server.connectionCount, 0)
+        XCTAssertEqual(running.log.all.filter { $0.hasSuffix("disconnected: server shutting down.") }.count, 3)
+    }
+}
