@@ -18,25 +18,28 @@ extension Broker {
         var matched = routeScratch
         routeScratch = []
         subscriptionTrie.forEachMatch(message.topic) { subscriber in
-            let session = subscriber.session
-            if session.routeEpoch != epoch {
-                session.routeEpoch = epoch
-                session.routeQoS = subscriber.qos
-                matched.append(session)
-            } else if subscriber.qos > session.routeQoS {
-                session.routeQoS = subscriber.qos
+            subscriber.session._withUnsafeGuaranteedRef { session in
+                if session.routeEpoch != epoch {
+                    session.routeEpoch = epoch
+                    session.routeQoS = subscriber.qos
+                    matched.append(subscriber.session)
+                } else if subscriber.qos > session.routeQoS {
+                    session.routeQoS = subscriber.qos
+                }
             }
         }
         let checksDeliveries = accessControl.checksDeliveries
-        for session in matched {
-            if checksDeliveries
-                && !accessControl.mayReceive(
-                    clientID: session.clientID, username: session.username, topic: message.topic)
-            {
-                continue
+        for reference in matched {
+            reference._withUnsafeGuaranteedRef { session in
+                if checksDeliveries
+                    && !accessControl.mayReceive(
+                        clientID: session.clientID, username: session.username, topic: message.topic)
+                {
+                    return
+                }
+                // Live forwards always carry RETAIN=0 [MQTT-3.3.1-9]; QoS is the lower of both [MQTT-3.8.4-6].
+                deliver(message, qos: min(message.qos, session.routeQoS), retain: false, to: session, into: &actions)
             }
-            // Live forwards always carry RETAIN=0 [MQTT-3.3.1-9]; QoS is the lower of both [MQTT-3.8.4-6].
-            deliver(message, qos: min(message.qos, session.routeQoS), retain: false, to: session, into: &actions)
         }
         matched.removeAll(keepingCapacity: true)
         routeScratch = matched
@@ -57,6 +60,12 @@ extension Broker {
                 .send(
                     connection,
                     .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil))))
+            counters.messagesSent += 1
+            return
+        }
+        if session.queue.isEmpty && session.inflight.count < inflightLimit, let id = session.inflight.allocateID() {
+            let entry = session.inflight.insert(id, message: message, qos: qos, retain: retain)
+            actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
             counters.messagesSent += 1
             return
         }

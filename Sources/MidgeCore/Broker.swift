@@ -23,7 +23,7 @@ public final class Broker {
     var nextAutoID: UInt64 = 0
     /// Routing scratch reused by every PUBLISH, see `route`.
     var routeEpoch: UInt64 = 0
-    var routeScratch: [Session] = []
+    var routeScratch: [Unmanaged<Session>] = []
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),
@@ -90,6 +90,14 @@ public final class Broker {
     /// The earliest time `tick` has work to do, if any.
     public var nextDeadline: MonotonicTime? {
         keepalive.earliest
+    }
+
+    /// Publishes a message that originates in the broker itself (`$SYS` topics, pushes from a gateway): no access
+    /// checks, `$SYS` allowed. With `retain` it replaces the topic's retained message, and an empty payload deletes
+    /// it, as a client's RETAIN=1 PUBLISH does; subscribers get it like any other message.
+    public func publish(_ message: Message, retain: Bool, into actions: inout [Action]) {
+        if retain { updateRetained(with: message) }
+        route(message, into: &actions)
     }
 
     /// The broker's counters now. Totals over sessions are summed on each call: read it once a second or so.

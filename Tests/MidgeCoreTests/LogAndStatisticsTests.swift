@@ -37,7 +37,8 @@ final class LogAndStatisticsTests: XCTestCase {
         _ = harness.connectExpectingAnything("", clean: false, username: "user")
         XCTAssertTrue(
             harness.logs.contains(
-                "Client <unknown> from 127.0.0.1:40001 disconnected, identifier rejected (empty client id with clean session 0)."
+                "Client <unknown> from 127.0.0.1:40001 disconnected, identifier rejected"
+                    + " (empty client id with clean session 0)."
             ))
         _ = harness.connectExpectingAnything("anon")
         XCTAssertTrue(harness.logs.contains("Client anon from 127.0.0.1:40002 disconnected, not authorised (anonymous"))
@@ -82,5 +83,23 @@ final class LogAndStatisticsTests: XCTestCase {
         expected.inflightMessages = 1
         expected.queuedMessages = 1
         XCTAssertEqual(harness.broker.statistics, expected)
+    }
+
+    func test_brokerOriginatedPublishMayUseSysAndRetain() {
+        let harness = Harness(accessControl: DenyTopics(publish: ["$SYS/broker/uptime"]))
+        let live = harness.connect("live")
+        live.subscribeOnly([("$SYS/#", .atLeastOnce)])
+        var actions: [Action] = []
+        let message = Message(topic: topic("$SYS/broker/uptime"), payload: Array("42 seconds".utf8), qos: .atMostOnce)
+        harness.broker.publish(message, retain: true, into: &actions)
+        guard case .send(let connection, .publish(let delivery))? = actions.first, actions.count == 1 else {
+            return XCTFail("expected one delivery, got \(actions)")
+        }
+        XCTAssertEqual(connection, live.id)
+        XCTAssertTrue(delivery.message === message)
+        XCTAssertFalse(delivery.retain)
+        let late = harness.connect("late")
+        late.subscribe([("$SYS/broker/+", .atMostOnce)])
+        XCTAssertEqual(late.take(), [pub("$SYS/broker/uptime", "42 seconds", retain: true)])
     }
 }
