@@ -76,6 +76,68 @@ final class LoopbackTests: XCTestCase {
         XCTAssertEqual(try subscriber.receivePublish().payload, [1, 2, 3])
     }
 
+    /// Packets split across reads (a CONNECT fed byte by byte) and packets sharing one read both decode.
+    func testPacketsSplitAcrossReadsAndCoalescedInOne() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let client = try TestClient(port: running.port)
+        var connect: [UInt8] = []
+        Packet.connect(Connect(clientID: "bytewise")).encode(into: &connect)
+        for byte in connect {
+            try client.send([byte])
+            usleep(1000)
+        }
+        guard case .connack(let connack) = try client.receive() else { return XCTFail("expected CONNACK") }
+        XCTAssertEqual(connack.returnCode, .accepted)
+        var burst: [UInt8] = []
+        let subscribe = Subscribe(
+            packetID: PacketID(1)!, requests: [SubscriptionRequest(filter: TopicFilter("echo")!, qos: .atMostOnce)])
+        Packet.subscribe(subscribe).encode(into: &burst)
+        for sequence in 0..<50 {
+            Packet.publish(Publish(topic: TopicName("echo")!, payload: bytes(sequence))).encode(into: &burst)
+        }
+        Packet.pingreq.encode(into: &burst)
+        try client.send(burst)
+        guard case .suback = try client.receive() else { return XCTFail("expected SUBACK") }
+        for sequence in 0..<50 { XCTAssertEqual(number(try client.receivePublish().payload), sequence) }
+        guard case .pingresp = try client.receive() else { return XCTFail("expected PINGRESP") }
+    }
+
+    /// A subscriber that stops reading gets QoS 0 messages dropped once 8 MiB are waiting for it; what it does
+    /// get stays in order, QoS 1 still arrives, and the episode is logged once when it starts and when it ends.
+    func testQoS0IsDroppedForASubscriberThatStopsReading() throws {
+        let running = try RunningServer()
+        defer { running.stop() }
+        let slow = try TestClient(port: running.port, receiveBuffer: 4096)
+        try slow.connect("slow")
+        try slow.subscribe("big", qos: .atMostOnce, id: 1)
+        try slow.subscribe("end", qos: .atLeastOnce, id: 2)
+        let publisher = try TestClient(port: running.port)
+        try publisher.connect("pub")
+
+        let total = 200
+        let filler = [UInt8](repeating: 0xAB, count: 256 * 1024)
+        for sequence in 0..<total { try publisher.publish("big", bytes(sequence) + filler) }
+        XCTAssertTrue(eventually { running.server.droppedQoS0Messages > 0 }, "nothing was dropped")
+        try publisher.publish("end", [], qos: .atLeastOnce, id: 1)
+
+        var last = -1
+        var received = 0
+        while true {
+            let publish = try slow.receivePublish()
+            if publish.topic.description == "end" { break }
+            let sequence = number(Array(publish.payload.prefix(4)))
+            XCTAssertGreaterThan(sequence, last)
+            last = sequence
+            received += 1
+        }
+        XCTAssertLessThan(received, total)
+        XCTAssertEqual(received + running.server.droppedQoS0Messages, total)
+        let log = running.log
+        XCTAssertEqual(log.all.filter { $0.contains("dropping QoS 0 messages to it") }.count, 1)
+        XCTAssertNotNil(log.waitForLine { $0.contains("Client slow caught up; \(total - received) QoS 0 messages") })
+    }
+
     /// [MQTT-4.6.0-6] one publisher's stream reaches subscribers on every loop complete and in order.
     func testOrderedQoS1StreamReachesSubscribersOnEveryLoop() throws {
         let running = try RunningServer()
