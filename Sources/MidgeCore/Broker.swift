@@ -127,11 +127,14 @@ enum ProtocolViolation {
     case secondConnect
     /// CONNACK, SUBACK, UNSUBACK and PINGRESP only travel from server to client.
     case serverOnlyPacket(PacketType)
+    /// A PUBLISH above `max_qos`: mosquitto 2.0 disconnects such a client.
+    case qosAboveMaximum(QoS)
 
     var closeReason: CloseReason {
         switch self {
         case .secondConnect: .protocolError("second CONNECT")
         case .serverOnlyPacket(let type): .protocolError("\(type) sent by a client")
+        case .qosAboveMaximum(let qos): .protocolError("PUBLISH with QoS \(qos.rawValue) above max_qos")
         }
     }
 }

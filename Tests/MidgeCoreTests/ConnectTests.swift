@@ -262,6 +262,41 @@ final class ConnectTests: XCTestCase {
         XCTAssertEqual(old.closeReason, .takenOver)
     }
 
+    func test_MQTT_3_1_4_2_takeoverOfACleanSessionStartsAFreshOne() {
+        let harness = Harness()
+        let old = harness.connect("x", clean: true)
+        old.subscribeOnly([("t", .atLeastOnce)])
+        let new = harness.connectExpectingAnything("x", clean: false)
+        XCTAssertEqual(new.take(), [connack(.accepted, sessionPresent: false)])
+        harness.connect("p").publish("t", "x", qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(new.take(), [], "the old clean session's subscription ended with its connection")
+    }
+
+    func test_MQTT_3_2_0_1_connackIsTheFirstPacketOnAResumedSession() {
+        let harness = Harness()
+        let subscriber = harness.connect("s", clean: false)
+        subscriber.subscribeOnly([("t", .atLeastOnce)])
+        let publisher = harness.connect("p")
+        publisher.publish("t", "in flight", qos: .atLeastOnce, id: 1)
+        subscriber.drop()
+        publisher.publish("t", "queued", qos: .atLeastOnce, id: 2)
+        publisher.publish("t", "retained", qos: .atLeastOnce, id: 3, retain: true)
+        let again = harness.connectExpectingAnything("s", clean: false)
+        again.send(
+            .subscribe(
+                Subscribe(packetID: pid(5), requests: [SubscriptionRequest(filter: filter("t"), qos: .atLeastOnce)])))
+        let packets = harness.actions.compactMap { action -> String? in
+            guard case .send(let id, let packet) = action, id == again.id else { return nil }
+            switch packet {
+            case .control(.connack): return "CONNACK"
+            case .control(.suback): return "SUBACK"
+            case .publish(let delivery): return String(decoding: delivery.message.payload, as: UTF8.self)
+            case .control: return "other"
+            }
+        }
+        XCTAssertEqual(packets, ["CONNACK", "in flight", "queued", "retained", "SUBACK", "retained"])
+    }
+
     func test_MQTT_3_1_0_2_secondConnectIsAProtocolViolation() {
         let harness = Harness()
         let watcher = harness.connect("watcher")

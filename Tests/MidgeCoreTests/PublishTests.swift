@@ -92,6 +92,21 @@ final class PublishTests: XCTestCase {
         XCTAssertEqual(payloads(subscriber.take()), ["ok"])
     }
 
+    func test_publishAboveMaxQoSClosesTheConnection() {
+        var configuration = BrokerConfiguration()
+        configuration.maxQoS = .atLeastOnce
+        let harness = Harness(configuration)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .atLeastOnce)])
+        let client = harness.connect("a", will: will("t", "will"))
+        client.publish("t", "ok", qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(client.take(), [.puback(pid(1))])
+        client.publish("t", "too high", qos: .exactlyOnce, id: 2)
+        XCTAssertEqual(client.take(), [])
+        guard case .protocolError? = client.closeReason else { return XCTFail("expected a protocol error close") }
+        XCTAssertEqual(receiveAcking(subscriber), ["ok", "will"])
+    }
+
     func test_publishToSysFromAClientIsDropped() {
         let harness = Harness()
         let subscriber = harness.connect("s")
@@ -182,6 +197,42 @@ final class PublishTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(everUsed, 100)
+    }
+
+    func test_MQTT_2_3_1_4_packetIDsWrapPastZeroAndSkipIDsStillInFlight() {
+        var configuration = BrokerConfiguration()
+        configuration.maxInflightMessages = 2
+        let harness = Harness(configuration)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .atLeastOnce)])
+        let publisher = harness.connect("p")
+        publisher.publish("t", "held", qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(subscriber.take(), [pub("t", "held", qos: .atLeastOnce, id: 1)])  // never acknowledged
+        var ids: [UInt16] = []
+        for _ in 0..<65_536 {
+            publisher.publish("t", "x", qos: .atLeastOnce, id: 1)
+            _ = publisher.take()
+            guard case .publish(let publish)? = subscriber.take().first, let id = publish.packetID else {
+                return XCTFail("expected a delivery")
+            }
+            ids.append(id.rawValue)
+            subscriber.send(.puback(id))
+        }
+        XCTAssertEqual(Array(ids.prefix(2)), [2, 3])
+        XCTAssertFalse(ids.contains(1), "id 1 is still in flight")
+        XCTAssertEqual(Array(ids.suffix(3)), [65535, 2, 3], "wraps past 0 and skips the id in flight")
+    }
+
+    func test_maxInflightZeroMeansNoWindowLimit() {
+        var configuration = BrokerConfiguration()
+        configuration.maxInflightMessages = 0
+        let harness = Harness(configuration)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .exactlyOnce)])
+        let publisher = harness.connect("p")
+        for n in 1...500 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: 1) }
+        XCTAssertEqual(subscriber.take().count, 500)
+        XCTAssertEqual(harness.broker.statistics.inflightMessages, 500)
     }
 
     func test_inflightWindowQueuesTheRestInOrder() {

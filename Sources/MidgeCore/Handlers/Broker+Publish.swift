@@ -4,6 +4,10 @@ import MQTTCodec
 extension Broker {
     func handlePublish(_ publish: Publish, from client: ClientConnection, into actions: inout [Action]) {
         counters.messagesReceived += 1
+        guard publish.qos <= configuration.maxQoS else {
+            close(client, for: .qosAboveMaximum(publish.qos), into: &actions)
+            return
+        }
         let session = client.session
         switch publish.qos {
         case .atMostOnce:
