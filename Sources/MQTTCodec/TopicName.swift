@@ -26,6 +26,11 @@ public struct TopicName: Hashable, Sendable, CustomStringConvertible {
     @inlinable
     public static func isValid<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
         guard !bytes.isEmpty, bytes.count <= 65535 else { return false }
+        if let valid = bytes.withContiguousStorageIfAvailable({
+            UTF8Validation.scan(UnsafeRawBufferPointer($0), rejectingWildcards: true)
+        }) {
+            return valid
+        }
         for byte in bytes where byte == UInt8(ascii: "+") || byte == UInt8(ascii: "#") { return false }
         return UTF8Validation.isValidMQTTString(bytes)
     }
