@@ -20,7 +20,6 @@ public final class Broker {
     var counters = BrokerStatistics()
 
     var nextSessionSerial: UInt64 = 0
-    var nextAutoID: UInt64 = 0
     /// Routing scratch reused by every PUBLISH, see `route`.
     var routeEpoch: UInt64 = 0
     var routeScratch: [Unmanaged<Session>] = []

@@ -34,7 +34,26 @@ final class RetainedStore {
 
     /// Deletes the topic's retained message, if any [MQTT-3.3.1-10], pruning emptied nodes.
     func remove(_ topic: TopicName) {
-        if remove(topic.bytes, from: 0, below: root) { count -= 1 }
+        let bytes = topic.bytes
+        var path: [(node: RetainedNode, key: LevelKey)] = []
+        var node = root
+        var start = 0
+        while true {
+            let end = TopicLevels.levelEnd(bytes, from: start)
+            let key = LevelKey(bytes[start..<end])
+            guard let child = node.children[key] else { return }
+            path.append((node, key))
+            node = child
+            guard let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) else { break }
+            start = next
+        }
+        guard node.message != nil else { return }
+        node.message = nil
+        count -= 1
+        while node.message == nil && node.children.isEmpty, let (parent, key) = path.popLast() {
+            parent.children[key] = nil
+            node = parent
+        }
     }
 
     /// The retained message of exactly this topic.
@@ -52,49 +71,35 @@ final class RetainedStore {
     }
 
     /// Calls `body` for every retained message whose topic `filter` matches [MQTT-3.3.1-6], in no
-    /// particular order. Only the branches the filter can reach are visited.
+    /// particular order. Only the branches the filter can reach are visited, with a loop rather than
+    /// recursion: topics can be tens of thousands of levels deep.
     func forEachMatch(_ filter: TopicFilter, _ body: (Message) -> Void) {
-        match(root, filter.bytes, 0, atRoot: true, body)
-    }
-
-    private func match(_ node: RetainedNode, _ filter: [UInt8], _ start: Int?, atRoot: Bool, _ body: (Message) -> Void)
-    {
-        guard let start else {
-            if let message = node.message { body(message) }
-            return
-        }
-        let end = TopicLevels.levelEnd(filter, from: start)
-        let next = TopicLevels.nextStart(filter, afterLevelEndingAt: end)
-        if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "#")) {
-            // `sport/#` also matches `sport` itself; top-level wildcards skip `$` topics [MQTT-4.7.2-1].
-            if let message = node.message { body(message) }
-            for (key, child) in node.children where !(atRoot && key.isDollar) { visitAll(child, body) }
-        } else if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "+")) {
-            for (key, child) in node.children where !(atRoot && key.isDollar) {
-                match(child, filter, next, atRoot: false, body)
+        let bytes = filter.bytes
+        // `start` is where the filter's next level begins, or -1 once every level has been consumed;
+        // -2 marks a node whose whole subtree matches (below a `#`).
+        var stack: [(node: RetainedNode, start: Int)] = [(root, 0)]
+        while let (node, start) = stack.popLast() {
+            let atRoot = node === root
+            if start == -2 {
+                if let message = node.message { body(message) }
+                for child in node.children.values { stack.append((child, -2)) }
+                continue
             }
-        } else if let child = node.children[LevelKey(filter[start..<end])] {
-            match(child, filter, next, atRoot: false, body)
+            guard start >= 0 else {
+                if let message = node.message { body(message) }
+                continue
+            }
+            let end = TopicLevels.levelEnd(bytes, from: start)
+            let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) ?? -1
+            if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "#")) {
+                // `sport/#` also matches `sport` itself; top-level wildcards skip `$` topics [MQTT-4.7.2-1].
+                if let message = node.message { body(message) }
+                for (key, child) in node.children where !(atRoot && key.isDollar) { stack.append((child, -2)) }
+            } else if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "+")) {
+                for (key, child) in node.children where !(atRoot && key.isDollar) { stack.append((child, next)) }
+            } else if let child = node.children[LevelKey(bytes[start..<end])] {
+                stack.append((child, next))
+            }
         }
-    }
-
-    private func visitAll(_ node: RetainedNode, _ body: (Message) -> Void) {
-        if let message = node.message { body(message) }
-        for child in node.children.values { visitAll(child, body) }
-    }
-
-    private func remove(_ topic: [UInt8], from start: Int, below node: RetainedNode) -> Bool {
-        let end = TopicLevels.levelEnd(topic, from: start)
-        let key = LevelKey(topic[start..<end])
-        guard let child = node.children[key] else { return false }
-        let removed: Bool
-        if let next = TopicLevels.nextStart(topic, afterLevelEndingAt: end) {
-            removed = remove(topic, from: next, below: child)
-        } else {
-            removed = child.message != nil
-            child.message = nil
-        }
-        if child.message == nil && child.children.isEmpty { node.children[key] = nil }
-        return removed
     }
 }

@@ -62,8 +62,12 @@ final class SubscriptionNode {
 /// | `a`         | `a`, `+`, `#`, `a/#`, `+/#`                    | `a/+`, `/a`                      |
 /// | `a/`        | `a/`, `a/+`, `+/+`, `a/#`                      | `a`, `+`                         |
 /// | `$SYS/x`    | `$SYS/x`, `$SYS/+`, `$SYS/#`                   | `#`, `+/x`, `+/#` [MQTT-4.7.2-1] |
+/// Every walk is a loop, never recursion: a 65535-byte topic can have 32768 levels, too deep for a thread's stack.
 final class SubscriptionTrie {
     private let root = SubscriptionNode()
+    /// The match walk's pending branches, kept between calls so a PUBLISH allocates nothing here.
+    /// `start` is where the topic's next level begins, or -1 once every level has been consumed.
+    private var pending: [(node: SubscriptionNode, start: Int)] = []
 
     /// Adds or replaces the session's subscription to `filter`. True when it is new.
     func subscribe(_ filter: TopicFilter, session: Session, qos: QoS) -> Bool {
@@ -72,7 +76,7 @@ final class SubscriptionTrie {
         var start = 0
         while true {
             let end = TopicLevels.levelEnd(bytes, from: start)
-            node = child(of: node, bytes, start, end)
+            node = child(of: node, bytes, start, end, creating: true) ?? node
             guard let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) else { break }
             start = next
         }
@@ -82,89 +86,89 @@ final class SubscriptionTrie {
     /// Removes the session's subscription to exactly `filter` [MQTT-3.10.4-1], pruning emptied nodes.
     /// True when there was one.
     func unsubscribe(_ filter: TopicFilter, session: Session) -> Bool {
-        remove(filter.bytes, from: 0, below: root, session: session)
+        let bytes = filter.bytes
+        // The nodes on the filter's path, each with the range of the level that leads to the next one.
+        var path: [(node: SubscriptionNode, level: Range<Int>)] = []
+        var node = root
+        var start = 0
+        while true {
+            let end = TopicLevels.levelEnd(bytes, from: start)
+            guard let next = child(of: node, bytes, start, end, creating: false) else { return false }
+            path.append((node, start..<end))
+            node = next
+            guard let following = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) else { break }
+            start = following
+        }
+        guard node.subscribers.remove(session) else { return false }
+        while node.isEmpty, let (parent, level) = path.popLast() {
+            detach(level, of: bytes, from: parent)
+            node = parent
+        }
+        return true
     }
 
     /// Calls `body` once per matching subscription; a session with several matching filters is seen once
     /// per filter (the caller merges them [MQTT-3.3.5-1]).
     func forEachMatch(_ topic: TopicName, _ body: (Subscriber) -> Void) {
-        match(root, topic.bytes, 0, skipWildcards: topic.isDollarTopic, body)
+        let bytes = topic.bytes
+        // Wildcards at the root never match a `$` topic [MQTT-4.7.2-1].
+        let dollar = topic.isDollarTopic
+        var stack = pending
+        pending = []
+        stack.append((root, 0))
+        while let (node, start) = stack.popLast() {
+            let skipWildcards = dollar && node === root
+            // `x/#` matches below `x` and `x` itself (`sport/#` ~ `sport`) [MQTT-4.7.1-2].
+            if !skipWildcards, let multi = node.multiLevel {
+                for subscriber in multi.subscribers.entries { body(subscriber) }
+            }
+            guard start >= 0 else {
+                for subscriber in node.subscribers.entries { body(subscriber) }
+                continue
+            }
+            let end = TopicLevels.levelEnd(bytes, from: start)
+            let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) ?? -1
+            // Exact byte comparison of the level, no normalisation [MQTT-4.7.3-4].
+            if let child = node.children[LevelKey(bytes[start..<end])] { stack.append((child, next)) }
+            if !skipWildcards, let single = node.singleLevel { stack.append((single, next)) }
+        }
+        pending = stack
     }
 
-    // MARK: - Walking
+    // MARK: - Levels
 
-    /// `start` is where the topic's next level begins, or nil once every level has been consumed.
-    private func match(
-        _ node: SubscriptionNode, _ topic: [UInt8], _ start: Int?, skipWildcards: Bool, _ body: (Subscriber) -> Void
-    ) {
-        // `x/#` matches below `x` and `x` itself (`sport/#` ~ `sport`) [MQTT-4.7.1-2]. `skipWildcards` is set
-        // only at the root of a `$` topic [MQTT-4.7.2-1].
-        if !skipWildcards, let multi = node.multiLevel {
-            for subscriber in multi.subscribers.entries { body(subscriber) }
-        }
-        guard let start else {
-            for subscriber in node.subscribers.entries { body(subscriber) }
-            return
-        }
-        let end = TopicLevels.levelEnd(topic, from: start)
-        let next = TopicLevels.nextStart(topic, afterLevelEndingAt: end)
-        // Exact byte comparison of the level, no normalisation [MQTT-4.7.3-4].
-        if let child = node.children[LevelKey(topic[start..<end])] {
-            match(child, topic, next, skipWildcards: false, body)
-        }
-        if !skipWildcards, let single = node.singleLevel {
-            match(single, topic, next, skipWildcards: false, body)
-        }
-    }
-
-    private func child(of node: SubscriptionNode, _ filter: [UInt8], _ start: Int, _ end: Int) -> SubscriptionNode {
+    private func child(
+        of node: SubscriptionNode, _ filter: [UInt8], _ start: Int, _ end: Int, creating: Bool
+    ) -> SubscriptionNode? {
         if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "+")) {
             if let existing = node.singleLevel { return existing }
+            guard creating else { return nil }
             let created = SubscriptionNode()
             node.singleLevel = created
             return created
         }
         if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "#")) {
             if let existing = node.multiLevel { return existing }
+            guard creating else { return nil }
             let created = SubscriptionNode()
             node.multiLevel = created
             return created
         }
         let key = LevelKey(filter[start..<end])
         if let existing = node.children[key] { return existing }
+        guard creating else { return nil }
         let created = SubscriptionNode()
         node.children[key.owned] = created
         return created
     }
 
-    private func remove(_ filter: [UInt8], from start: Int, below node: SubscriptionNode, session: Session) -> Bool {
-        let end = TopicLevels.levelEnd(filter, from: start)
-        let child: SubscriptionNode?
-        let kind: UInt8
-        if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "+")) {
-            child = node.singleLevel
-            kind = UInt8(ascii: "+")
-        } else if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "#")) {
-            child = node.multiLevel
-            kind = UInt8(ascii: "#")
+    private func detach(_ level: Range<Int>, of filter: [UInt8], from parent: SubscriptionNode) {
+        if TopicLevels.isWildcard(filter, level.lowerBound, level.upperBound, UInt8(ascii: "+")) {
+            parent.singleLevel = nil
+        } else if TopicLevels.isWildcard(filter, level.lowerBound, level.upperBound, UInt8(ascii: "#")) {
+            parent.multiLevel = nil
         } else {
-            child = node.children[LevelKey(filter[start..<end])]
-            kind = 0
+            parent.children[LevelKey(filter[level])] = nil
         }
-        guard let child else { return false }
-        let removed: Bool
-        if let next = TopicLevels.nextStart(filter, afterLevelEndingAt: end) {
-            removed = remove(filter, from: next, below: child, session: session)
-        } else {
-            removed = child.subscribers.remove(session)
-        }
-        if removed && child.isEmpty {
-            switch kind {
-            case UInt8(ascii: "+"): node.singleLevel = nil
-            case UInt8(ascii: "#"): node.multiLevel = nil
-            default: node.children[LevelKey(filter[start..<end])] = nil
-            }
-        }
-        return removed
     }
 }

@@ -41,12 +41,17 @@ final class ConnectTests: XCTestCase {
         XCTAssertEqual(first.take(), [pub("t", "hello")])
     }
 
-    func test_MQTT_3_1_3_6_assignedIDSkipsIDsInUse() {
-        let harness = Harness()
-        let squatter = harness.connect("auto-1")
-        let assigned = harness.connect("")
-        XCTAssertFalse(squatter.isClosed)
-        XCTAssertFalse(assigned.isClosed)
+    func test_MQTT_3_1_3_6_assignedIDIsThePrefixAndAUUID() {
+        var configuration = BrokerConfiguration()
+        configuration.autoIDPrefix = "gen-"
+        let harness = Harness(configuration)
+        harness.connect("")
+        guard let line = harness.logs.lines.map(\.1).first(where: { $0.hasPrefix("New client connected") }),
+            let start = line.range(of: " as gen-")?.upperBound
+        else { return XCTFail("no connect line with the prefix: \(harness.logs.lines)") }
+        let uuid = line[start...].prefix { $0 != " " }
+        XCTAssertEqual(uuid.count, 36, "\(uuid)")
+        XCTAssertEqual(uuid.split(separator: "-").map(\.count), [8, 4, 4, 4, 12], "\(uuid)")
     }
 
     func test_MQTT_3_1_3_8_emptyClientIDWithPersistentSessionRefused() {

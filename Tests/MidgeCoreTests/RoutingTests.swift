@@ -144,4 +144,28 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(harness.broker.statistics.subscriptions, 0)
         XCTAssertEqual(harness.broker.statistics.sessions, 1)
     }
+
+    func test_MQTT_4_7_3_3_deepestPossibleTopicRoutesRetainsAndUnsubscribes() {
+        // 65535 bytes: 32768 one-byte levels. Every trie walk must cope without deep recursion.
+        let deep = Array(repeating: "a", count: 32_768).joined(separator: "/")
+        XCTAssertEqual(deep.utf8.count, 65_535)
+        let harness = Harness()
+        let exact = harness.connect("exact")
+        exact.subscribeOnly([(deep, .atMostOnce)])
+        let wildcard = harness.connect("wildcard")
+        wildcard.subscribeOnly([("a/+/#", .atMostOnce)])
+        let publisher = harness.connect("p")
+        publisher.publish(deep, "deep", retain: true)
+        XCTAssertEqual(payloads(exact.take()), ["deep"])
+        XCTAssertEqual(payloads(wildcard.take()), ["deep"])
+        let late = harness.connect("late")
+        late.subscribe([("#", .atMostOnce)])
+        XCTAssertEqual(payloads(late.take()), ["deep"])
+        exact.unsubscribe([deep])
+        XCTAssertEqual(exact.take(), [.unsuback(pid(2))])
+        publisher.publish(deep, "", retain: true)
+        XCTAssertEqual(exact.take(), [])
+        XCTAssertEqual(harness.broker.statistics.retainedMessages, 0)
+        XCTAssertEqual(harness.broker.statistics.subscriptions, 2)
+    }
 }

@@ -127,13 +127,24 @@ extension Broker {
         actions.append(.close(connection, .connectRefused(code)))
     }
 
-    /// `autoIDPrefix` plus a counter, skipping any id a client chose itself.
+    /// `autoIDPrefix` plus a random UUID, as mosquitto does. Random rather than a counter, so another client cannot
+    /// guess an assigned id and take its connection over; the only output of the core that is not reproducible.
     private func generateClientID() -> String {
+        var generator = SystemRandomNumberGenerator()
         while true {
-            nextAutoID += 1
-            let candidate = configuration.autoIDPrefix + String(nextAutoID, radix: 16)
+            // Version 4 UUID: the version nibble is 4, the variant bits 10.
+            let high = (generator.next() as UInt64) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
+            let low = (generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+            let candidate =
+                configuration.autoIDPrefix + hex(high >> 32, 8) + "-" + hex(high >> 16 & 0xFFFF, 4) + "-"
+                + hex(high & 0xFFFF, 4) + "-" + hex(low >> 48, 4) + "-" + hex(low & 0xFFFF_FFFF_FFFF, 12)
             if sessions[candidate] == nil { return candidate }
         }
+    }
+
+    private func hex(_ value: UInt64, _ digits: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
     }
 
     private func logConnected(_ client: ClientConnection, cleanSession: Bool) {
