@@ -1,5 +1,5 @@
-// The broker as a deterministic state machine: packets and time in, actions out. No I/O, no clocks, no threads.
-// Packet handlers live in Handlers/, one per packet type, as mosquitto's handle_*.c do.
+// The broker as a state machine: packets and time in, actions out. No I/O, no clocks, no threads; deterministic
+// except for the random ids it assigns to clients. Handlers/ holds one file per packet, as mosquitto's handle_*.c.
 import MQTTCodec
 
 public final class Broker {
