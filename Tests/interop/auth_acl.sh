@@ -85,10 +85,16 @@ trap 'exit 143' TERM INT
 alice=(-u alice -P "$ALICE_PASSWORD")
 bob=(-u bob -P "$BOB_PASSWORD")
 
-# pub ARGS...: run mosquitto_pub; on failure WHY says what it printed.
+# pub ARGS...: run mosquitto_pub (which waits forever for a silent broker, hence the timeout); on failure
+# WHY says what it printed.
 pub() {
-    mosquitto_pub -h "$HOST" -p "$PORT" "$@" 2>"$WORK/pub.err" && return 0
-    WHY="mosquitto_pub $* failed: $(head -c 300 "$WORK/pub.err" | tr '\n' ' ')"
+    local status=0
+    timeout $WAIT_SECS mosquitto_pub -h "$HOST" -p "$PORT" "$@" 2>"$WORK/pub.err" || status=$?
+    case $status in
+        0) return 0 ;;
+        124) WHY="mosquitto_pub $* did not finish within $WAIT_SECS s" ;;
+        *) WHY="mosquitto_pub $* failed: $(head -c 300 "$WORK/pub.err" | tr '\n' ' ')" ;;
+    esac
     return 1
 }
 
