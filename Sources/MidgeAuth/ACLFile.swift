@@ -182,7 +182,8 @@ public final class ACLFile: AccessControl {
     /// Non-overlapping occurrences, counted as mosquitto's `strstr` loop does.
     private static func occurrences(of needle: String, in bytes: [UInt8]) -> Int {
         let pattern = Array(needle.utf8)
-        var count = 0, index = 0
+        var count = 0
+        var index = 0
         while index + pattern.count <= bytes.count {
             if bytes[index..<(index + pattern.count)].elementsEqual(pattern) {
                 count += 1
@@ -216,15 +217,8 @@ public final class ACLFile: AccessControl {
 
     /// mosquitto's `acl__check_dollar` followed by `mosquitto_acl_check_default`.
     func check(_ wanted: Access, clientID: String, username: String?, topic: TopicName) -> Bool {
-        let name = topic.bytes
-        // `$SYS` is the broker's to write; the one exception is a bridge announcing its state, which
-        // the ACL must still allow (aclfile.example: `pattern write $SYS/broker/connection/%c/state`).
-        if wanted == .write && name.starts(with: ACLFile.sysPrefix)
-            && !ACLFile.bridgeStateFilter.matches(topic) {
-            return false
-        }
-        // Shared-subscription names are for SUBSCRIBE only; no message is published or delivered on one.
-        if name.starts(with: ACLFile.sharePrefix) { return false }
+        // mosquitto checks the reserved `$` topics before any rule (`acl__check_dollar`).
+        guard ReservedTopics.permit(topic, writing: wanted == .write) else { return false }
 
         let ownRules: [TopicRule]
         if let username { ownRules = rules(for: username) } else { ownRules = anonymousRules }
@@ -242,7 +236,7 @@ public final class ACLFile: AccessControl {
         if ACLFile.containsWildcard(clientID) { return false }
         for pattern in patterns {
             if pattern.usernameCount > 0 && username == nil { continue }
-            if ACLFile.matches(pattern, clientID: clientID, username: username, topic: name) {
+            if ACLFile.matches(pattern, clientID: clientID, username: username, topic: topic.bytes) {
                 if pattern.access == .deny { return false }
                 if pattern.access.contains(wanted) { return true }
             }
@@ -254,15 +248,6 @@ public final class ACLFile: AccessControl {
         userRules[username]?.first { $0.username.elementsEqual(username.utf8) }?.rules ?? []
     }
 
-    private static let sysPrefix = Array("$SYS".utf8)
-    private static let sharePrefix = Array("$share".utf8)
-    private static let bridgeStateFilter: TopicFilter = {
-        guard let filter = TopicFilter("$SYS/broker/connection/+/state") else {
-            fatalError("BUG: the bridge state filter literal is not a valid filter")
-        }
-        return filter
-    }()
-
     private static func containsWildcard(_ identity: String) -> Bool {
         identity.utf8.contains { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") }
     }
@@ -270,10 +255,13 @@ public final class ACLFile: AccessControl {
     /// Expands `%c`/`%u` textually, as mosquitto 2.0.11 does (so `q%c` and ids containing `/` work as
     /// there), into stack memory: this runs for every delivery and must not allocate.
     static func matches(_ pattern: PatternRule, clientID: String, username: String?, topic: [UInt8]) -> Bool {
-        var clientID = clientID, username = username
-        let clientBytes = clientID.utf8.count, usernameBytes = username?.utf8.count ?? 0
+        var clientID = clientID
+        var username = username
+        let clientBytes = clientID.utf8.count
+        let usernameBytes = username?.utf8.count ?? 0
         let template = pattern.template
-        let length = template.count + pattern.clientIDCount * (clientBytes - 2)
+        let length =
+            template.count + pattern.clientIDCount * (clientBytes - 2)
             + (username == nil ? 0 : pattern.usernameCount * (usernameBytes - 2))
         guard length > 0 else { return false }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { buffer -> Bool in
@@ -284,12 +272,22 @@ public final class ACLFile: AccessControl {
                 if template[index] == percent && index + 1 < template.count {
                     let next = template[index + 1]
                     if next == UInt8(ascii: "c") {
-                        clientID.withUTF8 { for byte in $0 { buffer[out] = byte; out += 1 } }
+                        clientID.withUTF8 {
+                            for byte in $0 {
+                                buffer[out] = byte
+                                out += 1
+                            }
+                        }
                         index += 2
                         continue
                     }
                     if next == UInt8(ascii: "u"), username != nil {
-                        username?.withUTF8 { for byte in $0 { buffer[out] = byte; out += 1 } }
+                        username?.withUTF8 {
+                            for byte in $0 {
+                                buffer[out] = byte
+                                out += 1
+                            }
+                        }
                         index += 2
                         continue
                     }

@@ -60,7 +60,8 @@ struct PasswordHash: Sendable, Equatable {
         guard field.first == dollar else { return .failure(.notHashed) }
         let parts = field.dropFirst().split(separator: dollar, omittingEmptySubsequences: false)
         let kind: Kind
-        let saltText: ArraySlice<UInt8>, hashText: ArraySlice<UInt8>
+        let saltText: ArraySlice<UInt8>
+        let hashText: ArraySlice<UInt8>
         switch parts.first.map(Array.init) {
         case Array("6".utf8)?:
             guard parts.count == 3 else { return .failure(.fieldCount("$6$SALT$HASH")) }
@@ -95,7 +96,9 @@ struct PasswordHash: Sendable, Equatable {
     }
 
     enum ParseError: Error, Equatable, CustomStringConvertible {
-        case notHashed, unknownType, fieldCount(String), iterations, salt, hash
+        case notHashed, unknownType
+        case fieldCount(String)
+        case iterations, salt, hash
 
         var description: String {
             switch self {

@@ -14,7 +14,8 @@ enum TextLines {
         var lines: [TextLine] = []
         var start = 0
         var number = 1
-        let newline = UInt8(ascii: "\n"), carriageReturn = UInt8(ascii: "\r")
+        let newline = UInt8(ascii: "\n")
+        let carriageReturn = UInt8(ascii: "\r")
         while start < bytes.count {
             var end = start
             while end < bytes.count && bytes[end] != newline { end += 1 }
@@ -29,7 +30,8 @@ enum TextLines {
 
     /// The bytes between the first and last non-blank byte (mosquitto's `misc__trimblanks`).
     static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        var start = bytes.startIndex, end = bytes.endIndex
+        var start = bytes.startIndex
+        var end = bytes.endIndex
         while start < end && isBlank(bytes[start]) { start += 1 }
         while end > start && isBlank(bytes[end - 1]) { end -= 1 }
         return bytes[start..<end]

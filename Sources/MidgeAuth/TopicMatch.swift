@@ -6,14 +6,17 @@
 enum TopicMatch {
     static func matches<F: RandomAccessCollection>(filter: F, topic: [UInt8]) -> Bool
     where F.Element == UInt8, F.Index == Int {
-        let slash = UInt8(ascii: "/"), plus = UInt8(ascii: "+"), hash = UInt8(ascii: "#")
+        let slash = UInt8(ascii: "/")
+        let plus = UInt8(ascii: "+")
+        let hash = UInt8(ascii: "#")
         guard let first = filter.first, !topic.isEmpty else { return false }
         // [MQTT-4.7.2-1] a leading wildcard never matches a `$` topic; a `$` filter never matches a
         // topic that does not start with `$` (mosquitto's `topic_matches_sub`).
         if topic[0] == UInt8(ascii: "$") && (first == plus || first == hash) { return false }
         let base = filter.startIndex
         let count = filter.count
-        var f = 0, t = 0
+        var f = 0
+        var t = 0
         while f < count {
             if filter[base + f] == hash { return true }  // also matches the parent level: `a/#` ~ `a`
             if filter[base + f] == plus {

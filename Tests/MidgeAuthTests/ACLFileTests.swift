@@ -3,8 +3,9 @@
 import Foundation
 import MQTTCodec
 import MidgeCore
-@testable import MidgeAuth
 import XCTest
+
+@testable import MidgeAuth
 
 final class ACLFileTests: XCTestCase {
     private func acl(_ text: String) throws -> ACLFile { try ACLFile(text: text, source: "acl") }
@@ -50,7 +51,8 @@ final class ACLFileTests: XCTestCase {
         XCTAssertTrue(recv(file, "c", "roger", "foo/bar"))
         XCTAssertFalse(pub(file, "c", "roger", "foo/baz"))
         XCTAssertFalse(recv(file, "c", "roger", "foo/bar/baz"))
-        XCTAssertFalse(recv(file, "c", "roger", "$SYS/broker/uptime"), "top-of-file rules are for anonymous clients only")
+        XCTAssertFalse(
+            recv(file, "c", "roger", "$SYS/broker/uptime"), "top-of-file rules are for anonymous clients only")
         XCTAssertFalse(pub(file, "c", "someone", "foo/bar"), "another user has no rules here")
     }
 
@@ -82,7 +84,8 @@ final class ACLFileTests: XCTestCase {
 
     /// 2.0.11: `topic deny` wins over an earlier or later grant; the same for patterns.
     func testDenyWins() throws {
-        let file = try acl("""
+        let file = try acl(
+            """
             user roger
             topic foo/#
             topic deny foo/secret
@@ -111,7 +114,8 @@ final class ACLFileTests: XCTestCase {
 
     /// A `+` or `#` in the client id or user name must never widen a pattern to other clients' topics.
     func testWildcardIdentitiesNeverWidenPatterns() throws {
-        let file = try acl("""
+        let file = try acl(
+            """
             user roger
             topic foo/#
             pattern readwrite p/%c/#
@@ -206,7 +210,8 @@ final class ACLFileTests: XCTestCase {
 
     /// What mosquitto's line reader does with spacing: the rest of the line is the topic or user name.
     func testSpacingAndOptionalAccessWord() throws {
-        let file = try acl("""
+        let file = try acl(
+            """
               # an indented comment\r
             user   spaced name  \r
             topic read   with space/x  \r
@@ -234,7 +239,8 @@ final class ACLFileTests: XCTestCase {
             ("topic read sport+", "not a valid topic filter"),
         ]
         for (line, message) in cases {
-            XCTAssertThrowsError(try ACLFile(text: "# header\ntopic ok\n\(line)\n", source: "acl.conf"), line) { error in
+            XCTAssertThrowsError(try ACLFile(text: "# header\ntopic ok\n\(line)\n", source: "acl.conf"), line) {
+                error in
                 guard let error = error as? AuthFileError else { return XCTFail("\(error)") }
                 XCTAssertEqual(error.line, 3, line)
                 XCTAssertEqual(error.file, "acl.conf")
@@ -255,14 +261,24 @@ final class ACLFileTests: XCTestCase {
 
     /// The byte matcher used for expanded patterns agrees with `TopicFilter.matches` everywhere.
     func testByteMatcherAgreesWithTopicFilter() {
-        let filters = ["#", "+", "+/+", "/+", "a", "a/b", "a/+", "a/#", "a/+/c", "a/+/#", "+/b/#", "$SYS/#", "$SYS/+",
-                       "a//c", "/", "//", "+/#", "a/b/c/d", "$share/g/#", "x/#"]
-        let topics = ["a", "a/b", "a/b/c", "a/b/c/d", "a//c", "/", "//", "/a", "a/", "b", "$SYS", "$SYS/x", "$SYS/x/y",
-                      "x", "x/y", "$share/g/t", "ab", "a/bc"]
+        let filters = [
+            "#", "+", "+/+", "/+", "a", "a/b", "a/+", "a/#", "a/+/c", "a/+/#", "+/b/#", "$SYS/#", "$SYS/+",
+            "a//c", "/", "//", "+/#", "a/b/c/d", "$share/g/#", "x/#",
+        ]
+        let topics = [
+            "a", "a/b", "a/b/c", "a/b/c/d", "a//c", "/", "//", "/a", "a/", "b", "$SYS", "$SYS/x", "$SYS/x/y",
+            "x", "x/y", "$share/g/t", "ab", "a/bc",
+        ]
         for filterText in filters {
-            guard let filter = TopicFilter(filterText) else { XCTFail(filterText); continue }
+            guard let filter = TopicFilter(filterText) else {
+                XCTFail(filterText)
+                continue
+            }
             for topicText in topics {
-                guard let name = TopicName(topicText) else { XCTFail(topicText); continue }
+                guard let name = TopicName(topicText) else {
+                    XCTFail(topicText)
+                    continue
+                }
                 XCTAssertEqual(
                     TopicMatch.matches(filter: filter.bytes, topic: name.bytes), filter.matches(name),
                     "\(filterText) ~ \(topicText)")

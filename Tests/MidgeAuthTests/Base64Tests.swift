@@ -1,12 +1,15 @@
+import XCTest
+
 // Base64 as the password files and tokens use it (RFC 4648 §4, §5).
 @testable import MidgeAuth
-import XCTest
 
 final class Base64Tests: XCTestCase {
     /// RFC 4648 §10 test vectors, both directions.
     func testRFC4648Vectors() {
-        let vectors = ["": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==", "fooba": "Zm9vYmE=",
-                       "foobar": "Zm9vYmFy"]
+        let vectors = [
+            "": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==", "fooba": "Zm9vYmE=",
+            "foobar": "Zm9vYmFy",
+        ]
         for (plain, encoded) in vectors {
             XCTAssertEqual(Base64.encode(Array(plain.utf8)), encoded)
             XCTAssertEqual(Base64.decode(Array(encoded.utf8)), Array(plain.utf8), encoded)

@@ -3,8 +3,9 @@
 import Foundation
 import Glibc
 import MQTTCodec
-@testable import MidgeAuth
 import XCTest
+
+@testable import MidgeAuth
 
 final class MosquittoInteropTests: XCTestCase {
     private var scratch: ScratchDirectory!
@@ -79,7 +80,8 @@ final class MosquittoInteropTests: XCTestCase {
 
         func connack(_ arguments: [String]) throws -> String {
             let result = try runProcess(
-                mosquittoPub, ["-h", "127.0.0.1", "-p", "\(port)", "-V", "mqttv311", "-t", "t", "-m", "m", "-d"] + arguments)
+                mosquittoPub,
+                ["-h", "127.0.0.1", "-p", "\(port)", "-V", "mqttv311", "-t", "t", "-m", "m", "-d"] + arguments)
             return result.output.components(separatedBy: "\n").first { $0.contains("CONNACK") } ?? result.output
         }
         XCTAssertTrue(try connack(["-u", "alice", "-P", "s3cret"]).contains("CONNACK (0)"))

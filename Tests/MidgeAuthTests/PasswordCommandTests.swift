@@ -2,8 +2,9 @@
 import Foundation
 import Glibc
 import MQTTCodec
-@testable import MidgeAuth
 import XCTest
+
+@testable import MidgeAuth
 
 /// Answers prompts from a script and records what would have gone to stderr.
 final class ScriptedConsole: PasswordConsole, @unchecked Sendable {
@@ -137,7 +138,8 @@ final class PasswordCommandTests: XCTestCase {
         for (arguments, message) in cases {
             let result = run(arguments)
             XCTAssertEqual(result.status, 1, "\(arguments)")
-            XCTAssertTrue(result.console.errors.first?.contains(message) ?? false, "\(arguments): \(result.console.errors)")
+            XCTAssertTrue(
+                result.console.errors.first?.contains(message) ?? false, "\(arguments): \(result.console.errors)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
     }

@@ -2,23 +2,27 @@
 import Foundation
 import MQTTCodec
 import MidgeCore
-@testable import MidgeAuth
 import XCTest
+
+@testable import MidgeAuth
 
 /// Hashes computed independently with Python's hashlib (salt = bytes 1...12 unless noted):
 ///     hashlib.sha512(b"hunter2" + salt); hashlib.pbkdf2_hmac("sha512", b"secret", salt, 101, 64)
 enum PasswordVectors {
     static let sha512Hunter2 =
-        "$6$AQIDBAUGBwgJCgsM$BvAI+Qf6pQOLRl808d6QZTT3a6B0xO5zIcHD3JzY0IlwG27yGPwEz2wOVlVnzMCgfQVblzctfy3CVaRYU+etmQ=="
+        "$6$AQIDBAUGBwgJCgsM$"
+        + "BvAI+Qf6pQOLRl808d6QZTT3a6B0xO5zIcHD3JzY0IlwG27yGPwEz2wOVlVnzMCgfQVblzctfy3CVaRYU+etmQ=="
     static let pbkdf2Secret =
-        "$7$101$AQIDBAUGBwgJCgsM$ElKF/yT2lAwrOIqDbqwyDkdEWWjEv9xNCPp7zaw7NgKePlIs4CqOpY89+U/jSu9Z0ymojy1xkdWS2VfMzvRKZw=="
+        "$7$101$AQIDBAUGBwgJCgsM$"
+        + "ElKF/yT2lAwrOIqDbqwyDkdEWWjEv9xNCPp7zaw7NgKePlIs4CqOpY89+U/jSu9Z0ymojy1xkdWS2VfMzvRKZw=="
     /// 1000 iterations, 64-byte salt (bytes 0...63, as mosquitto 2.1 writes), password "pässwörd" in UTF-8.
     static let pbkdf2Unicode1000 =
         "$7$1000$AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==$"
         + "u2kfHFunJisdrj5AoASSxyQMBdD5HWfqWMNhZ/x2w1spBDSBFIfJUbercEctC0Fe0XP9cJqgPO/7oe8IhnY2XA=="
     /// The empty password.
     static let pbkdf2Empty =
-        "$7$101$AQIDBAUGBwgJCgsM$0nQUMj2QLzi3F9cnqUT9eQnLQacCIBA5kHUW/0QTjLk8eRHXrjwR4cbTg8AtMrLMTaEnp1lDDc5PP8FM5XBSsA=="
+        "$7$101$AQIDBAUGBwgJCgsM$"
+        + "0nQUMj2QLzi3F9cnqUT9eQnLQacCIBA5kHUW/0QTjLk8eRHXrjwR4cbTg8AtMrLMTaEnp1lDDc5PP8FM5XBSsA=="
     /// Made by Debian's mosquitto_passwd 2.0.11: `-c -b FILE alice secret`, then `-H sha512 -b FILE bob hunter2`.
     static let madeByMosquittoPasswd = """
         alice:$7$101$Ev0h74/AJkb2QRfO$odib4uum7nXpH0zV/wtEe3zFAQfil+7N2BLZ8I6A3FVUcknaALC9unnz2nqVLg6X+PYnaU8ttgnhdqUgjoSmfg==
@@ -34,7 +38,8 @@ final class PasswordFileTests: XCTestCase {
 
     func testPBKDF2PrimitiveMatchesPublishedVector() {
         // PBKDF2-HMAC-SHA512, P="password", S="salt", c=1 (the widely published first vector).
-        let out = Crypto.pbkdf2SHA512(password: Array("password".utf8), salt: Array("salt".utf8), iterations: 1, length: 64)
+        let out = Crypto.pbkdf2SHA512(
+            password: Array("password".utf8), salt: Array("salt".utf8), iterations: 1, length: 64)
         XCTAssertEqual(out.map { String(format: "%02x", $0) }.joined().prefix(32), "867f70cf1ade02cff3752599a3a53dc4")
     }
 
@@ -86,7 +91,8 @@ final class PasswordFileTests: XCTestCase {
 
     /// User names compare as bytes, as in mosquitto: a canonically equivalent spelling is another user.
     func testUserNamesCompareAsBytes() throws {
-        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        let composed = "caf\u{E9}"
+        let decomposed = "cafe\u{301}"
         XCTAssertEqual(composed, decomposed, "Swift calls them equal; the file must not")
         let file = try PasswordFile(text: "\(composed):\(PasswordVectors.pbkdf2Secret)\n", source: "t")
         XCTAssertEqual(login(file, composed, "secret"), .accepted)
@@ -146,7 +152,8 @@ final class PasswordFileTests: XCTestCase {
     }
 
     func testDuplicateUserIsAnError() {
-        let text = "seven:\(PasswordVectors.pbkdf2Secret)\nother:\(PasswordVectors.sha512Hunter2)\n"
+        let text =
+            "seven:\(PasswordVectors.pbkdf2Secret)\nother:\(PasswordVectors.sha512Hunter2)\n"
             + "seven:\(PasswordVectors.sha512Hunter2)\n"
         XCTAssertThrowsError(try PasswordFile(text: text, source: "t")) { error in
             XCTAssertEqual((error as? AuthFileError)?.line, 3)
@@ -155,7 +162,9 @@ final class PasswordFileTests: XCTestCase {
     }
 
     func testInvalidUTF8UserNameIsAnError() throws {
-        let bytes = Array("ok:\(PasswordVectors.pbkdf2Secret)\n".utf8) + [0xFF, 0xFE] + Array(":\(PasswordVectors.pbkdf2Secret)\n".utf8)
+        let bytes =
+            Array("ok:\(PasswordVectors.pbkdf2Secret)\n".utf8) + [0xFF, 0xFE]
+            + Array(":\(PasswordVectors.pbkdf2Secret)\n".utf8)
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }
         let path = scratch.file("pw")
@@ -192,7 +201,8 @@ final class PasswordFileTests: XCTestCase {
         let results = UnsafeSendableBox(Array(repeating: ConnectReturnCode.serverUnavailable, count: 16))
         DispatchQueue.concurrentPerform(iterations: 16) { index in
             let ok = index % 2 == 0
-            let code = file.authenticate(clientID: "c\(index)", username: "alice", password: Array((ok ? "secret" : "nope").utf8))
+            let code = file.authenticate(
+                clientID: "c\(index)", username: "alice", password: Array((ok ? "secret" : "nope").utf8))
             results.set(index, code)
         }
         for index in 0..<16 {
@@ -206,6 +216,14 @@ final class UnsafeSendableBox<Element: Sendable>: @unchecked Sendable {
     private var values: [Element]
     private let lock = NSLock()
     init(_ values: [Element]) { self.values = values }
-    func set(_ index: Int, _ value: Element) { lock.lock(); values[index] = value; lock.unlock() }
-    func get(_ index: Int) -> Element { lock.lock(); defer { lock.unlock() }; return values[index] }
+    func set(_ index: Int, _ value: Element) {
+        lock.lock()
+        values[index] = value
+        lock.unlock()
+    }
+    func get(_ index: Int) -> Element {
+        lock.lock()
+        defer { lock.unlock() }
+        return values[index]
+    }
 }
