@@ -104,11 +104,16 @@ final class ConnectTests: ConformanceCase {
                 Wire.frame(0x10, Wire.string("MQTT") + [4, 0xC2, 0, 60] + Wire.string(id) + Wire.string("u")),
             ),
             // User name flag 0 but a user name string after the client id [MQTT-3.1.2-18].
-            ("extra field", Wire.frame(0x10, Wire.string("MQTT") + [4, 0x02, 0, 60] + Wire.string(id) + Wire.string("u"))),
+            (
+                "extra field",
+                Wire.frame(0x10, Wire.string("MQTT") + [4, 0x02, 0, 60] + Wire.string(id) + Wire.string("u"))
+            ),
             // Password flag 0 but password bytes after the user name [MQTT-3.1.2-20].
             (
                 "extra password",
-                Wire.frame(0x10, Wire.string("MQTT") + [4, 0x82, 0, 60] + Wire.string(id) + Wire.string("u") + Wire.string("p")),
+                Wire.frame(
+                    0x10,
+                    Wire.string("MQTT") + [4, 0x82, 0, 60] + Wire.string(id) + Wire.string("u") + Wire.string("p")),
             ),
             // No client id length bytes at all [MQTT-3.1.3-3].
             ("empty payload", Wire.frame(0x10, Wire.string("MQTT") + [4, 0x02, 0, 60])),
@@ -126,7 +131,8 @@ final class ConnectTests: ConformanceCase {
             (
                 "will QoS 3",
                 Wire.frame(
-                    0x10, Wire.string("MQTT") + [4, 0x1E, 0, 60] + Wire.string(id) + Wire.string("w") + Wire.string("x")),
+                    0x10,
+                    Wire.string("MQTT") + [4, 0x1E, 0, 60] + Wire.string(id) + Wire.string("w") + Wire.string("x")),
             ),
         ]
         for (label, bytes) in cases {
@@ -170,7 +176,8 @@ final class ConnectTests: ConformanceCase {
         try client.send(Wire.connect(uniqueID()), Wire.subscribe(id: 5, topic, qos: 1))
         let first = try XCTUnwrap(client.readFrame(), "nothing received")
         XCTAssertEqual(first.bytes, [0x20, 0x02, 0x00, 0x00], "first packet must be CONNACK")
-        XCTAssertEqual(try client.readPacket(), .suback(SubAck(packetID: try packetID(5), returnCodes: [.granted(.atLeastOnce)])))
+        XCTAssertEqual(
+            try client.readPacket(), .suback(SubAck(packetID: try packetID(5), returnCodes: [.granted(.atLeastOnce)])))
         try receive(client, topic: topic, payload: "kept", qos: 1)
         try publish(publisher, topic, "", qos: 0, retain: true)
     }

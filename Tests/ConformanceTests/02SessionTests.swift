@@ -65,8 +65,10 @@ final class SessionTests: ConformanceCase {
 
     func test_MQTT_3_1_3_2_sessionsKeyedByClientID() throws {
         // Two client ids keep separate subscriptions and queues; each reconnect finds only its own state.
-        let idA = uniqueID("a"), idB = uniqueID("b")
-        let topicA = uniqueTopic("a"), topicB = uniqueTopic("b")
+        let idA = uniqueID("a")
+        let idB = uniqueID("b")
+        let topicA = uniqueTopic("a")
+        let topicB = uniqueTopic("b")
         let a = try connect(idA, clean: false)
         try subscribe(a, topicA, qos: 1)
         try disconnectAndWait(a)
@@ -192,7 +194,8 @@ final class SessionTests: ConformanceCase {
         // A QoS 1 left unacknowledged and a QoS 2 left at the PUBREL stage are resent on a clean-session-0
         // reconnect: the PUBLISH with DUP 1 and the same id, and the PUBREL with its id.
         let id = uniqueID()
-        let topic1 = uniqueTopic("one"), topic2 = uniqueTopic("two")
+        let topic1 = uniqueTopic("one")
+        let topic2 = uniqueTopic("two")
         let subscriber = try connect(id, clean: false)
         try subscribe(subscriber, topic1, qos: 1, id: 1)
         try subscribe(subscriber, topic2, qos: 2, id: 2)
@@ -207,7 +210,8 @@ final class SessionTests: ConformanceCase {
         subscriber.close()
 
         let back = try connect(id, clean: false, expectSessionPresent: true)
-        var sawPublish = false, sawPubrel = false
+        var sawPublish = false
+        var sawPubrel = false
         for _ in 0..<2 {
             let packet = try back.readPacket()
             switch packet {

@@ -109,7 +109,8 @@ final class SubscribeTests: ConformanceCase {
 
     func test_MQTT_3_8_4_4_multipleFiltersOneSubAck() throws {
         // SUBSCRIBE [a@0, b@1, a@2] gets one SUBACK with 3 codes, and `a` ends up at QoS 2.
-        let a = uniqueTopic("a"), b = uniqueTopic("b")
+        let a = uniqueTopic("a")
+        let b = uniqueTopic("b")
         let client = try connect()
         try client.send(Wire.subscribe(id: 8, [(Array(a.utf8), 0), (Array(b.utf8), 1), (Array(a.utf8), 2)]))
         XCTAssertEqual(
@@ -179,7 +180,9 @@ final class SubscribeTests: ConformanceCase {
 extension ConformanceCase {
     /// Writes `lines` to a new file in a scratch directory and returns its path (ACL and password files).
     func writeFile(_ name: String, _ lines: [String]) throws -> String {
-        let url = try BrokerProcess.makeScratchDirectory().appendingPathComponent(name)
+        let directory = try BrokerProcess.makeScratchDirectory()
+        scratchDirectories.append(directory)
+        let url = directory.appendingPathComponent(name)
         try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
         return url.path
     }

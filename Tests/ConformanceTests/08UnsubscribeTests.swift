@@ -54,7 +54,8 @@ final class UnsubscribeTests: ConformanceCase {
         // Deliveries under way when the subscription is deleted still complete: a held-back PUBREC gets its
         // PUBREL, and an unacknowledged QoS 1 is redelivered on a clean-session-0 reconnect.
         let id = uniqueID()
-        let topic1 = uniqueTopic("one"), topic2 = uniqueTopic("two")
+        let topic1 = uniqueTopic("one")
+        let topic2 = uniqueTopic("two")
         let client = try connect(id, clean: false)
         try subscribe(client, topic1, qos: 1, id: 1)
         try subscribe(client, topic2, qos: 2, id: 2)
@@ -98,7 +99,8 @@ final class UnsubscribeTests: ConformanceCase {
 
     func test_MQTT_3_10_4_6_multipleFiltersOneUnsubAck() throws {
         // UNSUBSCRIBE [a, b] gets exactly one UNSUBACK, and neither `a` nor `b` is delivered afterwards.
-        let a = uniqueTopic("a"), b = uniqueTopic("b")
+        let a = uniqueTopic("a")
+        let b = uniqueTopic("b")
         let client = try connect()
         try subscribe(client, a, id: 1)
         try subscribe(client, b, id: 2)

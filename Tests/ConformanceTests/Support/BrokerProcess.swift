@@ -56,12 +56,14 @@ final class BrokerProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         try log.close()
-        try waitUntilReady()
-    }
-
-    /// The file to use as a password or ACL file, inside the broker's own temporary directory.
-    func file(named name: String) -> URL {
-        directory.appendingPathComponent(name)
+        // Every listener must accept before a test starts, not only the first one opened.
+        let extraPorts = config.compactMap { line -> UInt16? in
+            let words = line.split(separator: " ")
+            return words.count >= 2 && words[0] == "listener" ? UInt16(words[1]) : nil
+        }
+        for listenerPort in [port] + extraPorts {
+            try waitUntilReady(port: listenerPort)
+        }
     }
 
     /// A scratch directory for files a test must write before the broker starts (password or ACL files).
@@ -92,6 +94,7 @@ final class BrokerProcess: @unchecked Sendable {
 
     deinit {
         stop()
+        try? FileManager.default.removeItem(at: directory)
     }
 
     /// The last `lines` lines of the broker's log, for a failing test's output.
@@ -102,7 +105,7 @@ final class BrokerProcess: @unchecked Sendable {
         return all.suffix(lines).joined(separator: "\n")
     }
 
-    private func waitUntilReady() throws {
+    private func waitUntilReady(port: UInt16) throws {
         for _ in 0..<200 {
             guard process.isRunning else {
                 throw ClientError("\(kind) exited during start-up (status \(process.terminationStatus)):\n\(logTail())")
@@ -146,7 +149,8 @@ final class BrokerProcess: @unchecked Sendable {
                 return URL(fileURLWithPath: path)
             }
             // The test bundle lives in the build products directory (e.g. `debug/MidgePackageTests.xctest`).
-            let candidates = [Bundle.main.bundleURL, Bundle(for: BrokerProcess.self).bundleURL]
+            let candidates =
+                [Bundle.main.bundleURL, Bundle(for: BrokerProcess.self).bundleURL]
                 + [URL(fileURLWithPath: CommandLine.arguments.first ?? ".")]
             for candidate in candidates {
                 let url = candidate.deletingLastPathComponent().appendingPathComponent("midge")

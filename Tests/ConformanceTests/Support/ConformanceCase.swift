@@ -14,6 +14,8 @@ class ConformanceCase: XCTestCase {
     class var sharedConfig: [String] { [] }
 
     private var ownBrokers: [BrokerProcess] = []
+    /// Directories of files written for this test's brokers (ACL and password files), removed when it ends.
+    var scratchDirectories: [URL] = []
 
     override class func setUp() {
         super.setUp()
@@ -58,6 +60,8 @@ class ConformanceCase: XCTestCase {
         }
         for broker in ownBrokers { broker.stop() }
         ownBrokers.removeAll()
+        for directory in scratchDirectories { try? FileManager.default.removeItem(at: directory) }
+        scratchDirectories.removeAll()
         super.tearDown()
     }
 
@@ -102,7 +106,8 @@ class ConformanceCase: XCTestCase {
             throw ClientError("\(client.name): CONNACK return code \(connack.returnCode)")
         }
         if let expectSessionPresent, connack.sessionPresent != expectSessionPresent {
-            throw ClientError("\(client.name): session present \(connack.sessionPresent), expected \(expectSessionPresent)")
+            throw ClientError(
+                "\(client.name): session present \(connack.sessionPresent), expected \(expectSessionPresent)")
         }
         return client
     }

@@ -10,7 +10,8 @@ struct ClientError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-final class RawClient {
+/// Used by one thread at a time; Sendable so a test can hand a client to a reader thread.
+final class RawClient: @unchecked Sendable {
     let name: String
     private var fd: Int32
     private var buffer: [UInt8] = []
@@ -113,6 +114,17 @@ final class RawClient {
             fill()
         }
         return nil
+    }
+
+    /// The raw bytes received so far or within `timeout`, taken out of the buffer; nil on timeout or close.
+    /// For transports layered on TCP (WebSocket) that do their own framing.
+    func readBytes(timeout: Double) -> [UInt8]? {
+        if buffer.isEmpty && !isClosed && waitReadable(events: Int16(POLLIN), milliseconds: Int32(timeout * 1000)) {
+            fill()
+        }
+        guard !buffer.isEmpty else { return nil }
+        defer { buffer.removeAll() }
+        return buffer
     }
 
     /// Reads bytes once if any are waiting; EOF or a reset marks the connection closed.
@@ -233,5 +245,46 @@ final class RawClient {
             publishes.append(publish)
         }
         throw ClientError("\(name): no PINGRESP")
+    }
+
+    /// Reads until `count` PUBLISHes have arrived, completing every flow on the way as a well-behaved client
+    /// does (PUBACK, PUBREC/PUBCOMP for deliveries, PUBREL for its own QoS 2 publishes), whatever the order in
+    /// which the broker interleaves them.
+    func collectPublishes(count: Int, timeout: Double = 5) throws -> [Publish] {
+        try collectPublishes(limit: count, timeout: timeout) { $0.count >= count }
+    }
+
+    /// Like `collectPublishes(count:)`, reading until `done` holds for what has arrived (at most `limit`).
+    func collectPublishes(limit: Int, timeout: Double = 5, until done: ([Publish]) -> Bool) throws -> [Publish] {
+        var publishes: [Publish] = []
+        var awaitingPubrel: Set<UInt16> = []
+        for _ in 0..<(limit * 4 + 16) {
+            if done(publishes) && awaitingPubrel.isEmpty { return publishes }
+            let packet: Packet
+            do {
+                packet = try readPacket(timeout: timeout)
+            } catch {
+                throw ClientError("\(error) after \(publishes.count) publishes, \(awaitingPubrel.count) open flows")
+            }
+            switch packet {
+            case .publish(let publish):
+                publishes.append(publish)
+                if publish.qos == .atLeastOnce { try send(Wire.puback(publish.id)) }
+                if publish.qos == .exactlyOnce {
+                    try send(Wire.pubrec(publish.id))
+                    awaitingPubrel.insert(publish.id)
+                }
+            case .pubrel(let id):
+                try send(Wire.pubcomp(id.rawValue))
+                awaitingPubrel.remove(id.rawValue)
+            case .pubrec(let id):
+                try send(Wire.pubrel(id.rawValue))
+            case .puback, .pubcomp:
+                break
+            case let other:
+                throw ClientError("\(name): unexpected \(other) while collecting publishes")
+            }
+        }
+        throw ClientError("\(name): \(publishes.count) publishes, \(awaitingPubrel.count) open flows")
     }
 }
