@@ -33,6 +33,8 @@ final class Connection {
     var isDirty = false
     /// EPOLLOUT is in the registration because a write hit EAGAIN.
     var watchesWritable = false
+    /// EPOLLIN is out of the registration because the core is behind (see `ServerSettings.coreBacklogHighWater`).
+    var readsPaused = false
     /// QoS 0 deliveries dropped in the current overflow episode; > 0 means an episode is running.
     var droppedQoS0 = 0
 

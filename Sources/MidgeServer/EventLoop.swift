@@ -36,6 +36,8 @@ final class EventLoop {
     let logger: Logger
     let decoder: FrameDecoder
     let connectTimeout: Int64
+    let backlogHighWater: Int
+    let backlogLowWater: Int
 
     /// Connections by `ConnectionID.rawValue`, which is also their epoll token: an event whose token is
     /// no longer here belongs to a connection closed earlier in the same batch (its fd may be reused) and is
@@ -63,8 +65,11 @@ final class EventLoop {
     private var stoppedLoops = 0
     private var nextTick: Int64 = 0
 
-    // Loops 1…: events for the core, handed to loop 0 once per turn.
+    // Loops 1…: events for the core, handed to loop 0 once per turn, and the connections not being read
+    // because the core is behind.
     private var eventsForCore: [CoreEvent] = []
+    private var eventsForCoreWeight = 0
+    private var pausedConnections: [Connection] = []
 
     init(server: ServerState, index: Int) {
         self.index = index
@@ -73,6 +78,8 @@ final class EventLoop {
         self.logger = server.logger
         self.decoder = FrameDecoder(maxRemainingLength: server.settings.maxRemainingLength)
         self.connectTimeout = Int64(server.settings.connectTimeout) * 1_000_000_000
+        self.backlogHighWater = server.settings.coreBacklogHighWater
+        self.backlogLowWater = server.settings.coreBacklogLowWater
         self.now = Syscall.monotonicNanoseconds()
         self.actionsForLoops = Array(repeating: [], count: server.handles.count)
         if index == 0 {
@@ -156,23 +163,37 @@ final class EventLoop {
             }
             if stopping && stoppedLoops == server.handles.count - 1 { finished = true }
         } else if !eventsForCore.isEmpty || stopping {
-            server.handles[0].post(events: &eventsForCore, loopStopped: stopping)
+            server.coreBacklog.add(eventsForCoreWeight, ordering: .sequentiallyConsistent)
+            server.handles[0].post(events: &eventsForCore, weight: eventsForCoreWeight, loopStopped: stopping)
+            eventsForCoreWeight = 0
             if stopping { finished = true }
+        }
+        // Dekker-style with loop 0's check in `processMailbox`: the flag is set before the backlog is read here,
+        // the backlog is lowered before the flag is read there, so one of the two always sees the drain.
+        if !pausedConnections.isEmpty,
+            server.coreBacklog.load(ordering: .sequentiallyConsistent) <= backlogLowWater
+        {
+            resumeReads()
         }
     }
 
     private func processMailbox() {
         handle.take(into: &spare)
         if broker != nil {
-            for event in spare.events {
-                switch event {
-                case .packet(let id, let packet, let info): coreHandle(packet, from: id, info: info)
-                case .closed(let id, let reason): coreClosed(id, reason: reason)
+            for event in spare.events { coreReceive(event) }
+            stoppedLoops += spare.stoppedLoops
+            let backlog = server.coreBacklog.subtract(spare.eventsWeight, ordering: .sequentiallyConsistent).newValue
+            if backlog <= backlogLowWater {
+                for other in server.handles.dropFirst()
+                where other.awaitsCoreDrain.load(ordering: .sequentiallyConsistent) {
+                    if other.awaitsCoreDrain.exchange(false, ordering: .sequentiallyConsistent) {
+                        other.post { $0.resumeReads = true }
+                    }
                 }
             }
-            stoppedLoops += spare.stoppedLoops
         } else {
             for action in spare.actions { apply(action) }
+            if spare.resumeReads { resumeReads() }
         }
         let stopRequested = spare.stopRequested
         spare.clear()
@@ -287,9 +308,16 @@ final class EventLoop {
             }
         }
         // EOF, hang-up and socket errors all surface through read() (0 or an errno), so one path handles them.
-        if events & (CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP | CLINUX_EPOLLHUP | CLINUX_EPOLLERR) != 0 {
-            readAvailable(connection)
+        guard events & (CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP | CLINUX_EPOLLHUP | CLINUX_EPOLLERR) != 0 else { return }
+        // A dead socket (HUP/ERR are reported even without EPOLLIN) is read to its end regardless, or it would
+        // be reported again on every turn.
+        if broker == nil && events & (CLINUX_EPOLLHUP | CLINUX_EPOLLERR) == 0
+            && server.coreBacklog.load(ordering: .relaxed) + eventsForCoreWeight > backlogHighWater
+        {
+            pauseReads(connection)
+            return
         }
+        readAvailable(connection)
     }
 
     private func readAvailable(_ connection: Connection) {
@@ -357,10 +385,9 @@ final class EventLoop {
         case .awaitingConnect:
             guard case .connect(let connect) = packet else {
                 // [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply.
-                logger.log(
-                    .notice,
-                    "Client <unknown> from \(connection.info.remoteAddress) sent \(String(describing: packet.type).uppercased()) before CONNECT, "
-                        + "disconnecting.")
+                let name = String(describing: packet.type).uppercased()
+                let address = connection.info.remoteAddress
+                logger.log(.notice, "Client <unknown> from \(address) sent \(name) before CONNECT, disconnecting.")
                 beginClose(connection)
                 return
             }
@@ -383,7 +410,8 @@ final class EventLoop {
                 "Client <unknown> from \(connection.info.remoteAddress) uses unsupported protocol level \(level), "
                     + "disconnecting.")
             // [MQTT-3.1.2-2] CONNACK with return code 0x01, then close.
-            connection.output.append(contentsOf: [0x20, 0x02, 0x00, ConnectReturnCode.unacceptableProtocolVersion.rawValue])
+            let refusal = ConnAck(sessionPresent: false, returnCode: .unacceptableProtocolVersion)
+            Packet.connack(refusal).encode(into: &connection.output)
             beginClose(connection)
             return
         }
@@ -414,25 +442,43 @@ final class EventLoop {
 
     /// On loop 0 the core is called at once; elsewhere the event joins this turn's batch for loop 0.
     private func report(_ event: CoreEvent) {
-        guard broker != nil else {
+        if broker != nil {
+            coreReceive(event)
+        } else {
+            eventsForCoreWeight += event.backlogWeight
             eventsForCore.append(event)
-            return
         }
+    }
+
+    private func pauseReads(_ connection: Connection) {
+        guard !connection.readsPaused else { return }
+        connection.readsPaused = true
+        pausedConnections.append(connection)
+        updateRegistration(connection)
+        handle.awaitsCoreDrain.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    private func resumeReads() {
+        handle.awaitsCoreDrain.store(false, ordering: .sequentiallyConsistent)
+        for connection in pausedConnections where connection.readsPaused {
+            connection.readsPaused = false
+            if connection.state != .closing && connections[connection.id.rawValue] === connection {
+                updateRegistration(connection)
+            }
+        }
+        pausedConnections.removeAll()
+    }
+
+    /// Loop 0: one event into the core, its actions out to their connections' loops.
+    private func coreReceive(_ event: CoreEvent) {
+        guard let broker else { return }
+        let time = MonotonicTime(nanoseconds: now)
         switch event {
-        case .packet(let id, let packet, let info): coreHandle(packet, from: id, info: info)
-        case .closed(let id, let reason): coreClosed(id, reason: reason)
+        case .packet(let id, let packet, let info):
+            broker.handle(packet, from: id, info: info, now: time, into: &coreActions)
+        case .closed(let id, let reason):
+            broker.connectionClosed(id, reason: reason, now: time, into: &coreActions)
         }
-    }
-
-    private func coreHandle(_ packet: Packet, from id: ConnectionID, info: ConnectionInfo) {
-        guard let broker else { return }
-        broker.handle(packet, from: id, info: info, now: MonotonicTime(nanoseconds: now), into: &coreActions)
-        routeCoreActions()
-    }
-
-    private func coreClosed(_ id: ConnectionID, reason: CloseReason) {
-        guard let broker else { return }
-        broker.connectionClosed(id, reason: reason, now: MonotonicTime(nanoseconds: now), into: &coreActions)
         routeCoreActions()
     }
 
@@ -565,7 +611,7 @@ final class EventLoop {
     }
 
     private func updateRegistration(_ connection: Connection) {
-        var events = CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP
+        var events: UInt32 = connection.readsPaused ? 0 : CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP
         if connection.watchesWritable { events |= CLINUX_EPOLLOUT }
         try? Syscall.epollControl(
             handle.epollFD, EPOLL_CTL_MOD, connection.fd, events: events, token: connection.id.rawValue)

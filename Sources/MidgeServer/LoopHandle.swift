@@ -7,6 +7,14 @@ import Synchronization
 enum CoreEvent: Sendable {
     case packet(ConnectionID, Packet, ConnectionInfo)
     case closed(ConnectionID, CloseReason)
+
+    /// Roughly the memory the event holds while it waits for the core: payload and topic plus a fixed part.
+    var backlogWeight: Int {
+        if case .packet(_, .publish(let publish), _) = self {
+            return 128 + publish.payload.count + publish.topic.bytes.count
+        }
+        return 128
+    }
 }
 
 /// Everything that may be waiting for a loop. Each producer appends a whole turn's batch at once.
@@ -19,8 +27,14 @@ struct Mailbox: Sendable {
     var stopRequested = false
     /// For loop 0: how many other loops have reported their last events and stopped.
     var stoppedLoops = 0
+    /// For loop 0: the summed `backlogWeight` of `events`.
+    var eventsWeight = 0
+    /// For loops 1…: the core's backlog has drained; reading may resume.
+    var resumeReads = false
 
-    var isEmpty: Bool { events.isEmpty && actions.isEmpty && !stopRequested && stoppedLoops == 0 }
+    var isEmpty: Bool {
+        events.isEmpty && actions.isEmpty && !stopRequested && stoppedLoops == 0 && !resumeReads
+    }
 
     /// Empties the mailbox but keeps the arrays' capacity for the next swap.
     mutating func clear() {
@@ -28,6 +42,8 @@ struct Mailbox: Sendable {
         actions.removeAll(keepingCapacity: true)
         stopRequested = false
         stoppedLoops = 0
+        eventsWeight = 0
+        resumeReads = false
     }
 }
 
@@ -42,6 +58,8 @@ final class LoopHandle: Sendable {
     private let mailbox = Mutex(Mailbox())
     /// QoS 0 deliveries dropped because a connection's unsent output was over the limit.
     let droppedQoS0Messages = Atomic<Int>(0)
+    /// This loop stopped reading because the core is behind, and wants `resumeReads` when it catches up.
+    let awaitsCoreDrain = Atomic<Bool>(false)
 
     init(index: Int, epollFD: Int32, wakeFD: Int32, listeners: [(fd: Int32, port: UInt16)]) {
         self.index = index
@@ -63,9 +81,10 @@ final class LoopHandle: Sendable {
 
     /// Hands over a batch of events, giving the caller an empty array back (the mailbox's, when it was empty:
     /// the buffers travel between the two threads instead of being copied).
-    func post(events: inout [CoreEvent], loopStopped: Bool = false) {
+    func post(events: inout [CoreEvent], weight: Int, loopStopped: Bool = false) {
         post { box in
             if box.events.isEmpty { swap(&box.events, &events) } else { box.events.append(contentsOf: events) }
+            box.eventsWeight += weight
             if loopStopped { box.stoppedLoops += 1 }
         }
         events.removeAll(keepingCapacity: true)

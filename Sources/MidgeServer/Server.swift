@@ -20,6 +20,13 @@ public struct ServerSettings: Sendable {
     public var broker: BrokerConfiguration
     public var authenticator: any Authenticator
     public var accessControl: any AccessControl
+    /// Inbound flow control, in `CoreEvent.backlogWeight` units (about bytes). The core runs on one thread; the
+    /// other loops could read, and queue for it, far faster than it routes, without bound. Above the high-water
+    /// mark they stop reading the connections that have more (TCP then slows those senders down, as a
+    /// single-threaded broker would) and resume once the core has worked the backlog down to the low-water mark.
+    /// Not configuration keys: internal so tests can make every read cross them.
+    var coreBacklogHighWater = 4 * 1024 * 1024
+    var coreBacklogLowWater = 1024 * 1024
 
     public init(
         configuration: Configuration, commandLinePort: UInt16? = nil, authenticator: any Authenticator = AllowAll(),
@@ -55,6 +62,8 @@ final class ServerState: Sendable {
     let handles: [LoopHandle]
     /// Open client connections across all loops, for `max_connections`.
     let connectionCount = Atomic<Int>(0)
+    /// The weight of events handed to loop 0 and not yet through the core (see `CoreEvent.backlogWeight`).
+    let coreBacklog = Atomic<Int>(0)
 
     init(settings: ServerSettings, logger: Logger, handles: [LoopHandle]) {
         self.settings = settings
@@ -196,7 +205,8 @@ public func raiseOpenFileLimit(logger: Logger) {
     if setrlimit(RLIMIT_NOFILE_VALUE, &limit) == 0 {
         logger.log(.info, "Raised the open file limit from \(previous) to \(limit.rlim_max).")
     } else {
-        logger.log(.warning, "Unable to raise the open file limit from \(previous): \(String(cString: strerror(errno))).")
+        let reason = String(cString: strerror(errno))
+        logger.log(.warning, "Unable to raise the open file limit from \(previous): \(reason).")
     }
 }
 

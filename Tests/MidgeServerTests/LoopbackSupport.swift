@@ -2,8 +2,9 @@
 import Glibc
 import MQTTCodec
 import MidgeCore
-import MidgeServer
 import Synchronization
+
+@testable import MidgeServer
 
 struct TestError: Error, CustomStringConvertible {
     let description: String
@@ -33,12 +34,14 @@ final class RunningServer {
     let server: Server
     let log: LogCapture
 
-    init(threads: Int = 3, config: String = "") throws {
+    init(threads: Int = 3, config: String = "", adjust: (inout ServerSettings) -> Void = { _ in }) throws {
         let text = "listener 0 127.0.0.1\nallow_anonymous true\nthreads \(threads)\n" + config
         let configuration = try Configuration.parse(text: text, fileName: "test.conf")
         let log = LogCapture()
         let logger = Logger(types: .all, timestamps: false, sink: { log.append($0) })
-        server = try Server.start(settings: ServerSettings(configuration: configuration), logger: logger)
+        var settings = ServerSettings(configuration: configuration)
+        adjust(&settings)
+        server = try Server.start(settings: settings, logger: logger)
         self.log = log
     }
 
@@ -188,7 +191,8 @@ final class TestClient {
         guard let topicFilter = TopicFilter(filter), let packetID = PacketID(id) else {
             throw TestError("bad filter \(filter)")
         }
-        try send(.subscribe(Subscribe(packetID: packetID, requests: [SubscriptionRequest(filter: topicFilter, qos: qos)])))
+        let request = SubscriptionRequest(filter: topicFilter, qos: qos)
+        try send(.subscribe(Subscribe(packetID: packetID, requests: [request])))
         guard case .suback(let suback) = try receive(), suback.packetID == packetID else {
             throw TestError("expected SUBACK \(id)")
         }

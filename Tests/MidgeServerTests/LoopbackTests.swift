@@ -142,6 +142,22 @@ final class LoopbackTests: XCTestCase {
     func testOrderedQoS1StreamReachesSubscribersOnEveryLoop() throws {
         let running = try RunningServer()
         defer { running.stop() }
+        try assertOrderedStream(running)
+    }
+
+    /// With flow-control marks so low that every read crosses them, loops pause reading after each batch for
+    /// the core and resume when it has caught up: nothing is lost, reordered or stuck.
+    func testReadsPauseWhileTheCoreIsBehindAndResume() throws {
+        let running = try RunningServer {
+            $0.coreBacklogHighWater = 1
+            $0.coreBacklogLowWater = 0
+        }
+        defer { running.stop() }
+        try assertOrderedStream(running)
+    }
+
+    /// Subscribers on all three loops and a 2000-message QoS 1 stream, sent 100 PUBLISHes per write.
+    private func assertOrderedStream(_ running: RunningServer) throws {
         var subscribers: [TestClient] = []
         var loops: Set<Int> = []
         for _ in 0..<3 {
@@ -295,7 +311,8 @@ final class LoopbackTests: XCTestCase {
         try watcher.connect("watcher")
         try watcher.subscribe("wills/#", qos: .atLeastOnce)
         let (doomed, _) = try running.client(onLoopOtherThan: [watcherLoop])
-        let will = Will(topic: TopicName("wills/doomed")!, payload: Array("gone".utf8), qos: .atLeastOnce, retain: false)
+        let will = Will(
+            topic: TopicName("wills/doomed")!, payload: Array("gone".utf8), qos: .atLeastOnce, retain: false)
         try doomed.connect("doomed", will: will)
         try doomed.send([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])
         XCTAssertEqual(try doomed.readUntilClosed(), [])
