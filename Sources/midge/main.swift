@@ -110,7 +110,9 @@ do {
 logger.log(.notice, "midge version \(midgeVersion) starting")
 if let configFile { logger.log(.notice, "Config loaded from \(configFile).") }
 if configuration.listeners.isEmpty {
-    logger.log(.notice, "Starting in local only mode. Connections will only be possible from clients running on this machine.")
+    logger.log(
+        .notice,
+        "Starting in local only mode. Connections will only be possible from clients running on this machine.")
     logger.log(.notice, "Create a configuration file which defines a listener to allow remote access.")
 } else if commandLinePort != nil {
     logger.log(.warning, "Warning: -p is ignored because the configuration file declares listeners.")

@@ -166,7 +166,8 @@ final class ConfigurationTests: XCTestCase {
             ("message_size_limit 268435456", "message_size_limit"), ("max_qos 3", "max_qos"),
             ("max_keepalive 65536", "max_keepalive"), ("log_type loud", "log_type"), ("log_dest file", "log_dest"),
             ("log_dest stdout stderr", "log_dest"), ("log_timestamp 1", "log_timestamp"),
-            ("password_file", "password_file"), ("threads 2 3", "threads"), ("queue_qos0_messages", "queue_qos0_messages"),
+            ("password_file", "password_file"), ("threads 2 3", "threads"),
+            ("queue_qos0_messages", "queue_qos0_messages"),
         ]
         for (text, key) in cases {
             let error = parseError("# first\n" + text + "\n")
