@@ -1,0 +1,71 @@
+// Writing HTTP/1.1 responses (RFC 9112 §4, §6): status line, header fields, framing by Content-Length.
+
+public struct HTTPResponse: Sendable, Equatable {
+    public var status: HTTPStatus
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// Adds `Connection: close`; the server closes the connection once the response is written.
+    public var closeConnection: Bool
+
+    public init(status: HTTPStatus, headers: HTTPHeaders = [], body: [UInt8] = [], closeConnection: Bool = false) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.closeConnection = closeConnection
+    }
+
+    /// A JSON body already written as text.
+    public static func json(_ status: HTTPStatus, _ json: String, headers: HTTPHeaders = []) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers, body: Array(json.utf8))
+        response.headers.append("Content-Type", "application/json")
+        return response
+    }
+
+    /// `{"error":"<message>"}` with the status: the form of every refusal the gateway gives.
+    public static func error(
+        _ status: HTTPStatus, _ message: String, headers: HTTPHeaders = [], closeConnection: Bool = false
+    ) -> HTTPResponse {
+        var response = HTTPResponse(
+            status: status, headers: headers, body: JSONText.errorBody(message), closeConnection: closeConnection)
+        response.headers.append("Content-Type", "application/json")
+        return response
+    }
+
+    /// What `Expect: 100-continue` waits for before it sends the body (RFC 9110 §10.1.1).
+    public static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// The whole response. `Content-Length` is added unless the status forbids a body (1xx, 204, RFC 9110 §8.6)
+    /// or a header already frames it.
+    public func encode(into out: inout [UInt8]) {
+        let bodyless = status.code < 200 || status.code == HTTPStatus.noContent.code
+        let framed = headers.contains("Content-Length") || headers.contains("Transfer-Encoding")
+        encodeHead(contentLength: bodyless || framed ? nil : body.count, into: &out)
+        if !bodyless { out.append(contentsOf: body) }
+    }
+
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + body.count)
+        encode(into: &out)
+        return out
+    }
+
+    /// The status line and headers only. With `contentLength` nil and no framing header, the body runs until the
+    /// connection closes (RFC 9112 §6.3 rule 8): what a Server-Sent Events stream uses.
+    public func encodeHead(contentLength: Int?, into out: inout [UInt8]) {
+        out.append(contentsOf: Array("HTTP/1.1 \(status.code) \(status.reason)\r\n".utf8))
+        for field in headers {
+            assert(HTTPResponse.isSafeFieldValue(field.value), "header values must not contain CR, LF or NUL")
+            out.append(contentsOf: Array("\(field.name): \(field.value)\r\n".utf8))
+        }
+        if let contentLength { out.append(contentsOf: Array("Content-Length: \(contentLength)\r\n".utf8)) }
+        if closeConnection && !headers.contains("Connection") {
+            out.append(contentsOf: Array("Connection: close\r\n".utf8))
+        }
+        out.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    static func isSafeFieldValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+    }
+}

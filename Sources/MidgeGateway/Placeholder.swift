@@ -1,2 +1,0 @@
-import MQTTCodec
-import CZlib
