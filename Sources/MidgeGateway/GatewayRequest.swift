@@ -1,0 +1,148 @@
+// What the HTTP API asks the broker to do, once a request is parsed, checked and authenticated-ready.
+
+import MQTTCodec
+
+/// One message to publish, validated: the topic is a valid name, so the broker can take it as is.
+public struct PublishCommand: Sendable, Equatable {
+    public var topic: TopicName
+    public var payload: [UInt8]
+    public var qos: QoS
+    public var retain: Bool
+
+    public init(topic: TopicName, payload: [UInt8], qos: QoS = .atMostOnce, retain: Bool = false) {
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+    }
+}
+
+/// How a subscriber's messages are delivered over HTTP.
+public enum SubscribeMode: Sendable, Equatable {
+    /// A `text/event-stream` response that stays open.
+    case sse
+    /// One JSON response, sent when a message arrives or after the timeout with whatever arrived (maybe none).
+    case longPoll(timeoutSeconds: Int)
+}
+
+/// How an SSE or long-poll message shows its payload.
+public enum MessageFormat: Sendable, Equatable {
+    /// One JSON object per message, with the topic: `{"topic":…,"payload":…,"qos":…,"retain":…}`.
+    case json
+    /// The payload itself as the event data, no topic: for a single-topic stream.
+    case raw
+}
+
+public struct SubscribeCommand: Sendable, Equatable {
+    public var filters: [TopicFilter]
+    /// The maximum QoS of the subscriptions. Above 0 with a `clientID`, missed messages queue for the session.
+    public var qos: QoS
+    /// Set: a persistent session under this id (clean session off), so a reconnecting stream resumes. Nil: a
+    /// clean session with a server-chosen id.
+    public var clientID: String?
+    /// The last id the client saw (`Last-Event-ID` header, or `last_event_id` for the first request of a
+    /// long-poll loop): deliver what came after it.
+    public var lastEventID: String?
+    public var mode: SubscribeMode
+    public var format: MessageFormat
+
+    public init(
+        filters: [TopicFilter], qos: QoS = .atMostOnce, clientID: String? = nil, lastEventID: String? = nil,
+        mode: SubscribeMode = .sse, format: MessageFormat = .json
+    ) {
+        self.filters = filters
+        self.qos = qos
+        self.clientID = clientID
+        self.lastEventID = lastEventID
+        self.mode = mode
+        self.format = format
+    }
+}
+
+public enum GatewayRequest: Sendable, Equatable {
+    /// Answer once every message is accepted by the broker (for QoS 1/2: stored as a PUBACK/PUBREC would be).
+    case publish([PublishCommand])
+    case subscribe(SubscribeCommand)
+    case metrics
+}
+
+/// Credentials checked by the same authenticator as MQTT CONNECT: Basic gives a username and password, Bearer a
+/// token in the password with no username, as an MQTT client sending a token would.
+public struct GatewayCredentials: Sendable, Equatable {
+    public var username: String?
+    public var password: [UInt8]?
+
+    public init(username: String?, password: [UInt8]?) {
+        self.username = username
+        self.password = password
+    }
+}
+
+/// A message on its way to an HTTP subscriber.
+public struct GatewayMessage: Sendable, Equatable {
+    public var topic: TopicName
+    public var payload: [UInt8]
+    public var qos: QoS
+    public var retain: Bool
+
+    public init(topic: TopicName, payload: [UInt8], qos: QoS = .atMostOnce, retain: Bool = false) {
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+    }
+
+    /// Appends the message as a JSON object: the payload as a string when it is UTF-8, else base64 under
+    /// `payload_base64`, the same fields `POST /publish` accepts. `id` first when given.
+    public func appendJSON(id: String?, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        if let id {
+            out.append(contentsOf: Array(#""id":"#.utf8))
+            JSONText.appendString(id, to: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        out.append(contentsOf: Array(#""topic":"#.utf8))
+        JSONText.appendString(topic.description, to: &out)
+        if let text = String(validating: payload, as: UTF8.self) {
+            out.append(contentsOf: Array(#","payload":"#.utf8))
+            JSONText.appendString(text, to: &out)
+        } else {
+            out.append(contentsOf: Array(#","payload_base64":"#.utf8))
+            JSONText.appendString(Base64.encode(payload), to: &out)
+        }
+        out.append(contentsOf: Array(#","qos":\#(qos.rawValue),"retain":\#(retain)}"#.utf8))
+    }
+}
+
+extension HTTPResponse {
+    /// `{"published":N}`: every message of the request was accepted.
+    public static func published(count: Int) -> HTTPResponse {
+        .json(.ok, #"{"published":\#(count)}"#)
+    }
+
+    /// The `WWW-Authenticate` challenge naming both schemes the API takes (RFC 9110 §11.6.1).
+    public static let authenticationChallenge = #"Basic realm="midge", Bearer realm="midge""#
+
+    /// Missing or refused credentials.
+    public static func unauthorized(_ message: String = "authentication required") -> HTTPResponse {
+        .error(.unauthorized, message, headers: [("WWW-Authenticate", authenticationChallenge)])
+    }
+
+    /// The access control list refuses the topic.
+    public static func forbidden(_ message: String = "not authorized for this topic") -> HTTPResponse {
+        .error(.forbidden, message)
+    }
+
+    /// A long-poll answer: `{"messages":[{"id":…,"topic":…,…}, …]}`, possibly empty after the timeout. The client
+    /// sends the last id back as `last_event_id` to continue.
+    public static func longPoll(_ messages: [(id: String, message: GatewayMessage)]) -> HTTPResponse {
+        var body = Array(#"{"messages":["#.utf8)
+        for (index, entry) in messages.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            entry.message.appendJSON(id: entry.id, to: &body)
+        }
+        body.append(contentsOf: Array("]}".utf8))
+        return HTTPResponse(
+            status: .ok, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body)
+    }
+}
