@@ -177,9 +177,23 @@ struct Frame: CustomStringConvertible {
         return Frame(bytes: Array(buffer[0..<(index + length)]), bodyStart: index)
     }
 
-    /// The packet decoded under the rules for what a server may send; throws if the broker sent nonsense.
+    /// The packet decoded by the codec's strict decoder (Table 2.2 flags, CONNACK reserved bits, SUBACK codes
+    /// [MQTT-2.2.2-1] [MQTT-3.9.3-2]); throws if the broker sent bytes it must not send, including packet types
+    /// that only clients send.
     func decode() throws(WireError) -> Packet {
-        try ServerPacketDecoder.decode(self)
+        let decoded: (packet: Packet, consumed: Int)?
+        do {
+            decoded = try bytes.withUnsafeBytes { raw throws(DecodeError) in try FrameDecoder().decode(raw) }
+        } catch {
+            throw WireError("\(error)")
+        }
+        guard let decoded, decoded.consumed == bytes.count else { throw WireError("frame and decoder disagree") }
+        switch decoded.packet {
+        case .connect, .subscribe, .unsubscribe, .pingreq, .disconnect:
+            throw WireError("\(decoded.packet.type) is never sent by a server")
+        default:
+            return decoded.packet
+        }
     }
 
     var description: String {
@@ -195,73 +209,6 @@ struct Frame: CustomStringConvertible {
 struct WireError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Decodes what a server sends (§3.2, §3.3 - §3.7, §3.9, §3.11, §3.13), checking the fixed-header flags
-/// of Table 2.2 so that a broker emitting a wrong byte fails the test that reads it [MQTT-2.2.2-1].
-enum ServerPacketDecoder {
-    static func decode(_ frame: Frame) throws(WireError) -> Packet {
-        let body = Array(frame.body)
-        func id(at offset: Int) throws(WireError) -> PacketID {
-            guard body.count >= offset + 2 else { throw WireError("packet too short for a packet id") }
-            guard let id = PacketID(UInt16(body[offset]) << 8 | UInt16(body[offset + 1])) else {
-                throw WireError("packet id 0")
-            }
-            return id
-        }
-        func onlyID(_ expectedFirst: UInt8) throws(WireError) -> PacketID {
-            guard frame.first == expectedFirst else { throw WireError("wrong fixed header flags") }
-            guard body.count == 2 else { throw WireError("remaining length \(body.count), expected 2") }
-            return try id(at: 0)
-        }
-        switch frame.typeCode {
-        case 2:
-            guard frame.first == 0x20, body.count == 2 else { throw WireError("bad CONNACK") }
-            guard body[0] & 0xFE == 0 else { throw WireError("CONNACK reserved acknowledge flags set") }
-            guard let code = ConnectReturnCode(rawValue: body[1]) else {
-                throw WireError("CONNACK return code \(body[1])")
-            }
-            return .connack(ConnAck(sessionPresent: body[0] == 1, returnCode: code))
-        case 3:
-            guard let qos = QoS(rawValue: (frame.first >> 1) & 0x03) else { throw WireError("PUBLISH QoS 3") }
-            guard body.count >= 2 else { throw WireError("PUBLISH too short") }
-            let topicLength = Int(body[0]) << 8 | Int(body[1])
-            guard body.count >= 2 + topicLength else { throw WireError("PUBLISH topic overruns packet") }
-            guard let topic = TopicName(bytes: Array(body[2..<(2 + topicLength)])) else {
-                throw WireError("PUBLISH with an invalid topic name")
-            }
-            var offset = 2 + topicLength
-            var packetID: PacketID?
-            if qos != .atMostOnce {
-                packetID = try id(at: offset)
-                offset += 2
-            }
-            return .publish(
-                Publish(
-                    topic: topic, payload: Array(body[offset...]), qos: qos, retain: frame.first & 0x01 != 0,
-                    dup: frame.first & 0x08 != 0, packetID: packetID))
-        case 4: return .puback(try onlyID(0x40))
-        case 5: return .pubrec(try onlyID(0x50))
-        case 6: return .pubrel(try onlyID(0x62))
-        case 7: return .pubcomp(try onlyID(0x70))
-        case 9:
-            guard frame.first == 0x90, body.count >= 3 else { throw WireError("bad SUBACK") }
-            var codes: [SubAckReturnCode] = []
-            for byte in body[2...] {
-                guard let code = SubAckReturnCode(rawValue: byte) else {
-                    throw WireError("SUBACK return code \(byte)")  // [MQTT-3.9.3-2]
-                }
-                codes.append(code)
-            }
-            return .suback(SubAck(packetID: try id(at: 0), returnCodes: codes))
-        case 11: return .unsuback(try onlyID(0xB0))
-        case 13:
-            guard frame.first == 0xD0, body.isEmpty else { throw WireError("bad PINGRESP") }
-            return .pingresp
-        default:
-            throw WireError("packet type \(frame.typeCode) is never sent by a server")
-        }
-    }
 }
 
 extension Packet {
