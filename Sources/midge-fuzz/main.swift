@@ -1,0 +1,2 @@
+// Replaced by the fuzz entry points.
+print("midge-fuzz")
