@@ -19,10 +19,8 @@ CHECKS=(
 ALICE_PASSWORD="alice-Secret-1"
 BOB_PASSWORD="bob-Secret-2"
 
-if [ "${1:-}" = "--list" ]; then
-    printf '%s\n' "${CHECKS[@]}"
-    exit 0
-fi
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 if [ "${1:-}" = "--setup" ]; then
     [ $# -eq 3 ] || { echo "usage: $0 --setup DIR PORT" >&2; exit 2; }
@@ -58,72 +56,8 @@ CONF
     exit 0
 fi
 
-if [ $# -lt 2 ]; then
-    echo "usage: $0 HOST PORT [CHECK...] | --setup DIR PORT | --list" >&2
-    exit 2
-fi
-HOST=$1
-PORT=$2
-shift 2
-SELECTED=("$@")
-[ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${CHECKS[@]}")
-
-WAIT_SECS=10
-WORK=$(mktemp -d)
-BACKGROUND=()
-
-cleanup() {
-    local pid
-    for pid in "${BACKGROUND[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
-
 alice=(-u alice -P "$ALICE_PASSWORD")
 bob=(-u bob -P "$BOB_PASSWORD")
-
-# pub ARGS...: run mosquitto_pub (which waits forever for a silent broker, hence the timeout); on failure
-# WHY says what it printed.
-pub() {
-    local status=0
-    timeout $WAIT_SECS mosquitto_pub -h "$HOST" -p "$PORT" "$@" 2>"$WORK/pub.err" || status=$?
-    case $status in
-        0) return 0 ;;
-        124) WHY="mosquitto_pub $* did not finish within $WAIT_SECS s" ;;
-        *) WHY="mosquitto_pub $* failed: $(head -c 300 "$WORK/pub.err" | tr '\n' ' ')" ;;
-    esac
-    return 1
-}
-
-# sub_ready NAME ARGS...: start mosquitto_sub in the background (output in $WORK/NAME.out, one
-# `MSG <qos> <retain> <topic> <payload>` line per message) and wait for its SUBACK, at most 10 s.
-sub_ready() {
-    local name=$1 i
-    shift
-    stdbuf -oL -eL mosquitto_sub -h "$HOST" -p "$PORT" -d -F 'MSG %q %r %t %p' "$@" >"$WORK/$name.out" 2>&1 &
-    SUB_PID=$!
-    BACKGROUND+=("$SUB_PID")
-    for ((i = 0; i < 100; i++)); do
-        grep -qs 'received SUBACK' "$WORK/$name.out" && return 0
-        kill -0 "$SUB_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    WHY="subscriber '$name' got no SUBACK: $(tail -n 3 "$WORK/$name.out" | tr '\n' ' ')"
-    return 1
-}
-
-# expect NAME EXPECTED: wait for the subscriber (bounded by its -C/-W) and compare what it received.
-expect() {
-    local name=$1 expected=$2 got
-    wait "$SUB_PID" 2>/dev/null
-    got=$(sed -n 's/^MSG //p' "$WORK/$name.out")
-    [ "$got" = "$expected" ] && return 0
-    WHY="expected [$(printf '%s' "$expected" | tr '\n' '|')] got [$(printf '%s' "$got" | head -c 300 | tr '\n' '|')]"
-    return 1
-}
 
 # refused NAME ARGS...: a connection with these credentials must get CONNACK 5, not authorised.
 refused() {
@@ -178,19 +112,4 @@ check_acl_pattern() {
     expect mine "1 0 interop/users/alice/x from-alice"
 }
 
-failed=0
-for name in "${SELECTED[@]}"; do
-    if ! declare -F "check_$name" >/dev/null; then
-        echo "FAIL $name: no such check"
-        failed=$((failed + 1))
-        continue
-    fi
-    WHY="unknown"
-    if "check_$name"; then
-        echo "ok $name"
-    else
-        echo "FAIL $name: $WHY"
-        failed=$((failed + 1))
-    fi
-done
-[ $failed -eq 0 ]
+interop_main "$@"

@@ -5,10 +5,7 @@
 # Usage: mosquitto_clients.sh HOST PORT [CHECK...]   run the named checks (all when none are named)
 #        mosquitto_clients.sh --list                 print the check names, one a line
 # Each check prints `ok NAME` or `FAIL NAME: why`; the exit status is non-zero when any check failed.
-#
-# Subscribers run with -d so their log shows "received SUBACK": publishing starts only after that line,
-# never after a sleep. Negative checks ("X is not delivered") publish a sentinel after X on a path that
-# would carry X first, and assert the sentinel is the first thing that arrives.
+# How the checks synchronise without sleeps is described in lib.sh.
 set -uo pipefail
 
 CHECKS=(
@@ -17,98 +14,11 @@ CHECKS=(
     will_on_sigkill no_will_on_clean_exit persistent_session line_mode_ordered sys_not_matched_by_hash
 )
 
-if [ "${1:-}" = "--list" ]; then
-    printf '%s\n' "${CHECKS[@]}"
-    exit 0
-fi
-if [ $# -lt 2 ]; then
-    echo "usage: $0 HOST PORT [CHECK...] | --list" >&2
-    exit 2
-fi
-HOST=$1
-PORT=$2
-shift 2
-SELECTED=("$@")
-[ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${CHECKS[@]}")
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-for tool in mosquitto_sub mosquitto_pub stdbuf; do
-    command -v "$tool" >/dev/null || { echo "FAIL setup: $tool not found" >&2; exit 2; }
-done
-
-# Bounds: how long a subscriber waits for its messages, and how long we wait for a SUBACK.
-WAIT_SECS=10
 RUN="$$-$RANDOM"
 PREFIX="interop/sh-$RUN"
-WORK=$(mktemp -d)
-BACKGROUND=()
-
-cleanup() {
-    local pid
-    for pid in "${BACKGROUND[@]}"; do
-        kill "$pid" 2>/dev/null
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
-
-# pub ARGS...: run mosquitto_pub (which waits forever for a silent broker, hence the timeout); on failure
-# WHY says what it printed.
-pub() {
-    local status=0
-    timeout $WAIT_SECS mosquitto_pub -h "$HOST" -p "$PORT" "$@" 2>"$WORK/pub.err" || status=$?
-    case $status in
-        0) return 0 ;;
-        124) WHY="mosquitto_pub $* did not finish within $WAIT_SECS s" ;;
-        *) WHY="mosquitto_pub $* failed: $(head -c 300 "$WORK/pub.err" | tr '\n' ' ')" ;;
-    esac
-    return 1
-}
-
-# sub_start NAME ARGS...: start mosquitto_sub in the background, output in $WORK/NAME.out, pid in SUB_PID.
-# Every received message is printed as `MSG <qos> <retain> <topic> <payload>`.
-sub_start() {
-    local name=$1
-    shift
-    stdbuf -oL -eL mosquitto_sub -h "$HOST" -p "$PORT" -d -F 'MSG %q %r %t %p' "$@" >"$WORK/$name.out" 2>&1 &
-    SUB_PID=$!
-    BACKGROUND+=("$SUB_PID")
-}
-
-# wait_subscribed NAME PID: true once that subscriber's SUBACK arrived; false if it exited or 10 s passed.
-wait_subscribed() {
-    local name=$1 pid=$2 i
-    for ((i = 0; i < 100; i++)); do
-        grep -qs 'received SUBACK' "$WORK/$name.out" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# sub_ready NAME ARGS...: sub_start + wait_subscribed, setting WHY on failure.
-sub_ready() {
-    local name=$1
-    sub_start "$@"
-    wait_subscribed "$name" "$SUB_PID" && return 0
-    WHY="subscriber '$name' got no SUBACK: $(tail -n 3 "$WORK/$name.out" | tr '\n' ' ')"
-    return 1
-}
-
-# messages NAME: the `<qos> <retain> <topic> <payload>` lines a subscriber printed, in arrival order.
-messages() {
-    sed -n 's/^MSG //p' "$WORK/$1.out"
-}
-
-# expect NAME EXPECTED: wait for the subscriber (bounded by its -C/-W) and compare what it printed.
-expect() {
-    local name=$1 expected=$2 got
-    wait "$SUB_PID" 2>/dev/null
-    got=$(messages "$name")
-    [ "$got" = "$expected" ] && return 0
-    WHY="expected [$(printf '%s' "$expected" | head -c 300 | tr '\n' '|')] got [$(printf '%s' "$got" | head -c 300 | tr '\n' '|')]"
-    return 1
-}
 
 round_trip() {
     local qos=$1 topic="$PREFIX/qos$1" payload="payload at qos $1: ünïcødé / + #"
@@ -255,19 +165,4 @@ check_sys_not_matched_by_hash() {
     expect all "1 0 $sentinel sentinel"
 }
 
-failed=0
-for name in "${SELECTED[@]}"; do
-    if ! declare -F "check_$name" >/dev/null; then
-        echo "FAIL $name: no such check"
-        failed=$((failed + 1))
-        continue
-    fi
-    WHY="unknown"
-    if "check_$name"; then
-        echo "ok $name"
-    else
-        echo "FAIL $name: $WHY"
-        failed=$((failed + 1))
-    fi
-done
-[ $failed -eq 0 ]
+interop_main "$@"
