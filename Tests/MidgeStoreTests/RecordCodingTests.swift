@@ -1,0 +1,86 @@
+// Record framing: every type round-trips, the frame layout is as documented, and damage is named precisely.
+import XCTest
+
+@testable import MidgeStore
+
+final class RecordCodingTests: XCTestCase {
+    func testEveryRecordTypeRoundTrips() {
+        for record in everyRecordType {
+            let frame = record.frame
+            let decoded = frame.withUnsafeBytes { StoreRecord.readFrame(in: $0, at: 0) }
+            guard case .record(let back, let size) = decoded else {
+                XCTFail("\(record) did not decode: \(decoded)")
+                continue
+            }
+            XCTAssertEqual(back, record)
+            XCTAssertEqual(size, frame.count)
+        }
+    }
+
+    func testRoundTripOfAConcatenatedLog() {
+        let records = brokerHistory(count: 2000, seed: 1)
+        var bytes: [UInt8] = []
+        for record in records { record.appendFrame(to: &bytes) }
+        var decoded: [StoreRecord] = []
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while case .record(let record, let size) = StoreRecord.readFrame(in: raw, at: offset) {
+                decoded.append(record)
+                offset += size
+            }
+            XCTAssertEqual(offset, raw.count)
+        }
+        XCTAssertEqual(decoded, records)
+    }
+
+    /// [length u32 LE][crc32c u32 LE over length, type and body][type u8][body].
+    func testFrameLayout() {
+        let frame = StoreRecord.sessionEnded(clientID: "ab").frame
+        XCTAssertEqual(Array(frame[0..<4]), [5, 0, 0, 0])  // type + u16 length + "ab"
+        XCTAssertEqual(Array(frame[8...]), [4, 2, 0, 0x61, 0x62])
+        let crc = CRC32C.checksum(frame[8...], continuing: CRC32C.checksum(frame[0..<4]))
+        XCTAssertEqual(
+            Array(frame[4..<8]), [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)])
+    }
+
+    func testDamageIsNamed() {
+        let frame = StoreRecord.sessionEnded(clientID: "ab").frame
+        XCTAssertEqual(damage(Array(frame[0..<5])), .tornHeader(available: 5))
+        XCTAssertEqual(damage(Array(frame[0..<10])), .tornRecord(length: 13, available: 10))
+        XCTAssertEqual(damage([UInt8](repeating: 0, count: 20)), .zeroFilledTail(bytes: 20))
+        XCTAssertEqual(damage([UInt8](repeating: 0, count: 3)), .zeroFilledTail(bytes: 3))
+        var flipped = frame
+        flipped[10] ^= 0x40
+        XCTAssertEqual(damage(flipped), .checksumMismatch)
+        XCTAssertEqual(damage([0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 1]), .invalidLength(0xFFFF_FFFF))
+        XCTAssertEqual(damage(framed([200, 1, 2])), .unknownType(200))
+        // QoS 3 in a retained record, and a byte left over after the fields: valid checksums, bad contents.
+        XCTAssertEqual(damage(framed([1, 1, 0, 0x61, 3, 0, 0, 0, 0])), .malformedBody("QoS 3"))
+        XCTAssertEqual(damage(framed([4, 2, 0, 0x61, 0x62, 9])), .malformedBody("1 bytes after the fields"))
+        XCTAssertEqual(damage(framed([2, 3, 0, 0x61, 0x2B, 0x62])), .malformedBody("invalid topic name"))
+        XCTAssertEqual(damage(framed([12, 1, 0, 0x63, 0, 0])), .malformedBody("packet id 0"))
+    }
+
+    func testDamageDescriptionsSayWhy() {
+        XCTAssertEqual(FrameDamage.checksumMismatch.description, "checksum mismatch")
+        XCTAssertEqual(
+            FrameDamage.tornRecord(length: 40, available: 13).description,
+            "torn record (file ends 13 bytes into a 40-byte record)")
+    }
+
+    private func damage(_ bytes: [UInt8]) -> FrameDamage? {
+        let frame = bytes.withUnsafeBytes { StoreRecord.readFrame(in: $0, at: 0) }
+        if case .damaged(let damage) = frame { return damage }
+        XCTFail("expected damage, got \(frame)")
+        return nil
+    }
+
+    /// A frame with a correct length and checksum around arbitrary type-and-body bytes.
+    private func framed(_ typeAndBody: [UInt8]) -> [UInt8] {
+        var frame: [UInt8] = []
+        frame.appendInteger(UInt32(typeAndBody.count))
+        let crc = CRC32C.checksum(typeAndBody, continuing: CRC32C.checksum(frame))
+        frame.appendInteger(crc)
+        return frame + typeAndBody
+    }
+}
