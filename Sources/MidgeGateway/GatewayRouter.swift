@@ -87,7 +87,8 @@ public struct GatewayRouter: Sendable {
         }
         let parts = authorization.split(separator: " ", maxSplits: 1)
         guard parts.count == 2 else { throw RouteError(.badRequest, "malformed Authorization header") }
-        let scheme = parts[0].lowercased(), value = HTTPHeaders.trim(parts[1])
+        let scheme = parts[0].lowercased()
+        let value = HTTPHeaders.trim(parts[1])
         switch scheme {
         case "basic":
             // RFC 7617: base64 of `user-id:password`; the user id cannot hold a colon, the password can.
@@ -96,12 +97,14 @@ public struct GatewayRouter: Sendable {
             else {
                 throw RouteError(.badRequest, "malformed Basic credentials")
             }
-            return GatewayCredentials(username: username.isEmpty ? nil : username, password: Array(decoded[(colon + 1)...]))
+            return GatewayCredentials(
+                username: username.isEmpty ? nil : username, password: Array(decoded[(colon + 1)...]))
         case "bearer":
             guard !value.isEmpty else { throw RouteError(.badRequest, "empty Bearer token") }
             return GatewayCredentials(username: nil, password: Array(value.utf8))
         default:
-            throw RouteError(.unauthorized, "unsupported authorization scheme \(parts[0])",
+            throw RouteError(
+                .unauthorized, "unsupported authorization scheme \(parts[0])",
                 headers: [("WWW-Authenticate", HTTPResponse.authenticationChallenge)])
         }
     }
@@ -110,11 +113,15 @@ public struct GatewayRouter: Sendable {
 
     private func publishCommands(_ request: HTTPRequest, query: Query) throws(RouteError) -> [PublishCommand] {
         let qos = try query.first("qos").map { value throws(RouteError) in try GatewayRouter.qos(value) }
-        let retain = try query.first("retain").map { value throws(RouteError) in try GatewayRouter.flag(value, "retain") }
+        let retain = try query.first("retain").map { value throws(RouteError) in
+            try GatewayRouter.flag(value, "retain")
+        }
         if let topicBytes = query.first("topic") {
             // The raw form: the body is the payload, whatever its type, JSON included.
             let topic = try GatewayRouter.topicName(topicBytes)
-            return [PublishCommand(topic: topic, payload: request.body, qos: qos ?? .atMostOnce, retain: retain ?? false)]
+            return [
+                PublishCommand(topic: topic, payload: request.body, qos: qos ?? .atMostOnce, retain: retain ?? false)
+            ]
         }
         guard !request.body.isEmpty else {
             throw RouteError(.badRequest, "give ?topic= for a raw payload, or a JSON body")
@@ -133,7 +140,8 @@ public struct GatewayRouter: Sendable {
         }
         guard !array.isEmpty else { throw RouteError(.badRequest, "the JSON array is empty") }
         guard array.count <= configuration.maxMessagesPerRequest else {
-            throw RouteError(.contentTooLarge, "more than \(configuration.maxMessagesPerRequest) messages in one request")
+            throw RouteError(
+                .contentTooLarge, "more than \(configuration.maxMessagesPerRequest) messages in one request")
         }
         var commands: [PublishCommand] = []
         commands.reserveCapacity(array.count)
@@ -161,7 +169,9 @@ public struct GatewayRouter: Sendable {
         case (nil, nil):
             break
         case (let text?, nil):
-            guard let text = text as? String else { throw RouteError(.badRequest, label + "\"payload\" must be a string") }
+            guard let text = text as? String else {
+                throw RouteError(.badRequest, label + "\"payload\" must be a string")
+            }
             payload = Array(text.utf8)
         case (nil, let encoded?):
             guard let encoded = encoded as? String, let bytes = Base64.decode(Array(encoded.utf8)) else {
@@ -207,7 +217,8 @@ public struct GatewayRouter: Sendable {
         var filters: [TopicFilter] = []
         for value in filterValues {
             guard let filter = TopicFilter(bytes: value) else {
-                throw RouteError(.badRequest, "invalid topic filter \(JSONText.string(String(decoding: value, as: UTF8.self)))")
+                throw RouteError(
+                    .badRequest, "invalid topic filter \(JSONText.string(String(decoding: value, as: UTF8.self)))")
             }
             filters.append(filter)
         }

@@ -36,13 +36,13 @@ public struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
 
 /// `HTTP/1.0` or `HTTP/1.1`: the only versions an HTTP/1.x parser can meet on the wire (RFC 9112 §2.3).
 public enum HTTPVersion: Sendable, Equatable, CustomStringConvertible {
-    case http1_0
-    case http1_1
+    case http10
+    case http11
 
     public var description: String {
         switch self {
-        case .http1_0: "HTTP/1.0"
-        case .http1_1: "HTTP/1.1"
+        case .http10: "HTTP/1.0"
+        case .http11: "HTTP/1.1"
         }
     }
 }
@@ -109,7 +109,7 @@ public struct HTTPRequest: Sendable, Equatable {
     public var body: [UInt8]
 
     public init(
-        method: String, target: String, version: HTTPVersion = .http1_1, headers: HTTPHeaders = [], body: [UInt8] = []
+        method: String, target: String, version: HTTPVersion = .http11, headers: HTTPHeaders = [], body: [UInt8] = []
     ) {
         self.method = method
         self.target = target
@@ -132,8 +132,8 @@ public struct HTTPRequest: Sendable, Equatable {
     public var keepAlive: Bool {
         let tokens = headers.tokens(for: "Connection")
         switch version {
-        case .http1_1: return !tokens.contains("close")
-        case .http1_0: return tokens.contains("keep-alive")
+        case .http11: return !tokens.contains("close")
+        case .http10: return tokens.contains("keep-alive")
         }
     }
 }

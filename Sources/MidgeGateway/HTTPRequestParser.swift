@@ -71,7 +71,7 @@ public struct HTTPRequestParser: Sendable {
     private var state = State.requestLine
     private var method = ""
     private var target = ""
-    private var version = HTTPVersion.http1_1
+    private var version = HTTPVersion.http11
     private var headers = HTTPHeaders()
     private var headerBytes = 0
     private var body: [UInt8] = []
@@ -115,7 +115,8 @@ public struct HTTPRequestParser: Sendable {
             case .failed(let error):
                 throw error
             case .requestLine:
-                let tooLong = HTTPParseError(.uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes")
+                let tooLong = HTTPParseError(
+                    .uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes")
                 guard let line = try readLine(limit: limits.maxRequestLineBytes, else: tooLong) else { return nil }
                 // RFC 9112 §2.2: empty lines before a request line are ignored.
                 if line.isEmpty { continue }
@@ -181,7 +182,9 @@ public struct HTTPRequestParser: Sendable {
 
     /// The next line without its line end, or nil when none is complete yet. A bare LF is accepted as a line end
     /// (RFC 9112 §2.2 allows it); a CR anywhere else is refused.
-    private mutating func readLine(limit: Int, else error: HTTPParseError) throws(HTTPParseError) -> ArraySlice<UInt8>? {
+    private mutating func readLine(
+        limit: Int, else error: HTTPParseError
+    ) throws(HTTPParseError) -> ArraySlice<UInt8>? {
         var index = max(scanPosition, position)
         while index < buffer.count && buffer[index] != 0x0A { index += 1 }
         guard index < buffer.count else {
@@ -208,8 +211,8 @@ public struct HTTPRequestParser: Sendable {
         guard parts.count == 3 else { throw fail(HTTPParseError(.badRequest, "malformed request line")) }
         guard ASCII.isToken(parts[0]) else { throw fail(HTTPParseError(.badRequest, "malformed method")) }
         switch Array(parts[2]) {
-        case Array("HTTP/1.1".utf8): version = .http1_1
-        case Array("HTTP/1.0".utf8): version = .http1_0
+        case Array("HTTP/1.1".utf8): version = .http11
+        case Array("HTTP/1.0".utf8): version = .http10
         case let other where other.count == 8 && other.starts(with: Array("HTTP/".utf8)):
             throw fail(HTTPParseError(.httpVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are supported"))
         default:
@@ -263,12 +266,13 @@ public struct HTTPRequestParser: Sendable {
         guard headers.fields.count < limits.maxHeaderCount else {
             throw fail(HTTPParseError(.requestHeaderFieldsTooLarge, "more than \(limits.maxHeaderCount) header fields"))
         }
-        headers.append(String(decoding: line[line.startIndex..<colon], as: UTF8.self), String(decoding: value, as: UTF8.self))
+        headers.append(
+            String(decoding: line[line.startIndex..<colon], as: UTF8.self), String(decoding: value, as: UTF8.self))
     }
 
     /// Decides how the body is framed once the head is complete; returns the request when it has no body.
     private mutating func finishHead() throws(HTTPParseError) -> HTTPRequest? {
-        if version == .http1_1 {
+        if version == .http11 {
             // RFC 9112 §3.2: a 1.1 request without exactly one Host gets 400.
             guard headers.values(for: "Host").count == 1 else {
                 throw fail(HTTPParseError(.badRequest, "an HTTP/1.1 request needs exactly one Host header"))
@@ -284,7 +288,7 @@ public struct HTTPRequestParser: Sendable {
         if !expectations.isEmpty && expectations != ["100-continue"] {
             throw fail(HTTPParseError(.expectationFailed, "only Expect: 100-continue is supported"))
         }
-        let wantsContinue = version == .http1_1 && !expectations.isEmpty
+        let wantsContinue = version == .http11 && !expectations.isEmpty
         if !transferCodings.isEmpty {
             guard transferCodings == ["chunked"] else {
                 if transferCodings.last != "chunked" {

@@ -31,6 +31,18 @@ public struct HTTPResponse: Sendable, Equatable {
         return response
     }
 
+    /// This response as the answer to `request` (RFC 9112 §9.3): it closes the connection when the request did not
+    /// ask to keep it, and tells an HTTP/1.0 client that asked that the connection stays open.
+    public func answering(_ request: HTTPRequest) -> HTTPResponse {
+        var response = self
+        if !request.keepAlive {
+            response.closeConnection = true
+        } else if request.version == .http10 && !closeConnection && !headers.contains("Connection") {
+            response.headers.append("Connection", "keep-alive")
+        }
+        return response
+    }
+
     /// What `Expect: 100-continue` waits for before it sends the body (RFC 9110 §10.1.1).
     public static let continueBytes: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 

@@ -69,7 +69,9 @@ public final class WebSocketConnection {
                 state = .closed
                 receipt.closure = .closedByPeer(code: code, reason: reason)
             case .failure(let code, let reason):
-                if state == .open { WebSocketFrameEncoder.encodeClose(code: code, reason: reason, into: &receipt.reply) }
+                if state == .open {
+                    WebSocketFrameEncoder.encodeClose(code: code, reason: reason, into: &receipt.reply)
+                }
                 state = .closed
                 receipt.closure = .failed(code, reason: reason)
             }

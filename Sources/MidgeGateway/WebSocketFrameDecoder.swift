@@ -138,7 +138,9 @@ public final class WebSocketFrameDecoder {
         }
         let opcode = WebSocketOpcode(rawValue: header[0] & 0x0F) ?? .binary
         if length > limits.maxFramePayload {
-            fail(.messageTooBig, "frame of \(length) bytes exceeds the limit of \(limits.maxFramePayload)", events: &events)
+            fail(
+                .messageTooBig, "frame of \(length) bytes exceeds the limit of \(limits.maxFramePayload)",
+                events: &events)
             return index - start
         }
         var compressed = false
@@ -176,8 +178,10 @@ public final class WebSocketFrameDecoder {
 
     /// The rules the first two bytes settle; nil when they pass.
     private func checkFirstTwoBytes() -> (WebSocketCloseCode, String)? {
-        let first = header[0], second = header[1]
-        let fin = first & 0x80 != 0, rsv1 = first & 0x40 != 0
+        let first = header[0]
+        let second = header[1]
+        let fin = first & 0x80 != 0
+        let rsv1 = first & 0x40 != 0
         if first & 0x30 != 0 { return (.protocolError, "reserved bits RSV2/RSV3 set") }
         guard let opcode = WebSocketOpcode(rawValue: first & 0x0F) else {
             return (.protocolError, "reserved opcode \(first & 0x0F)")
@@ -216,7 +220,8 @@ public final class WebSocketFrameDecoder {
     }
 
     /// Inflates compressed payload bytes into `data`; false when that failed the connection.
-    private func inflate(_ compressed: UnsafeRawBufferPointer, into data: inout [UInt8], events: inout [Event]) -> Bool {
+    private func inflate(_ compressed: UnsafeRawBufferPointer, into data: inout [UInt8], events: inout [Event]) -> Bool
+    {
         guard compressed.count > 0, var current = message else { return true }
         if inflater == nil { inflater = Inflater() }
         guard let inflater else {

@@ -51,7 +51,9 @@ public final class WebSocketFrameEncoder {
             out.append(UInt8(payloadLength & 0xFF))
         } else {
             out.append(127)
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: payloadLength >> shift)) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: payloadLength >> shift))
+            }
         }
     }
 

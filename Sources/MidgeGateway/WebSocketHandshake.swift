@@ -44,17 +44,21 @@ public enum WebSocketHandshake {
         to request: HTTPRequest, configuration: WebSocketHandshakeConfiguration = WebSocketHandshakeConfiguration()
     ) -> Outcome {
         guard request.method == "GET" else {
-            return .rejected(.error(.methodNotAllowed, "a WebSocket handshake uses GET", headers: [("Allow", "GET")],
-                closeConnection: true))
+            return .rejected(
+                .error(
+                    .methodNotAllowed, "a WebSocket handshake uses GET", headers: [("Allow", "GET")],
+                    closeConnection: true))
         }
-        guard request.version == .http1_1 else {
+        guard request.version == .http11 else {
             return .rejected(.error(.badRequest, "a WebSocket handshake needs HTTP/1.1", closeConnection: true))
         }
         let upgrade = request.headers.tokens(for: "Upgrade")
         guard upgrade.contains("websocket"), request.headers.tokens(for: "Connection").contains("upgrade") else {
             // A plain HTTP request to a WebSocket listener (§4.2.1 items 3-4): say what this port speaks.
-            return .rejected(.error(.upgradeRequired, "this listener speaks MQTT over WebSocket only",
-                headers: [("Upgrade", "websocket"), ("Connection", "Upgrade")], closeConnection: true))
+            return .rejected(
+                .error(
+                    .upgradeRequired, "this listener speaks MQTT over WebSocket only",
+                    headers: [("Upgrade", "websocket"), ("Connection", "Upgrade")], closeConnection: true))
         }
         let versions = request.headers.values(for: "Sec-WebSocket-Version")
         guard !versions.isEmpty else {
@@ -62,8 +66,10 @@ public enum WebSocketHandshake {
         }
         guard versions == ["13"] else {
             // §4.4: name the version the server speaks.
-            return .rejected(.error(.upgradeRequired, "unsupported WebSocket version",
-                headers: [("Sec-WebSocket-Version", "13")], closeConnection: true))
+            return .rejected(
+                .error(
+                    .upgradeRequired, "unsupported WebSocket version",
+                    headers: [("Sec-WebSocket-Version", "13")], closeConnection: true))
         }
         let keys = request.headers.values(for: "Sec-WebSocket-Key")
         guard keys.count == 1, let key = keys.first.map({ HTTPHeaders.trim($0[...]) }),
@@ -77,8 +83,11 @@ public enum WebSocketHandshake {
         var subprotocol: String?
         if offered.isEmpty {
             if configuration.requireSubprotocol {
-                return .rejected(.error(.badRequest, "no subprotocol offered; this listener speaks "
-                    + configuration.subprotocols.joined(separator: ", "), closeConnection: true))
+                return .rejected(
+                    .error(
+                        .badRequest,
+                        "no subprotocol offered; this listener speaks "
+                            + configuration.subprotocols.joined(separator: ", "), closeConnection: true))
             }
         } else {
             // [MQTT-6.0.0-4] the server selects `mqtt`, echoed in the spelling the client offered.
@@ -89,8 +98,11 @@ public enum WebSocketHandshake {
                 }
             }
             guard subprotocol != nil else {
-                return .rejected(.error(.badRequest, "none of the offered subprotocols is supported; this listener "
-                    + "speaks " + configuration.subprotocols.joined(separator: ", "), closeConnection: true))
+                return .rejected(
+                    .error(
+                        .badRequest,
+                        "none of the offered subprotocols is supported; this listener "
+                            + "speaks " + configuration.subprotocols.joined(separator: ", "), closeConnection: true))
             }
         }
         var headers: HTTPHeaders = [
@@ -103,9 +115,10 @@ public enum WebSocketHandshake {
                 offers: request.headers.values(for: "Sec-WebSocket-Extensions"), configuration: deflateConfiguration)
             if let deflate { headers.append("Sec-WebSocket-Extensions", deflate.responseHeaderValue) }
         }
-        return .accepted(Accepted(
-            response: HTTPResponse(status: .switchingProtocols, headers: headers), subprotocol: subprotocol,
-            deflate: deflate))
+        return .accepted(
+            Accepted(
+                response: HTTPResponse(status: .switchingProtocols, headers: headers), subprotocol: subprotocol,
+                deflate: deflate))
     }
 
     /// base64(SHA-1(key + GUID)) (§4.2.2 item 5.4).

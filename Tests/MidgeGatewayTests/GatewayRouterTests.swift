@@ -11,7 +11,8 @@ final class GatewayRouterTests: XCTestCase {
     func request(
         _ method: String, _ target: String, body: String = "", headers: [(String, String)] = []
     ) -> HTTPRequest {
-        HTTPRequest(method: method, target: target, headers: HTTPHeaders([("Host", "h")] + headers), body: Array(body.utf8))
+        HTTPRequest(
+            method: method, target: target, headers: HTTPHeaders([("Host", "h")] + headers), body: Array(body.utf8))
     }
 
     func routed(
@@ -20,7 +21,8 @@ final class GatewayRouterTests: XCTestCase {
         switch router.route(request) {
         case .request(let routed, let credentials): return (routed, credentials)
         case .response(let response):
-            XCTFail("refused: \(response.status) \(String(decoding: response.body, as: UTF8.self))", file: file, line: line)
+            XCTFail(
+                "refused: \(response.status) \(String(decoding: response.body, as: UTF8.self))", file: file, line: line)
             return nil
         }
     }
@@ -179,9 +181,12 @@ final class GatewayRouterTests: XCTestCase {
         XCTAssertEqual(refusal(request("GET", "/metrics", headers: [("Authorization", "Basic \(noColon)")]))?.0, 400)
         XCTAssertEqual(refusal(request("GET", "/metrics", headers: [("Authorization", "Bearer")]))?.0, 400)
         XCTAssertEqual(
-            refusal(request("GET", "/metrics", headers: [("Authorization", "Bearer a"), ("Authorization", "Bearer b")]))?.0,
+            refusal(
+                request("GET", "/metrics", headers: [("Authorization", "Bearer a"), ("Authorization", "Bearer b")]))?.0,
             400)
-        guard case .response(let response) = router.route(request("GET", "/metrics", headers: [("Authorization", "Digest x")]))
+        guard
+            case .response(let response) = router.route(
+                request("GET", "/metrics", headers: [("Authorization", "Digest x")]))
         else { return XCTFail("expected 401") }
         XCTAssertEqual(response.status, .unauthorized)
         XCTAssertEqual(response.headers["WWW-Authenticate"], HTTPResponse.authenticationChallenge)
@@ -208,9 +213,11 @@ final class GatewayRouterTests: XCTestCase {
     }
 
     func testLongPollAndFormat() {
-        XCTAssertEqual(subscription(request("GET", "/subscribe?topic=a&mode=longpoll"))?.mode, .longPoll(timeoutSeconds: 30))
         XCTAssertEqual(
-            subscription(request("GET", "/subscribe?topic=a&mode=longpoll&timeout=0"))?.mode, .longPoll(timeoutSeconds: 0))
+            subscription(request("GET", "/subscribe?topic=a&mode=longpoll"))?.mode, .longPoll(timeoutSeconds: 30))
+        XCTAssertEqual(
+            subscription(request("GET", "/subscribe?topic=a&mode=longpoll&timeout=0"))?.mode,
+            .longPoll(timeoutSeconds: 0))
         XCTAssertEqual(subscription(request("GET", "/subscribe?topic=a&format=raw"))?.format, .raw)
     }
 

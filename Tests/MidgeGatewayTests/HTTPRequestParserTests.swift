@@ -36,10 +36,12 @@ final class HTTPRequestParserTests: XCTestCase {
             return (events, nil)
         }
         let whole = run(chunk: max(bytes.count, 1))
-        let bytewise = run(chunk: 1), chunked = run(chunk: 5)
+        let bytewise = run(chunk: 1)
+        let chunked = run(chunk: 5)
         // A 100-continue is only asked for while no body byte has arrived, so it depends on the chunking.
         let withoutContinue = { (events: [HTTPRequestParser.Event]) in events.filter { $0 != .expectsContinue } }
-        XCTAssertEqual(withoutContinue(bytewise.events), withoutContinue(whole.events), "byte by byte", file: file, line: line)
+        XCTAssertEqual(
+            withoutContinue(bytewise.events), withoutContinue(whole.events), "byte by byte", file: file, line: line)
         XCTAssertEqual(bytewise.error, whole.error, "byte by byte", file: file, line: line)
         XCTAssertEqual(withoutContinue(chunked.events), withoutContinue(whole.events), "chunks", file: file, line: line)
         XCTAssertEqual(chunked.error, whole.error, "chunks", file: file, line: line)
@@ -66,7 +68,7 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(request.target, "/metrics")
         XCTAssertEqual(request.path, "/metrics")
         XCTAssertNil(request.query)
-        XCTAssertEqual(request.version, .http1_1)
+        XCTAssertEqual(request.version, .http11)
         XCTAssertEqual(request.headers["host"], "localhost:8081")
         XCTAssertEqual(request.headers["ACCEPT"], "*/*")
         XCTAssertEqual(request.body, [])
@@ -74,7 +76,8 @@ final class HTTPRequestParserTests: XCTestCase {
     }
 
     func testPathAndQuery() throws {
-        let request = try XCTUnwrap(requests(parse("GET /subscribe?topic=a%2Fb&x HTTP/1.1\r\nHost: h\r\n\r\n").events).first)
+        let request = try XCTUnwrap(
+            requests(parse("GET /subscribe?topic=a%2Fb&x HTTP/1.1\r\nHost: h\r\n\r\n").events).first)
         XCTAssertEqual(request.path, "/subscribe")
         XCTAssertEqual(request.query, "topic=a%2Fb&x")
     }
@@ -108,7 +111,9 @@ final class HTTPRequestParserTests: XCTestCase {
     /// curl sends `Expect: 100-continue` before bodies over 1 KiB and waits for the interim response.
     func testExpectContinue() throws {
         var parser = HTTPRequestParser()
-        parser.append(Array("POST /publish?topic=a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n".utf8))
+        parser.append(
+            Array("POST /publish?topic=a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n".utf8)
+        )
         XCTAssertEqual(try parser.next(), .expectsContinue)
         XCTAssertEqual(try parser.next(), nil)
         parser.append(Array("abc".utf8))
@@ -123,7 +128,8 @@ final class HTTPRequestParserTests: XCTestCase {
 
     func testKeepAliveRules() throws {
         let cases: [(String, Bool)] = [
-            ("GET / HTTP/1.1\r\nHost: h\r\n\r\n", true), ("GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n", false),
+            ("GET / HTTP/1.1\r\nHost: h\r\n\r\n", true),
+            ("GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n", false),
             ("GET / HTTP/1.0\r\n\r\n", false), ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
         ]
         for (text, keepAlive) in cases {
@@ -136,8 +142,9 @@ final class HTTPRequestParserTests: XCTestCase {
         let text = "\r\n\nGET http://localhost:8081/metrics?x=1 HTTP/1.1\nHost: h\n\n"
         XCTAssertEqual(requests(parse(text).events).first?.target, "/metrics?x=1")
         XCTAssertEqual(requests(parse("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n").events).first?.target, "/")
-        XCTAssertEqual(requests(parse("GET / HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Spaces:  a b \t\r\n\r\n").events)
-            .first?.headers.fields.map(\.value), ["h", "", "a b"])
+        XCTAssertEqual(
+            requests(parse("GET / HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Spaces:  a b \t\r\n\r\n").events)
+                .first?.headers.fields.map(\.value), ["h", "", "a b"])
         XCTAssertEqual(
             requests(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2, 2\r\n\r\nok").events).first?.body,
             Array("ok".utf8), "identical Content-Length values are one (RFC 9110 §8.6)")
@@ -148,7 +155,8 @@ final class HTTPRequestParserTests: XCTestCase {
     func testRequestLineLimitIsCheckedBeforeTheLineEnds() {
         let limits = HTTPLimits(maxRequestLineBytes: 64)
         XCTAssertEqual(status("GET /" + String(repeating: "a", count: 100), limits: limits), 414)
-        XCTAssertNil(parse("GET /" + String(repeating: "a", count: 50) + " HTTP/1.1\r\nHost: h\r\n\r\n", limits: limits).error)
+        XCTAssertNil(
+            parse("GET /" + String(repeating: "a", count: 50) + " HTTP/1.1\r\nHost: h\r\n\r\n", limits: limits).error)
         XCTAssertEqual(status("GET /" + String(repeating: "a", count: 8200) + " HTTP/1.1\r\n\r\n"), 414)
     }
 
@@ -159,7 +167,8 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(status(many), 431)
         let hundred = "GET / HTTP/1.1\r\nHost: h\r\n" + (0..<99).map { "X-\($0): v\r\n" }.joined() + "\r\n"
         XCTAssertNil(parse(hundred).error)
-        let trailers = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: "
+        let trailers =
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: "
             + String(repeating: "t", count: 33 * 1024) + "\r\n\r\n"
         XCTAssertEqual(status(trailers), 431, "trailers count against the header budget")
     }
@@ -218,31 +227,5 @@ final class HTTPRequestParserTests: XCTestCase {
             String(decoding: error.response.bytes, as: UTF8.self),
             "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 34\r\n"
                 + "Connection: close\r\n\r\n{\"error\":\"malformed request line\"}")
-    }
-}
-
-final class HTTPResponseTests: XCTestCase {
-    func testEncodeAddsContentLength() {
-        let response = HTTPResponse.json(.ok, #"{"published":1}"#)
-        XCTAssertEqual(
-            String(decoding: response.bytes, as: UTF8.self),
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"published\":1}")
-    }
-
-    func testBodylessStatusesHaveNoContentLength() {
-        XCTAssertEqual(
-            String(decoding: HTTPResponse(status: .noContent, body: [1]).bytes, as: UTF8.self),
-            "HTTP/1.1 204 No Content\r\n\r\n")
-        XCTAssertEqual(
-            String(decoding: HTTPResponse(status: .switchingProtocols, headers: [("Upgrade", "websocket")]).bytes,
-                as: UTF8.self),
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
-    }
-
-    func testErrorMessagesAreEscapedJSON() {
-        let response = HTTPResponse.error(.badRequest, "bad \"topic\"\n\u{01}\\", closeConnection: true)
-        XCTAssertEqual(String(decoding: response.body, as: UTF8.self), #"{"error":"bad \"topic\"\n\u0001\\"}"#)
-        XCTAssertEqual(response.headers["content-type"], "application/json")
-        XCTAssertTrue(String(decoding: response.bytes, as: UTF8.self).contains("\r\nConnection: close\r\n"))
     }
 }

@@ -31,7 +31,8 @@ final class PerMessageDeflateTests: XCTestCase {
         XCTAssertEqual(
             negotiate(["permessage-deflate; client_max_window_bits=10"], limited),
             "permessage-deflate; client_max_window_bits=10")
-        XCTAssertEqual(negotiate(["permessage-deflate"], limited), "permessage-deflate",
+        XCTAssertEqual(
+            negotiate(["permessage-deflate"], limited), "permessage-deflate",
             "no client_max_window_bits in the response unless offered (§7.1.2.2)")
     }
 
@@ -49,7 +50,8 @@ final class PerMessageDeflateTests: XCTestCase {
             negotiate(["permessage-deflate"], PerMessageDeflateConfiguration(serverNoContextTakeover: true)),
             "permessage-deflate; server_no_context_takeover")
         XCTAssertEqual(
-            negotiate(["permessage-deflate; server_max_window_bits=15"],
+            negotiate(
+                ["permessage-deflate; server_max_window_bits=15"],
                 PerMessageDeflateConfiguration(serverMaxWindowBits: 11)),
             "permessage-deflate; server_max_window_bits=11")
         XCTAssertEqual(
@@ -157,9 +159,11 @@ final class PerMessageDeflateTests: XCTestCase {
     func testRSV1OnlyOnTheFirstFrameOfAMessage() {
         let bytes =
             clientFrame(0x2, [0xf2, 0x48], fin: false, flags: 0x40) + clientFrame(0x0, [0xcd], fin: false, flags: 0x40)
-        XCTAssertEqual(feedWebSocket(bytes, deflate: deflate).closure,
+        XCTAssertEqual(
+            feedWebSocket(bytes, deflate: deflate).closure,
             .failed(.protocolError, reason: "RSV1 set on a frame that does not start a message"))
-        XCTAssertEqual(feedWebSocket(clientFrame(0x9, [], flags: 0x40), deflate: deflate).closure,
+        XCTAssertEqual(
+            feedWebSocket(clientFrame(0x9, [], flags: 0x40), deflate: deflate).closure,
             .failed(.protocolError, reason: "RSV1 set on a frame that does not start a message"))
     }
 
@@ -179,7 +183,8 @@ final class PerMessageDeflateTests: XCTestCase {
     func testServerWithoutContextTakeoverRepeatsItself() {
         let parameters = PerMessageDeflateParameters(serverNoContextTakeover: true, minimumMessageSize: 0)
         let encoder = WebSocketFrameEncoder(deflate: parameters)
-        var first: [UInt8] = [], second: [UInt8] = []
+        var first: [UInt8] = []
+        var second: [UInt8] = []
         encoder.encodeBinaryMessage(hello, into: &first)
         encoder.encodeBinaryMessage(hello, into: &second)
         XCTAssertEqual(first, second)
@@ -198,7 +203,9 @@ final class PerMessageDeflateTests: XCTestCase {
             let parameters = PerMessageDeflateParameters(serverMaxWindowBits: windowBits, minimumMessageSize: 1)
             let connection = WebSocketConnection(deflate: parameters)
             var out: [UInt8] = []
-            let messages = [DeflateFixtures.repeatedJSONPlain, DeflateFixtures.publishPlain, DeflateFixtures.publishPlain]
+            let messages = [
+                DeflateFixtures.repeatedJSONPlain, DeflateFixtures.publishPlain, DeflateFixtures.publishPlain,
+            ]
             for message in messages { connection.send(message, into: &out) }
             let frames = parseServerFrames(out)
             XCTAssertEqual(frames.count, 3)
@@ -207,9 +214,10 @@ final class PerMessageDeflateTests: XCTestCase {
             for (frame, message) in zip(frames, messages) {
                 XCTAssertTrue(frame.rsv1)
                 var inflated: [UInt8] = []
-                XCTAssertNoThrow(try frame.payload.withUnsafeBytes { payload in
-                    _ = try inflater.inflate(payload, into: &inflated, limit: 1 << 20)
-                })
+                XCTAssertNoThrow(
+                    try frame.payload.withUnsafeBytes { payload in
+                        _ = try inflater.inflate(payload, into: &inflated, limit: 1 << 20)
+                    })
                 XCTAssertNoThrow(try inflater.finishMessage(into: &inflated, limit: 1 << 20))
                 XCTAssertEqual(inflated, message, "window bits \(windowBits)")
             }

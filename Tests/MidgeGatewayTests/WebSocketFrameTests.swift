@@ -91,7 +91,8 @@ final class WebSocketFrameTests: XCTestCase {
     func testPacketSplitAcrossFrames() {
         let connect = DeflateFixtures.connectSubscribePingPlain.prefix(17)
         let bytes =
-            clientFrame(0x2, Array(connect.prefix(3)), fin: false) + clientFrame(0x0, Array(connect[3..<10]), fin: false)
+            clientFrame(0x2, Array(connect.prefix(3)), fin: false)
+            + clientFrame(0x0, Array(connect[3..<10]), fin: false)
             + clientFrame(0x0, Array(connect[10...]))
         let packets = mqttPackets(feedWebSocket(bytes).stream)
         XCTAssertEqual(packets.count, 1)
@@ -115,12 +116,14 @@ final class WebSocketFrameTests: XCTestCase {
 
     /// Several outgoing packets in one call make one unmasked binary frame.
     func testSendPacksPacketsIntoOneFrame() {
-        let connack: [UInt8] = [0x20, 0x02, 0x00, 0x00], suback: [UInt8] = [0x90, 0x03, 0x00, 0x01, 0x01]
+        let connack: [UInt8] = [0x20, 0x02, 0x00, 0x00]
+        let suback: [UInt8] = [0x90, 0x03, 0x00, 0x01, 0x01]
         var out: [UInt8] = []
         let connection = WebSocketConnection()
         connection.send(connack + suback, into: &out)
         XCTAssertEqual(out, [0x82, 0x09] + connack + suback)
-        XCTAssertEqual(parseServerFrames(out), [ServerFrame(fin: true, rsv1: false, opcode: 2, payload: connack + suback)])
+        XCTAssertEqual(
+            parseServerFrames(out), [ServerFrame(fin: true, rsv1: false, opcode: 2, payload: connack + suback)])
         connection.send([], into: &out)
         XCTAssertEqual(out.count, 11, "an empty send writes nothing")
     }
@@ -177,7 +180,8 @@ final class WebSocketFrameTests: XCTestCase {
 
     func testCloseReasonIsCutAtACharacterBoundary() {
         var out: [UInt8] = []
-        WebSocketFrameEncoder.encodeClose(code: .policyViolation, reason: String(repeating: "é", count: 100), into: &out)
+        WebSocketFrameEncoder.encodeClose(
+            code: .policyViolation, reason: String(repeating: "é", count: 100), into: &out)
         XCTAssertEqual(out[1], 2 + 122, "61 two-byte characters fit in 123 bytes")
         XCTAssertNotNil(String(validating: out[4...], as: UTF8.self))
         out = []
@@ -196,7 +200,10 @@ final class WebSocketFrameTests: XCTestCase {
             ("RSV1 without deflate", clientFrame(0x2, hello, flags: 0x40), .protocolError),
             ("fragmented ping", clientFrame(0x9, hello, fin: false), .protocolError),
             ("ping of 126 bytes", clientFrame(0x9, Array(repeating: 0, count: 126)), .protocolError),
-            ("close of 126 bytes", clientFrame(0x8, [0x03, 0xE8] + Array(repeating: 0x61, count: 124)), .protocolError),
+            (
+                "close of 126 bytes", clientFrame(0x8, [0x03, 0xE8] + Array(repeating: 0x61, count: 124)),
+                .protocolError
+            ),
             ("continuation first", clientFrame(0x0, hello), .protocolError),
             ("binary inside a message", clientFrame(0x2, hello, fin: false) + clientFrame(0x2, hello), .protocolError),
             ("text inside a message", clientFrame(0x2, hello, fin: false) + clientFrame(0x1, hello), .unsupportedData),
@@ -221,7 +228,8 @@ final class WebSocketFrameTests: XCTestCase {
             let frames = parseServerFrames(outcome.reply)
             XCTAssertEqual(frames.count, 1, name)
             XCTAssertEqual(frames.first?.opcode, 0x8, name)
-            XCTAssertEqual(frames.first?.payload.prefix(2), [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)], name)
+            XCTAssertEqual(
+                frames.first?.payload.prefix(2), [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)], name)
         }
     }
 
@@ -235,7 +243,8 @@ final class WebSocketFrameTests: XCTestCase {
         XCTAssertEqual(receipt.closure, .failed(.messageTooBig, reason: "frame of 101 bytes exceeds the limit of 100"))
         XCTAssertEqual(Array(receipt.reply.prefix(4)), [0x88, receipt.reply[1], 0x03, 0xF1])
         XCTAssertEqual(feedWebSocket(clientFrame(0x2, Array(repeating: 1, count: 100)), limits: limits).closure, nil)
-        XCTAssertEqual(feedWebSocket([0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0] + rfcMask, limits: limits).closure,
+        XCTAssertEqual(
+            feedWebSocket([0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0] + rfcMask, limits: limits).closure,
             .failed(.messageTooBig, reason: "frame of 4294967296 bytes exceeds the limit of 100"))
     }
 
@@ -244,8 +253,9 @@ final class WebSocketFrameTests: XCTestCase {
         let fragment = Array(repeating: UInt8(1), count: 75)
         let fits = clientFrame(0x2, fragment, fin: false) + clientFrame(0x0, fragment)
         XCTAssertEqual(feedWebSocket(fits, limits: limits).stream.count, 150)
-        let outcome = feedWebSocket(fits + clientFrame(0x2, fragment, fin: false)
-            + clientFrame(0x0, fragment, fin: false) + clientFrame(0x0, [1]), limits: limits)
+        let outcome = feedWebSocket(
+            fits + clientFrame(0x2, fragment, fin: false)
+                + clientFrame(0x0, fragment, fin: false) + clientFrame(0x0, [1]), limits: limits)
         XCTAssertEqual(outcome.closure, .failed(.messageTooBig, reason: "message exceeds the limit of 150 bytes"))
         XCTAssertEqual(outcome.stream.count, 300, "bytes of whole frames before the limit are delivered")
     }

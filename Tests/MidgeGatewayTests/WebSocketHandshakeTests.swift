@@ -39,7 +39,8 @@ final class WebSocketHandshakeTests: XCTestCase {
 
     /// RFC 6455 §1.3 / §4.2.2: the sample nonce and its accept value.
     func testAcceptValueOfTheRFC() {
-        XCTAssertEqual(WebSocketHandshake.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        XCTAssertEqual(
+            WebSocketHandshake.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     }
 
     /// [MQTT-6.0.0-4] the server selects `mqtt` and says so; the whole 101 response, byte for byte.
@@ -65,7 +66,7 @@ final class WebSocketHandshakeTests: XCTestCase {
             XCTAssertEqual(accepted(outcome)?.subprotocol, chosen, offered)
             XCTAssertEqual(accepted(outcome)?.response.headers["Sec-WebSocket-Protocol"], chosen, offered)
         }
-        let twoLines = upgradeRequest() // the protocols spread over two header lines
+        let twoLines = upgradeRequest()  // the protocols spread over two header lines
         var request = twoLines
         request.headers.append("Sec-WebSocket-Protocol", "chat")
         request.headers.append("Sec-WebSocket-Protocol", "mqtt")
@@ -90,14 +91,16 @@ final class WebSocketHandshakeTests: XCTestCase {
     }
 
     func testPermessageDeflateIsNegotiated() {
-        let outcome = WebSocketHandshake.respond(to: upgradeRequest([
-            ("Sec-WebSocket-Protocol", "mqtt"),
-            ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
-        ]))
+        let outcome = WebSocketHandshake.respond(
+            to: upgradeRequest([
+                ("Sec-WebSocket-Protocol", "mqtt"),
+                ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+            ]))
         XCTAssertEqual(accepted(outcome)?.deflate, PerMessageDeflateParameters())
         XCTAssertEqual(accepted(outcome)?.response.headers["Sec-WebSocket-Extensions"], "permessage-deflate")
         let off = WebSocketHandshake.respond(
-            to: upgradeRequest([("Sec-WebSocket-Extensions", "permessage-deflate")]), configuration: .init(deflate: nil))
+            to: upgradeRequest([("Sec-WebSocket-Extensions", "permessage-deflate")]), configuration: .init(deflate: nil)
+        )
         XCTAssertNil(accepted(off)?.deflate)
         XCTAssertNil(accepted(off)?.response.headers["Sec-WebSocket-Extensions"])
     }
@@ -126,14 +129,15 @@ final class WebSocketHandshakeTests: XCTestCase {
             rejection(WebSocketHandshake.respond(to: upgradeRequest([("Sec-WebSocket-Version", "8")])))?
                 .headers["Sec-WebSocket-Version"], "13", "§4.4: the version the server speaks")
         var missingVersion = upgradeRequest()
-        missingVersion.headers = HTTPHeaders(missingVersion.headers.fields.filter { $0.name != "Sec-WebSocket-Version" }
-            .map { ($0.name, $0.value) })
+        missingVersion.headers = HTTPHeaders(
+            missingVersion.headers.fields.filter { $0.name != "Sec-WebSocket-Version" }
+                .map { ($0.name, $0.value) })
         XCTAssertEqual(rejection(WebSocketHandshake.respond(to: missingVersion))?.status, .badRequest)
         var twoKeys = upgradeRequest()
         twoKeys.headers.append("Sec-WebSocket-Key", WebSocketHandshakeTests.key)
         XCTAssertEqual(rejection(WebSocketHandshake.respond(to: twoKeys))?.status, .badRequest)
         var http10 = upgradeRequest()
-        http10.version = .http1_0
+        http10.version = .http10
         XCTAssertEqual(rejection(WebSocketHandshake.respond(to: http10))?.status, .badRequest)
     }
 

@@ -37,7 +37,8 @@ struct WebSocketOutcome: Equatable, CustomStringConvertible {
 
     /// Short, so a failing comparison of 64 KiB streams stays readable.
     var description: String {
-        "stream: \(stream.count) bytes \(stream.prefix(16))…, reply: \(reply.prefix(32)), closure: \(String(describing: closure))"
+        let closure = String(describing: closure)
+        return "stream: \(stream.count) bytes \(stream.prefix(16))…, reply: \(reply.prefix(32)), closure: \(closure)"
     }
 }
 
@@ -55,7 +56,8 @@ func feedWebSocket(
         // Each pass consumes at least one byte.
         while position < bytes.count {
             let size = min(chunkSizes[chunk % chunkSizes.count], bytes.count - position)
-            let receipt = connection.receive(Array(bytes[position..<(position + size)]), appendingDataTo: &outcome.stream)
+            let receipt = connection.receive(
+                Array(bytes[position..<(position + size)]), appendingDataTo: &outcome.stream)
             outcome.reply += receipt.reply
             if let closure = receipt.closure {
                 XCTAssertNil(outcome.closure, "a connection ends once", file: file, line: line)
@@ -124,9 +126,10 @@ func parseServerFrames(_ bytes: [UInt8], file: StaticString = #filePath, line: U
             XCTFail("truncated server frame", file: file, line: line)
             return frames
         }
-        frames.append(ServerFrame(
-            fin: bytes[index] & 0x80 != 0, rsv1: bytes[index] & 0x40 != 0, opcode: bytes[index] & 0x0F,
-            payload: Array(bytes[offset..<(offset + length)])))
+        frames.append(
+            ServerFrame(
+                fin: bytes[index] & 0x80 != 0, rsv1: bytes[index] & 0x40 != 0, opcode: bytes[index] & 0x0F,
+                payload: Array(bytes[offset..<(offset + length)])))
         index = offset + length
     }
     XCTAssertEqual(index, bytes.count, "bytes left after the last server frame", file: file, line: line)
