@@ -24,8 +24,8 @@ final class ConnectTests: ConformanceCase {
     }
 
     func test_MQTT_3_1_2_2_unsupportedLevelGetsReturnCode1() throws {
-        // An unsupported protocol level gets exactly `20 02 00 01` and then the connection ends.
-        // Level 5 is MQTT 5, which mosquitto supports; it is only an unsupported level for midge.
+        // An unsupported protocol level gets exactly `20 02 00 01`, then EOF (level 5 only on midge).
+        // Level 5 is MQTT 5, which mosquitto speaks; it is an unsupported level only for midge.
         var levels: [UInt8] = [2, 6, 255]
         if kind == .midge { levels.append(5) }
         for level in levels {
@@ -56,8 +56,7 @@ final class ConnectTests: ConformanceCase {
     }
 
     func test_MQTT_3_1_3_6_emptyIDsGetUniqueAssignedIDs() throws {
-        // Two clients with empty ids and clean session 1 are both accepted, neither kicks the other off,
-        // and both can subscribe and receive.
+        // Two clients with empty ids and clean session 1 are both accepted, neither is kicked off, both can pub/sub.
         let topic = uniqueTopic()
         let first = try connect("", clean: true)
         let second = try connect("", clean: true)
@@ -205,8 +204,7 @@ final class ConnectTests: ConformanceCase {
     }
 
     func test_untagged_3_14_4_brokerClosesAfterDisconnect() throws {
-        // After DISCONNECT the broker closes the connection even if the client keeps it open (§3.14.4 SHOULD),
-        // and a PUBLISH written after DISCONNECT is not forwarded [MQTT-3.14.4-2].
+        // After DISCONNECT the broker closes the socket (§3.14.4 SHOULD); a PUBLISH written after it is not forwarded.
         let topic = uniqueTopic()
         let subscriber = try connect()
         try subscribe(subscriber, topic)

@@ -6,8 +6,7 @@ import XCTest
 
 final class SessionTests: ConformanceCase {
     func test_MQTT_3_1_2_4_persistentSessionResumes() throws {
-        // Clean session 0 + subscribe, disconnect, reconnect clean 0: session present 1 and the old
-        // subscription still delivers without subscribing again.
+        // Clean 0, subscribe, disconnect, reconnect clean 0: session present 1 and the old subscription delivers.
         let id = uniqueID()
         let topic = uniqueTopic()
         let first = try connect(id, clean: false, expectSessionPresent: false)
@@ -20,8 +19,7 @@ final class SessionTests: ConformanceCase {
     }
 
     func test_MQTT_3_1_2_5_offlineQoS1And2Queued() throws {
-        // While a clean-session-0 subscriber is away, 3 QoS 1 and 1 QoS 2 messages are queued; all 4 arrive
-        // on reconnect.
+        // While a clean-0 subscriber is away, 3 QoS 1 and 1 QoS 2 messages are queued; all 4 arrive on reconnect.
         let id = uniqueID()
         let topic = uniqueTopic()
         let subscriber = try connect(id, clean: false)
@@ -44,8 +42,7 @@ final class SessionTests: ConformanceCase {
     }
 
     func test_MQTT_3_1_2_6_cleanSessionDiscardsState() throws {
-        // Clean session 1 drops the stored session: session present 0, old subscription gone, and a later
-        // clean-session-0 connect finds no session and nothing queued.
+        // Clean 1 drops the stored session: SP 0, old subscription gone, and a later clean-0 connect finds nothing.
         let id = uniqueID()
         let topic = uniqueTopic()
         let first = try connect(id, clean: false)
@@ -87,8 +84,7 @@ final class SessionTests: ConformanceCase {
     }
 
     func test_MQTT_3_1_4_3_cleanSessionHandledBeforeConnAck() throws {
-        // The session is resumed (queued message follows the CONNACK) or discarded (nothing follows) as the
-        // CONNECT's clean-session flag says.
+        // The session is resumed (queued message after CONNACK) or discarded (nothing) as the clean flag says.
         let id = uniqueID()
         let topic = uniqueTopic()
         let first = try connect(id, clean: false)
@@ -138,8 +134,7 @@ final class SessionTests: ConformanceCase {
     }
 
     func test_MQTT_4_1_0_1_sessionStateSurvivesReconnect() throws {
-        // An in-flight QoS 1 delivery (never acknowledged) and a message queued while offline both arrive after
-        // a clean-session-0 reconnect.
+        // An unacknowledged in-flight QoS 1 and a message queued while offline both arrive after a clean-0 reconnect.
         let id = uniqueID()
         let topic = uniqueTopic()
         let subscriber = try connect(id, clean: false)
@@ -159,8 +154,7 @@ final class SessionTests: ConformanceCase {
     }
 
     func test_MQTT_4_1_0_2_cleanSessionLivesWithConnection() throws {
-        // A clean-session-1 subscription keeps delivering a stream of QoS 1 messages while the connection is
-        // open, and nothing survives once it closes.
+        // A clean-1 session delivers a 200-message QoS 1 stream while connected, and nothing survives the close.
         let id = uniqueID()
         let topic = uniqueTopic()
         let subscriber = try connect(id, clean: true)
@@ -191,8 +185,7 @@ final class SessionTests: ConformanceCase {
     }
 
     func test_MQTT_4_4_0_1_unacknowledgedResentOnReconnect() throws {
-        // A QoS 1 left unacknowledged and a QoS 2 left at the PUBREL stage are resent on a clean-session-0
-        // reconnect: the PUBLISH with DUP 1 and the same id, and the PUBREL with its id.
+        // Clean-0 reconnect resends an unacked QoS 1 PUBLISH (DUP 1, same id) and a pending PUBREL (same id).
         let id = uniqueID()
         let topic1 = uniqueTopic("one")
         let topic2 = uniqueTopic("two")
@@ -253,8 +246,7 @@ final class SessionTests: ConformanceCase {
     }
 
     func test_MQTT_3_3_1_1_redeliveryHasDup1() throws {
-        // A QoS 1 delivery left unacknowledged comes again after a clean-session-0 reconnect with DUP 1 and
-        // the same packet id.
+        // An unacknowledged QoS 1 delivery comes again after a clean-0 reconnect with DUP 1 and the same id.
         let id = uniqueID()
         let topic = uniqueTopic()
         let subscriber = try connect(id, clean: false)

@@ -28,8 +28,7 @@ final class PublishQoSTests: ConformanceCase {
     }
 
     func test_MQTT_2_3_1_4_serverPacketIdentifiersDistinct() throws {
-        // Concurrent QoS 1 deliveries to one client use distinct ids, none reused before its PUBACK, and
-        // a redelivery keeps its id.
+        // Concurrent QoS 1 deliveries use distinct ids, none reused while in flight; redelivery keeps the id.
         let id = uniqueID()
         let topic = uniqueTopic()
         let subscriber = try connect(id, clean: false)
@@ -102,8 +101,7 @@ final class PublishQoSTests: ConformanceCase {
     }
 
     func test_MQTT_3_3_1_2_qos0DeliveryHasDup0() throws {
-        // A QoS 1 PUBLISH with DUP 1 reaches a QoS 0 subscriber with DUP 0; a client QoS 0 PUBLISH with DUP 1
-        // is a protocol violation and is closed.
+        // QoS 1 DUP 1 reaches a QoS 0 subscriber with DUP 0; a client's QoS 0 PUBLISH with DUP 1 is closed.
         let topic = uniqueTopic()
         let subscriber = try connect()
         try subscribe(subscriber, topic, qos: 0)
@@ -157,8 +155,7 @@ final class PublishQoSTests: ConformanceCase {
     }
 
     func test_MQTT_3_3_5_1_overlappingSubscriptionsHighestQoS() throws {
-        // Subscriptions `a/#` at QoS 0 and `a/b` at QoS 2 of one client: a QoS 2 publish to `a/b` arrives at
-        // least once at QoS 2.
+        // Subscriptions `a/#`@0 and `a/b`@2: a QoS 2 publish to `a/b` arrives at least once at QoS 2.
         let root = uniqueTopic("a")
         let subscriber = try connect()
         try subscribe(subscriber, root + "/#", qos: 0, id: 1)
@@ -201,8 +198,7 @@ final class PublishQoSTests: ConformanceCase {
     }
 
     func test_MQTT_4_3_2_1_qos1SenderFlow() throws {
-        // A QoS 1 delivery has a fresh id and DUP 0; left without PUBACK it stays in flight and is resent
-        // after a clean-session-0 reconnect.
+        // A QoS 1 delivery has a fresh id and DUP 0; unacknowledged, it is resent after a clean-0 reconnect.
         let id = uniqueID()
         let topic = uniqueTopic()
         let subscriber = try connect(id, clean: false)
@@ -228,8 +224,7 @@ final class PublishQoSTests: ConformanceCase {
     }
 
     func test_MQTT_4_3_2_2_qos1ReceiverFlow() throws {
-        // QoS 1 id 5 gets PUBACK 5; the same id again (DUP 1) after the PUBACK is a new message: forwarded
-        // again and acknowledged again.
+        // QoS 1 id 5 gets PUBACK 5; id 5 again (DUP 1) after it is a new message, forwarded and acknowledged again.
         let topic = uniqueTopic()
         let subscriber = try connect()
         try subscribe(subscriber, topic, qos: 1)
@@ -243,8 +238,7 @@ final class PublishQoSTests: ConformanceCase {
     }
 
     func test_MQTT_4_3_3_1_qos2SenderFlow() throws {
-        // Broker to subscriber at QoS 2: PUBREC gets a PUBREL with the same id; after a clean-session-0
-        // reconnect before PUBCOMP the broker resends the PUBREL, not the PUBLISH.
+        // QoS 2 delivery: PUBREC gets PUBREL (same id); a clean-0 reconnect before PUBCOMP resends PUBREL, not PUBLISH.
         let id = uniqueID()
         let topic = uniqueTopic()
         let subscriber = try connect(id, clean: false)
@@ -264,8 +258,7 @@ final class PublishQoSTests: ConformanceCase {
     }
 
     func test_MQTT_4_3_3_2_qos2ReceiverFlow() throws {
-        // QoS 2 id 3 sent twice before PUBREL gets two PUBRECs and one delivery; PUBREL 3 gets PUBCOMP 3;
-        // id 3 afterwards starts a new message.
+        // QoS 2 id 3 twice before PUBREL: two PUBRECs, one delivery; PUBREL gets PUBCOMP; id 3 then is a new message.
         let topic = uniqueTopic()
         let subscriber = try connect()
         try subscribe(subscriber, topic, qos: 2)

@@ -53,8 +53,7 @@ final class RetainTests: ConformanceCase {
     }
 
     func test_MQTT_3_3_1_7_retainedQoS0ReplacesOld() throws {
-        // A retained QoS 1 `old` followed by a retained QoS 0 `new`: a new subscriber gets `new` or nothing,
-        // never `old`.
+        // Retained QoS 1 `old` then retained QoS 0 `new`: a new subscriber gets `new` or nothing, never `old`.
         let topic = uniqueTopic()
         let publisher = try connect()
         try publish(publisher, topic, "old", qos: 1, retain: true)
@@ -94,8 +93,7 @@ final class RetainTests: ConformanceCase {
     }
 
     func test_MQTT_3_3_1_10_emptyRetainedClearsAndIsForwarded() throws {
-        // An empty retained publish reaches a live subscriber (empty payload, RETAIN 0) and removes the retained
-        // message, so a new subscriber gets nothing.
+        // An empty retained publish reaches live subscribers (RETAIN 0) and clears the topic for new subscribers.
         let topic = uniqueTopic()
         let publisher = try connect()
         try publish(publisher, topic, "x", qos: 1, retain: true)

@@ -65,14 +65,14 @@ final class SubscribeTests: ConformanceCase {
     }
 
     func test_MQTT_3_8_4_1_everySubscribeGetsSubAck() throws {
-        // A SUBSCRIBE gets a SUBACK, also when the ACL allows none of its filters. (mosquitto's acl_file does not
-        // refuse subscriptions, it filters deliveries, so the codes may be grants or 0x80.)
+        // A SUBSCRIBE gets a SUBACK, also one whose filters the ACL allows none of.
         let client = try connect()
         try subscribe(client, uniqueTopic(), qos: 0)
         let acl = try writeFile("acl", ["topic readwrite allowed/#"])
         let limited = try startBroker(config: ["acl_file \(acl)"])
         let refused = try connect(to: limited)
         try refused.send(Wire.subscribe(id: 6, [(Array("denied/a".utf8), 0), (Array("denied/b".utf8), 1)]))
+        // mosquitto's acl_file does not refuse subscriptions, it filters deliveries, so codes may be grants or 0x80.
         let suback = try refused.readSubAck()
         XCTAssertEqual(suback.packetID.rawValue, 6)
         XCTAssertEqual(suback.returnCodes.count, 2)
@@ -89,8 +89,7 @@ final class SubscribeTests: ConformanceCase {
     }
 
     func test_MQTT_3_8_4_3_resubscribeReplaces() throws {
-        // Subscribing to `t` at QoS 0 and again at QoS 1 gives one copy per publish, at QoS 1, and replays the
-        // retained message after the second SUBSCRIBE.
+        // Re-subscribing `t` at QoS 1 over QoS 0: one copy per publish at QoS 1, retained message sent again.
         let topic = uniqueTopic()
         let publisher = try connect()
         try publish(publisher, topic, "retained", qos: 1, retain: true)

@@ -31,8 +31,7 @@ final class UnsubscribeTests: ConformanceCase {
     }
 
     func test_MQTT_3_10_4_2_noDeliveryAfterUnsubscribe() throws {
-        // After the UNSUBACK nothing is delivered through the subscription, nor queued for a clean-session-0
-        // client that then goes away.
+        // After the UNSUBACK nothing is delivered through the subscription, nor queued for an absent clean-0 client.
         let id = uniqueID()
         let topic = uniqueTopic()
         let client = try connect(id, clean: false)
@@ -51,8 +50,7 @@ final class UnsubscribeTests: ConformanceCase {
     }
 
     func test_MQTT_3_10_4_3_inFlightCompletesAfterUnsubscribe() throws {
-        // Deliveries under way when the subscription is deleted still complete: a held-back PUBREC gets its
-        // PUBREL, and an unacknowledged QoS 1 is redelivered on a clean-session-0 reconnect.
+        // QoS 1/2 deliveries under way when unsubscribed still complete (PUBREL sent, QoS 1 redelivered on reconnect).
         let id = uniqueID()
         let topic1 = uniqueTopic("one")
         let topic2 = uniqueTopic("two")

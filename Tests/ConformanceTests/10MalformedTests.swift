@@ -17,8 +17,7 @@ final class MalformedTests: ConformanceCase {
     }
 
     func test_MQTT_2_2_2_1_emittedFlagsMatchTable() throws {
-        // Every packet the broker sends has the Table 2.2 first byte: CONNACK 0x20, PUBACK 0x40, PUBREC 0x50,
-        // PUBREL 0x62, PUBCOMP 0x70, SUBACK 0x90, UNSUBACK 0xB0, PINGRESP 0xD0.
+        // Every packet the broker sends has its Table 2.2 first byte (0x20, 0x40, 0x50, 0x62, 0x70, 0x90, 0xB0, 0xD0).
         let topic = uniqueTopic()
         let client = try open()
         try client.send(Wire.connect(uniqueID()))
@@ -88,8 +87,7 @@ final class MalformedTests: ConformanceCase {
     }
 
     func test_MQTT_4_8_0_1_protocolViolationsCloseOnlyThatConnection() throws {
-        // Packet type 0, packet type 15 and a PUBACK with remaining length 3 close that connection; a
-        // bystander keeps its session.
+        // Packet types 0 and 15, a 3-byte PUBACK and a client CONNACK close that connection only.
         let bystander = try connect()
         try expectClosedAfter("packet type 0", [0x00, 0x00], bystander: bystander)
         try expectClosedAfter("packet type 15", [0xF0, 0x00], bystander: bystander)
@@ -98,8 +96,7 @@ final class MalformedTests: ConformanceCase {
     }
 
     func test_MQTT_4_8_0_2_transientErrorDropsOnlyThatClient() throws {
-        // A client that breaks a per-client limit (a packet over `max_packet_size`) is dropped; a publisher and
-        // subscriber on the same broker keep exchanging messages before and after.
+        // A client breaking a per-client limit (`max_packet_size`) is dropped while others keep exchanging messages.
         let limited = try startBroker(config: ["max_packet_size 1000"])
         let topic = uniqueTopic()
         let subscriber = try connect(to: limited)

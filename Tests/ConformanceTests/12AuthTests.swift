@@ -41,8 +41,7 @@ final class AuthTests: ConformanceCase {
     }
 
     func test_MQTT_3_1_4_5_nothingProcessedAfterRefusedConnect() throws {
-        // A bad password and a retained PUBLISH in one write: CONNACK 0x04/0x05, EOF, and no retained message
-        // for a later subscriber.
+        // Bad password + retained PUBLISH in one write: CONNACK 0x04/0x05, EOF, and nothing retained afterwards.
         let broker = try passwordBroker()
         let topic = uniqueTopic()
         let client = try open(to: broker)
@@ -72,9 +71,7 @@ final class AuthTests: ConformanceCase {
     }
 
     func test_MQTT_3_2_2_5_refusalThenClose() throws {
-        // Refusals 0x01 (protocol level), 0x02 (empty id, clean session 0) and 0x04/0x05 (bad or missing
-        // credentials) are each followed by EOF, and a PINGREQ sent after them gets no PINGRESP.
-        // 0x03 (server unavailable) has no configuration that triggers it in both brokers.
+        // Refusals 0x01, 0x02 and 0x04/0x05 are each followed by EOF; a PINGREQ after them gets no PINGRESP.
         let broker = try passwordBroker()
         try expectRefusal(
             "protocol level 6", Wire.connect(clientID: Array(uniqueID().utf8), level: 6), codes: [1], broker: broker)
@@ -109,8 +106,7 @@ final class AuthTests: ConformanceCase {
     }
 
     func test_MQTT_3_8_4_5_oneReturnCodePerFilter() throws {
-        // Allowed and ACL-denied filters mixed in one SUBSCRIBE get exactly one code each, each 0, 1, 2 or 0x80,
-        // and the allowed ones are granted as requested.
+        // Allowed and ACL-denied filters in one SUBSCRIBE get one code each (0, 1, 2 or 0x80), allowed ones granted.
         let acl = try writeFile("acl", ["topic readwrite allowed/#"])
         let broker = try startBroker(config: ["acl_file \(acl)"])
         let client = try connect(to: broker)

@@ -25,8 +25,7 @@ final class WebSocketTests: ConformanceCase {
     }
 
     func test_MQTT_6_0_0_2_framesNeedNotMatchPackets() throws {
-        // A CONNECT split over three frames, then CONNECT's follow-ups SUBSCRIBE + PUBLISH + PINGREQ in one frame,
-        // are all processed.
+        // A CONNECT split over three WebSocket frames and several packets in one frame are all processed.
         let client = try WebSocketClient(port: try webSocketPort())
         XCTAssertEqual(client.statusCode, 101)
         let connect = Wire.connect(uniqueID())

@@ -11,8 +11,7 @@ final class TransportTests: ConformanceCase {
     }
 
     func test_MQTT_7_0_0_2_stockClientsInteroperate() throws {
-        // Unmodified mosquitto_sub and mosquitto_pub exchange a QoS 1 retained and a QoS 2 message through the
-        // default configuration, with no custom options.
+        // Unmodified mosquitto_sub and mosquitto_pub exchange a retained QoS 1 and a live QoS 2 message.
         let sub = "/usr/bin/mosquitto_sub"
         let pub = "/usr/bin/mosquitto_pub"
         try XCTSkipUnless(
