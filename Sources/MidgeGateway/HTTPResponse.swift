@@ -77,6 +77,30 @@ public struct HTTPResponse: Sendable, Equatable {
         out.append(contentsOf: [0x0D, 0x0A])
     }
 
+    /// The `Date` value (IMF-fixdate, RFC 9110 §5.6.7) for a time, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`. An origin
+    /// server with a clock sends one in every response (§6.6.1); the caller owns the clock, so it passes the time.
+    public static func dateValue(secondsSince1970 seconds: Int64) -> String {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
+        // Days to civil date (Howard Hinnant's algorithm): eras of 400 years starting on March 1st.
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        // 1970-01-01 was a Thursday.
+        let weekday = Int(((days % 7) + 11) % 7)
+        let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func twoDigits(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
+        let time = "\(twoDigits(secondOfDay / 3600)):\(twoDigits(secondOfDay / 60 % 60)):\(twoDigits(secondOfDay % 60))"
+        return "\(weekdays[weekday]), \(twoDigits(Int(day))) \(months[Int(month) - 1]) \(year) \(time) GMT"
+    }
+
     static func isSafeFieldValue(_ value: String) -> Bool {
         !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
     }

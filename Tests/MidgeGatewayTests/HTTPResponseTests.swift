@@ -43,4 +43,13 @@ final class HTTPResponseTests: XCTestCase {
         XCTAssertEqual(ok.answering(oldKeep).headers["Connection"], "keep-alive")
         XCTAssertFalse(ok.answering(oldKeep).closeConnection)
     }
+
+    func testDateValue() {
+        // RFC 9110 §5.6.7's example, the epoch, a leap day and a day before 1970.
+        XCTAssertEqual(HTTPResponse.dateValue(secondsSince1970: 784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT")
+        XCTAssertEqual(HTTPResponse.dateValue(secondsSince1970: 0), "Thu, 01 Jan 1970 00:00:00 GMT")
+        XCTAssertEqual(HTTPResponse.dateValue(secondsSince1970: 951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT")
+        XCTAssertEqual(HTTPResponse.dateValue(secondsSince1970: -1), "Wed, 31 Dec 1969 23:59:59 GMT")
+        XCTAssertEqual(HTTPResponse.dateValue(secondsSince1970: 4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT")
+    }
 }
