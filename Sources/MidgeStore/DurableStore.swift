@@ -148,10 +148,19 @@ public final class DurableStore: Sendable {
         }
         let outcome: RecoveryOutcome
         let segment: OpenFile
+        let segmentNumber: UInt64
+        let segmentEnd: Int
         do {
             outcome = try Recovery.recover(directory: directory, fileSystem: fs)
             try Recovery.repair(outcome, directory: directory, fileSystem: fs)
-            segment = try createSegment(outcome.nextSegment, directory: directory, fileSystem: fs)
+            if let (number, end) = outcome.appendTarget {
+                segment = try fs.openForWriting(
+                    StoreFiles.path(directory, StoreFiles.segmentName(number)), truncate: false)
+                (segmentNumber, segmentEnd) = (number, end)
+            } else {
+                segment = try createSegment(outcome.nextSegment, directory: directory, fileSystem: fs)
+                (segmentNumber, segmentEnd) = (outcome.nextSegment, StoreFiles.segmentHeaderSize)
+            }
         } catch {
             fs.close(lock)
             throw .io(error)
@@ -160,8 +169,9 @@ public final class DurableStore: Sendable {
         shared.snapshotBytes.store(outcome.snapshotBytes, ordering: .relaxed)
         let setup = StoreWriter.Setup(
             shared: shared, fileSystem: fs, directory: directory, policy: policy, options: options, log: log,
-            state: outcome.state, lock: lock, segment: segment, segmentNumber: outcome.nextSegment,
-            logBytes: outcome.logBytes + StoreFiles.segmentHeaderSize)
+            state: outcome.state, lock: lock, segment: segment, segmentNumber: segmentNumber,
+            segmentEnd: Int64(segmentEnd),
+            logBytes: outcome.appendTarget == nil ? outcome.logBytes + segmentEnd : outcome.logBytes)
         let thread = startThread { StoreWriter(setup).run() }
         let store = DurableStore(directory: directory, policy: policy, shared: shared, writerThread: thread)
         return (store, outcome.state, outcome.report)
@@ -248,6 +258,7 @@ public final class DurableStore: Sendable {
         guard let thread else { return }
         shared.pending.withLock { $0.closing = true }
         shared.wake.signal()
-        pthread_join(thread, nil)
+        // The last reference may go inside a completion, on the writer thread itself: it finishes on its own.
+        if pthread_equal(thread, pthread_self()) == 0 { pthread_join(thread, nil) }
     }
 }

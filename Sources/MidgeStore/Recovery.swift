@@ -77,7 +77,11 @@ struct RecoveryOutcome {
     var truncation: (segment: UInt64, offset: Int)?
     /// Whole segments after the stop point.
     var droppedSegments: [UInt64] = []
+    /// The number a new segment would get: one past the last segment kept, so the numbering has no holes.
     var nextSegment: UInt64 = 1
+    /// The last segment kept and the length of its good part: appends continue there rather than in a new file,
+    /// so restarts do not pile up small segments.
+    var appendTarget: (segment: UInt64, end: Int)?
     /// Log bytes not covered by the snapshot, and the snapshot's size: the compaction threshold's inputs.
     var logBytes = 0
     var snapshotBytes = 0
@@ -163,6 +167,7 @@ enum Recovery {
             if outcome.report.stopReason != nil { break }
             outcome.report.segmentsReplayed += 1
             outcome.nextSegment = number + 1
+            outcome.appendTarget = (number, bytes.count)
             let damage: (FrameDamage, offset: Int)? = bytes.withUnsafeBytes { raw in
                 var offset = StoreFiles.segmentHeaderSize
                 while true {
@@ -180,6 +185,7 @@ enum Recovery {
             }
             if let (damage, offset) = damage {
                 outcome.truncation = (number, offset)
+                outcome.appendTarget = (number, offset)
                 outcome.logBytes -= bytes.count - offset
                 outcome.report.recordsDropped += countFrames(bytes, from: offset)
                 outcome.report.bytesDropped += bytes.count - offset

@@ -15,6 +15,7 @@ final class StoreWriter {
         let lock: OpenFile
         let segment: OpenFile
         let segmentNumber: UInt64
+        let segmentEnd: Int64
         let logBytes: Int
     }
 
@@ -31,7 +32,7 @@ final class StoreWriter {
     private var segment: OpenFile
     private var segmentNumber: UInt64
     /// Where the next batch goes: the end of the last successful write.
-    private var segmentEnd = Int64(StoreFiles.segmentHeaderSize)
+    private var segmentEnd: Int64
     /// Bytes in segments the newest snapshot does not cover, for the compaction threshold.
     private var logBytes: Int
 
@@ -65,6 +66,7 @@ final class StoreWriter {
         state = setup.state
         segment = setup.segment
         segmentNumber = setup.segmentNumber
+        segmentEnd = setup.segmentEnd
         logBytes = setup.logBytes
         lastSync = monotonicNanoseconds()
         shared.logBytes.store(logBytes, ordering: .relaxed)

@@ -148,7 +148,8 @@ final class GroupCommitTests: XCTestCase {
             print(
                 "store throughput (\(policy)): 100000 records from 4 threads in \(rounded) s = "
                     + "\(Int(100_000 / seconds)) appends/s, \(statistics.batches) batches, "
-                    + "\(statistics.fsyncs) fsyncs, \(statistics.bytes) bytes, last fsync \(statistics.lastFsyncNanoseconds / 1000) us")
+                    + "\(statistics.fsyncs) fsyncs, \(statistics.bytes) bytes, "
+                    + "last fsync \(statistics.lastFsyncNanoseconds / 1000) us")
         }
     }
 }

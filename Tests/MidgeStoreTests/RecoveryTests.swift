@@ -65,7 +65,11 @@ final class RecoveryTests: XCTestCase {
             appendAndWait(store, more)
             store.close()
         }
-        XCTAssertEqual(directory.read(segment1).count, full.count - records[records.count - 1].frame.count)
+        // The new records went right after the good ones, in the same segment.
+        XCTAssertEqual(directory.names.compactMap(StoreFiles.segmentNumber), [1])
+        XCTAssertEqual(
+            directory.read(segment1).count,
+            full.count - records[records.count - 1].frame.count + segmentBytes(more).count - 16)
         let (state, report) = try DurableStore.inspect(directory: directory.path)
         XCTAssertTrue(report.isClean, report.description)
         XCTAssertEqual(state, StoreState(records: Array(records.dropLast()) + more))
@@ -150,7 +154,7 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(report.recordsDropped, 1)
     }
 
-    /// A segment created just before a crash, header never written: ignored, and replaced by the new segment.
+    /// A segment created just before a crash, header never written: ignored and removed.
     func testTornSegmentHeaderAtTheEndIsRemoved() throws {
         let directory = TemporaryDirectory()
         let records = brokerHistory(count: 10, seed: 2)
@@ -160,9 +164,7 @@ final class RecoveryTests: XCTestCase {
         store.close()
         XCTAssertEqual(state, StoreState(records: records))
         XCTAssertNil(report.stopReason, report.description)
-        XCTAssertEqual(
-            StoreFiles.checkSegmentHeader(directory.read(StoreFiles.segmentName(2))), .valid,
-            "replaced by the new segment")
+        XCTAssertFalse(directory.names.contains(StoreFiles.segmentName(2)), "\(directory.names)")
         XCTAssertTrue(try DurableStore.inspect(directory: directory.path).1.isClean)
     }
 
@@ -303,5 +305,25 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(state, StoreState(records: records))
         XCTAssertTrue(report.isClean, report.description)
         XCTAssertFalse(directory.names.contains { $0.hasSuffix(".tmp") })
+    }
+}
+
+extension RecoveryTests {
+    /// Restarts keep appending to the last segment instead of leaving a small file behind each time.
+    func testRestartsAppendToTheLastSegment() throws {
+        let directory = TemporaryDirectory()
+        var all: [StoreRecord] = []
+        for round in 0..<5 {
+            let (store, state, report) = try DurableStore.open(directory: directory.path)
+            XCTAssertEqual(state, StoreState(records: all))
+            XCTAssertTrue(report.isClean, report.description)
+            let more = [
+                StoreRecord.retainedSet(topic: topic("round/\(round)"), payload: [UInt8(round)], qos: .atMostOnce)
+            ]
+            appendAndWait(store, more)
+            all += more
+            store.close()
+        }
+        XCTAssertEqual(directory.names.compactMap(StoreFiles.segmentNumber), [1])
     }
 }
