@@ -1,4 +1,11 @@
 // The base of every conformance test class: one shared broker per class, unique names, session helpers.
+//
+// The suite is black-box: each test speaks raw MQTT 3.1.1 over loopback TCP to a broker process and is named by
+// the spec statement it checks. Against midge (the `midge` built next to the test bundle, or `MIDGE_BINARY`):
+//     swift build --scratch-path .build-conf && swift test --scratch-path .build-conf --filter ConformanceTests
+// Against the reference broker, to validate the tests themselves:
+//     CONFORMANCE_BROKER=mosquitto swift test --scratch-path .build-conf --filter ConformanceTests
+// WebSocket tests run on midge only with MIDGE_WEBSOCKETS=1. A failing test prints the broker's log tail.
 
 import Foundation
 import MQTTCodec
