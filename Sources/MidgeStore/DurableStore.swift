@@ -206,6 +206,7 @@ public final class DurableStore: Sendable {
     /// Queues `records`; `completion` runs on the writer thread once they are durable per the policy, after the
     /// completions of every earlier append. With no records it is a barrier: it runs after everything appended
     /// before it. While the store is unhealthy completions are held, never dropped and never run early.
+    /// Completions should only hand work back to their event loop: the next batch waits for them.
     public func append(_ records: [StoreRecord], then completion: @escaping @Sendable () -> Void) {
         enqueue(records, completion)
     }
@@ -259,6 +260,10 @@ public final class DurableStore: Sendable {
         shared.pending.withLock { $0.closing = true }
         shared.wake.signal()
         // The last reference may go inside a completion, on the writer thread itself: it finishes on its own.
-        if pthread_equal(thread, pthread_self()) == 0 { pthread_join(thread, nil) }
+        if pthread_equal(thread, pthread_self()) == 0 {
+            pthread_join(thread, nil)
+        } else {
+            pthread_detach(thread)
+        }
     }
 }

@@ -27,7 +27,8 @@ public enum StoreRecord: Sendable, Equatable {
     case retainedSet(topic: TopicName, payload: [UInt8], qos: QoS)
     /// The retained message of a topic deleted by an empty retained PUBLISH [MQTT-3.3.1-10].
     case retainedCleared(topic: TopicName)
-    /// A persistent (CleanSession=0) session begins; a no-op when it already exists [MQTT-3.1.2-4].
+    /// A persistent (CleanSession=0) session begins [MQTT-3.1.2-4]; when it already exists, only its last-seen
+    /// time changes.
     case sessionCreated(clientID: String, unixSeconds: Int64)
     /// A persistent session is discarded (CleanSession=1 connect, expiry), with its queue and in-flight state
     /// [MQTT-3.1.2-6].

@@ -87,7 +87,7 @@ final class StoreWriter {
                     failed(error)
                 }
             }
-            if failure == nil && heldRecords.isEmpty { compactIfDue(now) }
+            if failure == nil && heldRecords.isEmpty && !closing { compactIfDue(now) }
             if closing {
                 finish()
                 return
