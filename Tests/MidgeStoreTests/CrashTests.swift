@@ -7,14 +7,26 @@ import XCTest
 
 final class CrashTests: XCTestCase {
     private static let childDirectoryVariable = "MIDGE_STORE_CRASH_CHILD_DIRECTORY"
+    private static let childCompactionVariable = "MIDGE_STORE_CRASH_CHILD_COMPACTION_BYTES"
+
+    func testAcknowledgedRecordsSurviveKillDashNine() throws {
+        try killChildAndRecover(compactionBytes: nil)
+    }
+
+    /// The same with snapshots every few kilobytes, so the kill can land in a rotation or a snapshot.
+    func testAcknowledgedRecordsSurviveKillDashNineDuringCompaction() throws {
+        try killChildAndRecover(compactionBytes: 16 << 10)
+    }
 
     /// The parent: runs `testChildAppendsUntilKilled` in a child copy of this test binary, reads the indexes it
     /// acknowledged, kills it with SIGKILL mid-stream, and recovers the directory.
-    func testAcknowledgedRecordsSurviveKillDashNine() throws {
+    private func killChildAndRecover(compactionBytes: Int?) throws {
         let directory = TemporaryDirectory()
         var pipeEnds: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&pipeEnds), 0)
-        let pid = try spawnChild(directory: directory.path, stdout: pipeEnds[1])
+        var environment = ["\(Self.childDirectoryVariable)=\(directory.path)"]
+        if let compactionBytes { environment.append("\(Self.childCompactionVariable)=\(compactionBytes)") }
+        let pid = try spawnChild(environment: environment, stdout: pipeEnds[1])
         close(pipeEnds[1])
         defer { close(pipeEnds[0]) }
 
@@ -60,14 +72,19 @@ final class CrashTests: XCTestCase {
         store.close()
         let missing = (0...highestAcknowledged).filter { state.retained[topic("crash/\($0)")] == nil }
         XCTAssertEqual(missing, [], report.description)
-        print("kill -9 after \(highestAcknowledged + 1) acknowledged records: \(report)")
+        let snapshots = directory.names.filter { $0.hasSuffix(".snap") }.count
+        print("kill -9 after \(highestAcknowledged + 1) acknowledged records (\(snapshots) snapshots): \(report)")
     }
 
     /// The child: appends numbered records with `.always` and prints "ACK n" as each completion runs. Without the
     /// environment variable (a normal test run) it does nothing.
     func testChildAppendsUntilKilled() throws {
         guard let directory = getenv(Self.childDirectoryVariable).map({ String(cString: $0) }) else { return }
-        let (store, _, _) = try DurableStore.open(directory: directory, policy: .always)
+        var options = StoreOptions()
+        if let bytes = getenv(Self.childCompactionVariable).flatMap({ Int(String(cString: $0)) }) {
+            options = StoreOptions(compactionMinimumBytes: bytes, compactionSnapshotFactor: 1)
+        }
+        let (store, _, _) = try DurableStore.open(directory: directory, policy: .always, options: options)
         // Bounded: the parent kills us long before this ends.
         for index in 0..<1_000_000 {
             let record = StoreRecord.retainedSet(
@@ -91,14 +108,14 @@ final class CrashTests: XCTestCase {
         return highest
     }
 
-    private func spawnChild(directory: String, stdout: Int32) throws -> pid_t {
+    private func spawnChild(environment extra: [String], stdout: Int32) throws -> pid_t {
         let resolved = try realpathOf("/proc/self/exe")
         let executable = String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let arguments = [executable, "MidgeStoreTests.CrashTests/testChildAppendsUntilKilled"]
         var environment =
             (try? PosixFileSystem().readFile("/proc/self/environ"))
             .map { $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) } } ?? []
-        environment.append("\(Self.childDirectoryVariable)=\(directory)")
+        environment += extra
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
