@@ -1,5 +1,4 @@
-// Plain pthreads for the store's long-running writer and snapshot threads: they block in fsync, which must not
-// tie up a Dispatch worker.
+// Plain pthreads for the writer and snapshot threads: they block in fsync, which must not tie up Dispatch workers.
 import Glibc
 
 private final class ThreadBody: Sendable {
