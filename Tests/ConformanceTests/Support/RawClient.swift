@@ -17,6 +17,8 @@ final class RawClient: @unchecked Sendable {
     private var buffer: [UInt8] = []
     /// The peer ended the stream (EOF or reset); nothing more can arrive.
     private(set) var isClosed = false
+    /// The broker sent bytes that cannot be framed (a 5-byte remaining length); reading stops there.
+    private(set) var framingError: WireError?
 
     init(port: UInt16, name: String = "client") throws {
         self.name = name
@@ -101,9 +103,14 @@ final class RawClient: @unchecked Sendable {
         var rounds = 0
         while rounds < 1_000_000 {
             rounds += 1
-            if let frame = try? Frame.slice(from: buffer) {
-                buffer.removeFirst(frame.bytes.count)
-                return frame
+            do {
+                if let frame = try Frame.slice(from: buffer) {
+                    buffer.removeFirst(frame.bytes.count)
+                    return frame
+                }
+            } catch {
+                framingError = error
+                return nil
             }
             if isClosed { return nil }
             let remaining = deadline.timeIntervalSinceNow
@@ -151,6 +158,7 @@ final class RawClient: @unchecked Sendable {
     /// The next packet, decoded; throws on timeout, on a closed connection, or on bytes no server may send.
     func readPacket(timeout: Double = 5) throws -> Packet {
         guard let frame = readFrame(timeout: timeout) else {
+            if let framingError { throw ClientError("\(name): unframeable bytes from the broker: \(framingError)") }
             throw ClientError(
                 "\(name): " + (isClosed ? "connection closed by the broker" : "no packet within \(timeout) s")
                     + (buffer.isEmpty ? "" : " (\(buffer.count) stray bytes buffered)"))
@@ -210,6 +218,7 @@ final class RawClient: @unchecked Sendable {
                 received.append(frame)
                 continue
             }
+            if let framingError { throw ClientError("\(name): unframeable bytes from the broker: \(framingError)") }
             if isClosed {
                 guard buffer.isEmpty else {
                     throw ClientError("\(name): closed with \(buffer.count) bytes of a partial packet")
@@ -226,6 +235,7 @@ final class RawClient: @unchecked Sendable {
         if let frame = readFrame(timeout: seconds) {
             throw ClientError("\(name): expected nothing, received \(frame)")
         }
+        if let framingError { throw ClientError("\(name): unframeable bytes from the broker: \(framingError)") }
         if isClosed { throw ClientError("\(name): connection closed while expecting it to stay open") }
         if !buffer.isEmpty { throw ClientError("\(name): expected nothing, received \(buffer.count) bytes") }
     }
