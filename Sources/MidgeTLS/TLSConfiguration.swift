@@ -1,0 +1,66 @@
+// What a TLS listener is configured with: mosquitto 2.0's `certfile`, `keyfile`, `cafile`, `capath`, `tls_version`,
+// `ciphers`, `ciphers_tls1.3`, `require_certificate` and `use_identity_as_username`, as plain values.
+
+/// The oldest protocol version a listener accepts (mosquitto's `tls_version`: a minimum, not an exact version).
+public enum TLSVersion: String, Sendable, CaseIterable {
+    case tlsv11 = "tlsv1.1"
+    case tlsv12 = "tlsv1.2"
+    case tlsv13 = "tlsv1.3"
+
+    /// Parses the config value as mosquitto spells it; nil for anything else.
+    public init?(configValue: String) { self.init(rawValue: configValue) }
+}
+
+/// Everything needed to build a `TLSContext`. File paths are read only when a context is built, never by a
+/// connection, so a reload is the only time the files are touched again.
+public struct TLSConfiguration: Sendable, Equatable {
+    /// PEM server certificate, optionally followed by its intermediate certificates (`certfile`).
+    public var certificateFile: String
+    /// PEM private key of that certificate, unencrypted (`keyfile`): there is nobody to type a passphrase.
+    public var privateKeyFile: String
+    /// PEM file of CA certificates that client certificates must chain to (`cafile`).
+    public var caFile: String?
+    /// Directory of hashed CA certificates, as made by `openssl rehash` (`capath`).
+    public var caPath: String?
+    /// Oldest accepted version (`tls_version`); mosquitto's default is TLS 1.2.
+    public var minimumVersion: TLSVersion
+    /// OpenSSL cipher list for TLS 1.2 and older (`ciphers`); nil keeps mosquitto's default list.
+    public var ciphers: String?
+    /// OpenSSL TLS 1.3 ciphersuites (`ciphers_tls1.3`); nil keeps OpenSSL's default.
+    public var ciphersuites: String?
+    /// Ask for a client certificate and refuse the handshake without a valid one (`require_certificate`).
+    public var requireCertificate: Bool
+    /// The client certificate's subject CN becomes the MQTT username (`use_identity_as_username`). The TLS layer
+    /// only exposes the CN (`TLSConnection.peerCertificateSubjectCommonName`); the server applies it at CONNECT.
+    /// As in mosquitto, it is accepted without `requireCertificate`, but then no certificate is asked for, the CN
+    /// is nil and the server refuses every CONNECT with return code 4.
+    public var useIdentityAsUsername: Bool
+
+    public init(
+        certificateFile: String, privateKeyFile: String, caFile: String? = nil, caPath: String? = nil,
+        minimumVersion: TLSVersion = .tlsv12, ciphers: String? = nil, ciphersuites: String? = nil,
+        requireCertificate: Bool = false, useIdentityAsUsername: Bool = false
+    ) {
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+        self.caFile = caFile
+        self.caPath = caPath
+        self.minimumVersion = minimumVersion
+        self.ciphers = ciphers
+        self.ciphersuites = ciphersuites
+        self.requireCertificate = requireCertificate
+        self.useIdentityAsUsername = useIdentityAsUsername
+    }
+
+    /// The cipher list mosquitto 2.0 sets when `ciphers` is not configured.
+    public static let mosquittoDefaultCiphers = "DEFAULT:!aNULL:!eNULL:!LOW:!EXPORT:!SSLv2:@STRENGTH"
+
+    /// Checks the combinations that cannot work, before any file is read.
+    func validate() throws(TLSError) {
+        if certificateFile.isEmpty { throw .invalidConfiguration("certfile must be set on a TLS listener") }
+        if privateKeyFile.isEmpty { throw .invalidConfiguration("keyfile must be set on a TLS listener") }
+        if requireCertificate && (caFile ?? "").isEmpty && (caPath ?? "").isEmpty {
+            throw .invalidConfiguration("require_certificate needs cafile or capath to verify client certificates")
+        }
+    }
+}

@@ -1,0 +1,338 @@
+// One server-side TLS session over memory BIOs: the caller feeds ciphertext read from the socket and writes out the
+// ciphertext this produces; no socket calls, no blocking, no locks. Confined to the thread that drives the socket.
+import COpenSSL
+
+/// What `readPlaintext` found.
+public enum TLSReadStatus: Sendable, Equatable {
+    /// This many plaintext bytes (at least one) were stored at the start of the buffer. Call again: more may follow.
+    case plaintext(Int)
+    /// Everything fed so far is consumed (or the handshake is still waiting for the client). Wait until the socket
+    /// is readable, `feed` what arrives, and read again.
+    case needsMoreCiphertext
+    /// The peer sent close_notify: no more plaintext will arrive. Call `close()`, flush, close the socket.
+    case closedByPeer
+}
+
+/// The server side of one TLS connection.
+///
+/// Driving it (every call is non-blocking; after *any* call, `pendingCiphertextCount > 0` means there are bytes to
+/// write to the socket — handshake records, TLS 1.3 session tickets, alerts, encrypted data, close_notify):
+/// - **read path**: `read(2)` into your buffer → `feed(_:)` → `readPlaintext(into:)` until `.needsMoreCiphertext`
+///   (the handshake advances inside it: no plaintext comes out before `isHandshakeComplete`) → write out
+///   `takeCiphertext`.
+/// - **write path**: `writePlaintext(_:)` encrypts immediately (before the handshake completes it is held back and
+///   encrypted on completion) → `takeCiphertext(into:)` → `write(2)`; keep what the socket did not take in your
+///   own pending buffer, exactly as for plain TCP. `pendingCiphertextCount` plus that buffer is the backlog.
+/// - **errors**: a thrown `TLSError` is fatal. OpenSSL may have queued an alert telling the peer why: write
+///   `takeCiphertext()` best-effort, then close the socket.
+/// - **close**: `close()` queues close_notify; write it best-effort, then close the socket. On `.closedByPeer`, do
+///   the same.
+public final class TLSConnection {
+    /// The `SSL *`; owns both BIOs.
+    private let ssl: OpaquePointer
+    /// Ciphertext from the socket, read by OpenSSL.
+    private let inbound: OpaquePointer
+    /// Ciphertext OpenSSL produced, for the socket.
+    private let outbound: OpaquePointer
+    /// The context this connection was made from; a reload does not affect it.
+    public let context: TLSContext
+
+    /// True once the handshake finished; plaintext flows only after that.
+    public private(set) var isHandshakeComplete = false
+    /// The peer's close_notify arrived.
+    public private(set) var receivedCloseNotify = false
+    /// `close()` queued our close_notify.
+    public private(set) var sentCloseNotify = false
+    /// The fatal error, once one happened; every later read or write throws it again.
+    public private(set) var failure: TLSError?
+    /// Plaintext written before the handshake completed, encrypted when it does.
+    private var heldPlaintext: [UInt8] = []
+
+    public init(context: TLSContext) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard let ssl = SSL_new(context.pointer) else {
+            throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "SSL_new"))
+        }
+        guard let inbound = BIO_new(BIO_s_mem()), let outbound = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "BIO_new"))
+        }
+        // Ownership of both BIOs moves to the SSL: SSL_free releases them.
+        SSL_set_bio(ssl, inbound, outbound)
+        SSL_set_accept_state(ssl)
+        self.ssl = ssl
+        self.inbound = inbound
+        self.outbound = outbound
+        self.context = context
+    }
+
+    deinit { SSL_free(ssl) }
+
+    // MARK: - Read path
+
+    /// Hands ciphertext read from the socket to OpenSSL. One copy, into the memory BIO; nothing is decrypted yet.
+    public func feed(_ ciphertext: UnsafeRawBufferPointer) throws(TLSError) {
+        guard failure == nil, var next = ciphertext.baseAddress else { return }
+        var remaining = ciphertext.count
+        while remaining > 0 {
+            let chunk = min(remaining, Int(Int32.max))
+            var written = 0
+            OpenSSLErrorQueue.clear()
+            guard BIO_write_ex(inbound, next, chunk, &written) == 1, written == chunk else {
+                throw fail(.outOfMemory(OpenSSLErrorQueue.reason(orElse: "BIO_write_ex")))
+            }
+            next += chunk
+            remaining -= chunk
+        }
+    }
+
+    /// `feed(_:)` for an array.
+    public func feed(_ ciphertext: [UInt8]) throws(TLSError) {
+        // withUnsafeBytes rethrows untyped errors; the Result carries the typed one across.
+        try ciphertext.withUnsafeBytes { raw in Result { () throws(TLSError) in try feed(raw) } }.get()
+    }
+
+    /// Advances the handshake, then decrypts at most one record straight into `buffer` (which must not be empty).
+    /// Call until it returns `.needsMoreCiphertext` or `.closedByPeer`; each call does a bounded amount of work.
+    public func readPlaintext(into buffer: UnsafeMutableRawBufferPointer) throws(TLSError) -> TLSReadStatus {
+        precondition(buffer.count > 0, "readPlaintext needs room for at least one byte")
+        if let failure { throw failure }
+        if receivedCloseNotify { return .closedByPeer }
+        if !isHandshakeComplete {
+            guard try advanceHandshake() else { return .needsMoreCiphertext }
+        }
+        guard let base = buffer.baseAddress else { return .needsMoreCiphertext }
+        var count = 0
+        OpenSSLErrorQueue.clear()
+        if SSL_read_ex(ssl, base, buffer.count, &count) == 1 { return .plaintext(count) }
+        switch SSL_get_error(ssl, 0) {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return .needsMoreCiphertext
+        case SSL_ERROR_ZERO_RETURN:
+            OpenSSLErrorQueue.clear()
+            receivedCloseNotify = true
+            return .closedByPeer
+        default:
+            throw fail(.protocolError(reason: OpenSSLErrorQueue.reason(orElse: "the record layer failed")))
+        }
+    }
+
+    /// Appends all plaintext that the fed ciphertext yields to `bytes`, decrypting directly into its storage.
+    /// Returns `.needsMoreCiphertext` or `.closedByPeer` (after appending what came before the close_notify).
+    public func readPlaintext(appendingTo bytes: inout [UInt8]) throws(TLSError) -> TLSReadStatus {
+        // One record holds at most 16 KiB of plaintext; the loop ends when the fed ciphertext is used up, which
+        // bounds it by what the caller fed.
+        let recordSize = 16 * 1024
+        while true {
+            let start = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: recordSize))
+            let result = bytes.withUnsafeMutableBytes { raw in
+                Result { () throws(TLSError) in
+                    try readPlaintext(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+                }
+            }
+            guard case .success(let status) = result else {
+                bytes.removeSubrange(start...)
+                return try result.get()
+            }
+            switch status {
+            case .plaintext(let count):
+                bytes.removeSubrange((start + count)...)
+            case .needsMoreCiphertext, .closedByPeer:
+                bytes.removeSubrange(start...)
+                return status
+            }
+        }
+    }
+
+    /// Ciphertext or decrypted bytes are still buffered inside OpenSSL, so `readPlaintext` would make progress
+    /// without any new socket data. Check it when resuming reads that were paused for backpressure: epoll will not
+    /// report the socket readable for bytes that already left the kernel.
+    public var hasBufferedInput: Bool { BIO_ctrl_pending(inbound) > 0 || SSL_has_pending(ssl) == 1 }
+
+    private func advanceHandshake() throws(TLSError) -> Bool {
+        OpenSSLErrorQueue.clear()
+        let result = SSL_do_handshake(ssl)
+        if result == 1 {
+            isHandshakeComplete = true
+            if !heldPlaintext.isEmpty {
+                let held = heldPlaintext
+                heldPlaintext = []
+                try held.withUnsafeBytes { raw in Result { () throws(TLSError) in try encrypt(raw) } }.get()
+            }
+            return true
+        }
+        switch SSL_get_error(ssl, result) {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return false
+        case SSL_ERROR_ZERO_RETURN:
+            OpenSSLErrorQueue.clear()
+            throw fail(.handshakeFailed(reason: "the peer sent close_notify during the handshake"))
+        default:
+            throw fail(handshakeError())
+        }
+    }
+
+    /// Names the two client-certificate failures a broker operator most needs to tell apart from the rest.
+    private func handshakeError() -> TLSError {
+        let verifyResult = SSL_get_verify_result(ssl)
+        let (text, firstReason) = OpenSSLErrorQueue.drain()
+        switch firstReason {
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+            return .clientCertificateRequired
+        case SSL_R_CERTIFICATE_VERIFY_FAILED where verifyResult != Int(X509_V_OK):
+            let reason = X509_verify_cert_error_string(verifyResult).map { String(cString: $0) } ?? text
+            return .clientCertificateRejected(reason: reason)
+        default:
+            return .handshakeFailed(reason: text.isEmpty ? "no reason given by OpenSSL" : text)
+        }
+    }
+
+    // MARK: - Write path
+
+    /// Encrypts `bytes` into the outgoing ciphertext (read once, straight from the caller's memory). Never blocks
+    /// and never takes only part: the memory BIO grows, so bound the backlog with `pendingCiphertextCount`. Before
+    /// the handshake completes the bytes are held and encrypted when it does.
+    public func writePlaintext(_ bytes: UnsafeRawBufferPointer) throws(TLSError) {
+        if let failure { throw failure }
+        if sentCloseNotify { throw .closed }
+        guard !bytes.isEmpty else { return }
+        if !isHandshakeComplete {
+            heldPlaintext.append(contentsOf: bytes)
+            return
+        }
+        try encrypt(bytes)
+    }
+
+    /// `writePlaintext(_:)` for any contiguous byte collection (arrays, slices).
+    public func writePlaintext<Bytes: Collection>(_ bytes: Bytes) throws(TLSError) where Bytes.Element == UInt8 {
+        let contiguous = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(TLSError) in try writePlaintext(UnsafeRawBufferPointer(buffer)) }
+        }
+        if let contiguous { return try contiguous.get() }
+        try Array(bytes).withUnsafeBytes { raw in Result { () throws(TLSError) in try writePlaintext(raw) } }.get()
+    }
+
+    private func encrypt(_ bytes: UnsafeRawBufferPointer) throws(TLSError) {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            var written = 0
+            OpenSSLErrorQueue.clear()
+            if SSL_write_ex(ssl, base + offset, bytes.count - offset, &written) == 1 {
+                offset += written
+                continue
+            }
+            // A memory BIO never refuses a write and renegotiation is disabled, so any failure here is fatal.
+            throw fail(.protocolError(reason: OpenSSLErrorQueue.reason(orElse: "SSL_write failed")))
+        }
+    }
+
+    /// Bytes waiting to be written to the socket.
+    public var pendingCiphertextCount: Int { Int(BIO_ctrl_pending(outbound)) }
+
+    /// Moves up to `buffer.count` pending ciphertext bytes into `buffer` (e.g. the connection's socket write
+    /// buffer) and returns how many.
+    public func takeCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
+        var count = 0
+        OpenSSLErrorQueue.clear()
+        guard BIO_read_ex(outbound, base, buffer.count, &count) == 1 else {
+            OpenSSLErrorQueue.clear()  // an empty memory BIO reports "retry", which is not an error
+            return 0
+        }
+        return count
+    }
+
+    /// Moves all pending ciphertext into a new array.
+    public func takeCiphertext() -> [UInt8] {
+        let pending = pendingCiphertextCount
+        guard pending > 0 else { return [] }
+        return [UInt8](unsafeUninitializedCapacity: pending) { buffer, initialized in
+            initialized = takeCiphertext(into: UnsafeMutableRawBufferPointer(buffer))
+        }
+    }
+
+    // MARK: - Close
+
+    /// Queues our close_notify (once) after a completed handshake; write `takeCiphertext()` and close the socket
+    /// without waiting for the peer's, as mosquitto does. Before the handshake completes or after a failure there is
+    /// nothing to say politely, and this does nothing.
+    public func close() {
+        guard isHandshakeComplete, failure == nil, !sentCloseNotify else { return }
+        sentCloseNotify = true
+        OpenSSLErrorQueue.clear()
+        _ = SSL_shutdown(ssl)  // 0: sent, peer's not yet seen; 1: both seen. Neither needs another call.
+        OpenSSLErrorQueue.clear()
+    }
+
+    // MARK: - Peer identity
+
+    /// The first commonName of the client certificate's subject (`use_identity_as_username`). Nil without a
+    /// certificate, before the handshake completes, without a CN, or when the CN holds a NUL byte (mosquitto refuses
+    /// those too, so "admin\0.evil" cannot pass for "admin"). Only verified certificates are ever requested.
+    public var peerCertificateSubjectCommonName: String? {
+        withPeerSubject { name in
+            let index = X509_NAME_get_index_by_NID(name, NID_commonName, -1)
+            guard index >= 0, let entry = X509_NAME_get_entry(name, index),
+                let data = X509_NAME_ENTRY_get_data(entry)
+            else { return nil }
+            var utf8: UnsafeMutablePointer<UInt8>?
+            let length = ASN1_STRING_to_UTF8(&utf8, data)
+            guard length >= 0, let utf8 else {
+                OpenSSLErrorQueue.clear()
+                return nil
+            }
+            defer { CRYPTO_free(utf8, nil, 0) }
+            let bytes = UnsafeBufferPointer(start: utf8, count: Int(length))
+            if bytes.contains(0) { return nil }
+            // ASN1_STRING_to_UTF8 produced valid UTF-8, so decoding never takes the repair path.
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    /// The client certificate's whole subject in RFC 2253 form, as mosquitto's `use_subject_as_username` uses it
+    /// (e.g. "CN=device-42,OU=Devices,O=Midge Test").
+    public var peerCertificateSubject: String? {
+        withPeerSubject { name in
+            guard let bio = BIO_new(BIO_s_mem()) else { return nil }
+            defer { BIO_free(bio) }
+            OpenSSLErrorQueue.clear()
+            guard X509_NAME_print_ex(bio, name, 0, MIDGE_XN_FLAG_RFC2253) >= 0 else {
+                OpenSSLErrorQueue.clear()
+                return nil
+            }
+            let length = Int(BIO_ctrl_pending(bio))
+            let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, initialized in
+                var count = 0
+                initialized = BIO_read_ex(bio, buffer.baseAddress, length, &count) == 1 ? count : 0
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    private func withPeerSubject(_ body: (OpaquePointer) -> String?) -> String? {
+        guard isHandshakeComplete, let certificate = SSL_get1_peer_certificate(ssl) else { return nil }
+        defer { X509_free(certificate) }
+        guard let name = X509_get_subject_name(certificate) else { return nil }
+        return body(name)
+    }
+
+    /// The negotiated protocol ("TLSv1.2", "TLSv1.3"), once the handshake is complete.
+    public var protocolVersion: String? {
+        guard isHandshakeComplete, let version = SSL_get_version(ssl) else { return nil }
+        return String(cString: version)
+    }
+
+    /// The negotiated cipher's OpenSSL name, once the handshake is complete.
+    public var cipherName: String? {
+        guard isHandshakeComplete, let cipher = SSL_get_current_cipher(ssl), let name = SSL_CIPHER_get_name(cipher)
+        else { return nil }
+        return String(cString: name)
+    }
+
+    private func fail(_ error: TLSError) -> TLSError {
+        failure = error
+        return error
+    }
+}

@@ -1,0 +1,155 @@
+// A listener's OpenSSL server context built from a TLSConfiguration, and the atomic swap a SIGHUP reload uses.
+import COpenSSL
+import Synchronization
+
+/// An immutable, configured `SSL_CTX`, shared by every connection of a listener across all event loops.
+///
+/// `@unchecked Sendable` because OpenSSL documents an `SSL_CTX` as safe to use from many threads for `SSL_new`
+/// once it is no longer being configured, and this class configures it only inside `init`. Each `SSL` takes its
+/// own reference on the context (`SSL_new` up-refs it), so connections outlive a replaced context safely.
+public final class TLSContext: @unchecked Sendable {
+    /// The `SSL_CTX *`; never modified after `init`.
+    let pointer: OpaquePointer
+    public let configuration: TLSConfiguration
+
+    /// Builds the context, reading `certfile`, `keyfile` and `cafile` now. Blocking file I/O: build contexts at
+    /// start-up or on reload, never on an event loop.
+    public init(configuration: TLSConfiguration) throws(TLSError) {
+        try configuration.validate()
+        OpenSSLErrorQueue.clear()
+        guard let context = SSL_CTX_new(TLS_server_method()) else {
+            throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "SSL_CTX_new"))
+        }
+        do {
+            try Self.configure(context, configuration)
+        } catch {
+            SSL_CTX_free(context)
+            throw error
+        }
+        pointer = context
+        self.configuration = configuration
+    }
+
+    deinit { SSL_CTX_free(pointer) }
+
+    /// A new context from the same configuration with every file read again (what SIGHUP does). Connections
+    /// made from `self` keep using it; see `ReloadableTLSContext` for the swap.
+    public func reloaded() throws(TLSError) -> TLSContext { try TLSContext(configuration: configuration) }
+
+    private static func configure(_ context: OpaquePointer, _ configuration: TLSConfiguration) throws(TLSError) {
+        // mosquitto's tls_version is a floor: "tlsv1.2" still negotiates 1.3 with clients that offer it.
+        let minimum: Int32
+        switch configuration.minimumVersion {
+        case .tlsv11: minimum = TLS1_1_VERSION
+        case .tlsv12: minimum = TLS1_2_VERSION
+        case .tlsv13: minimum = TLS1_3_VERSION
+        }
+        guard midge_SSL_CTX_set_min_proto_version(context, minimum) == 1 else {
+            throw .rejectedSetting(
+                key: "tls_version", value: configuration.minimumVersion.rawValue,
+                reason: OpenSSLErrorQueue.reason(orElse: "not supported by this OpenSSL"))
+        }
+        // As mosquitto: no compression (CRIME), the server's cipher order wins. Renegotiation is refused too: a
+        // client could otherwise make the loop pay for repeated full handshakes on an established connection.
+        _ = SSL_CTX_set_options(
+            context,
+            MIDGE_SSL_OP_NO_COMPRESSION | MIDGE_SSL_OP_CIPHER_SERVER_PREFERENCE | MIDGE_SSL_OP_NO_RENEGOTIATION)
+        // Idle connections give their 2 × ~17 KiB record buffers back; a broker holds many idle connections.
+        _ = midge_SSL_CTX_set_mode(context, Int(SSL_MODE_RELEASE_BUFFERS))
+        // Without a session id context, OpenSSL fails every resumed handshake once peer verification is on.
+        let sessionContext: [UInt8] = Array("midge".utf8)
+        _ = SSL_CTX_set_session_id_context(context, sessionContext, UInt32(sessionContext.count))
+        // An encrypted keyfile must fail with a reason, not make OpenSSL prompt on the terminal.
+        SSL_CTX_set_default_passwd_cb(context) { _, _, _, _ in 0 }
+
+        let cipherList = configuration.ciphers ?? TLSConfiguration.mosquittoDefaultCiphers
+        OpenSSLErrorQueue.clear()
+        guard SSL_CTX_set_cipher_list(context, cipherList) == 1 else {
+            throw .rejectedSetting(
+                key: "ciphers", value: cipherList, reason: OpenSSLErrorQueue.reason(orElse: "no usable cipher"))
+        }
+        if let suites = configuration.ciphersuites {
+            OpenSSLErrorQueue.clear()
+            guard SSL_CTX_set_ciphersuites(context, suites) == 1 else {
+                throw .rejectedSetting(
+                    key: "ciphers_tls1.3", value: suites,
+                    reason: OpenSSLErrorQueue.reason(orElse: "no usable ciphersuite"))
+            }
+        }
+
+        OpenSSLErrorQueue.clear()
+        guard SSL_CTX_use_certificate_chain_file(context, configuration.certificateFile) == 1 else {
+            throw .rejectedSetting(
+                key: "certfile", value: configuration.certificateFile,
+                reason: OpenSSLErrorQueue.reason(orElse: "cannot load the certificate chain"))
+        }
+        OpenSSLErrorQueue.clear()
+        if SSL_CTX_use_PrivateKey_file(context, configuration.privateKeyFile, SSL_FILETYPE_PEM) != 1
+            || SSL_CTX_check_private_key(context) != 1
+        {
+            throw .rejectedSetting(
+                key: "keyfile", value: configuration.privateKeyFile, reason: keyFileReason(configuration))
+        }
+
+        if let caFile = configuration.caFile, !caFile.isEmpty {
+            OpenSSLErrorQueue.clear()
+            guard SSL_CTX_load_verify_file(context, caFile) == 1 else {
+                throw .rejectedSetting(
+                    key: "cafile", value: caFile,
+                    reason: OpenSSLErrorQueue.reason(orElse: "cannot load CA certificates"))
+            }
+        }
+        if let caPath = configuration.caPath, !caPath.isEmpty {
+            // OpenSSL reads a capath lazily, at the first verification that needs a certificate from it.
+            OpenSSLErrorQueue.clear()
+            guard SSL_CTX_load_verify_dir(context, caPath) == 1 else {
+                throw .rejectedSetting(
+                    key: "capath", value: caPath,
+                    reason: OpenSSLErrorQueue.reason(orElse: "cannot use the CA directory"))
+            }
+        }
+        // With require_certificate false mosquitto does not even ask for a certificate (since 1.3.4).
+        let verifyMode = configuration.requireCertificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0
+        SSL_CTX_set_verify(context, verifyMode, nil)
+    }
+}
+
+/// Why the key did not load, with the two causes operators meet most spelled out.
+private func keyFileReason(_ configuration: TLSConfiguration) -> String {
+    let (text, firstReason) = OpenSSLErrorQueue.drain()
+    if firstReason == X509_R_KEY_VALUES_MISMATCH {
+        return "it does not belong to the certificate in certfile \"\(configuration.certificateFile)\" (\(text))"
+    }
+    if text.contains("bad decrypt") || text.contains("bad password read") {
+        return "it is encrypted and there is no passphrase to give; use an unencrypted PEM key (\(text))"
+    }
+    return text.isEmpty ? "cannot load the private key" : text
+}
+
+/// The context a listener hands to new connections, replaceable while connections are live.
+///
+/// The event loops call `current` once per accepted socket (an uncontended lock, ~17 ns) and give it to
+/// `TLSConnection.init`; that connection keeps its context for life. A SIGHUP handler — on its own thread, never
+/// an event loop, because it reads files — calls `reload()`: the new context is built outside the lock and
+/// swapped in under it, so a broken file throws (log the error) and leaves the previous context in place.
+public final class ReloadableTLSContext: Sendable {
+    private let state: Mutex<TLSContext>
+
+    public init(_ context: TLSContext) { state = Mutex(context) }
+
+    public convenience init(configuration: TLSConfiguration) throws(TLSError) {
+        self.init(try TLSContext(configuration: configuration))
+    }
+
+    /// The context to create new connections with.
+    public var current: TLSContext { state.withLock { $0 } }
+
+    /// Re-reads the files of `configuration` (or of the current configuration) and swaps the new context in.
+    /// On failure nothing changes and the error names the file and OpenSSL's reason.
+    @discardableResult
+    public func reload(with configuration: TLSConfiguration? = nil) throws(TLSError) -> TLSContext {
+        let fresh = try TLSContext(configuration: configuration ?? current.configuration)
+        state.withLock { $0 = fresh }
+        return fresh
+    }
+}
