@@ -27,6 +27,10 @@ public enum TLSReadStatus: Sendable, Equatable {
 ///   `takeCiphertext()` best-effort, then close the socket.
 /// - **close**: `close()` queues close_notify; write it best-effort, then close the socket. On `.closedByPeer`, do
 ///   the same.
+/// - **paused reads**: if the loop stops reading for backpressure, fed ciphertext may still hold plaintext; when it
+///   resumes, drain `readPlaintext` first if `hasBufferedInput`, since epoll will not report those bytes again.
+/// - **stalls**: a client that stops mid-handshake only leaves `isHandshakeComplete` false; the loop's connect
+///   timeout closes the socket (nothing to send: `close()` does nothing before the handshake).
 public final class TLSConnection {
     /// The `SSL *`; owns both BIOs.
     private let ssl: OpaquePointer
@@ -53,7 +57,11 @@ public final class TLSConnection {
         guard let ssl = SSL_new(context.pointer) else {
             throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "SSL_new"))
         }
-        guard let inbound = BIO_new(BIO_s_mem()), let outbound = BIO_new(BIO_s_mem()) else {
+        let newInbound = BIO_new(BIO_s_mem())
+        let newOutbound = BIO_new(BIO_s_mem())
+        guard let inbound = newInbound, let outbound = newOutbound else {
+            BIO_free(newInbound)  // BIO_free(NULL) is a no-op
+            BIO_free(newOutbound)
             SSL_free(ssl)
             throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "BIO_new"))
         }
@@ -120,12 +128,15 @@ public final class TLSConnection {
     /// Appends all plaintext that the fed ciphertext yields to `bytes`, decrypting directly into its storage.
     /// Returns `.needsMoreCiphertext` or `.closedByPeer` (after appending what came before the close_notify).
     public func readPlaintext(appendingTo bytes: inout [UInt8]) throws(TLSError) -> TLSReadStatus {
-        // One record holds at most 16 KiB of plaintext; the loop ends when the fed ciphertext is used up, which
-        // bounds it by what the caller fed.
-        let recordSize = 16 * 1024
+        // The loop ends when the fed ciphertext is used up, which bounds it by what the caller fed.
         while true {
+            // Plaintext never exceeds the ciphertext it comes from, so room for what is buffered is enough; the
+            // floor covers a record whose first part OpenSSL already took from the BIO. Anything that does not
+            // fit stays in OpenSSL for the next turn. (A MQTT PINGREQ should not cost a 16 KiB memset.)
+            let buffered = Int(SSL_pending(ssl)) + Int(BIO_ctrl_pending(inbound))
+            let room = min(16 * 1024, max(512, buffered))
             let start = bytes.count
-            bytes.append(contentsOf: repeatElement(0, count: recordSize))
+            bytes.append(contentsOf: repeatElement(0, count: room))
             let result = bytes.withUnsafeMutableBytes { raw in
                 Result { () throws(TLSError) in
                     try readPlaintext(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))

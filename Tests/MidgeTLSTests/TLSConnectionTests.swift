@@ -181,6 +181,27 @@ final class TLSConnectionTests: XCTestCase {
         }
     }
 
+    /// Resumption with require_certificate works (it fails without a session id context) and keeps the identity.
+    func testResumedSessionKeepsTheClientIdentity() throws {
+        let context = try Fixture.context(requireCertificate: true)
+        for version in [TLS1_2_VERSION, TLS1_3_VERSION] {
+            let certificate = Fixture.path("client.crt")
+            let key = Fixture.path("client.key")
+            let first = try Pair(context, TestClient(certificate: certificate, key: key, maximumVersion: version))
+            first.handshake()
+            try first.client.write([0])  // a TLS 1.3 client reads its tickets while waiting for data
+            first.shuttle()
+            guard let session = first.client.takeSession() else { return XCTFail("no session, version \(version)") }
+            defer { SSL_SESSION_free(session) }
+
+            let client = try TestClient(certificate: certificate, key: key, maximumVersion: version, resuming: session)
+            let second = try Pair(context, client)
+            second.handshake()
+            XCTAssertTrue(second.client.resumedSession, "version \(version)")
+            XCTAssertEqual(second.server.peerCertificateSubjectCommonName, "device-42")
+        }
+    }
+
     func testRequiredClientCertificateMissingIsRefused() throws {
         for version in [TLS1_2_VERSION, TLS1_3_VERSION] {
             let pair = try Pair(Fixture.context(requireCertificate: true), TestClient(maximumVersion: version))

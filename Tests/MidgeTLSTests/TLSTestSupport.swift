@@ -55,7 +55,8 @@ final class TestClient {
 
     init(
         trusting caFile: String? = Fixture.caCertificate, certificate: String? = nil, key: String? = nil,
-        maximumVersion: Int32? = nil, ciphers: String? = nil, ciphersuites: String? = nil
+        maximumVersion: Int32? = nil, ciphers: String? = nil, ciphersuites: String? = nil,
+        resuming session: OpaquePointer? = nil
     ) throws {
         guard let context = SSL_CTX_new(TLS_client_method()) else { throw TestFailure("SSL_CTX_new") }
         self.context = context
@@ -77,6 +78,7 @@ final class TestClient {
         SSL_set_connect_state(ssl)
         _ = midge_SSL_set_tlsext_host_name(ssl, "localhost")
         _ = SSL_set1_host(ssl, "localhost")
+        if let session { _ = SSL_set_session(ssl, session) }
         self.ssl = ssl
         self.inbound = inbound
         self.outbound = outbound
@@ -88,6 +90,11 @@ final class TestClient {
     }
 
     var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+
+    /// The session to resume with, owned by the caller (`SSL_SESSION_free`); TLS 1.3 has one once a ticket arrived.
+    func takeSession() -> OpaquePointer? { SSL_get1_session(ssl) }
+
+    var resumedSession: Bool { SSL_session_reused(ssl) == 1 }
 
     /// Advances the handshake and reads whatever plaintext the fed ciphertext holds.
     func drive() {
