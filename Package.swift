@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
         .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MQTTCodec"]),
         .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec"]),
-        .testTarget(name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL"]),
+        .testTarget(name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL"], exclude: ["Fixtures"]),
         .testTarget(name: "MidgeServerTests", dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec"]),
         // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
         .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),
