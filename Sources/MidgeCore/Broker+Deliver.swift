@@ -1,4 +1,4 @@
-// Outbound messages (§3.3.5, §4.3–4.6): routing to sessions, the in-flight window, the queue, resending.
+// Outbound messages (§3.3.5, §4.3–4.6): routing to sessions, the in-flight window, the queue and its full policy.
 import MQTTCodec
 
 extension Broker {
@@ -12,7 +12,8 @@ extension Broker {
     /// A session with several matching filters gets one delivery at the highest granted QoS [MQTT-3.3.5-1].
     /// No allocation per message beyond the actions: sessions are de-duplicated by stamping them with the
     /// route's epoch and collected in a scratch array that keeps its capacity between messages.
-    func route(_ message: Message, into actions: inout [Action]) {
+    /// `publisher` is the client it came from, held back if it overfills a queue under `QueueFullPolicy.block`.
+    func route(_ message: Message, from publisher: ClientConnection?, into actions: inout [Action]) {
         routeEpoch &+= 1
         let epoch = routeEpoch
         var matched = routeScratch
@@ -38,65 +39,127 @@ extension Broker {
                     return
                 }
                 // Live forwards always carry RETAIN=0 [MQTT-3.3.1-9]; QoS is the lower of both [MQTT-3.8.4-6].
-                deliver(message, qos: min(message.qos, session.routeQoS), retain: false, to: session, into: &actions)
+                deliver(
+                    message, qos: min(message.qos, session.routeQoS), retain: false, to: session, from: publisher,
+                    into: &actions)
             }
         }
         matched.removeAll(keepingCapacity: true)
         routeScratch = matched
     }
 
-    /// One delivery to one session: sent now when the client is connected and the window allows, else queued.
-    func deliver(_ message: Message, qos: QoS, retain: Bool, to session: Session, into actions: inout [Action]) {
+    /// One delivery to one session: sent now when the client is connected, its output is flowing and the window
+    /// allows, else queued.
+    func deliver(
+        _ message: Message, qos: QoS, retain: Bool, to session: Session, from publisher: ClientConnection?,
+        into actions: inout [Action]
+    ) {
         guard let connection = session.connection else {
             // Away: persistent sessions keep QoS 1/2 [MQTT-3.1.2-5], QoS 0 only when configured.
             if qos == .atMostOnce && !configuration.queueQoS0Messages { return }
-            enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session)
+            enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session, from: nil)
             return
         }
-        if qos == .atMostOnce && session.queue.isEmpty {
-            // DUP=0, no packet id [MQTT-4.3.1-1][MQTT-3.3.1-2]; QoS 0 needs no window slot. Behind a non-empty
-            // queue it waits its turn, so the subscriber sees messages in arrival order [MQTT-4.6.0-5].
-            actions.append(
-                .send(
-                    connection,
-                    .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil))))
-            counters.messagesSent += 1
-            return
+        // Behind a non-empty queue every delivery waits its turn, so the subscriber sees messages in arrival
+        // order [MQTT-4.6.0-5]; with the output congested, QoS 0 waits too.
+        if session.queue.isEmpty && !session.outputBlocked {
+            if qos == .atMostOnce {
+                // DUP=0, no packet id [MQTT-4.3.1-1][MQTT-3.3.1-2]; QoS 0 needs no window slot.
+                actions.append(
+                    .send(
+                        connection,
+                        .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil))))
+                counters.messagesSent += 1
+                return
+            }
+            if session.inflight.count < inflightLimit, let id = session.inflight.allocateID() {
+                let entry = session.inflight.insert(id, message: message, qos: qos, retain: retain)
+                actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
+                counters.messagesSent += 1
+                return
+            }
         }
-        if session.queue.isEmpty && session.inflight.count < inflightLimit, let id = session.inflight.allocateID() {
-            let entry = session.inflight.insert(id, message: message, qos: qos, retain: retain)
-            actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
-            counters.messagesSent += 1
-            return
-        }
-        enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session)
-        pump(session, into: &actions)
+        enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session, from: publisher)
     }
 
-    /// Appends within `maxQueuedMessages` / `maxQueuedBytes`; beyond them the delivery is dropped and counted,
-    /// and the log says so once per episode of drops.
-    private func enqueue(_ item: QueuedMessage, for session: Session) {
-        let countLimit = configuration.maxQueuedMessages
-        let byteLimit = configuration.maxQueuedBytes
-        let full =
-            (countLimit > 0 && session.queue.count >= countLimit)
-            || (byteLimit > 0 && session.queue.bytes + item.message.payload.count > byteLimit)
-        if full {
-            counters.messagesDropped += 1
-            if !session.isDropping {
-                session.isDropping = true
-                log(.notice, "Outgoing messages are being dropped for client \(session.clientID).")
+    /// Appends within `maxQueuedMessages` / `maxQueuedBytes`. At the limits, a connected session under
+    /// `QueueFullPolicy.block` takes the delivery anyway and holds its publisher back; otherwise the delivery is
+    /// dropped and counted, and the log says so once per episode of drops.
+    private func enqueue(_ item: QueuedMessage, for session: Session, from publisher: ClientConnection?) {
+        if isFull(session, adding: item.message.payload.count) {
+            guard configuration.queueFullPolicy == .block, session.connection != nil else {
+                counters.messagesDropped += 1
+                session.droppedInEpisode &+= 1
+                if !session.isDropping {
+                    session.isDropping = true
+                    log(.notice, "Outgoing messages are being dropped for client \(session.clientID).")
+                }
+                return
             }
-            return
+            // What is already decoded or on its way from a held publisher still lands here: the overshoot is
+            // bounded by the driver's per-connection read and the loops' hand-off backlog, not by this queue.
+            if let publisher { hold(publisher, for: session) }
+        } else {
+            endDropEpisode(of: session)
         }
-        session.isDropping = false
         session.queue.append(item)
     }
 
-    /// Sends queued deliveries in order while the client is connected and the in-flight window has room.
-    /// QoS 1/2 deliveries get their packet id here: non-zero and unique among those in flight [MQTT-2.3.1-4].
+    /// The queue has room again: the log says how many deliveries the episode cost.
+    private func endDropEpisode(of session: Session) {
+        guard session.isDropping else { return }
+        session.isDropping = false
+        let dropped = session.droppedInEpisode
+        log(.notice, "Client \(session.clientID) has room again; \(dropped) messages to it were dropped.")
+        session.droppedInEpisode = 0
+    }
+
+    private func isFull(_ session: Session, adding bytes: Int) -> Bool {
+        let countLimit = configuration.maxQueuedMessages
+        let byteLimit = configuration.maxQueuedBytes
+        return (countLimit > 0 && session.queue.count >= countLimit)
+            || (byteLimit > 0 && session.queue.bytes + bytes > byteLimit)
+    }
+
+    /// Half the limits: holding and releasing around one mark would pause and resume publishers per message.
+    private func hasDrainedEnough(_ session: Session) -> Bool {
+        let countLimit = configuration.maxQueuedMessages
+        let byteLimit = configuration.maxQueuedBytes
+        return (countLimit == 0 || session.queue.count <= countLimit / 2)
+            && (byteLimit == 0 || session.queue.bytes <= byteLimit / 2)
+    }
+
+    /// Tells the driver to stop reading the publisher, once however many full queues it feeds.
+    private func hold(_ publisher: ClientConnection, for session: Session) {
+        guard !publisher.heldBy.contains(session.serial), connections[publisher.id] === publisher else { return }
+        if session.heldPublishers.isEmpty {
+            log(.debug, "Queue of client \(session.clientID) is full; holding back the clients publishing to it.")
+        }
+        session.heldPublishers.append(publisher)
+        publisher.heldBy.append(session.serial)
+        counters.publishersHeld += 1
+        if publisher.heldBy.count == 1 { readingChanges.append(.pause(publisher.id)) }
+    }
+
+    /// Lets go of every publisher the session holds; those no other full queue holds are read again.
+    func releasePublishers(heldBy session: Session) {
+        guard !session.heldPublishers.isEmpty else { return }
+        for publisher in session.heldPublishers {
+            publisher.heldBy.removeAll { $0 == session.serial }
+            // A publisher that has gone meanwhile is skipped: its connection is closed or closing.
+            guard publisher.heldBy.isEmpty, connections[publisher.id] === publisher else { continue }
+            // Its unread packets were waiting on us, not silence on its part [MQTT-3.1.2-24].
+            publisher.lastPacketReceived = max(publisher.lastPacketReceived, currentTime)
+            readingChanges.append(.resume(publisher.id))
+        }
+        session.heldPublishers.removeAll()
+    }
+
+    /// Sends queued deliveries in order while the client is connected, its output flows and the in-flight window
+    /// has room. QoS 1/2 deliveries get their packet id here: non-zero and unique among those in flight
+    /// [MQTT-2.3.1-4]. Releases held publishers once the queue has drained far enough.
     func pump(_ session: Session, into actions: inout [Action]) {
-        guard let connection = session.connection else { return }
+        guard let connection = session.connection, !session.outputBlocked else { return }
         let limit = inflightLimit
         while let next = session.queue.first {
             if next.qos == .atMostOnce {
@@ -111,11 +174,15 @@ extension Broker {
                 counters.messagesSent += 1
                 continue
             }
-            guard session.inflight.count < limit, let id = session.inflight.allocateID() else { return }
+            guard session.inflight.count < limit, let id = session.inflight.allocateID() else { break }
             _ = session.queue.popFirst()
             let entry = session.inflight.insert(id, message: next.message, qos: next.qos, retain: next.retain)
             actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
             counters.messagesSent += 1
+        }
+        if session.isDropping && !isFull(session, adding: 0) { endDropEpisode(of: session) }
+        if !session.heldPublishers.isEmpty && hasDrainedEnough(session) {
+            releasePublishers(heldBy: session)
         }
     }
 

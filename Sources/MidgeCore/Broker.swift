@@ -11,13 +11,17 @@ public final class Broker {
     /// Connections that completed CONNECT and have not ended.
     var connections: [ConnectionID: ClientConnection] = [:]
     /// Every session by client id [MQTT-3.1.3-2]: those of connected clients and persistent ones left behind.
-    var sessions: [String: Session] = [:]
+    var sessions: [ClientIDKey: Session] = [:]
     let subscriptionTrie = SubscriptionTrie()
     let retained = RetainedStore()
     var keepalive = KeepaliveHeap()
     /// Connections the core has ended, so packets the driver had already decoded from them are ignored.
     var recentlyClosed = RecentlyClosedConnections(capacity: 4096)
     var counters = BrokerStatistics()
+    /// Pauses and resumes decided since the driver last took them.
+    var readingChanges: [ReadingChange] = []
+    /// The latest `now` handed in, for the few decisions made where no `now` is passed (releasing publishers).
+    var currentTime = MonotonicTime(nanoseconds: 0)
 
     var nextSessionSerial: UInt64 = 0
     /// Routing scratch reused by every PUBLISH, see `route`.
@@ -40,6 +44,7 @@ public final class Broker {
         _ packet: Packet, from connection: ConnectionID, info: ConnectionInfo, now: MonotonicTime,
         into actions: inout [Action]
     ) {
+        currentTime = now
         guard let client = connections[connection] else {
             // Either a new connection's CONNECT, or a straggler from a connection already ended (refused,
             // taken over, closed for a violation): nothing it sent afterwards is processed [MQTT-3.1.4-5].
@@ -69,15 +74,38 @@ public final class Broker {
     public func connectionClosed(
         _ connection: ConnectionID, reason: CloseReason, now: MonotonicTime, into actions: inout [Action]
     ) {
+        currentTime = now
         guard let client = connections[connection] else { return }
         endConnection(client, reason: reason, tellDriver: false, into: &actions)
+    }
+
+    /// The connection's unsent output passed the driver's high-water mark: from now on its deliveries wait in the
+    /// session queue, where `maxQueuedMessages`, `maxQueuedBytes` and `queueFullPolicy` apply, instead of piling
+    /// up in the driver. QoS 0 included, so a subscriber that stops reading costs at most its queue limits.
+    public func outputCongested(_ connection: ConnectionID) {
+        guard let client = connections[connection] else { return }
+        client.session.outputBlocked = true
+    }
+
+    /// The connection's unsent output fell back below the driver's low-water mark: queued deliveries go out again.
+    public func outputDrained(_ connection: ConnectionID, now: MonotonicTime, into actions: inout [Action]) {
+        currentTime = now
+        guard let client = connections[connection], client.session.outputBlocked else { return }
+        client.session.outputBlocked = false
+        pump(client.session, into: &actions)
     }
 
     /// Time passed: keepalive expiry and other deadlines. Call at least once a second,
     /// or at `nextDeadline`.
     public func tick(now: MonotonicTime, into actions: inout [Action]) {
+        currentTime = now
         while let connection = keepalive.popDue(now) {
-            guard let client = connections[connection], let deadline = client.keepaliveDeadline else { continue }
+            guard let client = connections[connection] else { continue }
+            if client.isHeld {
+                // Its packets wait unread because of us, so its silence proves nothing: count it as alive.
+                client.lastPacketReceived = now
+            }
+            guard let deadline = client.keepaliveDeadline else { continue }
             if deadline > now {
                 keepalive.push(deadline, connection)  // packets arrived since the entry was pushed
             } else {
@@ -96,8 +124,22 @@ public final class Broker {
     /// it, as a client's RETAIN=1 PUBLISH does; subscribers get it like any other message.
     public func publish(_ message: Message, retain: Bool, into actions: inout [Action]) {
         if retain { updateRetained(with: message) }
-        route(message, into: &actions)
+        route(message, from: nil, into: &actions)
     }
+
+    /// Hands over the reading changes decided so far (see `ReadingChange`), leaving an empty list. Cheap when
+    /// there are none, which is always the case with `QueueFullPolicy.drop`.
+    public func takeReadingChanges(into changes: inout [ReadingChange]) {
+        guard !readingChanges.isEmpty else { return }
+        if changes.isEmpty { swap(&changes, &readingChanges) } else { changes.append(contentsOf: readingChanges) }
+        readingChanges.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether `takeReadingChanges` has anything.
+    public var hasReadingChanges: Bool { !readingChanges.isEmpty }
+
+    /// Deliveries dropped for full queues so far (`statistics.messagesDropped`), cheap enough to read every turn.
+    public var messagesDropped: UInt64 { counters.messagesDropped }
 
     /// The broker's counters now. Totals over sessions are summed on each call: read it once a second or so.
     public var statistics: BrokerStatistics {
@@ -153,7 +195,12 @@ extension Broker {
         logEnd(of: client, reason: reason)
         if tellDriver { actions.append(.close(client.id, reason)) }
         let session = client.session
-        if session.connection == client.id { session.connection = nil }
+        if session.connection == client.id {
+            session.connection = nil
+            session.outputBlocked = false
+            // The queue-full policy protects live subscribers; offline ones drop at their limits.
+            releasePublishers(heldBy: session)
+        }
         if session.cleanSession { discardSession(session) }
         // Taking the Will out first makes it fire at most once [MQTT-3.1.2-10].
         if reason.firesWill, let will = client.will {
@@ -171,7 +218,8 @@ extension Broker {
         session.inflight.removeAll()
         session.queue.removeAll()
         session.inboundQoS2.removeAll()
-        if sessions[session.clientID] === session { sessions[session.clientID] = nil }
+        let key = ClientIDKey(session.clientID)
+        if sessions[key] === session { sessions[key] = nil }
     }
 
     private func logEnd(of client: ClientConnection, reason: CloseReason) {

@@ -8,6 +8,8 @@ public struct BrokerConfiguration: Sendable {
     public var maxQueuedMessages: Int = 1000
     /// Payload bytes queued per client; 0 means no limit [max_queued_bytes].
     public var maxQueuedBytes: Int = 0
+    /// What happens to a delivery for a connected client whose queue is full [queue_full_policy].
+    public var queueFullPolicy: QueueFullPolicy = .drop
     /// Queue QoS 0 messages for offline persistent sessions too [queue_qos0_messages].
     public var queueQoS0Messages: Bool = false
     /// Largest keepalive a client may ask for; larger requests are refused [max_keepalive].
@@ -26,4 +28,15 @@ public struct BrokerConfiguration: Sendable {
     public var maxQoS: QoS = .exactlyOnce
 
     public init() {}
+}
+
+/// What the broker does when a connected subscriber's queue is at `maxQueuedMessages` / `maxQueuedBytes`.
+/// Offline sessions always drop at their limits, as in mosquitto: nobody is there to drain them.
+public enum QueueFullPolicy: Sendable, Equatable {
+    /// Drop the new delivery, count it, and log once per episode of drops (mosquitto's behaviour).
+    case drop
+    /// Keep the delivery and hold back the publishers that feed the full queue (the driver stops reading their
+    /// PUBLISHes) until it has drained to half its limits: nothing is dropped, publishers slow to the pace of
+    /// the slowest subscriber they feed. The queue exceeds its limit only by what was already on its way.
+    case block
 }

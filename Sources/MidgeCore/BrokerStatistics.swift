@@ -12,6 +12,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var messagesSent: UInt64 = 0
     /// Deliveries dropped because a session's queue was full.
     public var messagesDropped: UInt64 = 0
+    /// Times a publisher was held back because a queue it feeds was full (`QueueFullPolicy.block`).
+    public var publishersHeld: UInt64 = 0
     /// Topics with a retained message.
     public var retainedMessages: Int = 0
     /// Subscriptions over all sessions.

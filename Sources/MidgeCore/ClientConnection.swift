@@ -12,6 +12,9 @@ final class ClientConnection {
     /// Seconds; 0 disables the check [MQTT-3.1.2-24].
     let keepAlive: UInt16
     var lastPacketReceived: MonotonicTime
+    /// Serials of the sessions whose full queue holds this publisher back (`QueueFullPolicy.block`); the driver
+    /// was told to pause reading while this is non-empty.
+    var heldBy: [UInt64] = []
 
     init(
         id: ConnectionID, info: ConnectionInfo, session: Session, connect: Connect, now: MonotonicTime
@@ -27,6 +30,8 @@ final class ClientConnection {
     }
 
     var clientID: String { session.clientID }
+
+    var isHeld: Bool { !heldBy.isEmpty }
 
     /// When the connection has been silent for 1.5 × keepalive [MQTT-3.1.2-24]; nil when keepalive is off.
     var keepaliveDeadline: MonotonicTime? {

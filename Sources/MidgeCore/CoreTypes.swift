@@ -108,6 +108,35 @@ public enum Action: Sendable {
     case close(ConnectionID, CloseReason)
 }
 
+extension Action {
+    /// The connection the action is for; its owning event loop carries it out.
+    @inlinable
+    public var connection: ConnectionID {
+        switch self {
+        case .send(let id, _), .close(let id, _): id
+        }
+    }
+}
+
+/// What the core asks its driver about reading a connection, under `QueueFullPolicy.block` only. Kept apart from
+/// `Action` (drivers that switch over actions need not know about it); drain it with `Broker.takeReadingChanges`
+/// after every call that produces actions, and carry the changes out in order.
+public enum ReadingChange: Sendable, Equatable {
+    /// Stop taking PUBLISHes from the connection: a queue it feeds is full. The driver stops reading its socket,
+    /// except that PUBACK, PUBREC, PUBCOMP and PINGREQ that arrive are still passed on (ahead of the held
+    /// PUBLISHes, which no ordering rule forbids), so a held client that also subscribes can drain its own
+    /// deliveries and stays alive. Everything else waits, in order.
+    case pause(ConnectionID)
+    /// Take the connection's held packets, in order, and read its socket again.
+    case resume(ConnectionID)
+
+    public var connection: ConnectionID {
+        switch self {
+        case .pause(let id), .resume(let id): id
+        }
+    }
+}
+
 /// Facts about a connection that the driver knows and the core needs for decisions and log lines.
 public struct ConnectionInfo: Sendable {
     public var remoteAddress: String

@@ -22,6 +22,14 @@ final class Session {
     var inboundQoS2: Set<UInt16> = []
     /// Set while deliveries are being dropped for a full queue, so the log says so once per episode.
     var isDropping = false
+    /// The driver reported the connection's unsent output over its high-water mark: every delivery waits in
+    /// `queue` (where the limits and the queue-full policy apply) until it reports the output drained.
+    var outputBlocked = false
+    /// Deliveries dropped in the current episode, logged when the queue has room again.
+    var droppedInEpisode: UInt32 = 0
+    /// Publishers held back because this session's queue is full (`QueueFullPolicy.block`), in the order they
+    /// were held; released together once the queue has drained to half its limits.
+    var heldPublishers: [ClientConnection] = []
 
     // Routing scratch, see `Broker.route`: the publish being routed and the highest QoS granted to it so far.
     var routeEpoch: UInt64 = 0
@@ -32,4 +40,40 @@ final class Session {
         self.serial = serial
         self.cleanSession = cleanSession
     }
+}
+
+/// A client id as the session table's key: compared and hashed by its UTF-8 bytes. Swift's `String ==` uses
+/// canonical equivalence, under which "café" spelt with U+00E9 and with "e" + U+0301 are equal; MQTT client ids
+/// are byte strings [MQTT-3.1.3-4] like topics [MQTT-4.7.3-4], so those are two clients with two sessions.
+/// Wraps the client's own `String`, so keying costs no extra allocation.
+struct ClientIDKey: Hashable {
+    let id: String
+
+    init(_ id: String) { self.id = id }
+
+    static func == (lhs: ClientIDKey, rhs: ClientIDKey) -> Bool {
+        var left = lhs.id
+        var right = rhs.id
+        // withUTF8 hands out the native storage of these (decoded, hence native) strings without copying.
+        return left.withUTF8 { leftBytes in
+            right.withUTF8 { rightBytes in
+                leftBytes.count == rightBytes.count
+                    && (leftBytes.isEmpty
+                        || memcmpBytes(leftBytes.baseAddress, rightBytes.baseAddress, leftBytes.count))
+            }
+        }
+    }
+
+    func hash(into hasher: inout Hasher) {
+        var bytes = id
+        bytes.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// Byte equality of two buffers of `count` bytes (the core imports no C library for memcmp).
+@inline(__always)
+private func memcmpBytes(_ left: UnsafePointer<UInt8>?, _ right: UnsafePointer<UInt8>?, _ count: Int) -> Bool {
+    guard let left, let right else { return count == 0 }
+    for index in 0..<count where left[index] != right[index] { return false }
+    return true
 }

@@ -12,6 +12,6 @@ extension Broker {
         }
         let message = Message(topic: will.topic, payload: will.payload, qos: will.qos)
         if will.retain { updateRetained(with: message) }
-        route(message, into: &actions)
+        route(message, from: nil, into: &actions)
     }
 }

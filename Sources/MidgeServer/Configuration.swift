@@ -65,7 +65,7 @@ public struct Configuration: Sendable {
     public static let supportedKeys: [String] = [
         "listener", "port", "bind_address", "threads", "connect_timeout", "allow_anonymous", "max_connections",
         "message_size_limit", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
-        "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix", "retain_available",
+        "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix", "retain_available",
         "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
     ]
 
@@ -202,6 +202,12 @@ private struct Parser {
             configuration.broker.maxQueuedMessages = try integer(0...Int(Int32.max))
         case "max_queued_bytes":
             configuration.broker.maxQueuedBytes = try integer(0...Int.max)
+        case "queue_full_policy":
+            switch try single() {
+            case "drop": configuration.broker.queueFullPolicy = .drop
+            case "block": configuration.broker.queueFullPolicy = .block
+            case let value: throw fail("'\(value)' is not drop or block")
+            }
         case "queue_qos0_messages":
             configuration.broker.queueQoS0Messages = try boolean()
         case "max_keepalive":

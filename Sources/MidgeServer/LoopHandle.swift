@@ -5,12 +5,19 @@ import Synchronization
 
 /// What a loop that does not own the core tells the core (loop 0) about one of its connections.
 enum CoreEvent: Sendable {
-    case packet(ConnectionID, Packet, ConnectionInfo)
+    /// The connection's CONNECT, with the facts the core keeps about the connection.
+    case connect(ConnectionID, Packet, ConnectionInfo)
+    /// Any later packet.
+    case packet(ConnectionID, Packet)
     case closed(ConnectionID, CloseReason)
+    /// The connection's unsent output passed the high-water mark (see `ServerSettings.congestionHighWater`).
+    case outputCongested(ConnectionID)
+    /// ... and fell back to the low-water mark.
+    case outputDrained(ConnectionID)
 
     /// Roughly the memory the event holds while it waits for the core: payload and topic plus a fixed part.
     var backlogWeight: Int {
-        if case .packet(_, .publish(let publish), _) = self {
+        if case .packet(_, .publish(let publish)) = self {
             return 128 + publish.payload.count + publish.topic.bytes.count
         }
         return 128
@@ -23,6 +30,8 @@ struct Mailbox: Sendable {
     var events: [CoreEvent] = []
     /// For loops 1…: the core's actions for their connections, in the order the core produced them.
     var actions: [Action] = []
+    /// For loops 1…: the core's pauses and resumes of their connections, carried out after `actions`.
+    var readingChanges: [ReadingChange] = []
     /// The server is shutting down.
     var stopRequested = false
     /// For loop 0: how many other loops have reported their last events and stopped.
@@ -33,13 +42,14 @@ struct Mailbox: Sendable {
     var resumeReads = false
 
     var isEmpty: Bool {
-        events.isEmpty && actions.isEmpty && !stopRequested && stoppedLoops == 0 && !resumeReads
+        events.isEmpty && actions.isEmpty && readingChanges.isEmpty && !stopRequested && stoppedLoops == 0 && !resumeReads
     }
 
     /// Empties the mailbox but keeps the arrays' capacity for the next swap.
     mutating func clear() {
         events.removeAll(keepingCapacity: true)
         actions.removeAll(keepingCapacity: true)
+        readingChanges.removeAll(keepingCapacity: true)
         stopRequested = false
         stoppedLoops = 0
         eventsWeight = 0
@@ -56,8 +66,6 @@ final class LoopHandle: Sendable {
     /// This loop's SO_REUSEPORT socket of every listener group, with the group's port.
     let listeners: [(fd: Int32, port: UInt16)]
     private let mailbox = Mutex(Mailbox())
-    /// QoS 0 deliveries dropped because a connection's unsent output was over the limit.
-    let droppedQoS0Messages = Atomic<Int>(0)
     /// This loop stopped reading because the core is behind, and wants `resumeReads` when it catches up.
     let awaitsCoreDrain = Atomic<Bool>(false)
 
@@ -90,11 +98,13 @@ final class LoopHandle: Sendable {
         events.removeAll(keepingCapacity: true)
     }
 
-    func post(actions: inout [Action]) {
+    func post(actions: inout [Action], readingChanges: inout [ReadingChange]) {
         post { box in
             if box.actions.isEmpty { swap(&box.actions, &actions) } else { box.actions.append(contentsOf: actions) }
+            if !readingChanges.isEmpty { box.readingChanges.append(contentsOf: readingChanges) }
         }
         actions.removeAll(keepingCapacity: true)
+        readingChanges.removeAll(keepingCapacity: true)
     }
 
     /// Swaps the whole mailbox with `spare` (which must be empty). Call after draining the eventfd, so a

@@ -27,6 +27,20 @@ public struct ServerSettings: Sendable {
     /// Not configuration keys: internal so tests can make every read cross them.
     var coreBacklogHighWater = 4 * 1024 * 1024
     var coreBacklogLowWater = 1024 * 1024
+    /// Output congestion, in unsent bytes of one connection. Above the high-water mark the core is told, and
+    /// keeps further deliveries in the session queue, where `max_queued_messages`/`max_queued_bytes` and
+    /// `queue_full_policy` apply; at the low-water mark it is told the output drained. Between the two, the
+    /// kernel's socket buffer and this much of ours keep a fast subscriber's pipe full.
+    var congestionHighWater = 512 * 1024
+    var congestionLowWater = 64 * 1024
+    /// Bytes a held connection may have waiting (see `ReadingChange.pause`) before its socket is not read any
+    /// more; acknowledgements and PINGREQ behind this much are not seen until the release.
+    var heldInputLimit = 256 * 1024
+    /// Output buffers up to this capacity go back to the loop's pool after a full write; larger ones are freed
+    /// so a burst does not pin memory.
+    var pooledOutputCapacity = 64 * 1024
+    /// Buffers kept in each loop's output pool.
+    var outputPoolSize = 64
 
     public init(
         configuration: Configuration, commandLinePort: UInt16? = nil, authenticator: any Authenticator = AllowAll(),
@@ -64,6 +78,8 @@ final class ServerState: Sendable {
     let connectionCount = Atomic<Int>(0)
     /// The weight of events handed to loop 0 and not yet through the core (see `CoreEvent.backlogWeight`).
     let coreBacklog = Atomic<Int>(0)
+    /// The core's count of deliveries dropped for full queues, published by loop 0 at the end of each turn.
+    let droppedMessages = Atomic<Int>(0)
 
     init(settings: ServerSettings, logger: Logger, handles: [LoopHandle]) {
         self.settings = settings
@@ -189,10 +205,9 @@ public final class Server: Sendable {
     /// Open client connections right now.
     public var connectionCount: Int { state.connectionCount.load(ordering: .relaxed) }
 
-    /// QoS 0 deliveries dropped so far because a client's unsent output was over the limit.
-    public var droppedQoS0Messages: Int {
-        state.handles.reduce(0) { $0 + $1.droppedQoS0Messages.load(ordering: .relaxed) }
-    }
+    /// Deliveries dropped so far because a session's queue was full (`queue_full_policy drop`). Published by loop 0
+    /// before it writes a turn's packets, so it already counts every drop that preceded a packet a client received.
+    public var droppedMessages: Int { state.droppedMessages.load(ordering: .acquiring) }
 }
 
 /// Raises the soft open-file limit to the hard limit (each connection is an fd) and logs what it did.

@@ -229,6 +229,24 @@ final class ConnectTests: XCTestCase {
             a2.take(), [connack(.accepted, sessionPresent: true), pub("for-a", "1", qos: .atLeastOnce, id: 1)])
     }
 
+    /// Client ids are compared byte for byte: "café" with U+00E9 and with "e" + U+0301 are canonically equivalent
+    /// Swift strings (`==` is true) but two different ids, so two sessions, and neither takes the other over.
+    func test_MQTT_3_1_3_4_clientIDsAreComparedByteForByteNotByCanonicalEquivalence() {
+        let composed = "caf\u{E9}"
+        let decomposed = "cafe\u{301}"
+        XCTAssertEqual(composed, decomposed, "the premise: Swift's String == normalises")
+        let harness = Harness()
+        let first = harness.connect(composed, clean: false)
+        first.subscribeOnly([("for-composed", .atLeastOnce)])
+        let second = harness.connect(decomposed, clean: false)
+        XCTAssertFalse(first.isClosed, "a different id must not take the session over")
+        let publisher = harness.connect("p")
+        publisher.publish("for-composed", "1", qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(payloads(first.take()), ["1"])
+        XCTAssertEqual(second.take(), [])
+        XCTAssertEqual(harness.broker.statistics.sessions, 3)
+    }
+
     func test_MQTT_3_1_4_2_takeoverClosesOldConnectionBeforeConnack() {
         let harness = Harness()
         let watcher = harness.connect("watcher")

@@ -20,6 +20,8 @@ final class Harness {
     private var outbox: [ConnectionID: [Packet]] = [:]
     private var rawDeliveries: [ConnectionID: [Delivery]] = [:]
     private(set) var closes: [ConnectionID: CloseReason] = [:]
+    /// Pauses and resumes the broker asked for, in order, since the last `takeReadingChanges`.
+    private var readingChanges: [ReadingChange] = []
     private var nextSerial: UInt64 = 0
     let file: StaticString
     let line: UInt
@@ -58,6 +60,24 @@ final class Harness {
         record(produced)
     }
 
+    /// The driver found the connection's output over its high-water mark.
+    func congest(_ connection: ConnectionID) {
+        broker.outputCongested(connection)
+        record([])
+    }
+
+    /// ... and back at its low-water mark.
+    func drain(_ connection: ConnectionID) {
+        var produced: [Action] = []
+        broker.outputDrained(connection, now: now, into: &produced)
+        record(produced)
+    }
+
+    func takeReadingChanges() -> [ReadingChange] {
+        defer { readingChanges = [] }
+        return readingChanges
+    }
+
     func advance(_ seconds: Double) {
         now = now + seconds
         var produced: [Action] = []
@@ -66,6 +86,7 @@ final class Harness {
     }
 
     private func record(_ produced: [Action]) {
+        broker.takeReadingChanges(into: &readingChanges)
         for action in produced {
             actions.append(action)
             switch action {

@@ -84,6 +84,7 @@ final class ConfigurationTests: XCTestCase {
             max_inflight_messages 7
             max_queued_messages 50
             max_queued_bytes 4096
+            queue_full_policy block
             queue_qos0_messages true
             max_keepalive 300
             allow_zero_length_clientid false
@@ -102,6 +103,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.broker.maxInflightMessages, 7)
         XCTAssertEqual(configuration.broker.maxQueuedMessages, 50)
         XCTAssertEqual(configuration.broker.maxQueuedBytes, 4096)
+        XCTAssertEqual(configuration.broker.queueFullPolicy, .block)
         XCTAssertTrue(configuration.broker.queueQoS0Messages)
         XCTAssertEqual(configuration.broker.maxKeepalive, 300)
         XCTAssertFalse(configuration.broker.allowZeroLengthClientID)
@@ -111,6 +113,11 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertFalse(configuration.logTimestamp)
         XCTAssertEqual(configuration.passwordFile, "/etc/midge/pass words")
         XCTAssertEqual(configuration.aclFile, "/etc/midge/acl")
+    }
+
+    func testQueueFullPolicyDefaultsToDropLikeMosquitto() throws {
+        XCTAssertEqual(try parse("").broker.queueFullPolicy, .drop)
+        XCTAssertEqual(try parse("queue_full_policy drop\n").broker.queueFullPolicy, .drop)
     }
 
     func testMosquittoZeroMeansNoInflightLimit() throws {
@@ -167,7 +174,7 @@ final class ConfigurationTests: XCTestCase {
             ("max_keepalive 65536", "max_keepalive"), ("log_type loud", "log_type"), ("log_dest file", "log_dest"),
             ("log_dest stdout stderr", "log_dest"), ("log_timestamp 1", "log_timestamp"),
             ("password_file", "password_file"), ("threads 2 3", "threads"),
-            ("queue_qos0_messages", "queue_qos0_messages"),
+            ("queue_qos0_messages", "queue_qos0_messages"), ("queue_full_policy wait", "queue_full_policy"),
         ]
         for (text, key) in cases {
             let error = parseError("# first\n" + text + "\n")

@@ -3,7 +3,7 @@
 # brokers per repetition so drifting background load hits both alike, and prints medians and ratios.
 #
 #   Tests/bench/compare.sh [--runs N] [--duration S] [--scenarios "fanin fanout topics qos1 qos2 latency idle"]
-#                          [--threads N] [--idle-connections N]
+#                          [--threads N] [--idle-connections N] [--scratch-path DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -12,6 +12,7 @@ duration=10
 scenarios="fanin fanout topics qos1 qos2 latency idle"
 threads=""
 idle_connections=19000
+scratch=.build
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -19,15 +20,16 @@ while [ $# -gt 0 ]; do
     --scenarios) scenarios=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --idle-connections) idle_connections=$2; shift 2 ;;
+    --scratch-path) scratch=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "needs Debian's mosquitto package" >&2; exit 2; }
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-swift build -c release --product midge >/dev/null
-swift build -c release --product midge-bench >/dev/null
-BIN=$(swift build -c release --show-bin-path)
+swift build -c release --scratch-path "$scratch" --product midge >/dev/null
+swift build -c release --scratch-path "$scratch" --product midge-bench >/dev/null
+BIN=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -57,25 +57,27 @@ extension Broker {
         }
 
         // Takeover: the connected client with this id goes first, its Will published [MQTT-3.1.4-2].
-        if let existing = sessions[clientID], let old = existing.connection, let oldClient = connections[old] {
+        let key = ClientIDKey(clientID)
+        if let existing = sessions[key], let old = existing.connection, let oldClient = connections[old] {
             log(.notice, "Client \(clientID) already connected, closing old connection.")
             endConnection(oldClient, reason: .takenOver, tellDriver: true, into: &actions)
         }
 
         let session: Session
         let sessionPresent: Bool
-        if !connect.cleanSession, let stored = sessions[clientID] {
+        if !connect.cleanSession, let stored = sessions[key] {
             session = stored  // [MQTT-3.1.2-4]
             sessionPresent = true  // [MQTT-3.2.2-2]
         } else {
-            if let stored = sessions[clientID] { discardSession(stored) }  // [MQTT-3.1.2-6]
+            if let stored = sessions[key] { discardSession(stored) }  // [MQTT-3.1.2-6]
             nextSessionSerial += 1
             session = Session(clientID: clientID, serial: nextSessionSerial, cleanSession: connect.cleanSession)
-            sessions[clientID] = session
+            sessions[key] = session
             sessionPresent = false  // [MQTT-3.2.2-1][MQTT-3.2.2-3]
         }
         session.username = connect.username
         session.connection = connection
+        session.outputBlocked = false
 
         let client = ClientConnection(id: connection, info: info, session: session, connect: connect, now: now)
         connections[connection] = client
@@ -138,7 +140,7 @@ extension Broker {
             let candidate =
                 configuration.autoIDPrefix + hex(high >> 32, 8) + "-" + hex(high >> 16 & 0xFFFF, 4) + "-"
                 + hex(high & 0xFFFF, 4) + "-" + hex(low >> 48, 4) + "-" + hex(low & 0xFFFF_FFFF_FFFF, 12)
-            if sessions[candidate] == nil { return candidate }
+            if sessions[ClientIDKey(candidate)] == nil { return candidate }
         }
     }
 

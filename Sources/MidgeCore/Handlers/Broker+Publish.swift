@@ -36,7 +36,7 @@ extension Broker {
         // The publisher's DUP is never copied [MQTT-3.3.1-3]; the message keeps its own QoS for downgrading.
         let message = Message(topic: publish.topic, payload: publish.payload, qos: publish.qos)
         if publish.retain { updateRetained(with: message) }
-        route(message, into: &actions)
+        route(message, from: client, into: &actions)
     }
 
     /// RETAIN=1: store or replace [MQTT-3.3.1-5], or delete on an empty payload, which is never stored

@@ -43,7 +43,9 @@ extension Broker {
             {
                 return
             }
-            deliver(message, qos: min(message.qos, subscription.qos), retain: true, to: session, into: &actions)
+            deliver(
+                message, qos: min(message.qos, subscription.qos), retain: true, to: session, from: nil,
+                into: &actions)
         }
     }
 }
