@@ -39,6 +39,9 @@ public struct Configuration: Sendable {
     public var maxConnections: Int = -1
     /// Largest accepted packet (remaining length); 0 means the protocol maximum.
     public var messageSizeLimit: Int = 0
+    /// Largest accepted packet as a whole, fixed header included (mosquitto 2.0's `max_packet_size`); 0 means no
+    /// limit.
+    public var maxPacketSize: Int = 0
     /// What the core obeys. `allowAnonymous` already has its listener-dependent default applied.
     public var broker = BrokerConfiguration()
     public var logTypes: LogTypes = .default
@@ -49,8 +52,26 @@ public struct Configuration: Sendable {
 
     public init() {}
 
-    /// Remaining length cap for the frame decoder: `message_size_limit`, or the protocol maximum (§2.2.3).
-    public var maxRemainingLength: Int { messageSizeLimit == 0 ? 268_435_455 : messageSizeLimit }
+    /// Remaining length cap for the frame decoder: the tighter of `message_size_limit` and `max_packet_size`, or
+    /// the protocol maximum (§2.2.3). A larger packet is refused from its fixed header and closes the connection.
+    public var maxRemainingLength: Int {
+        var limit = 268_435_455
+        if messageSizeLimit > 0 { limit = min(limit, messageSizeLimit) }
+        if maxPacketSize > 0 { limit = min(limit, Configuration.remainingLengthLimit(packetSize: maxPacketSize)) }
+        return limit
+    }
+
+    /// The largest remaining length whose whole packet (type byte, 1-4 length bytes, body) fits in `size` bytes.
+    static func remainingLengthLimit(packetSize size: Int) -> Int {
+        var best = 0
+        for lengthBytes in 1...4 {
+            let smallest = lengthBytes == 1 ? 0 : 1 << (7 * (lengthBytes - 1))
+            let largest = (1 << (7 * lengthBytes)) - 1
+            let fitting = min(size - 1 - lengthBytes, largest)
+            if fitting >= smallest { best = max(best, fitting) }
+        }
+        return best
+    }
 
     /// What is listened on: the file's listeners, or with none mosquitto 2.0's local-only mode, loopback on
     /// `commandLinePort` (`-p`) or 1883. As in mosquitto, `-p` is ignored when the file declares listeners.
@@ -64,9 +85,9 @@ public struct Configuration: Sendable {
     /// Every key the parser reads; `broker.conf.example` documents each of them.
     public static let supportedKeys: [String] = [
         "listener", "port", "bind_address", "threads", "connect_timeout", "allow_anonymous", "max_connections",
-        "message_size_limit", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
-        "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix", "retain_available",
-        "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
+        "message_size_limit", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
+        "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix",
+        "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
     ]
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
@@ -82,7 +103,7 @@ public struct Configuration: Sendable {
         "connection_messages", "crlfile", "dhparamfile", "enable_control_api", "global_max_clients",
         "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
         "keyfile", "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
-        "log_timestamp_format", "max_inflight_bytes", "max_packet_size", "memory_limit", "mount_point",
+        "log_timestamp_format", "max_inflight_bytes", "memory_limit", "mount_point",
         "notification_topic", "notifications", "notifications_local_only", "per_listener_settings", "persistence",
         "persistence_file", "persistence_location", "persistent_client_expiration", "pid_file", "plugin",
         "protocol", "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
@@ -194,6 +215,11 @@ private struct Parser {
             configuration.maxConnections = try integer(-1...Int(Int32.max))
         case "message_size_limit":
             configuration.messageSizeLimit = try integer(0...268_435_455)
+        case "max_packet_size":
+            // The smallest whole packets are 2 bytes; mosquitto's limit counts the fixed header too.
+            let value = try integer(0...268_435_460)
+            guard value == 0 || value >= 2 else { throw fail("'\(value)' is below the smallest packet, 2 bytes") }
+            configuration.maxPacketSize = value
         case "max_inflight_messages":
             // mosquitto's 0 ("no maximum") is every packet id a client can have outstanding [MQTT-2.3.1-4].
             let value = try integer(0...65535)

@@ -84,6 +84,18 @@ final class SubscribeTests: XCTestCase {
         XCTAssertEqual(harness.broker.statistics.subscriptions, 2)
     }
 
+    /// One SUBSCRIBE with tens of thousands of filters (repeats included) is handled in one linear pass: one code
+    /// per filter, each distinct filter subscribed once, its retained message sent once.
+    func test_MQTT_3_8_4_4_hugeSubscribeWithRepeatedFilters() {
+        let harness = Harness()
+        harness.connect("p").publish("f/7", "retained", qos: .atMostOnce, retain: true)
+        let client = harness.connect("c")
+        let requests = (0..<30_000).map { ("f/\($0 % 10_000)", QoS.atMostOnce) }
+        XCTAssertEqual(client.subscribe(requests), Array(repeating: .granted(.atMostOnce), count: 30_000))
+        XCTAssertEqual(client.take(), [pub("f/7", "retained", retain: true)])
+        XCTAssertEqual(harness.broker.statistics.subscriptions, 10_000)
+    }
+
     func test_MQTT_2_3_1_7_subackAndUnsubackEchoThePacketID() {
         let harness = Harness()
         let client = harness.connect("a")

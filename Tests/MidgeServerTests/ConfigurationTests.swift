@@ -115,6 +115,20 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.aclFile, "/etc/midge/acl")
     }
 
+    /// mosquitto's max_packet_size counts the whole packet: 1000 bytes leave 997 for the body behind a type byte and
+    /// two length bytes; the tighter of it and message_size_limit wins.
+    func testMaxPacketSizeCountsTheWholePacket() throws {
+        XCTAssertEqual(try parse("max_packet_size 1000\n").maxRemainingLength, 997)
+        XCTAssertEqual(try parse("max_packet_size 129\n").maxRemainingLength, 127)
+        XCTAssertEqual(try parse("max_packet_size 131\n").maxRemainingLength, 128)
+        XCTAssertEqual(try parse("max_packet_size 2\n").maxRemainingLength, 0)
+        XCTAssertEqual(try parse("max_packet_size 0\n").maxRemainingLength, 268_435_455)
+        XCTAssertEqual(try parse("max_packet_size 268435460\n").maxRemainingLength, 268_435_455)
+        XCTAssertEqual(try parse("max_packet_size 1000\nmessage_size_limit 500\n").maxRemainingLength, 500)
+        XCTAssertEqual(try parse("message_size_limit 5000\nmax_packet_size 1000\n").maxRemainingLength, 997)
+        XCTAssertEqual(parseError("max_packet_size 1\n")?.key, "max_packet_size")
+    }
+
     func testQueueFullPolicyDefaultsToDropLikeMosquitto() throws {
         XCTAssertEqual(try parse("").broker.queueFullPolicy, .drop)
         XCTAssertEqual(try parse("queue_full_policy drop\n").broker.queueFullPolicy, .drop)

@@ -6,7 +6,10 @@ extension Broker {
         let session = client.session
         var codes: [SubAckReturnCode] = []
         codes.reserveCapacity(subscribe.requests.count)
-        var granted: [SubscriptionRequest] = []
+        // Granted filters in order; a filter repeated in the packet keeps only its last grant, at its last place.
+        // Each filter's slot is found through `grantedSlot`, so a packet of n filters costs O(n), not O(n²).
+        var granted: [SubscriptionRequest?] = []
+        var grantedSlot: [TopicFilter: Int] = [:]
         // Several filters act like a series of SUBSCRIBEs answered by one SUBACK [MQTT-3.8.4-4].
         for request in subscribe.requests {
             guard
@@ -22,12 +25,12 @@ extension Broker {
             if subscriptionTrie.subscribe(request.filter, session: session, qos: qos) { counters.subscriptions += 1 }
             session.subscriptions[request.filter] = qos
             codes.append(.granted(qos))
-            granted.removeAll { $0.filter == request.filter }
+            if let earlier = grantedSlot.updateValue(granted.count, forKey: request.filter) { granted[earlier] = nil }
             granted.append(SubscriptionRequest(filter: request.filter, qos: qos))
         }
         // One code per filter, in order, same packet id [MQTT-3.8.4-1][MQTT-3.8.4-5][MQTT-3.9.3-1].
         actions.append(.send(client.id, .control(.suback(SubAck(packetID: subscribe.packetID, returnCodes: codes)))))
-        for subscription in granted { sendRetained(matching: subscription, to: session, into: &actions) }
+        for case let subscription? in granted { sendRetained(matching: subscription, to: session, into: &actions) }
     }
 
     /// Retained messages for a new (or renewed) subscription, RETAIN=1, QoS the lower of the stored message's
