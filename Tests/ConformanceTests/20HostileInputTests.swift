@@ -459,6 +459,73 @@ final class HostileInputTests: ConformanceCase {
         try publisher.sync()
     }
 
+    func test_hostile_subscriberThatNeverReadsHoldsOnlyItsPublisherInBlockMode() throws {
+        // With queue_full_policy block, a subscriber that never reads holds back its publisher, not the broker.
+        // Other clients keep working, the broker's memory stays far below the flood, and once the subscriber
+        // reads it gets every message in order.
+        try skipOnMosquitto("queue_full_policy is a midge key")
+        let isolated = try startBroker(config: ["queue_full_policy block"])
+        let topic = uniqueTopic("held")
+        let stalled = try connect(uniqueID("stalled"), to: isolated)
+        try subscribe(stalled, topic)
+        let otherTopic = uniqueTopic("free")
+        let otherSubscriber = try connect(uniqueID("other"), to: isolated)
+        try subscribe(otherSubscriber, otherTopic, qos: 1)
+        let otherPublisher = try connect(uniqueID("otherpub"), to: isolated)
+        let publisher = try connect(uniqueID("publisher"), to: isolated)
+        try publisher.sync()
+        let before = try isolated.memory()
+
+        let payloadSize = 16 * 1024
+        let messages: UInt64 = 18_000  // 281 MiB, far more than the queue limits and socket buffers hold.
+        let endMarker = UInt64.max
+        let topicBytes = Array(topic.utf8)
+        // The publisher's writes block while it is held, so they run on their own thread; they finish once the
+        // stalled subscriber starts reading (or fail when the broker stops at the end of the test).
+        let sender = ThreadResult<String?> {
+            do {
+                var next: UInt64 = 0
+                while next < messages {
+                    var bytes: [UInt8] = []
+                    for sequence in next..<min(next + 16, messages) {
+                        bytes += Wire.publish(
+                            topic: topicBytes, payload: NumberedPayload.make(sequence, size: payloadSize))
+                    }
+                    try publisher.send(bytes)
+                    next += 16
+                }
+                try publisher.send(Wire.publish(topic: topicBytes, payload: NumberedPayload.make(endMarker, size: 8)))
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        // While the publisher is held, an unrelated pair goes on exchanging messages.
+        for round in 0..<5 {
+            usleep(200_000)
+            try publish(otherPublisher, otherTopic, "round \(round)", qos: 1)
+            try receive(otherSubscriber, topic: otherTopic, payload: "round \(round)", qos: 1)
+        }
+        let held = try isolated.memory()
+
+        let stream = PublishStreamReader(client: stalled)
+        let sawEnd = stream.read(until: { $0 == endMarker }, idle: 20, deadline: Date().addingTimeInterval(60))
+        let sendFailure = try sender.wait(timeout: 30)
+        let after = try isolated.memory()
+        XCTAssertNil(stream.failure)
+        XCTAssertNil(sendFailure, "the held publisher's writes")
+        XCTAssertTrue(sawEnd, "the subscriber did not get the final message once it read")
+        let numbered = stream.sequences.filter { $0 != endMarker }
+        XCTAssertEqual(numbered.count, Int(messages), "block mode dropped messages")
+        XCTAssertEqual(numbered, numbered.sorted(), "messages out of order")
+        print(
+            "block mode, \(messages) x \(payloadSize) B to a subscriber that read only at the end: got "
+                + "\(numbered.count); before \(before); while held \(held); after \(after)")
+        let floodKB = Int(messages) * payloadSize / 1024
+        XCTAssertLessThan(after.peakResidentKB - before.residentKB, floodKB / 2, "the held backlog is not capped")
+        try publisher.sync()
+    }
+
     func test_hostile_thousandSilentSocketsDoNotBlockNewClients() throws {
         // 1,000 connections that never send anything do not block a new client and all close at connect_timeout.
         // (connect_timeout is 2 s here; each must be closed within 10 s.)
