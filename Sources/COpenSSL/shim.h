@@ -1,3 +1,4 @@
+// The OpenSSL headers Swift sees, plus wrappers for the macros and SSL_OP_BIT constants that do not import.
 #ifndef COPENSSL_SHIM_H
 #define COPENSSL_SHIM_H
 #include <openssl/ssl.h>

@@ -1,3 +1,4 @@
+// The zlib header the CZlib module map exposes to Swift.
 #ifndef CZLIB_SHIM_H
 #define CZLIB_SHIM_H
 #include <zlib.h>

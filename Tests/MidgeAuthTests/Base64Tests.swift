@@ -1,6 +1,6 @@
+// Base64 as the password files and tokens use it (RFC 4648 §4, §5).
 import XCTest
 
-// Base64 as the password files and tokens use it (RFC 4648 §4, §5).
 @testable import MidgeAuth
 
 final class Base64Tests: XCTestCase {

@@ -1,6 +1,6 @@
+// The strict JSON reader behind token headers and claims (RFC 8259).
 import XCTest
 
-// The strict JSON reader behind token headers and claims (RFC 8259).
 @testable import MidgeAuth
 
 final class JSONTests: XCTestCase {
