@@ -55,34 +55,54 @@ public struct TopicFilter: Hashable, Sendable, CustomStringConvertible {
 
     /// Level-by-level comparison of raw bytes, with no normalisation or case folding [MQTT-4.7.3-4].
     public func matches(_ name: TopicName) -> Bool {
-        let filter = bytes, topic = name.bytes
-        let slash = UInt8(ascii: "/"), plus = UInt8(ascii: "+"), hash = UInt8(ascii: "#")
-        if name.isDollarTopic, let first = filter.first, first == plus || first == hash { return false }
-        var f = 0, t = 0
-        while f < filter.count {
-            if filter[f] == hash { return true }  // also matches the parent level: `sport/#` ~ `sport`
-            if filter[f] == plus {
-                while t < topic.count && topic[t] != slash { t += 1 }
+        TopicFilter.matches(filterBytes: bytes, topicBytes: name.bytes)
+    }
+
+    /// `matches(_:)` for a filter that is not a `TopicFilter` value: an ACL pattern expanded with a client's id
+    /// into stack memory for one check, where building a value would allocate on every delivery. `filterBytes`
+    /// must be a valid filter and `topicBytes` a valid name; empty input matches nothing. Inlinable so callers in
+    /// other modules get a specialised copy instead of a generic call per byte.
+    @inlinable
+    public static func matches<Filter: RandomAccessCollection, Topic: RandomAccessCollection>(
+        filterBytes: Filter, topicBytes: Topic
+    ) -> Bool where Filter.Element == UInt8, Filter.Index == Int, Topic.Element == UInt8, Topic.Index == Int {
+        let slash = UInt8(ascii: "/")
+        let plus = UInt8(ascii: "+")
+        let hash = UInt8(ascii: "#")
+        guard let first = filterBytes.first, let topicFirst = topicBytes.first else { return false }
+        // [MQTT-4.7.2-1] a filter starting with a wildcard never matches a `$` topic.
+        if topicFirst == UInt8(ascii: "$") && (first == plus || first == hash) { return false }
+        // Offsets from each collection's start, so slices that do not start at index 0 work too.
+        let filterBase = filterBytes.startIndex
+        let topicBase = topicBytes.startIndex
+        let filterCount = filterBytes.count
+        let topicCount = topicBytes.count
+        var f = 0
+        var t = 0
+        while f < filterCount {
+            if filterBytes[filterBase + f] == hash { return true }  // also matches the parent level: `a/#` ~ `a`
+            if filterBytes[filterBase + f] == plus {
+                while t < topicCount && topicBytes[topicBase + t] != slash { t += 1 }
                 f += 1
             } else {
-                while f < filter.count && filter[f] != slash {
-                    guard t < topic.count, topic[t] == filter[f] else { return false }
+                while f < filterCount && filterBytes[filterBase + f] != slash {
+                    guard t < topicCount, topicBytes[topicBase + t] == filterBytes[filterBase + f] else { return false }
                     f += 1
                     t += 1
                 }
-                if t < topic.count && topic[t] != slash { return false }
+                if t < topicCount && topicBytes[topicBase + t] != slash { return false }
             }
             // Both sides are at a level end: either `/` or the end of the bytes.
-            if f == filter.count { return t == topic.count }
-            // filter[f] == "/"
-            if t == topic.count {
-                // Topic ended; only a trailing `/#` can still match (`sport/#` matches `sport`).
-                return f + 2 == filter.count && filter[f + 1] == hash
+            if f == filterCount { return t == topicCount }
+            // The filter is at a `/`.
+            if t == topicCount {
+                // The topic ended; only a trailing `/#` can still match (`sport/#` matches `sport`).
+                return f + 2 == filterCount && filterBytes[filterBase + f + 1] == hash
             }
             f += 1
             t += 1
         }
-        return t == topic.count
+        return t == topicCount
     }
 
     public var description: String { String(decoding: bytes, as: UTF8.self) }

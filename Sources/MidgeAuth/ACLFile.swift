@@ -297,7 +297,7 @@ public final class ACLFile: AccessControl {
                 index += 1
             }
             assert(out == length, "BUG: pattern expansion length")
-            return TopicMatch.matches(filter: UnsafeBufferPointer(rebasing: buffer[0..<out]), topic: topic)
+            return TopicFilter.matches(filterBytes: UnsafeBufferPointer(rebasing: buffer[0..<out]), topicBytes: topic)
         }
     }
 }

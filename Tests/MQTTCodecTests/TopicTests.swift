@@ -161,6 +161,28 @@ final class TopicTests: XCTestCase {
         }
     }
 
+    /// The raw-byte form used for ACL patterns gives the table's answers on slices that start past index 0 and on
+    /// buffer pointers, and matches nothing when either side is empty.
+    func testMatchingRawBytesAtAnyOffset() {
+        let padding: [UInt8] = Array("pad/#+".utf8)
+        for item in Self.matching {
+            let filter = padding + Array(item.filter.utf8) + padding
+            let topic = padding + padding + Array(item.name.utf8)
+            let filterSlice = filter[padding.count..<(filter.count - padding.count)]
+            let topicSlice = topic[(2 * padding.count)...]
+            XCTAssertEqual(
+                TopicFilter.matches(filterBytes: filterSlice, topicBytes: topicSlice), item.matches,
+                "\(item.filter) ~ \(item.name): \(item.why)")
+            filterSlice.withUnsafeBufferPointer { filterPointer in
+                XCTAssertEqual(
+                    TopicFilter.matches(filterBytes: filterPointer, topicBytes: topicSlice), item.matches,
+                    "\(item.filter) ~ \(item.name) via a buffer pointer")
+            }
+        }
+        XCTAssertFalse(TopicFilter.matches(filterBytes: [UInt8](), topicBytes: Array("a".utf8)))
+        XCTAssertFalse(TopicFilter.matches(filterBytes: Array("#".utf8), topicBytes: [UInt8]()))
+    }
+
     func testA65535ByteTopicMatchesItselfAndHash() throws {
         let bytes = [UInt8](repeating: 0x61, count: 65_535)
         let name = try XCTUnwrap(TopicName(bytes: bytes))
