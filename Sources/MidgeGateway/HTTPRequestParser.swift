@@ -331,20 +331,18 @@ public struct HTTPRequestParser: Sendable {
         var digits = line.prefix { $0 != UInt8(ascii: ";") }
         while let last = digits.last, last == 0x20 || last == 0x09 { digits = digits.dropLast() }
         guard !digits.isEmpty else { throw fail(HTTPParseError(.badRequest, "malformed chunk size")) }
+        // What this chunk may add; checked per digit against the value so far, which can only grow, so a long run
+        // of hex digits is refused before it overflows even when the limit is `Int.max`.
+        let room = limits.maxBodyBytes - body.count
         var size = 0
         for digit in digits {
-            let value: Int
-            switch digit {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = Int(digit - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = Int(digit - UInt8(ascii: "a")) + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = Int(digit - UInt8(ascii: "A")) + 10
-            default: throw fail(HTTPParseError(.badRequest, "malformed chunk size"))
+            guard let value = ASCII.hexValue(digit) else {
+                throw fail(HTTPParseError(.badRequest, "malformed chunk size"))
             }
-            size = size * 16 + value
-            // Checked per digit, so a long run of hex digits cannot overflow.
-            guard body.count + size <= limits.maxBodyBytes else {
+            guard Int(value) <= room, size <= (room - Int(value)) / 16 else {
                 throw fail(HTTPParseError(.contentTooLarge, "body larger than \(limits.maxBodyBytes) bytes"))
             }
+            size = size * 16 + Int(value)
         }
         return size
     }

@@ -184,6 +184,24 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(status(huge), 413, "a long chunk size cannot overflow")
     }
 
+    /// A limit of `Int.max` ("no limit") must not let a chunk size overflow `Int` and trap: it is refused instead.
+    func testChunkSizesCannotOverflowWithoutABodyLimit() {
+        let unlimited = HTTPLimits(maxBodyBytes: Int.max)
+        let head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        XCTAssertEqual(status(head + "FFFFFFFFFFFFFFFFFFFFFFFF\r\n", limits: unlimited), 413)
+        XCTAssertEqual(status(head + "8000000000000000\r\n", limits: unlimited), 413, "2^63 is one past Int.max")
+        XCTAssertEqual(status(head + "3\r\nabc\r\n7FFFFFFFFFFFFFFF\r\n", limits: unlimited), 413, "body plus chunk")
+        let body = parse(head + "3\r\nabc\r\n0\r\n\r\n", limits: unlimited)
+        XCTAssertNil(body.error)
+        XCTAssertEqual(requests(body.events).first?.body, Array("abc".utf8))
+        // At the limit exactly, with leading zeros; one byte more is refused.
+        let ten = HTTPLimits(maxBodyBytes: 10)
+        XCTAssertNil(parse(head + "6\r\n012345\r\n004\r\n6789\r\n0\r\n\r\n", limits: ten).error)
+        XCTAssertEqual(status(head + "6\r\n012345\r\n5\r\n", limits: ten), 413)
+        XCTAssertNil(parse(head + "00A\r\n0123456789\r\n0\r\n\r\n", limits: ten).error)
+        XCTAssertEqual(status(head + "B\r\n", limits: ten), 413)
+    }
+
     // MARK: - Refusals
 
     func testMalformedRequests() {
