@@ -235,8 +235,13 @@ public struct GatewayRouter: Sendable {
         // EventSource sends Last-Event-ID itself when it reconnects; a first request may name one in the query.
         var lastEventID = request.headers["Last-Event-ID"]
         if lastEventID == nil, let value = query.first("last_event_id") {
-            guard let text = String(validating: value, as: UTF8.self) else {
-                throw RouteError(.badRequest, "last_event_id must be UTF-8")
+            // Percent-decoding can produce any byte, while the header cannot hold LF, CR or NUL, and no event id
+            // can either (HTML §9.2.6): refusing them here lets the server treat an id from either place alike,
+            // and echo it in an `id:` field, which `ServerSentEvents` refuses for those bytes.
+            guard !value.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 }),
+                let text = String(validating: value, as: UTF8.self)
+            else {
+                throw RouteError(.badRequest, "last_event_id must be UTF-8 without line breaks or NUL")
             }
             lastEventID = text
         }

@@ -210,6 +210,17 @@ final class GatewayRouterTests: XCTestCase {
             subscription(request("GET", "/subscribe?topic=a&last_event_id=7", headers: [("Last-Event-ID", "42")]))?
                 .lastEventID, "42", "EventSource's header wins")
         XCTAssertEqual(subscription(request("GET", "/subscribe?topic=a&last_event_id=7"))?.lastEventID, "7")
+        XCTAssertEqual(subscription(request("GET", "/subscribe?topic=a&last_event_id=%C3%A9%207"))?.lastEventID, "é 7")
+    }
+
+    /// An id from the query can hold nothing the Last-Event-ID header could not: an SSE `id:` field with a line
+    /// break or NUL cannot be written, so such an id is refused here rather than trapping where it is echoed.
+    func testLastEventIDWithLineBreakOrNULIsRefused() {
+        for encoded in ["a%0Ab", "a%0Db", "a%00b", "%FF"] {
+            let result = refusal(request("GET", "/subscribe?topic=a&last_event_id=\(encoded)"))
+            XCTAssertEqual(result?.0, 400, encoded)
+            XCTAssertTrue(result?.1.contains("last_event_id") ?? false, encoded)
+        }
     }
 
     func testLongPollAndFormat() {
