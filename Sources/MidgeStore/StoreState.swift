@@ -110,7 +110,12 @@ public struct StoreState: Sendable, Equatable {
     /// Client ids of sessions not seen for `olderThan` seconds at `now` (both Unix seconds), sorted. The caller
     /// leaves out clients that are connected and writes `sessionEnded` for the rest.
     public func expiredSessions(now: Int64, olderThan seconds: Int64) -> [String] {
-        sessions.values.filter { now - $0.lastSeen >= seconds }.map(\.clientID).sorted()
+        sessions.values.filter { session in
+            // `lastSeen` comes from disk: an age too large for Int64 is older than any limit when `lastSeen` is
+            // in the past, and younger than any when it is in the future.
+            let (age, overflow) = now.subtractingReportingOverflow(session.lastSeen)
+            return overflow ? now > session.lastSeen : age >= seconds
+        }.map(\.clientID).sorted()
     }
 
     /// Records that rebuild exactly this state when applied to an empty one: the snapshot's contents.

@@ -175,6 +175,17 @@ final class StoreStateTests: XCTestCase {
         XCTAssertEqual(state.expiredSessions(now: 300, olderThan: 1000), [])
     }
 
+    /// Times are whatever the records on disk say: extreme ones must not trap when the age is computed.
+    func testExpiredSessionsWithExtremeTimes() {
+        let state = StoreState(records: [
+            .sessionCreated(clientID: "ancient", unixSeconds: Int64.min),
+            .sessionCreated(clientID: "future", unixSeconds: Int64.max),
+        ])
+        XCTAssertEqual(state.expiredSessions(now: 300, olderThan: 100), ["ancient"])
+        XCTAssertEqual(state.expiredSessions(now: Int64.min, olderThan: 0), ["ancient"])
+        XCTAssertEqual(state.expiredSessions(now: Int64.max, olderThan: 1), ["ancient"])
+    }
+
     func testNextMessageIDIsPastEveryIDInUse() {
         XCTAssertEqual(StoreState().nextMessageID, 1)
         var state = StoreState(records: [.sessionCreated(clientID: "a", unixSeconds: 1), stored(4), stored(9)])
