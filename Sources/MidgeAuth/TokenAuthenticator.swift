@@ -1,6 +1,5 @@
 // JSON Web Tokens (RFC 7519; JWS compact form, RFC 7515) sent as CONNECT's password (MQTT 3.1.1
 // §3.1.3.5), for mobile and web clients, with the topics a token grants as access control.
-import COpenSSL
 import Glibc
 import MQTTCodec
 import MidgeCore
@@ -307,55 +306,5 @@ public final class TokenAuthenticator: Authenticator, AccessControl {
             return false
         }
         return granted.subscribe.contains { $0.matches(topic) }
-    }
-}
-
-/// An RSA public key loaded once from PEM and used for every RS256 check.
-///
-/// `@unchecked Sendable`: the `EVP_PKEY` is never modified after loading, and OpenSSL 3 allows a key to
-/// be shared by threads for verification as long as each uses its own `EVP_MD_CTX`, which
-/// `verifySHA256` makes per call.
-final class PublicKey: @unchecked Sendable {
-    private let key: OpaquePointer
-
-    init(pem: String) throws(TokenError) {
-        let bytes = Array(pem.utf8)
-        let loaded: OpaquePointer? = bytes.withUnsafeBytes { buffer in
-            guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return PEM_read_bio_PUBKEY(bio, nil, nil, nil)
-        }
-        guard let loaded else {
-            ERR_clear_error()
-            throw TokenError(message: "the RS256 key is not a PEM public key (-----BEGIN PUBLIC KEY-----)")
-        }
-        guard EVP_PKEY_get_base_id(loaded) == NID_rsaEncryption else {
-            EVP_PKEY_free(loaded)
-            throw TokenError(message: "the RS256 key is not an RSA key")
-        }
-        guard EVP_PKEY_get_bits(loaded) >= 2048 else {
-            EVP_PKEY_free(loaded)
-            throw TokenError(message: "the RS256 key must have at least 2048 bits")
-        }
-        key = loaded
-    }
-
-    deinit { EVP_PKEY_free(key) }
-
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3).
-    func verifySHA256(signature: [UInt8], data: [UInt8]) -> Bool {
-        guard let context = EVP_MD_CTX_new() else { return false }
-        defer { EVP_MD_CTX_free(context) }
-        let ok =
-            EVP_DigestVerifyInit(context, nil, EVP_sha256(), nil, key) == 1
-            && signature.withUnsafeBufferPointer { s in
-                data.withUnsafeBufferPointer { d in
-                    EVP_DigestVerify(context, s.baseAddress, s.count, d.baseAddress, d.count) == 1
-                }
-            }
-        // A failed verification leaves errors on this thread's OpenSSL queue, where a later TLS call on
-        // the same thread would mistake them for its own.
-        if !ok { ERR_clear_error() }
-        return ok
     }
 }
