@@ -1,0 +1,34 @@
+// The HTTP API's own responses: published counts, long-poll batches, and the 401/403 refusals with their challenge.
+
+extension HTTPResponse {
+    /// `{"published":N}`: every message of the request was accepted.
+    public static func published(count: Int) -> HTTPResponse {
+        .json(.ok, #"{"published":\#(count)}"#)
+    }
+
+    /// The `WWW-Authenticate` challenge naming both schemes the API takes (RFC 9110 §11.6.1).
+    public static let authenticationChallenge = #"Basic realm="midge", Bearer realm="midge""#
+
+    /// Missing or refused credentials.
+    public static func unauthorized(_ message: String = "authentication required") -> HTTPResponse {
+        .error(.unauthorized, message, headers: [("WWW-Authenticate", authenticationChallenge)])
+    }
+
+    /// The access control list refuses the topic.
+    public static func forbidden(_ message: String = "not authorized for this topic") -> HTTPResponse {
+        .error(.forbidden, message)
+    }
+
+    /// A long-poll answer: `{"messages":[{"id":…,"topic":…,…}, …]}`, possibly empty after the timeout. The client
+    /// sends the last id back as `last_event_id` to continue.
+    public static func longPoll(_ messages: [(id: String, message: GatewayMessage)]) -> HTTPResponse {
+        var body = Array(#"{"messages":["#.utf8)
+        for (index, entry) in messages.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            entry.message.appendJSON(id: entry.id, to: &body)
+        }
+        body.append(contentsOf: Array("]}".utf8))
+        return HTTPResponse(
+            status: .ok, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body)
+    }
+}
