@@ -2,17 +2,7 @@
 // URL-safe form JSON Web Tokens use (RFC 4648 §5, no padding).
 
 enum Base64 {
-    private static let standardAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    private static let urlAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-
-    /// Padded standard base64, as OpenSSL's base64 BIO writes it with no line breaks.
-    static func encode(_ bytes: [UInt8]) -> String {
-        encode(bytes, alphabet: standardAlphabet, pad: true)
-    }
-
-    static func encodeURL(_ bytes: [UInt8]) -> String {
-        encode(bytes, alphabet: urlAlphabet, pad: false)
-    }
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Standard base64; padding may be present or left off (OpenSSL's decoder accepts both, so files
     /// edited by hand may have either). Nil for any other byte, a misplaced `=`, or an impossible length.
@@ -25,7 +15,9 @@ enum Base64 {
         decode(text, plus: UInt8(ascii: "-"), slash: UInt8(ascii: "_"), allowPadding: false)
     }
 
-    private static func encode(_ bytes: [UInt8], alphabet: [UInt8], pad: Bool) -> String {
+    /// Padded standard base64, as OpenSSL's base64 BIO writes it with no line breaks. Tokens are only ever read,
+    /// so there is no URL-safe encoder.
+    static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var index = 0
@@ -44,7 +36,7 @@ enum Base64 {
             out.append(alphabet[Int(value >> 18 & 0x3F)])
             out.append(alphabet[Int(value >> 12 & 0x3F)])
             if rest == 2 { out.append(alphabet[Int(value >> 6 & 0x3F)]) }
-            if pad { out.append(contentsOf: Array(repeating: UInt8(ascii: "="), count: 3 - rest)) }
+            out.append(contentsOf: Array(repeating: UInt8(ascii: "="), count: 3 - rest))
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -27,10 +27,6 @@ enum Crypto {
         digest(parts.flatMap { $0 }, EVP_sha512(), length: 64)
     }
 
-    static func sha256(_ bytes: [UInt8]) -> [UInt8] {
-        digest(bytes, EVP_sha256(), length: 32)
-    }
-
     private static func digest(_ bytes: [UInt8], _ md: OpaquePointer?, length: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var outLength: UInt32 = 0
