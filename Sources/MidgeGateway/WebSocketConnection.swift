@@ -33,7 +33,8 @@ public final class WebSocketConnection {
     public private(set) var state = State.open
     public let decoder: WebSocketFrameDecoder
     public let encoder: WebSocketFrameEncoder
-    private var dropped: [UInt8] = []
+    /// Scratch for data frames decoded while closing, which are discarded (`.closing`).
+    private var discardedData: [UInt8] = []
 
     public init(limits: WebSocketLimits = WebSocketLimits(), deflate: PerMessageDeflateParameters? = nil) {
         decoder = WebSocketFrameDecoder(limits: limits, deflate: deflate)
@@ -52,8 +53,8 @@ public final class WebSocketConnection {
         if state == .closing {
             // After its Close frame the server no longer processes data (§1.4); the decoder still reads frames to
             // find the client's Close.
-            dropped.removeAll(keepingCapacity: true)
-            events = decoder.decode(bytes, appendingDataTo: &dropped)
+            discardedData.removeAll(keepingCapacity: true)
+            events = decoder.decode(bytes, appendingDataTo: &discardedData)
         } else {
             events = decoder.decode(bytes, appendingDataTo: &stream)
         }

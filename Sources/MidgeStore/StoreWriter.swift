@@ -190,9 +190,9 @@ final class StoreWriter {
     }
 
     private func recovered() {
-        let seconds = Double(monotonicNanoseconds() - failureStarted) / 1e9
-        let seconds1 = (seconds * 10).rounded() / 10
-        log(.info, "Store: writing again after \(seconds1) s and \(failedAttempts) failed attempts.")
+        // Tenths of a second: enough to tell a blip from an outage in the log.
+        let tenths = (Double(monotonicNanoseconds() - failureStarted) / 1e8).rounded()
+        log(.info, "Store: writing again after \(tenths / 10) s and \(failedAttempts) failed attempts.")
         failure = nil
         failedAttempts = 0
         shared.healthy.store(true, ordering: .releasing)
