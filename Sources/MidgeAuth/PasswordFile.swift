@@ -25,8 +25,10 @@ public final class PasswordFile: Authenticator {
     /// spelling and `entry(for:)` picks the byte-equal one.
     private let entries: [String: [Entry]]
     /// Verified against when the user does not exist, so an unknown user costs as much as a wrong
-    /// password and answer times do not reveal which user names exist.
-    private let decoy: PasswordHash
+    /// password and answer times do not reveal which user names exist. It is of the costliest kind the file
+    /// holds: `mosquitto_passwd -I` makes every entry cost more than the default 101 iterations, and a decoy
+    /// at the default would answer unknown users measurably faster.
+    let decoy: PasswordHash
 
     public convenience init(path: String) throws(AuthFileError) {
         try self.init(bytes: TextLines.read(path: path), source: path)
@@ -49,7 +51,9 @@ public final class PasswordFile: Authenticator {
             entries[name, default: []].append(entry)
         }
         self.entries = entries
-        self.decoy = PasswordHash.make(password: Crypto.randomBytes(16))
+        let kinds = entries.values.joined().map(\.hash.kind)
+        let costliest = kinds.max { $0.cost < $1.cost } ?? .pbkdf2SHA512(iterations: PasswordHash.defaultIterations)
+        self.decoy = PasswordHash.make(password: Crypto.randomBytes(16), kind: costliest)
     }
 
     /// One line: nil for blank lines and comments, an entry, or an error naming the line.
@@ -97,7 +101,11 @@ public final class PasswordFile: Authenticator {
         // The whole password is hashed, also past a 0x00 byte: mosquitto stops at the first 0x00 (C
         // string), which would let "secret\0anything" pass as "secret". No file can hold such a
         // password, since mosquitto_passwd reads C strings, so no valid login is lost.
-        guard let password else { return .notAuthorized }
+        guard let password else {
+            // Hashed anyway, so a missing password costs a known user what it costs an unknown one.
+            _ = entry.hash.verify([])
+            return .notAuthorized
+        }
         return entry.hash.verify(password) ? .accepted : .notAuthorized
     }
 }

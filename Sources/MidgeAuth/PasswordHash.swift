@@ -8,6 +8,14 @@ struct PasswordHash: Sendable, Equatable {
         case sha512
         /// `$7$`: PBKDF2-HMAC-SHA512 with this many iterations (mosquitto 2.0's default).
         case pbkdf2SHA512(iterations: Int)
+
+        /// Relative cost of one verification: one SHA-512 against one PBKDF2 iteration (two HMAC-SHA512).
+        var cost: Int {
+            switch self {
+            case .sha512: 1
+            case .pbkdf2SHA512(let iterations): iterations
+            }
+        }
     }
 
     /// mosquitto 2.0's `PW_DEFAULT_ITERATIONS`.
@@ -24,8 +32,12 @@ struct PasswordHash: Sendable, Equatable {
 
     /// A fresh `$7$` hash with a random salt, as `mosquitto_passwd` makes one.
     static func make(password: [UInt8], iterations: Int = defaultIterations) -> PasswordHash {
+        make(password: password, kind: .pbkdf2SHA512(iterations: iterations))
+    }
+
+    /// A fresh hash of any kind with a random salt.
+    static func make(password: [UInt8], kind: Kind) -> PasswordHash {
         let salt = Crypto.randomBytes(saltLength)
-        let kind = Kind.pbkdf2SHA512(iterations: iterations)
         return PasswordHash(kind: kind, salt: salt, hash: digest(kind, password: password, salt: salt))
     }
 

@@ -76,6 +76,18 @@ final class PasswordFileTests: XCTestCase {
         XCTAssertEqual(login(file, "Seven", "secret"), .notAuthorized, "user names are case-sensitive")
     }
 
+    /// Unknown users are checked against a decoy as costly as the file's costliest entry, so answer times do not
+    /// tell which user names exist: whatever iteration count `-I` chose, and the default for an empty file.
+    func testDecoyCostsAsMuchAsTheCostliestEntry() throws {
+        let thousand = try PasswordFile(
+            text: "six:\(PasswordVectors.sha512Hunter2)\nunicode:\(PasswordVectors.pbkdf2Unicode1000)\n", source: "t")
+        XCTAssertEqual(thousand.decoy.kind, .pbkdf2SHA512(iterations: 1000))
+        let six = try PasswordFile(text: "six:\(PasswordVectors.sha512Hunter2)\n", source: "t")
+        XCTAssertEqual(six.decoy.kind, .sha512)
+        let empty = try PasswordFile(text: "", source: "t")
+        XCTAssertEqual(empty.decoy.kind, .pbkdf2SHA512(iterations: PasswordHash.defaultIterations))
+    }
+
     /// Clients without a user name are left to `allowAnonymous`, as mosquitto's password check ignores them.
     func testAnonymousIsLeftToAllowAnonymous() throws {
         let file = try PasswordFile(text: "seven:\(PasswordVectors.pbkdf2Secret)\n", source: "t")
