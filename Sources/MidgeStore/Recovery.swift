@@ -103,7 +103,7 @@ enum Recovery {
             do {
                 let bytes = try fs.readFile(StoreFiles.path(directory, name))
                 size = bytes.count
-                loaded = StoreFiles.readSnapshot(bytes, expectedFirstSegment: number)
+                loaded = Snapshot.read(bytes, expectedFirstSegment: number)
             } catch {
                 loaded = .failure(SnapshotDamage(error.description))
             }
