@@ -45,7 +45,8 @@ public enum StoreRecord: Sendable, Equatable {
     case deliveryQueued(clientID: String, messageID: UInt64, qos: QoS, retain: Bool)
     /// A delivery holds a packet id. With `.publishSent` it leaves the queue (if queued) and becomes the newest
     /// in-flight entry; a record for a packet id already in flight replaces it and moves it to the end of the
-    /// resend order, which is what PUBREC → `.pubrelSent` needs [MQTT-4.6.0-1][MQTT-4.6.0-4].
+    /// resend order, which is what PUBREC → `.pubrelSent` needs [MQTT-4.6.0-1][MQTT-4.6.0-4]. Recording the same
+    /// `.publishSent` delivery again only moves it: no queued copy of the message leaves the queue.
     case deliveryInFlight(
         clientID: String, messageID: UInt64, packetID: PacketID, qos: QoS, retain: Bool, state: DeliveryState)
     /// A delivery finished (PUBACK, PUBCOMP) or was dropped from the queue.

@@ -75,6 +75,14 @@ public struct StoreState: Sendable, Equatable {
         let holdsBody = delivery.state == .publishSent
         // A PUBLISH that cannot be resent for want of its body is not recorded; a PUBREL needs no body.
         guard !holdsBody || messages[delivery.messageID] != nil else { return }
+        if holdsBody, let current = sessions[clientID]?.inFlight[delivery.packetID], current.state == .publishSent,
+            current.messageID == delivery.messageID
+        {
+            // The same PUBLISH recorded again (moved to the end of the resend order): it keeps the reference it
+            // has. Taking one from the queue would drop another queued copy of the message, body and all.
+            sessions[clientID]?.inFlight.upsert(delivery)
+            return
+        }
         // The reference moves from the queued delivery, or is a new one; it is taken before the replaced entry
         // releases its own, so a body both refer to survives.
         if holdsBody && sessions[clientID]?.queue.removeFirst(messageID: delivery.messageID) == nil {

@@ -32,6 +32,32 @@ final class StoreStateTests: XCTestCase {
         XCTAssertEqual(state, StoreState(records: state.records))
     }
 
+    /// The same PUBLISH recorded in flight again (a resend moved to the end of the order) keeps its own reference:
+    /// it must not take a second queued copy of the message off the queue and drop it.
+    func testRecordingAnInFlightPublishAgainLeavesQueuedCopiesAlone() {
+        var state = StoreState(records: [
+            .sessionCreated(clientID: "a", unixSeconds: 1),
+            stored(1),
+            stored(2),
+            .deliveryQueued(clientID: "a", messageID: 1, qos: .atLeastOnce, retain: false),
+            .deliveryQueued(clientID: "a", messageID: 1, qos: .atLeastOnce, retain: false),
+        ])
+        let sent = StoreRecord.deliveryInFlight(
+            clientID: "a", messageID: 1, packetID: packet(5), qos: .atLeastOnce, retain: false, state: .publishSent)
+        let other = StoreRecord.deliveryInFlight(
+            clientID: "a", messageID: 2, packetID: packet(6), qos: .atLeastOnce, retain: false, state: .publishSent)
+        state.apply(sent)
+        state.apply(other)
+        state.apply(sent)
+        XCTAssertEqual(state.sessions["a"]?.queue.map(\.messageID), [1], "the second copy is still queued")
+        XCTAssertEqual(state.sessions["a"]?.inFlight.inSendOrder.map(\.packetID), [packet(6), packet(5)])
+        state.apply(.deliveryCompleted(clientID: "a", delivery: .packet(packet(5))))
+        XCTAssertNotNil(state.messages[1], "the queued copy still needs the body")
+        state.apply(.deliveryCompleted(clientID: "a", delivery: .queued(messageID: 1)))
+        XCTAssertNil(state.messages[1])
+        XCTAssertEqual(state, StoreState(records: state.records))
+    }
+
     func testQoS2FlowKeepsThePubrelAfterTheBodyIsGone() {
         var state = StoreState(records: [
             .sessionCreated(clientID: "a", unixSeconds: 1),
