@@ -15,6 +15,11 @@ extension Broker {
     /// `publisher` is the client it came from, held back if it overfills a queue under `QueueFullPolicy.block`.
     func route(_ message: Message, from publisher: ClientConnection?, into actions: inout [Action]) {
         routeEpoch &+= 1
+        if routeEpoch == 0 {
+            // 32-bit stamps keep sessions small; when they wrap, every stamp is reset so none looks current.
+            for session in sessions.values { session.routeEpoch = 0 }
+            routeEpoch = 1
+        }
         let epoch = routeEpoch
         var matched = routeScratch
         routeScratch = []
@@ -62,7 +67,7 @@ extension Broker {
         }
         // Behind a non-empty queue every delivery waits its turn, so the subscriber sees messages in arrival
         // order [MQTT-4.6.0-5]; with the output congested, QoS 0 waits too.
-        if session.queue.isEmpty && !session.outputBlocked {
+        if session.queueIsEmpty && !session.outputBlocked {
             if qos == .atMostOnce {
                 // DUP=0, no packet id [MQTT-4.3.1-1][MQTT-3.3.1-2]; QoS 0 needs no window slot.
                 actions.append(
@@ -72,8 +77,9 @@ extension Broker {
                 counters.messagesSent += 1
                 return
             }
-            if session.inflight.count < inflightLimit, let id = session.inflight.allocateID() {
-                let entry = session.inflight.insert(id, message: message, qos: qos, retain: retain)
+            let flows = session.activeFlows
+            if flows.inflight.count < inflightLimit, let id = flows.inflight.allocateID() {
+                let entry = flows.inflight.insert(id, message: message, qos: qos, retain: retain)
                 actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
                 counters.messagesSent += 1
                 return
@@ -86,84 +92,84 @@ extension Broker {
     /// `QueueFullPolicy.block` takes the delivery anyway and holds its publisher back; otherwise the delivery is
     /// dropped and counted, and the log says so once per episode of drops.
     private func enqueue(_ item: QueuedMessage, for session: Session, from publisher: ClientConnection?) {
-        if isFull(session, adding: item.message.payload.count) {
+        let flows = session.activeFlows
+        if isFull(flows.queue, adding: item.message.payload.count) {
             guard configuration.queueFullPolicy == .block, session.connection != nil else {
                 counters.messagesDropped += 1
-                session.droppedInEpisode &+= 1
-                if !session.isDropping {
-                    session.isDropping = true
+                flows.droppedInEpisode &+= 1
+                if !flows.isDropping {
+                    flows.isDropping = true
                     log(.notice, "Outgoing messages are being dropped for client \(session.clientID).")
                 }
                 return
             }
             // What is already decoded or on its way from a held publisher still lands here: the overshoot is
             // bounded by the driver's per-connection read and the loops' hand-off backlog, not by this queue.
-            if let publisher { hold(publisher, for: session) }
-        } else {
-            endDropEpisode(of: session)
+            if let publisher { hold(publisher, for: session, flows) }
+        } else if flows.isDropping {
+            endDropEpisode(of: session, flows)
         }
-        session.queue.append(item)
+        flows.queue.append(item)
     }
 
     /// The queue has room again: the log says how many deliveries the episode cost.
-    private func endDropEpisode(of session: Session) {
-        guard session.isDropping else { return }
-        session.isDropping = false
-        let dropped = session.droppedInEpisode
+    private func endDropEpisode(of session: Session, _ flows: SessionFlows) {
+        flows.isDropping = false
+        let dropped = flows.droppedInEpisode
         log(.notice, "Client \(session.clientID) has room again; \(dropped) messages to it were dropped.")
-        session.droppedInEpisode = 0
+        flows.droppedInEpisode = 0
     }
 
-    private func isFull(_ session: Session, adding bytes: Int) -> Bool {
+    private func isFull(_ queue: MessageQueue, adding bytes: Int) -> Bool {
         let countLimit = configuration.maxQueuedMessages
         let byteLimit = configuration.maxQueuedBytes
-        return (countLimit > 0 && session.queue.count >= countLimit)
-            || (byteLimit > 0 && session.queue.bytes + bytes > byteLimit)
+        return (countLimit > 0 && queue.count >= countLimit) || (byteLimit > 0 && queue.bytes + bytes > byteLimit)
     }
 
     /// Half the limits: holding and releasing around one mark would pause and resume publishers per message.
-    private func hasDrainedEnough(_ session: Session) -> Bool {
+    private func hasDrainedEnough(_ queue: MessageQueue) -> Bool {
         let countLimit = configuration.maxQueuedMessages
         let byteLimit = configuration.maxQueuedBytes
-        return (countLimit == 0 || session.queue.count <= countLimit / 2)
-            && (byteLimit == 0 || session.queue.bytes <= byteLimit / 2)
+        return (countLimit == 0 || queue.count <= countLimit / 2) && (byteLimit == 0 || queue.bytes <= byteLimit / 2)
     }
 
     /// Tells the driver to stop reading the publisher, once however many full queues it feeds.
-    private func hold(_ publisher: ClientConnection, for session: Session) {
-        guard !publisher.heldBy.contains(session.serial), connections[publisher.id] === publisher else { return }
-        if session.heldPublishers.isEmpty {
+    private func hold(_ publisher: ClientConnection, for session: Session, _ flows: SessionFlows) {
+        guard connections[publisher.id] === publisher, flows.heldPublisherIDs.insert(publisher.id.rawValue).inserted
+        else { return }
+        if flows.heldPublishers.isEmpty {
             log(.debug, "Queue of client \(session.clientID) is full; holding back the clients publishing to it.")
         }
-        session.heldPublishers.append(publisher)
-        publisher.heldBy.append(session.serial)
+        flows.heldPublishers.append(publisher)
+        publisher.holdCount += 1
         counters.publishersHeld += 1
-        if publisher.heldBy.count == 1 { readingChanges.append(.pause(publisher.id)) }
+        if publisher.holdCount == 1 { readingChanges.append(.pause(publisher.id)) }
     }
 
     /// Lets go of every publisher the session holds; those no other full queue holds are read again.
     func releasePublishers(heldBy session: Session) {
-        guard !session.heldPublishers.isEmpty else { return }
-        for publisher in session.heldPublishers {
-            publisher.heldBy.removeAll { $0 == session.serial }
+        guard let flows = session.flows, !flows.heldPublishers.isEmpty else { return }
+        for publisher in flows.heldPublishers {
+            publisher.holdCount -= 1
             // A publisher that has gone meanwhile is skipped: its connection is closed or closing.
-            guard publisher.heldBy.isEmpty, connections[publisher.id] === publisher else { continue }
+            guard publisher.holdCount == 0, connections[publisher.id] === publisher else { continue }
             // Its unread packets were waiting on us, not silence on its part [MQTT-3.1.2-24].
             publisher.lastPacketReceived = max(publisher.lastPacketReceived, currentTime)
             readingChanges.append(.resume(publisher.id))
         }
-        session.heldPublishers.removeAll()
+        flows.heldPublishers = []
+        flows.heldPublisherIDs = []
     }
 
     /// Sends queued deliveries in order while the client is connected, its output flows and the in-flight window
     /// has room. QoS 1/2 deliveries get their packet id here: non-zero and unique among those in flight
     /// [MQTT-2.3.1-4]. Releases held publishers once the queue has drained far enough.
     func pump(_ session: Session, into actions: inout [Action]) {
-        guard let connection = session.connection, !session.outputBlocked else { return }
+        guard let connection = session.connection, !session.outputBlocked, let flows = session.flows else { return }
         let limit = inflightLimit
-        while let next = session.queue.first {
+        while let next = flows.queue.first {
             if next.qos == .atMostOnce {
-                _ = session.queue.popFirst()
+                _ = flows.queue.popFirst()
                 actions.append(
                     .send(
                         connection,
@@ -174,14 +180,14 @@ extension Broker {
                 counters.messagesSent += 1
                 continue
             }
-            guard session.inflight.count < limit, let id = session.inflight.allocateID() else { break }
-            _ = session.queue.popFirst()
-            let entry = session.inflight.insert(id, message: next.message, qos: next.qos, retain: next.retain)
+            guard flows.inflight.count < limit, let id = flows.inflight.allocateID() else { break }
+            _ = flows.queue.popFirst()
+            let entry = flows.inflight.insert(id, message: next.message, qos: next.qos, retain: next.retain)
             actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
             counters.messagesSent += 1
         }
-        if session.isDropping && !isFull(session, adding: 0) { endDropEpisode(of: session) }
-        if !session.heldPublishers.isEmpty && hasDrainedEnough(session) {
+        if flows.isDropping && !isFull(flows.queue, adding: 0) { endDropEpisode(of: session, flows) }
+        if !flows.heldPublishers.isEmpty && hasDrainedEnough(flows.queue) {
             releasePublishers(heldBy: session)
         }
     }
@@ -189,8 +195,8 @@ extension Broker {
     /// After a CONNACK resuming a session: unacknowledged PUBLISHes again with DUP=1 and their ids, PUBRELs
     /// for those past PUBREC, in their original order [MQTT-4.4.0-1][MQTT-3.3.1-1][MQTT-4.6.0-1]; then the queue.
     func resume(_ session: Session, into actions: inout [Action]) {
-        guard let connection = session.connection else { return }
-        for entry in session.inflight.inResendOrder {
+        guard let connection = session.connection, let flows = session.flows else { return }
+        for entry in flows.inflight.inResendOrder {
             actions.append(.send(connection, entry.packet(dup: true)))
             if entry.state != .awaitingPubcomp { counters.messagesSent += 1 }
         }

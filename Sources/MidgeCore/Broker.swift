@@ -25,7 +25,7 @@ public final class Broker {
 
     var nextSessionSerial: UInt64 = 0
     /// Routing scratch reused by every PUBLISH, see `route`.
-    var routeEpoch: UInt64 = 0
+    var routeEpoch: UInt32 = 0
     var routeScratch: [Unmanaged<Session>] = []
 
     public init(
@@ -150,8 +150,8 @@ public final class Broker {
         var inflight = 0
         var queued = 0
         for session in sessions.values {
-            inflight += session.inflight.count
-            queued += session.queue.count
+            inflight += session.inflightCount
+            queued += session.flows?.queue.count ?? 0
         }
         snapshot.inflightMessages = inflight
         snapshot.queuedMessages = queued
@@ -215,9 +215,7 @@ extension Broker {
             counters.subscriptions -= 1
         }
         session.subscriptions.removeAll()
-        session.inflight.removeAll()
-        session.queue.removeAll()
-        session.inboundQoS2.removeAll()
+        session.flows = nil
         let key = ClientIDKey(session.clientID)
         if sessions[key] === session { sessions[key] = nil }
     }

@@ -1,20 +1,22 @@
 // One accepted network connection (§3.1.4): who it is, its Will, its keepalive.
 import MQTTCodec
 
+/// Kept small (see `Session`): fields are ordered so the small ones share one word.
 final class ClientConnection {
     let id: ConnectionID
-    let info: ConnectionInfo
     let session: Session
-    let protocolVersion: ProtocolVersion
-    let username: String?
-    /// Published when the connection ends for a reason that fires it, then forgotten [MQTT-3.1.2-10].
-    var will: Will?
+    var lastPacketReceived: MonotonicTime
+    /// The Will as the message it publishes, built at CONNECT; nil once it fired or was discarded [MQTT-3.1.2-10].
+    var will: Message?
+    let info: ConnectionInfo
     /// Seconds; 0 disables the check [MQTT-3.1.2-24].
     let keepAlive: UInt16
-    var lastPacketReceived: MonotonicTime
-    /// Serials of the sessions whose full queue holds this publisher back (`QueueFullPolicy.block`); the driver
-    /// was told to pause reading while this is non-empty.
-    var heldBy: [UInt64] = []
+    let protocolVersion: ProtocolVersion
+    /// The Will's retain flag [MQTT-3.1.2-17].
+    let willRetain: Bool
+    /// How many full queues hold this publisher back (`QueueFullPolicy.block`); the driver was told to pause
+    /// reading it while this is above 0.
+    var holdCount: UInt32 = 0
 
     init(
         id: ConnectionID, info: ConnectionInfo, session: Session, connect: Connect, now: MonotonicTime
@@ -23,15 +25,18 @@ final class ClientConnection {
         self.info = info
         self.session = session
         self.protocolVersion = connect.protocolVersion
-        self.username = connect.username
-        self.will = connect.will
+        self.will = connect.will.map { Message(topic: $0.topic, payload: $0.payload, qos: $0.qos) }
+        self.willRetain = connect.will?.retain ?? false
         self.keepAlive = connect.keepAlive
         self.lastPacketReceived = now
     }
 
     var clientID: String { session.clientID }
 
-    var isHeld: Bool { !heldBy.isEmpty }
+    /// The user name this connection authenticated with (the session keeps the latest connection's).
+    var username: String? { session.username }
+
+    var isHeld: Bool { holdCount > 0 }
 
     /// When the connection has been silent for 1.5 × keepalive [MQTT-3.1.2-24]; nil when keepalive is off.
     var keepaliveDeadline: MonotonicTime? {

@@ -1,45 +1,74 @@
 // Session state keyed by client id (§3.1.2.4, §4.1): subscriptions, QoS flows, the offline queue.
 import MQTTCodec
 
+/// Kept small: an idle connected client costs this object, its `ClientConnection` and their table entries.
+/// Everything that only matters while messages are in flight lives in `flows`, allocated on first use.
 final class Session {
+    static let noConnection = UInt64.max
+
     let clientID: String
     /// Unique for the process; the subscription trie keys its entries on it.
     let serial: UInt64
-    /// Clean-session sessions end with their connection [MQTT-3.1.2-6]; the others persist [MQTT-3.1.2-4].
-    let cleanSession: Bool
-    /// The user name of the latest connection, for access checks while the client is away.
+    /// The user name of the latest connection, for access checks (also while the client is away).
     var username: String?
-    /// The live connection, nil while a persistent session waits for its client.
-    var connection: ConnectionID?
-
     /// Filter → granted QoS, compared byte for byte [MQTT-3.10.4-1].
     var subscriptions: [TopicFilter: QoS] = [:]
-    /// Outbound QoS 1/2 deliveries holding a packet id.
-    var inflight = InflightWindow()
-    /// Deliveries waiting for window space or for the client to reconnect, in arrival order [MQTT-4.6.0-5].
-    var queue = MessageQueue()
-    /// Inbound QoS 2 packet ids between PUBLISH and PUBREL (method B) [MQTT-4.3.3-2].
-    var inboundQoS2: Set<UInt16> = []
-    /// Set while deliveries are being dropped for a full queue, so the log says so once per episode.
-    var isDropping = false
-    /// The driver reported the connection's unsent output over its high-water mark: every delivery waits in
-    /// `queue` (where the limits and the queue-full policy apply) until it reports the output drained.
-    var outputBlocked = false
-    /// Deliveries dropped in the current episode, logged when the queue has room again.
-    var droppedInEpisode: UInt32 = 0
-    /// Publishers held back because this session's queue is full (`QueueFullPolicy.block`), in the order they
-    /// were held; released together once the queue has drained to half its limits.
-    var heldPublishers: [ClientConnection] = []
-
-    // Routing scratch, see `Broker.route`: the publish being routed and the highest QoS granted to it so far.
-    var routeEpoch: UInt64 = 0
+    /// The QoS flows and the queue; nil until the session first needs them.
+    var flows: SessionFlows?
+    /// `connection`'s raw value, or `noConnection` (a ConnectionID never has its top bit set): 8 bytes instead of
+    /// the 16 an optional takes.
+    private var connectionBits = Session.noConnection
+    /// Routing scratch, see `Broker.route`: the route that last matched this session and the highest QoS granted
+    /// to it so far.
+    var routeEpoch: UInt32 = 0
     var routeQoS: QoS = .atMostOnce
+    /// Clean-session sessions end with their connection [MQTT-3.1.2-6]; the others persist [MQTT-3.1.2-4].
+    let cleanSession: Bool
+    /// The driver reported the connection's unsent output over its high-water mark: every delivery waits in the
+    /// queue (where the limits and the queue-full policy apply) until it reports the output drained.
+    var outputBlocked = false
 
     init(clientID: String, serial: UInt64, cleanSession: Bool) {
         self.clientID = clientID
         self.serial = serial
         self.cleanSession = cleanSession
     }
+
+    /// The live connection, nil while a persistent session waits for its client.
+    var connection: ConnectionID? {
+        get { connectionBits == Session.noConnection ? nil : ConnectionID(rawValue: connectionBits) }
+        set { connectionBits = newValue?.rawValue ?? Session.noConnection }
+    }
+
+    /// `flows`, created if the session has none yet.
+    var activeFlows: SessionFlows {
+        if let flows { return flows }
+        let created = SessionFlows()
+        flows = created
+        return created
+    }
+
+    var queueIsEmpty: Bool { flows?.queue.isEmpty ?? true }
+    var inflightCount: Int { flows?.inflight.count ?? 0 }
+}
+
+/// A session's messages in motion: outbound QoS 1/2 flows, the queue, inbound QoS 2 ids, held publishers.
+final class SessionFlows {
+    /// Outbound QoS 1/2 deliveries holding a packet id.
+    var inflight = InflightWindow()
+    /// Deliveries waiting for window space, a congested connection or the client's return, in arrival order
+    /// [MQTT-4.6.0-5].
+    var queue = MessageQueue()
+    /// Inbound QoS 2 packet ids between PUBLISH and PUBREL (method B) [MQTT-4.3.3-2].
+    var inboundQoS2: Set<UInt16> = []
+    /// Publishers held back because this queue is full (`QueueFullPolicy.block`), in the order they were held,
+    /// and their connections' raw ids; released together once the queue has drained to half its limits.
+    var heldPublishers: [ClientConnection] = []
+    var heldPublisherIDs: Set<UInt64> = []
+    /// Set while deliveries are being dropped for a full queue, so the log says so once per episode.
+    var isDropping = false
+    /// Deliveries dropped in the current episode, logged when the queue has room again.
+    var droppedInEpisode: UInt32 = 0
 }
 
 /// A client id as the session table's key: compared and hashed by its UTF-8 bytes. Swift's `String ==` uses
@@ -59,7 +88,7 @@ struct ClientIDKey: Hashable {
             right.withUTF8 { rightBytes in
                 leftBytes.count == rightBytes.count
                     && (leftBytes.isEmpty
-                        || memcmpBytes(leftBytes.baseAddress, rightBytes.baseAddress, leftBytes.count))
+                        || bytesEqual(leftBytes.baseAddress, rightBytes.baseAddress, leftBytes.count))
             }
         }
     }
@@ -72,7 +101,7 @@ struct ClientIDKey: Hashable {
 
 /// Byte equality of two buffers of `count` bytes (the core imports no C library for memcmp).
 @inline(__always)
-private func memcmpBytes(_ left: UnsafePointer<UInt8>?, _ right: UnsafePointer<UInt8>?, _ count: Int) -> Bool {
+private func bytesEqual(_ left: UnsafePointer<UInt8>?, _ right: UnsafePointer<UInt8>?, _ count: Int) -> Bool {
     guard let left, let right else { return count == 0 }
     for index in 0..<count where left[index] != right[index] { return false }
     return true

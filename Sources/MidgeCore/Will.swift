@@ -4,14 +4,13 @@ import MQTTCodec
 extension Broker {
     /// Sends the Will to subscribers with its QoS, retained if its retain flag says so
     /// [MQTT-3.1.2-8][MQTT-3.1.2-16][MQTT-3.1.2-17].
-    func publishWill(_ will: Will, of client: ClientConnection, into actions: inout [Action]) {
+    func publishWill(_ will: Message, of client: ClientConnection, into actions: inout [Action]) {
         // Clients may not publish into `$SYS`; a Will is no way around that.
         guard !will.topic.isSysTopic else {
             log(.debug, "Will of client \(client.clientID) on \(will.topic) dropped: $SYS is reserved.")
             return
         }
-        let message = Message(topic: will.topic, payload: will.payload, qos: will.qos)
-        if will.retain { updateRetained(with: message) }
-        route(message, from: nil, into: &actions)
+        if client.willRetain { updateRetained(with: will) }
+        route(will, from: nil, into: &actions)
     }
 }

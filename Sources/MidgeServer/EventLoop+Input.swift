@@ -145,7 +145,7 @@ extension EventLoop {
     func scanHeldInput(_ connection: Connection) {
         var buffer = connection.input
         connection.input = []
-        var read = connection.heldScanned
+        var read = Int(connection.heldScanned)
         var write = read
         let limit = settings.maxRemainingLength
         buffer.withUnsafeMutableBytes { bytes in
@@ -168,7 +168,7 @@ extension EventLoop {
         }
         guard connection.state != .closing else { return }
         buffer.removeLast(read - write)
-        connection.heldScanned = write
+        connection.heldScanned = Int32(write)
         connection.input = buffer
         if connection.isHeld && !connection.heldInputFull && buffer.count >= settings.heldInputLimit {
             connection.heldInputFull = true

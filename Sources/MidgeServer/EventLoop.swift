@@ -134,6 +134,8 @@ final class EventLoop {
     /// Milliseconds until the earliest timer of this loop, rounded up so a deadline is never woken early
     /// into a busy spin; -1 when there is none.
     private func timeout() -> Int32 {
+        // Input released during the last turn's writes waits for no event: hand it on at once.
+        if !released.isEmpty { return 0 }
         var wakeAt = Int64.max
         if connectDeadlinesHead < connectDeadlines.count { wakeAt = connectDeadlines[connectDeadlinesHead].deadline }
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }

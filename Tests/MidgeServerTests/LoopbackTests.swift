@@ -1,5 +1,6 @@
 // The server end to end over loopback TCP with 3 event loops: cross-loop routing and ordering, takeover, closes.
 import Dispatch
+import Foundation
 import Glibc
 import MQTTCodec
 import MidgeCore
@@ -158,13 +159,12 @@ final class LoopbackTests: XCTestCase {
 
         let total = 200
         let filler = [UInt8](repeating: 0xCD, count: 256 * 1024)
-        let finished = DispatchSemaphore(value: 0)
+        let finished = DispatchGroup()
         let outcome = Mutex<String?>("publisher did not finish")
         // Only the background thread touches the publisher from here on.
         nonisolated(unsafe) let sender = publisher
         let messages = (0..<total).map { bytes($0) + filler }
-        DispatchQueue.global().async {
-            defer { finished.signal() }
+        onOwnThread(finished) {
             do {
                 // Blocks in write while the broker holds it: the send timeout is the bound.
                 for message in messages { try sender.publish("big", message) }
@@ -222,12 +222,61 @@ final class LoopbackTests: XCTestCase {
         XCTAssertEqual(running.server.droppedMessages, 0)
     }
 
-    /// The ordered cross-loop stream again, with `queue_full_policy block` and a queue so short that publishers
-    /// are held and released over and over.
-    func testOrderedStreamAcrossLoopsWithPublishersHeldAndReleased() throws {
+    /// [MQTT-4.6.0-6] with `queue_full_policy block` and a queue so short that the publisher is held and released
+    /// over and over: subscribers on every loop get the whole stream in order. Every client runs on its own thread,
+    /// as real ones do: under `block` a publisher waits for its slowest subscriber, so one thread serving all of
+    /// them in turn would wait for itself.
+    func testOrderedStreamAcrossLoopsWithThePublisherHeldAndReleased() throws {
         let running = try RunningServer(config: "queue_full_policy block\nmax_queued_messages 4\n")
         defer { running.stop() }
-        try assertOrderedStream(running)
+        var subscribers: [TestClient] = []
+        var loops: Set<Int> = []
+        for _ in 0..<3 {
+            let (client, loop) = try running.client(onLoopOtherThan: loops)
+            loops.insert(loop)
+            try client.connect("sub\(loop)")
+            try client.subscribe("seq", qos: .atLeastOnce)
+            subscribers.append(client)
+        }
+        let publisher = try TestClient(port: running.port)
+        try publisher.connect("pub")
+        let total = 3000
+        var wire: [UInt8] = []
+        for sequence in 0..<total {
+            let publish = Publish(
+                topic: TopicName("seq")!, payload: bytes(sequence), qos: .atLeastOnce,
+                packetID: PacketID(UInt16(sequence % 60_000 + 1)))
+            Packet.publish(publish).encode(into: &wire)
+        }
+        let outcomes = Mutex<[String]>([])
+        let group = DispatchGroup()
+        nonisolated(unsafe) let sender = publisher
+        let stream = wire
+        onOwnThread(group) {
+            do {
+                try sender.send(stream)
+                for _ in 0..<total {
+                    guard case .puback = try sender.receive() else { throw TestError("expected PUBACK") }
+                }
+            } catch {
+                outcomes.withLock { $0.append("publisher: \(error)") }
+            }
+        }
+        for (position, subscriber) in subscribers.enumerated() {
+            nonisolated(unsafe) let reader = subscriber
+            onOwnThread(group) {
+                do {
+                    for sequence in 0..<total {
+                        let received = try reader.receivePublish().payload.reduce(0) { $0 << 8 | Int($1) }
+                        guard received == sequence else { throw TestError("got \(received), expected \(sequence)") }
+                    }
+                } catch {
+                    outcomes.withLock { $0.append("subscriber \(position): \(error)") }
+                }
+            }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        XCTAssertEqual(outcomes.withLock { $0 }, [])
         XCTAssertNotNil(running.log.waitForLine { $0.contains("is full; holding back the clients publishing to it") })
     }
 
@@ -459,4 +508,14 @@ final class LoopbackTests: XCTestCase {
         XCTAssertEqual(running.server.connectionCount, 0)
         XCTAssertEqual(running.log.all.filter { $0.hasSuffix("disconnected: server shutting down.") }.count, 3)
     }
+}
+
+/// Runs a blocking client on a thread of its own, as part of `group`. (GCD's pool, sized to the cores, hands a
+/// blocked worker's successor a thread only after a delay, which stalled these tests for seconds.)
+private func onOwnThread(_ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+    group.enter()
+    Thread {
+        body()
+        group.leave()
+    }.start()
 }

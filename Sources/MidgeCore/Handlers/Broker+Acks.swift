@@ -5,40 +5,39 @@ extension Broker {
     /// Completes an outbound QoS 1 delivery; the freed slot goes to the next queued message.
     func handlePuback(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
-        guard let entry = session.inflight[id], entry.state == .awaitingPuback else {
+        guard let flows = session.flows, let entry = flows.inflight[id], entry.state == .awaitingPuback else {
             ignoreAck("PUBACK", id, client)
             return
         }
-        session.inflight.remove(id)
+        flows.inflight.remove(id)
         pump(session, into: &actions)
     }
 
     /// Outbound QoS 2, step two: answer with PUBREL, same id [MQTT-4.3.3-1], in PUBREC order [MQTT-4.6.0-4].
     /// A repeated PUBREC gets the PUBREL again.
     func handlePubrec(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
-        let session = client.session
-        guard let entry = session.inflight[id], entry.state != .awaitingPuback else {
+        guard let flows = client.session.flows, let entry = flows.inflight[id], entry.state != .awaitingPuback else {
             ignoreAck("PUBREC", id, client)
             return
         }
-        if entry.state == .awaitingPubrec { session.inflight.markReleased(id) }
+        if entry.state == .awaitingPubrec { flows.inflight.markReleased(id) }
         actions.append(.send(client.id, .control(.pubrel(id))))
     }
 
     /// Inbound QoS 2, last step: forget the id and answer PUBCOMP, also for ids not known [MQTT-4.3.3-2].
     func handlePubrel(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
-        client.session.inboundQoS2.remove(id.rawValue)
+        client.session.flows?.inboundQoS2.remove(id.rawValue)
         actions.append(.send(client.id, .control(.pubcomp(id))))
     }
 
     /// Completes an outbound QoS 2 delivery.
     func handlePubcomp(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
-        guard let entry = session.inflight[id], entry.state == .awaitingPubcomp else {
+        guard let flows = session.flows, let entry = flows.inflight[id], entry.state == .awaitingPubcomp else {
             ignoreAck("PUBCOMP", id, client)
             return
         }
-        session.inflight.remove(id)
+        flows.inflight.remove(id)
         pump(session, into: &actions)
     }
 

@@ -20,7 +20,7 @@ extension Broker {
             guard let id = publish.packetID else { return }
             // Method B: route now, remember the id until PUBREL; a repeat is answered but not routed again
             // [MQTT-4.3.3-2].
-            if session.inboundQoS2.insert(id.rawValue).inserted {
+            if session.activeFlows.inboundQoS2.insert(id.rawValue).inserted {
                 accept(publish, from: client, into: &actions)
             }
             actions.append(.send(client.id, .control(.pubrec(id))))  // [MQTT-4.6.0-3]
