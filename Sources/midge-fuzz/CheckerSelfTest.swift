@@ -130,7 +130,7 @@ enum CheckerSelfTest {
                 let now = MonotonicTime(nanoseconds: 1_000_000_000_000 + step.at)
                 let before = checker.findings.count
                 checker.willHandle(step.event, now: now)
-                checker.check(step.actions, after: step.event, now: now)
+                checker.check(step.actions, [], after: step.event, now: now)
                 let reported = checker.findings.count > before
                 if index < steps.count - 1 && reported {
                     failed.append("\(name): step \(index) reported \(checker.findings[before])")

@@ -20,6 +20,13 @@ final class CoreChecker {
         var will: Will?
         var unacknowledged: [UInt16: OutboundState] = [:]
         var lastPacket: MonotonicTime
+        /// The driver said its output is backed up: deliveries must wait in the session queue.
+        var congested = false
+        /// The core asked the driver to stop reading this publisher (`ReadingChange.pause`).
+        var held = false
+        /// Held at some point: the core may count a held client's silence as life, so its keepalive deadline is
+        /// only known to be no earlier than the model's.
+        var everHeld = false
 
         var keepaliveDeadline: MonotonicTime? {
             guard connect.keepAlive > 0 else { return nil }
@@ -93,6 +100,26 @@ final class CoreChecker {
         switch event {
         case .tick:
             return
+        case .congested(let connection):
+            guard var model = models[connection], !model.closed else {
+                mustBeIgnored = true
+                return
+            }
+            model.congested = true
+            models[connection] = model
+        case .drained(let connection):
+            guard var model = models[connection], !model.closed else {
+                mustBeIgnored = true
+                return
+            }
+            model.congested = false
+            source = connection
+            models[connection] = model
+        case .published(let message, let retain):
+            live.insert(MessageKey(topic: message.topic.bytes, payload: message.payload))
+            if retain && !message.payload.isEmpty {
+                everRetained.insert(MessageKey(topic: message.topic.bytes, payload: message.payload))
+            }
         case .closed(let connection, _):
             guard var model = models[connection], !model.closed else {
                 mustBeIgnored = true
@@ -171,11 +198,12 @@ final class CoreChecker {
 
     // MARK: The actions
 
-    func check(_ actions: [Action], after event: CoreEvent, now: MonotonicTime) {
+    func check(_ actions: [Action], _ changes: [ReadingChange], after event: CoreEvent, now: MonotonicTime) {
         if mustBeIgnored {
             if let action = actions.first {
                 fail("event for an ended connection produced \(CoreChecker.describe(action))")
             }
+            if let change = changes.first { fail("event for an ended connection produced \(change)") }
             return
         }
         for action in actions {
@@ -185,6 +213,29 @@ final class CoreChecker {
             }
         }
         checkBatchEnd()
+        for change in changes { checkReadingChange(change) }
+    }
+
+    /// Holds come only with `queue_full_policy block`, for open connections, and every resume ends a pause.
+    private func checkReadingChange(_ change: ReadingChange) {
+        guard configuration.queueFullPolicy == .block else {
+            fail("\(change) with queue_full_policy drop")
+            return
+        }
+        guard var model = models[change.connection], !model.closed else {
+            fail("\(change) of a connection that is not open")
+            return
+        }
+        switch change {
+        case .pause:
+            if model.held { fail("\(change) of a connection already held") }
+            model.held = true
+            model.everHeld = true
+        case .resume:
+            if !model.held { fail("\(change) of a connection not held") }
+            model.held = false
+        }
+        models[change.connection] = model
     }
 
     private func checkSend(_ packet: OutboundPacket, to connection: ConnectionID) {
@@ -291,6 +342,7 @@ final class CoreChecker {
         if delivery.qos == .atMostOnce && delivery.dup { fail("QoS 0 PUBLISH with DUP [MQTT-3.3.1-2]") }
         let resuming = opening && connection == source
         if delivery.dup && !resuming { fail("PUBLISH with DUP=1 outside a session resume [MQTT-3.3.1-1]") }
+        if model.congested { fail("PUBLISH to \(connection) while its output is congested") }
         if let id = delivery.packetID {
             if let state = model.unacknowledged[id.rawValue] {
                 fail("packet id \(id) reused to \(connection) while \(state) [MQTT-2.3.1-2]")
@@ -298,13 +350,13 @@ final class CoreChecker {
             model.unacknowledged[id.rawValue] = delivery.qos == .exactlyOnce ? .awaitingPubrec : .awaitingPuback
             checkWindow(model, connection)
         }
-        // The client's own SUBSCRIBE, CONNECT or acknowledgement may release queued, retained or resent messages;
-        // everything else only forwards what this batch published.
+        // The client's own SUBSCRIBE, CONNECT, acknowledgement or drained output may release queued, retained or
+        // resent messages; everything else only forwards what this batch published.
         var releasesQueue = false
-        if connection == source, case .packet(_, let packet) = event {
-            switch packet {
-            case .subscribe, .puback, .pubcomp: releasesQueue = true
-            case .connect: releasesQueue = opening
+        if connection == source {
+            switch event {
+            case .packet(_, .subscribe), .packet(_, .puback), .packet(_, .pubcomp), .drained: releasesQueue = true
+            case .packet(_, .connect): releasesQueue = opening
             default: break
             }
         }
@@ -395,12 +447,12 @@ final class CoreChecker {
         switch event {
         case .tick:
             // Every connection past 1.5 × its keepalive is closed by the tick that sees it [MQTT-3.1.2-24].
-            for (connection, model) in models where !model.closed {
+            for (connection, model) in models where !model.closed && !model.everHeld {
                 if let deadline = model.keepaliveDeadline, deadline <= now {
                     fail("\(connection) silent past its keepalive deadline was not closed [MQTT-3.1.2-24]")
                 }
             }
-        case .closed:
+        case .closed, .congested, .drained, .published:
             break
         case .packet(let connection, let packet):
             guard let model = models[connection], source == connection else { return }
@@ -472,6 +524,11 @@ final class CoreChecker {
         case .packet(let connection, let packet): "\(describe(packet)) from \(connection)"
         case .closed(let connection, let reason): "\(connection) ended: \(reason)"
         case .tick: "tick"
+        case .congested(let connection): "output of \(connection) congested"
+        case .drained(let connection): "output of \(connection) drained"
+        case .published(let message, let retain):
+            "broker publishes \(message.topic) q\(message.qos.rawValue)\(retain ? " retain" : "") "
+                + "[\(message.payload.count) B]"
         }
     }
 

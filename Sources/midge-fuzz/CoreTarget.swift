@@ -5,13 +5,16 @@ import MidgeCore
 /// Turns an input into a session with a `Broker` and hands every event and its actions to `CoreChecker`.
 ///
 /// Input layout (every byte is meaningful, so mutations stay valid inputs):
-/// - byte 0 picks the configuration, one setting per bit (see `configuration(from:)`);
+/// - bytes 0 and 1 pick the configuration, one setting per bit (see `configuration(from:_:)`);
 /// - then records, each starting with a control byte `c`. Bits 5-7 of `c` advance the fake clock
 ///   (`timeSteps`) before the record; bits 0-1 say what it is:
 ///   - 0, 1, 2: bytes for that client slot: one length byte `n`, then `n` bytes, as one read from the socket.
 ///     They are framed with the slot's leftover bytes exactly as the event loop frames a read;
-///   - 3: an event, chosen by the next byte `e`: even → `tick`; odd → the connection in slot `(e >> 1) & 3` ends
-///     (3 counts as 0) with reason `(e >> 3) & 3` of `closeReasons` (EOF, socket error, shutdown, malformed).
+///   - 3: an event, chosen by the next byte `e`:
+///     - odd: the connection in slot `(e >> 1) & 3` (3 counts as 0) ends with reason `(e >> 3) & 3` of
+///       `closeReasons` (EOF, socket error, shutdown, malformed);
+///     - even, by `(e >> 1) & 7`: 0-3 `tick`; 4 the output of slot `(e >> 4) % 3` is congested, 5 drained;
+///       6 the broker publishes on topic `systemTopics[(e >> 4) & 7]` retained, 7 not retained.
 /// After the last record the clock jumps past every keepalive, the broker ticks, and the remaining connections
 /// end with a shutdown, so every Will and keepalive path runs.
 enum CoreTarget {
@@ -22,11 +25,14 @@ enum CoreTarget {
     static let closeReasons: [CloseReason] = [
         .endOfStream, .connectionLost("Connection reset by peer"), .serverShutdown, .protocolError("fuzz"),
     ]
+    /// Topics of the broker's own messages: `$SYS`, and names the seeds subscribe to. The last one publishes an
+    /// empty payload, which deletes a retained message.
+    static let systemTopics = ["$SYS/broker/uptime", "a/b", "w", "r/x", "q/1", "f", "$SYS/x", "a/b"]
 
     static func run(_ input: UnsafeRawBufferPointer, trace: Bool = false) -> [String] {
-        guard let first = input.first else { return [] }
-        let harness = CoreHarness(configuration: configuration(from: first), trace: trace)
-        var offset = 1
+        guard input.count >= 2 else { return [] }
+        let harness = CoreHarness(configuration: configuration(from: input[0], input[1]), trace: trace)
+        var offset = 2
         while offset < input.count {
             let control = input[offset]
             offset += 1
@@ -39,18 +45,37 @@ enum CoreTarget {
                 let end = min(input.count, offset + Int(argument))
                 harness.receive(UnsafeRawBufferPointer(rebasing: input[offset..<end]), slot: kind)
                 offset = end
-            } else if argument & 1 == 0 {
-                harness.tick()
             } else {
-                harness.end(slot: Int((argument >> 1) & 0x03) % 3, reason: closeReasons[Int(argument >> 3) & 0x03])
+                event(argument, harness)
             }
         }
         harness.finish()
         return harness.checker.findings
     }
 
-    /// Small windows and queues make the queueing, dropping and resending paths reachable in a short input.
-    static func configuration(from byte: UInt8) -> BrokerConfiguration {
+    private static func event(_ argument: UInt8, _ harness: CoreHarness) {
+        if argument & 1 != 0 {
+            harness.end(slot: Int((argument >> 1) & 0x03) % 3, reason: closeReasons[Int(argument >> 3) & 0x03])
+            return
+        }
+        let slot = Int(argument >> 4) % 3
+        switch (argument >> 1) & 0x07 {
+        case 4: harness.outputCongested(slot: slot)
+        case 5: harness.outputDrained(slot: slot)
+        case 6, 7:
+            let index = Int(argument >> 4) & 0x07
+            guard let topic = TopicName(systemTopics[index]) else { return }
+            let payload = index == systemTopics.count - 1 ? [] : [argument]
+            harness.publish(
+                Message(topic: topic, payload: payload, qos: QoS(rawValue: argument >> 7) ?? .atMostOnce),
+                retain: (argument >> 1) & 0x07 == 6)
+        default: harness.tick()
+        }
+    }
+
+    /// Small windows and queues make the queueing, dropping, holding and resending paths reachable in a short
+    /// input.
+    static func configuration(from byte: UInt8, _ second: UInt8) -> BrokerConfiguration {
         var configuration = BrokerConfiguration()
         if byte & 0x01 != 0 { configuration.maxInflightMessages = 2 }
         if byte & 0x02 != 0 {
@@ -66,13 +91,17 @@ enum CoreTarget {
             configuration.maxClientIDLength = 23
         }
         if byte & 0x80 != 0 { configuration.allowAnonymous = false }
+        if second & 0x01 != 0 { configuration.queueFullPolicy = .block }
+        if second & 0x02 != 0 { configuration.maxInflightMessages = 0 }  // no limit but the id space
+        if second & 0x04 != 0 { configuration.maxQueuedMessages = 0 }  // bytes only, when byte 0 set them
         return configuration
     }
 }
 
-/// The server's side of the conversation, without sockets: framing per connection, the CONNECT-first rule, and
-/// reporting closes, as the event loop does. Connection ids are never reused; a slot gets a fresh one whenever
-/// its connection ends, like a client reconnecting.
+/// The server's side of the conversation, without sockets: framing per connection, the CONNECT-first rule,
+/// holding a publisher's input while the core asks it to, and reporting closes, as the event loop does.
+/// Connection ids are never reused; a slot gets a fresh one whenever its connection ends, like a client
+/// reconnecting.
 final class CoreHarness {
     enum Phase {
         /// Nothing reached the core yet; the driver alone judges the first packet [MQTT-3.1.0-1].
@@ -81,13 +110,23 @@ final class CoreHarness {
         case reachedCore
     }
 
+    /// Input that waits while the core holds the connection (`ReadingChange.pause`): packets, or the decode error
+    /// that ends the connection once they are released.
+    enum HeldInput {
+        case packet(Packet)
+        case failure(DecodeError)
+    }
+
     struct Slot {
         var connection: ConnectionID
         var phase: Phase = .awaitingConnect
-        /// Bytes of an incomplete frame carried to the next read, like the event loop's `partial`.
+        /// Bytes of an incomplete frame carried to the next read, like the event loop's `input`.
         var partial: [UInt8] = []
         /// The core closed the connection during the current read.
         var closedByCore = false
+        /// The core holds this publisher: only acknowledgements and PINGREQ reach it, the rest waits in order.
+        var held = false
+        var heldInput: [HeldInput] = []
     }
 
     let broker: Broker
@@ -98,6 +137,8 @@ final class CoreHarness {
     var nextSerial: UInt64 = 1
     /// Starts well above zero so that no deadline computation sees a negative or zero time.
     var now = MonotonicTime(nanoseconds: 1_000_000_000_000)
+    /// Slots the core released, whose held input is handed on once the current call returns.
+    private var released: [Int] = []
 
     init(configuration: BrokerConfiguration, trace: Bool) {
         self.trace = trace
@@ -124,20 +165,35 @@ final class CoreHarness {
         slots[slot] = Slot(connection: freshConnection())
     }
 
+    /// Acknowledgements complete the client's own outbound flows and PINGREQ keeps it alive, so they pass a hold.
+    private static func passesHold(_ packet: Packet) -> Bool {
+        switch packet {
+        case .puback, .pubrec, .pubcomp, .pingreq: true
+        default: false
+        }
+    }
+
+    // MARK: Events from the input
+
     /// One read's worth of bytes for the slot's connection.
     func receive(_ chunk: UnsafeRawBufferPointer, slot: Int) {
+        defer { handReleasedInput() }
         var bytes = slots[slot].partial
         bytes.append(contentsOf: chunk)
         slots[slot].partial = []
         var offset = 0
         while offset < bytes.count {
-            let result = bytes.withUnsafeBytes { decode(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
-            switch result {
+            switch bytes.withUnsafeBytes({ decode(UnsafeRawBufferPointer(rebasing: $0[offset...])) }) {
             case .success(nil):
                 slots[slot].partial = Array(bytes[offset...])
                 finishRead(slot)
                 return
             case .failure(let error):
+                if slots[slot].held && !slots[slot].closedByCore {
+                    // The server keeps held bytes undecoded; the error surfaces when they are released.
+                    slots[slot].heldInput.append(.failure(error))
+                    return
+                }
                 decodeFailed(slot, error)
                 return
             case .success(let .some((packet, consumed))):
@@ -152,13 +208,61 @@ final class CoreHarness {
                     }
                     slots[slot].phase = .reachedCore
                 }
+                if slots[slot].held && !slots[slot].closedByCore && !Self.passesHold(packet) {
+                    slots[slot].heldInput.append(.packet(packet))
+                    continue
+                }
                 // Packets after the core's `.close` still go to it: with several event loops, packets decoded
                 // from the same read reach the core after it closed the connection, and it must ignore them.
-                handle(packet, slot: slot)
+                report(.packet(slots[slot].connection, packet), slot: slot)
             }
         }
         finishRead(slot)
     }
+
+    func tick() {
+        report(.tick, slot: nil)
+        handReleasedInput()
+    }
+
+    /// The peer went away, or the driver gave up on the connection. At EOF, what the client sent before closing
+    /// is handed on first, held or not, as the event loop does.
+    func end(slot: Int, reason: CloseReason) {
+        let connection = slots[slot].connection
+        if reason == .endOfStream {
+            while slots[slot].connection == connection && !slots[slot].heldInput.isEmpty {
+                handOn(slots[slot].heldInput.removeFirst(), slot: slot)
+            }
+        }
+        if slots[slot].connection == connection && slots[slot].phase == .reachedCore && !slots[slot].closedByCore {
+            report(.closed(connection, reason), slot: slot)
+        }
+        if slots[slot].connection == connection { renew(slot) }
+        handReleasedInput()
+    }
+
+    func outputCongested(slot: Int) {
+        report(.congested(slots[slot].connection), slot: slot)
+    }
+
+    func outputDrained(slot: Int) {
+        report(.drained(slots[slot].connection), slot: slot)
+        handReleasedInput()
+    }
+
+    func publish(_ message: Message, retain: Bool) {
+        report(.published(message, retain: retain), slot: nil)
+        handReleasedInput()
+    }
+
+    /// Past every keepalive deadline, then shutdown: every Will and timeout path gets its turn.
+    func finish() {
+        advance(nanoseconds: 100_000 * 1_000_000_000)
+        tick()
+        for slot in slots.indices { end(slot: slot, reason: .serverShutdown) }
+    }
+
+    // MARK: Framing
 
     private func decode(_ bytes: UnsafeRawBufferPointer) -> Result<(packet: Packet, consumed: Int)?, DecodeError> {
         do {
@@ -184,28 +288,40 @@ final class CoreHarness {
         renew(slot)
     }
 
-    private func handle(_ packet: Packet, slot: Int) {
-        report(.packet(slots[slot].connection, packet), slot: slot)
-    }
-
-    func tick() {
-        report(.tick, slot: nil)
-    }
-
-    /// The peer went away, or the driver gave up on the connection.
-    func end(slot: Int, reason: CloseReason) {
-        if slots[slot].phase == .reachedCore && !slots[slot].closedByCore {
-            report(.closed(slots[slot].connection, reason), slot: slot)
+    private func handOn(_ input: HeldInput, slot: Int) {
+        switch input {
+        case .packet(let packet): report(.packet(slots[slot].connection, packet), slot: slot)
+        case .failure(let error): decodeFailed(slot, error)
         }
-        renew(slot)
     }
 
-    /// Past every keepalive deadline, then shutdown: every Will and timeout path gets its turn.
-    func finish() {
-        advance(nanoseconds: 100_000 * 1_000_000_000)
-        tick()
-        for slot in slots.indices { end(slot: slot, reason: .serverShutdown) }
+    /// Released slots get their held input in order until the core holds them again; then the acknowledgements
+    /// and PINGREQs among what is left pass, and the rest waits for the next release.
+    private func handReleasedInput() {
+        while !released.isEmpty {
+            let slot = released.removeFirst()
+            let connection = slots[slot].connection
+            while slots[slot].connection == connection && !slots[slot].held && !slots[slot].heldInput.isEmpty {
+                handOn(slots[slot].heldInput.removeFirst(), slot: slot)
+            }
+            guard slots[slot].connection == connection && slots[slot].held else { continue }
+            var waiting = slots[slot].heldInput
+            slots[slot].heldInput = []
+            while !waiting.isEmpty && slots[slot].connection == connection {
+                let input = waiting.removeFirst()
+                if case .packet(let packet) = input, Self.passesHold(packet) {
+                    report(.packet(connection, packet), slot: slot)
+                } else {
+                    slots[slot].heldInput.append(input)
+                }
+                if case .failure = input { break }
+            }
+            if slots[slot].connection == connection { slots[slot].heldInput += waiting }
+        }
+        for index in slots.indices where slots[index].closedByCore { renew(index) }
     }
+
+    // MARK: The core
 
     private func report(_ event: CoreEvent, slot: Int?) {
         var actions: [Action] = []
@@ -218,15 +334,35 @@ final class CoreHarness {
             broker.connectionClosed(connection, reason: reason, now: now, into: &actions)
         case .tick:
             broker.tick(now: now, into: &actions)
+        case .congested(let connection):
+            broker.outputCongested(connection)
+        case .drained(let connection):
+            broker.outputDrained(connection, now: now, into: &actions)
+        case .published(let message, let retain):
+            broker.publish(message, retain: retain, into: &actions)
         }
+        var changes: [ReadingChange] = []
+        broker.takeReadingChanges(into: &changes)
         if trace {
             print("t=\(now.nanoseconds / 1_000_000)ms \(CoreChecker.describe(event))")
             for action in actions { print("    \(CoreChecker.describe(action))") }
+            for change in changes { print("    \(change)") }
         }
-        checker.check(actions, after: event, now: now)
+        checker.check(actions, changes, after: event, now: now)
         for case .close(let connection, _) in actions {
             for index in slots.indices where slots[index].connection == connection {
                 slots[index].closedByCore = true
+            }
+        }
+        for change in changes {
+            for index in slots.indices where slots[index].connection == change.connection {
+                switch change {
+                case .pause:
+                    slots[index].held = true
+                case .resume:
+                    slots[index].held = false
+                    released.append(index)
+                }
             }
         }
         // A connection the core closed outside one of its reads (keepalive, takeover) is gone before the next one.
@@ -245,4 +381,7 @@ enum CoreEvent {
     case packet(ConnectionID, Packet)
     case closed(ConnectionID, CloseReason)
     case tick
+    case congested(ConnectionID)
+    case drained(ConnectionID)
+    case published(Message, retain: Bool)
 }

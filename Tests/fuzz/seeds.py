@@ -202,14 +202,17 @@ MALFORMED = {
 # Core seeds: a configuration byte, then records (see CoreTarget.swift)
 
 STEP = {0: 0, "1ms": 1, "100ms": 2, "1s": 3, "10s": 4, "45s": 5, "100s": 6, "10000s": 7}
+# Configuration byte 0, then byte 1.
 INFLIGHT_2, SMALL_QUEUE, QUEUE_QOS0, MAX_QOS_1, NO_RETAIN, NO_EMPTY_ID, MAX_KEEPALIVE_60, NO_ANONYMOUS = (
     1 << i for i in range(8))
+BLOCK, UNLIMITED_INFLIGHT, QUEUE_BYTES_ONLY = (1 << i for i in range(3))
 EOF_, SOCKET_ERROR, SHUTDOWN, MALFORMED_CLOSE = range(4)
+SYSTEM_TOPICS = ["$SYS/broker/uptime", "a/b", "w", "r/x", "q/1", "f", "$SYS/x", "a/b (delete)"]
 
 
 class Session:
-    def __init__(self, config=0):
-        self.out = bytearray([config])
+    def __init__(self, config=0, config2=0):
+        self.out = bytearray([config, config2])
 
     def send(self, slot, data, step=0):
         """Bytes from a client: one record per 255 bytes, as successive reads."""
@@ -227,6 +230,20 @@ class Session:
 
     def end(self, slot, reason=EOF_, step=0):
         self.out += bytes([(STEP[step] << 5) | 3, 0x01 | (slot << 1) | (reason << 3)])
+        return self
+
+    def congested(self, slot, step=0):
+        self.out += bytes([(STEP[step] << 5) | 3, (4 << 1) | (slot << 4)])
+        return self
+
+    def drained(self, slot, step=0):
+        self.out += bytes([(STEP[step] << 5) | 3, (5 << 1) | (slot << 4)])
+        return self
+
+    def system_publish(self, topic_index, retain, qos1=False, step=0):
+        """The broker's own message; the payload is the event byte, empty for the last topic."""
+        kind = 6 if retain else 7
+        self.out += bytes([(STEP[step] << 5) | 3, (kind << 1) | (topic_index << 4) | (0x80 if qos1 else 0)])
         return self
 
 
@@ -314,7 +331,8 @@ def core_sessions():
         .send(0, connect("fine", keepalive=60, user="u", password=b"p") + subscribe(1, ("#", 2))))
 
     # Reads split inside frames and several frames per read, including packets after DISCONNECT.
-    stream = connect("split", will=("s/w", b"w", 2, True)) + subscribe(1, ("s/#", 2)) + publish("s/a", "1", qos=1, pid=1)
+    stream = (connect("split", will=("s/w", b"w", 2, True)) + subscribe(1, ("s/#", 2))
+              + publish("s/a", "1", qos=1, pid=1))
     sessions["split-reads"] = (Session()
         .send(0, stream[:3])
         .send(0, stream[3:17])
@@ -325,7 +343,8 @@ def core_sessions():
     # $SYS is not for clients; overlapping subscriptions get one delivery at the best QoS; empty client ids.
     sessions["sys-overlap-empty-id"] = (Session(NO_RETAIN)
         .send(0, connect("") + subscribe(1, ("a/#", 0), ("a/+", 1), ("#", 2), ("$SYS/#", 2), ("+/b", 1)))
-        .send(1, connect("", will=("a/b", b"will", 2, True)) + publish("$SYS/x", "no") + publish("a/b", "yes", qos=2, pid=4)
+        .send(1, connect("", will=("a/b", b"will", 2, True)) + publish("$SYS/x", "no")
+              + publish("a/b", "yes", qos=2, pid=4)
               + publish("a/b", "r", retain=True))
         .end(1, MALFORMED_CLOSE)
         .send(0, ack("pubrec", 1) + ack("pubrec", 1) + ack("pubcomp", 1) + ack("puback", 7) + ack("pubcomp", 9)))
@@ -336,6 +355,50 @@ def core_sessions():
         many.send(1, publish("n", str(i), qos=1, pid=i))
     many.send(0, b"".join(ack("puback", i) for i in range(6, 0, -1)))
     sessions["id-rotation"] = many
+
+    # queue_full_policy block: a full queue holds its publisher, whose PUBLISHes wait while its acks pass.
+    sessions["block-hold-release"] = (Session(INFLIGHT_2 | SMALL_QUEUE, BLOCK)
+        .send(0, connect("slow") + subscribe(1, ("f", 1)))
+        .send(1, connect("fast") + subscribe(1, ("back", 1)))
+        .send(2, connect("other") + publish("back", "b", qos=1, pid=1))
+        .send(1, b"".join(publish("f", bytes([i]) * 8, qos=1, pid=i + 1) for i in range(8))
+              + ack("puback", 1) + PINGREQ)
+        .send(1, publish("f", "late", qos=1, pid=20) + DISCONNECT)
+        .send(0, ack("puback", 1) + ack("puback", 2))
+        .send(0, ack("puback", 3) + ack("puback", 4) + ack("puback", 5) + ack("puback", 6))
+        .tick(step="100s"))
+
+    # A held publisher that closes: what it sent before EOF is handed on first.
+    sessions["block-eof"] = (Session(SMALL_QUEUE | INFLIGHT_2, BLOCK)
+        .send(0, connect("slow") + subscribe(1, ("f", 2)))
+        .send(1, connect("fast", will=("f", b"will", 1, False))
+              + b"".join(publish("f", "x", qos=2, pid=i) for i in range(1, 9))
+              + DISCONNECT)
+        .end(1, EOF_)
+        .send(0, ack("pubrec", 1) + ack("pubcomp", 1) + ack("pubrec", 2) + ack("pubcomp", 2)))
+
+    # Congested output: deliveries, QoS 0 included, wait in the queue until the output drains.
+    sessions["congestion"] = (Session(SMALL_QUEUE, QUEUE_BYTES_ONLY)
+        .send(0, connect("sub") + subscribe(1, ("#", 1)))
+        .send(1, connect("pub"))
+        .congested(0)
+        .send(1, publish("c/0", "zero") + publish("c/1", "one", qos=1, pid=1) + publish("c/2", "x" * 70, qos=1, pid=2))
+        .drained(0)
+        .congested(0)
+        .congested(2)
+        .send(0, ack("puback", 1))
+        .drained(0)
+        .drained(1))
+
+    # The broker's own messages: $SYS, retained and deleted, at QoS 0 and 1.
+    sessions["system-publish"] = (Session(0, UNLIMITED_INFLIGHT)
+        .send(0, connect("sys") + subscribe(1, ("$SYS/#", 1), ("a/#", 2), ("w", 0)))
+        .system_publish(0, retain=True)
+        .system_publish(1, retain=True, qos1=True)
+        .system_publish(2, retain=False)
+        .send(1, connect("late") + subscribe(1, ("#", 2), ("$SYS/#", 0)))
+        .system_publish(7, retain=True)
+        .send(2, connect("later") + subscribe(1, ("a/b", 1))))
 
     return {name: bytes(session.out) for name, session in sessions.items()}
 
