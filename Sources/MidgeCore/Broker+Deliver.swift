@@ -11,9 +11,34 @@ extension Broker {
     /// Fans a message out to every session with a matching subscription, online or not [MQTT-4.5.0-1].
     /// A session with several matching filters gets one delivery at the highest granted QoS [MQTT-3.3.5-1].
     /// No allocation per message beyond the actions: sessions are de-duplicated by stamping them with the
-    /// route's epoch and collected in a scratch array that keeps its capacity between messages.
+    /// route's epoch and collected in a list that keeps its capacity between messages. A publisher remembers the
+    /// list for its topic: its next PUBLISH to the same topic, with no subscription changed since, skips the walk.
     /// `publisher` is the client it came from, held back if it overfills a queue under `QueueFullPolicy.block`.
     func route(_ message: Message, from publisher: ClientConnection?, into actions: inout [Action]) {
+        if let cache = publisher?.routeCache, cache.version == subscriptionTrie.version, cache.topic == message.topic {
+            deliver(message, to: cache.targets, from: publisher, into: &actions)
+            return
+        }
+        var targets: [RouteTarget] = []
+        if let cache = publisher?.routeCache { swap(&targets, &cache.targets) } else { swap(&targets, &routeScratch) }
+        targets.removeAll(keepingCapacity: true)
+        collectTargets(of: message.topic, into: &targets)
+        deliver(message, to: targets, from: publisher, into: &actions)
+        if let publisher {
+            if let cache = publisher.routeCache {
+                cache.topic = message.topic
+                cache.version = subscriptionTrie.version
+                swap(&targets, &cache.targets)
+            } else {
+                publisher.routeCache = RouteCache(topic: message.topic, version: subscriptionTrie.version, targets: targets)
+            }
+        } else {
+            swap(&targets, &routeScratch)
+        }
+    }
+
+    /// Walks the trie once, appending each matching session once with the highest QoS its filters grant.
+    private func collectTargets(of topic: TopicName, into targets: inout [RouteTarget]) {
         routeEpoch &+= 1
         if routeEpoch == 0 {
             // 32-bit stamps keep sessions small; when they wrap, every stamp is reset so none looks current.
@@ -21,22 +46,29 @@ extension Broker {
             routeEpoch = 1
         }
         let epoch = routeEpoch
-        var matched = routeScratch
-        routeScratch = []
-        subscriptionTrie.forEachMatch(message.topic) { subscriber in
+        subscriptionTrie.forEachMatch(topic) { subscriber in
             subscriber.session._withUnsafeGuaranteedRef { session in
                 if session.routeEpoch != epoch {
                     session.routeEpoch = epoch
                     session.routeQoS = subscriber.qos
-                    matched.append(subscriber.session)
+                    targets.append(RouteTarget(session: subscriber.session, qos: subscriber.qos))
                 } else if subscriber.qos > session.routeQoS {
                     session.routeQoS = subscriber.qos
                 }
             }
         }
+        // A session matched by several filters was listed at its first; it gets the highest grant.
+        for index in targets.indices {
+            targets[index].qos = targets[index].session._withUnsafeGuaranteedRef { $0.routeQoS }
+        }
+    }
+
+    private func deliver(
+        _ message: Message, to targets: [RouteTarget], from publisher: ClientConnection?, into actions: inout [Action]
+    ) {
         let checksDeliveries = accessControl.checksDeliveries
-        for reference in matched {
-            reference._withUnsafeGuaranteedRef { session in
+        for target in targets {
+            target.session._withUnsafeGuaranteedRef { session in
                 if checksDeliveries
                     && !accessControl.mayReceive(
                         clientID: session.clientID, username: session.username, topic: message.topic)
@@ -45,12 +77,10 @@ extension Broker {
                 }
                 // Live forwards always carry RETAIN=0 [MQTT-3.3.1-9]; QoS is the lower of both [MQTT-3.8.4-6].
                 deliver(
-                    message, qos: min(message.qos, session.routeQoS), retain: false, to: session, from: publisher,
+                    message, qos: min(message.qos, target.qos), retain: false, to: session, from: publisher,
                     into: &actions)
             }
         }
-        matched.removeAll(keepingCapacity: true)
-        routeScratch = matched
     }
 
     /// One delivery to one session: sent now when the client is connected, its output is flowing and the window
@@ -201,5 +231,27 @@ extension Broker {
             if entry.state != .awaitingPubcomp { counters.messagesSent += 1 }
         }
         pump(session, into: &actions)
+    }
+}
+
+/// One session a topic reaches, with the highest QoS its matching subscriptions grant. Not retained: sessions in
+/// the trie are owned by the session table, and a session leaves the trie (changing its version, which voids every
+/// `RouteCache`) before it can be released.
+struct RouteTarget {
+    let session: Unmanaged<Session>
+    var qos: QoS
+}
+
+/// A publisher's latest topic and the sessions it reached, valid while the trie's version is unchanged.
+/// rumqttd memoises topic → filter matches the same way; here it saves one hash per topic level per PUBLISH.
+final class RouteCache {
+    var topic: TopicName
+    var version: UInt64
+    var targets: [RouteTarget]
+
+    init(topic: TopicName, version: UInt64, targets: [RouteTarget]) {
+        self.topic = topic
+        self.version = version
+        self.targets = targets
     }
 }

@@ -9,24 +9,24 @@ public final class Broker {
     let log: LogSink
 
     /// Connections that completed CONNECT and have not ended.
-    var connections: [ConnectionID: ClientConnection] = [:]
+    @exclusivity(unchecked) var connections: [ConnectionID: ClientConnection] = [:]
     /// Every session by client id [MQTT-3.1.3-2]: those of connected clients and persistent ones left behind.
-    var sessions: [ClientIDKey: Session] = [:]
+    @exclusivity(unchecked) var sessions: [ClientIDKey: Session] = [:]
     let subscriptionTrie = SubscriptionTrie()
     let retained = RetainedStore()
-    var keepalive = KeepaliveHeap()
+    @exclusivity(unchecked) var keepalive = KeepaliveHeap()
     /// Connections the core has ended, so packets the driver had already decoded from them are ignored.
     var recentlyClosed = RecentlyClosedConnections(capacity: 4096)
-    var counters = BrokerStatistics()
+    @exclusivity(unchecked) var counters = BrokerStatistics()
     /// Pauses and resumes decided since the driver last took them.
-    var readingChanges: [ReadingChange] = []
+    @exclusivity(unchecked) var readingChanges: [ReadingChange] = []
     /// The latest `now` handed in, for the few decisions made where no `now` is passed (releasing publishers).
-    var currentTime = MonotonicTime(nanoseconds: 0)
+    @exclusivity(unchecked) var currentTime = MonotonicTime(nanoseconds: 0)
 
     var nextSessionSerial: UInt64 = 0
     /// Routing scratch reused by every PUBLISH, see `route`.
-    var routeEpoch: UInt32 = 0
-    var routeScratch: [Unmanaged<Session>] = []
+    @exclusivity(unchecked) var routeEpoch: UInt32 = 0
+    @exclusivity(unchecked) var routeScratch: [RouteTarget] = []
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),

@@ -5,7 +5,7 @@ import MQTTCodec
 final class ClientConnection {
     let id: ConnectionID
     let session: Session
-    var lastPacketReceived: MonotonicTime
+    @exclusivity(unchecked) var lastPacketReceived: MonotonicTime
     /// The Will as the message it publishes, built at CONNECT; nil once it fired or was discarded [MQTT-3.1.2-10].
     var will: Message?
     let info: ConnectionInfo
@@ -14,9 +14,11 @@ final class ClientConnection {
     let protocolVersion: ProtocolVersion
     /// The Will's retain flag [MQTT-3.1.2-17].
     let willRetain: Bool
+    /// Where this client's latest PUBLISH went, for the next one to the same topic.
+    var routeCache: RouteCache?
     /// How many full queues hold this publisher back (`QueueFullPolicy.block`); the driver was told to pause
     /// reading it while this is above 0.
-    var holdCount: UInt32 = 0
+    @exclusivity(unchecked) var holdCount: UInt32 = 0
 
     init(
         id: ConnectionID, info: ConnectionInfo, session: Session, connect: Connect, now: MonotonicTime

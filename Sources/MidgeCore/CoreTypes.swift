@@ -9,6 +9,20 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public init(loop: Int, serial: UInt64) { self.rawValue = UInt64(loop) << 56 | (serial & 0x00FF_FFFF_FFFF_FFFF) }
     public var loop: Int { Int(rawValue >> 56) }
     public var description: String { "#\(rawValue & 0x00FF_FFFF_FFFF_FFFF)@\(loop)" }
+
+    public static func == (lhs: ConnectionID, rhs: ConnectionID) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
+    /// The core looks a connection up for every packet. Its id is chosen by the driver, never by a client, so the
+    /// table needs no protection against chosen collisions and a multiply-xorshift mix (splitmix64's finaliser)
+    /// replaces SipHash: measured with callgrind, 225 of ~4900 instructions per fan-in message went to hashing.
+    public func _rawHashValue(seed: Int) -> Int {
+        var mixed = rawValue ^ UInt64(bitPattern: Int64(seed))
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int(truncatingIfNeeded: mixed ^ (mixed >> 31))
+    }
 }
 
 /// Monotonic time in nanoseconds. The core never reads a clock: every call is handed `now`.

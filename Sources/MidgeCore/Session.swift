@@ -14,19 +14,19 @@ final class Session {
     /// Filter → granted QoS, compared byte for byte [MQTT-3.10.4-1].
     var subscriptions: [TopicFilter: QoS] = [:]
     /// The QoS flows and the queue; nil until the session first needs them.
-    var flows: SessionFlows?
+    @exclusivity(unchecked) var flows: SessionFlows?
     /// `connection`'s raw value, or `noConnection` (a ConnectionID never has its top bit set): 8 bytes instead of
     /// the 16 an optional takes.
-    private var connectionBits = Session.noConnection
+    @exclusivity(unchecked) private var connectionBits = Session.noConnection
     /// Routing scratch, see `Broker.route`: the route that last matched this session and the highest QoS granted
     /// to it so far.
-    var routeEpoch: UInt32 = 0
-    var routeQoS: QoS = .atMostOnce
+    @exclusivity(unchecked) var routeEpoch: UInt32 = 0
+    @exclusivity(unchecked) var routeQoS: QoS = .atMostOnce
     /// Clean-session sessions end with their connection [MQTT-3.1.2-6]; the others persist [MQTT-3.1.2-4].
     let cleanSession: Bool
     /// The driver reported the connection's unsent output over its high-water mark: every delivery waits in the
     /// queue (where the limits and the queue-full policy apply) until it reports the output drained.
-    var outputBlocked = false
+    @exclusivity(unchecked) var outputBlocked = false
 
     init(clientID: String, serial: UInt64, cleanSession: Bool) {
         self.clientID = clientID
@@ -55,12 +55,12 @@ final class Session {
 /// A session's messages in motion: outbound QoS 1/2 flows, the queue, inbound QoS 2 ids, held publishers.
 final class SessionFlows {
     /// Outbound QoS 1/2 deliveries holding a packet id.
-    var inflight = InflightWindow()
+    @exclusivity(unchecked) var inflight = InflightWindow()
     /// Deliveries waiting for window space, a congested connection or the client's return, in arrival order
     /// [MQTT-4.6.0-5].
-    var queue = MessageQueue()
+    @exclusivity(unchecked) var queue = MessageQueue()
     /// Inbound QoS 2 packet ids between PUBLISH and PUBREL (method B) [MQTT-4.3.3-2].
-    var inboundQoS2: Set<UInt16> = []
+    @exclusivity(unchecked) var inboundQoS2: Set<UInt16> = []
     /// Publishers held back because this queue is full (`QueueFullPolicy.block`), in the order they were held,
     /// and their connections' raw ids; released together once the queue has drained to half its limits.
     var heldPublishers: [ClientConnection] = []

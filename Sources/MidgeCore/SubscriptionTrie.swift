@@ -44,12 +44,12 @@ struct SubscriberSet {
 }
 
 final class SubscriptionNode {
-    var children: [LevelKey: SubscriptionNode] = [:]
+    @exclusivity(unchecked) var children: [LevelKey: SubscriptionNode] = [:]
     /// The `+` level below this one.
-    var singleLevel: SubscriptionNode?
+    @exclusivity(unchecked) var singleLevel: SubscriptionNode?
     /// The `#` level below this one; `#` is always last [MQTT-4.7.1-2], so that node only has subscribers.
-    var multiLevel: SubscriptionNode?
-    var subscribers = SubscriberSet()
+    @exclusivity(unchecked) var multiLevel: SubscriptionNode?
+    @exclusivity(unchecked) var subscribers = SubscriberSet()
 
     var isEmpty: Bool { subscribers.isEmpty && children.isEmpty && singleLevel == nil && multiLevel == nil }
 }
@@ -67,7 +67,10 @@ final class SubscriptionTrie {
     private let root = SubscriptionNode()
     /// The match walk's pending branches, kept between calls so a PUBLISH allocates nothing here.
     /// `start` is where the topic's next level begins, or -1 once every level has been consumed.
-    private var pending: [(node: SubscriptionNode, start: Int)] = []
+    @exclusivity(unchecked) private var pending: [(node: SubscriptionNode, start: Int)] = []
+    /// Rises with every change to any subscription, so a remembered match result (`RouteCache`) can tell it is
+    /// still what a walk would find.
+    private(set) var version: UInt64 = 0
 
     /// Adds or replaces the session's subscription to `filter`. True when it is new.
     func subscribe(_ filter: TopicFilter, session: Session, qos: QoS) -> Bool {
@@ -80,6 +83,7 @@ final class SubscriptionTrie {
             guard let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) else { break }
             start = next
         }
+        version &+= 1
         return node.subscribers.set(session, qos: qos)
     }
 
@@ -100,6 +104,7 @@ final class SubscriptionTrie {
             start = following
         }
         guard node.subscribers.remove(session) else { return false }
+        version &+= 1
         while node.isEmpty, let (parent, level) = path.popLast() {
             detach(level, of: bytes, from: parent)
             node = parent

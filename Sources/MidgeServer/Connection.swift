@@ -20,31 +20,31 @@ final class Connection {
     let fd: Int32
     /// While held: `input[..<heldScanned]` are whole packets that wait for the release; the rest is unscanned.
     /// (Held input stops growing at `heldInputLimit`, and an incomplete packet at `message_size_limit`.)
-    var heldScanned: Int32 = 0
-    var state = State.awaitingConnect
+    @exclusivity(unchecked) var heldScanned: Int32 = 0
+    @exclusivity(unchecked) var state = State.awaitingConnect
     /// The core has seen this connection's CONNECT, so it must hear about the connection's end
     /// (unless the core itself closed it).
-    var reachedCore = false
+    @exclusivity(unchecked) var reachedCore = false
     /// In the loop's list of connections to flush at the end of this turn.
-    var isDirty = false
+    @exclusivity(unchecked) var isDirty = false
     /// EPOLLOUT is in the registration because a write hit EAGAIN.
-    var watchesWritable = false
+    @exclusivity(unchecked) var watchesWritable = false
     /// EPOLLIN is out of the registration because the core is behind (see `ServerSettings.coreBacklogHighWater`).
-    var readsPaused = false
+    @exclusivity(unchecked) var readsPaused = false
     /// The core holds this publisher back (`ReadingChange.pause`): PUBLISHes and what follows them wait in
     /// `input`; only acknowledgements and PINGREQ are passed on.
-    var isHeld = false
+    @exclusivity(unchecked) var isHeld = false
     /// Held, and `input` has reached `ServerSettings.heldInputLimit`: EPOLLIN is out of the registration.
-    var heldInputFull = false
+    @exclusivity(unchecked) var heldInputFull = false
     /// The core was told the output is over the high-water mark and has not been told it drained since.
-    var outputCongested = false
+    @exclusivity(unchecked) var outputCongested = false
     /// Inbound bytes not yet handed on: the start of an incomplete packet, or while held, the packets waiting for
     /// the release. Empty (no allocation) whenever nothing is pending, so an idle connection costs no buffer.
-    var input: [UInt8] = []
+    @exclusivity(unchecked) var input: [UInt8] = []
     /// Encoded packets not yet written; `output[outputSent...]` is what is still unsent. Taken from the loop's
     /// pool of buffers when the first packet of a turn is encoded and given back once all is written.
-    var output: [UInt8] = []
-    var outputSent = 0
+    @exclusivity(unchecked) var output: [UInt8] = []
+    @exclusivity(unchecked) var outputSent = 0
     let info: ConnectionInfo
 
     init(id: ConnectionID, fd: Int32, info: ConnectionInfo) {

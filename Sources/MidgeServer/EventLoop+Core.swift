@@ -47,17 +47,28 @@ extension EventLoop {
     }
 
     /// Loop 0's own connections get their actions at once; the rest are batched per loop, in core order,
-    /// which keeps every connection's packets FIFO [MQTT-4.6.0-6].
+    /// which keeps every connection's packets FIFO [MQTT-4.6.0-6]. Actions are moved, never copied: a copy of a
+    /// PUBLISH action is an atomic retain and release of its message, often on another core's cache line.
     func routeCoreActions() {
-        for action in coreActions {
-            let target = action.connection.loop
-            if target == index {
-                apply(action)
-            } else if target < actionsForLoops.count {
-                actionsForLoops[target].append(action)
+        if !coreActions.isEmpty {
+            let target = coreActions[0].connection.loop
+            if target != index && target < actionsForLoops.count && actionsForLoops[target].isEmpty
+                && coreActions.allSatisfy({ $0.connection.loop == target })
+            {
+                // The usual case under load (fan-in to one subscriber, a batch for one loop): hand the whole array.
+                swap(&actionsForLoops[target], &coreActions)
+            } else {
+                coreActions.reverse()
+                while let action = coreActions.popLast() {
+                    let target = action.connection.loop
+                    if target == index {
+                        apply(action)
+                    } else if target < actionsForLoops.count {
+                        actionsForLoops[target].append(action)
+                    }
+                }
             }
         }
-        coreActions.removeAll(keepingCapacity: true)
         guard let broker, broker.hasReadingChanges else { return }
         broker.takeReadingChanges(into: &readingScratch)
         for change in readingScratch {
@@ -74,7 +85,7 @@ extension EventLoop {
     func processMailbox() {
         handle.take(into: &spare)
         if broker != nil {
-            for event in spare.events { coreReceive(event) }
+            spare.events.drain { coreReceive($0) }
             stoppedLoops += spare.stoppedLoops
             let backlog = server.coreBacklog.subtract(spare.eventsWeight, ordering: .sequentiallyConsistent).newValue
             if backlog <= settings.coreBacklogLowWater {
@@ -86,7 +97,7 @@ extension EventLoop {
                 }
             }
         } else {
-            for action in spare.actions { apply(action) }
+            spare.actions.drain { apply($0) }
             for change in spare.readingChanges { apply(change) }
             if spare.resumeReads { resumeReads() }
         }

@@ -6,21 +6,21 @@ import MQTTCodec
 import MidgeCore
 
 extension EventLoop {
-    /// Carries out one of the core's actions for a connection of this loop.
-    func apply(_ action: Action) {
-        switch action {
-        case .send(let id, let packet):
+    /// Carries out one of the core's actions for a connection of this loop. One flat pattern per case: matching
+    /// the outbound packet in a nested switch made the compiler copy the whole action first.
+    func apply(_ action: consuming Action) {
+        switch consume action {
+        case .send(let id, .publish(let delivery)):
             guard let connection = connections[id], connection.state != .closing else { return }
             prepareOutput(connection)
-            switch packet {
-            case .publish(let delivery):
-                let message = delivery.message
-                Publish.encode(
-                    topic: message.topic, payload: message.payload, qos: delivery.qos, retain: delivery.retain,
-                    dup: delivery.dup, packetID: delivery.packetID, into: &connection.output)
-            case .control(let control):
-                control.encode(into: &connection.output)
-            }
+            Publish.encode(
+                topic: delivery.message.topic, payload: delivery.message.payload, qos: delivery.qos,
+                retain: delivery.retain, dup: delivery.dup, packetID: delivery.packetID, into: &connection.output)
+            markDirty(connection)
+        case .send(let id, .control(let control)):
+            guard let connection = connections[id], connection.state != .closing else { return }
+            prepareOutput(connection)
+            control.encode(into: &connection.output)
             markDirty(connection)
         case .close(let id, _):
             // The core has forgotten the connection already: no report back.

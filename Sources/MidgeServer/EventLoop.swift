@@ -36,15 +36,15 @@ final class EventLoop {
 
     /// Connections by the slot in their id, which is also their epoll token: an event or action whose id is no
     /// longer in the table belongs to a connection closed earlier (its fd may be reused) and is dropped.
-    var connections = ConnectionTable()
+    @exclusivity(unchecked) var connections = ConnectionTable()
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
     /// Connections with output to write or a close to carry out at the end of this turn.
-    var dirty: [Connection] = []
+    @exclusivity(unchecked) var dirty: [Connection] = []
     /// Connections the core released (`ReadingChange.resume`) whose held input is handed on this turn.
-    var released: [Connection] = []
+    @exclusivity(unchecked) var released: [Connection] = []
     /// Emptied output buffers with their capacity, lent to connections that have something to write this turn,
     /// so busy connections do not allocate per turn and idle ones hold no buffer.
-    var outputPool: [[UInt8]] = []
+    @exclusivity(unchecked) var outputPool: [[UInt8]] = []
     /// Connect deadlines in accept order. `connect_timeout` is the same for all, so the queue is sorted by
     /// construction: expiry pops from the front. Entries whose connection moved on are skipped, and pruned when
     /// the queue grows, so thousands of idle clients do not keep an entry each for `connect_timeout`.
@@ -52,26 +52,26 @@ final class EventLoop {
     var connectDeadlinesHead = 0
     var connectDeadlinesPruneAt = 1024
     var acceptPausedUntil: Int64?
-    var spare = Mailbox()
-    var now: Int64
+    @exclusivity(unchecked) var spare = Mailbox()
+    @exclusivity(unchecked) var now: Int64
     var stopping = false
     var finished = false
 
     // Loop 0 only: the core and the actions it produced for the other loops, one batch per loop per turn.
     let broker: Broker?
-    var coreActions: [Action] = []
-    var actionsForLoops: [[Action]]
-    var readingChangesForLoops: [[ReadingChange]]
-    var readingScratch: [ReadingChange] = []
+    @exclusivity(unchecked) var coreActions: [Action] = []
+    @exclusivity(unchecked) var actionsForLoops: [[Action]]
+    @exclusivity(unchecked) var readingChangesForLoops: [[ReadingChange]]
+    @exclusivity(unchecked) var readingScratch: [ReadingChange] = []
     var stoppedLoops = 0
     var nextTick: Int64 = 0
     var publishedDropCount: UInt64 = 0
 
     // Loops 1…: events for the core, handed to loop 0 once per turn, and the connections not being read
     // because the core is behind.
-    var eventsForCore: [CoreEvent] = []
-    var eventsForCoreWeight = 0
-    var pausedConnections: [Connection] = []
+    @exclusivity(unchecked) var eventsForCore: [CoreEvent] = []
+    @exclusivity(unchecked) var eventsForCoreWeight = 0
+    @exclusivity(unchecked) var pausedConnections: [Connection] = []
 
     init(server: ServerState, index: Int) {
         self.index = index
@@ -194,7 +194,8 @@ final class EventLoop {
                 Syscall.close(fd)
                 continue
             }
-            connections.insert(Connection(id: id, fd: fd, info: ConnectionInfo(remoteAddress: address, listenerPort: port)))
+            let info = ConnectionInfo(remoteAddress: address, listenerPort: port)
+            connections.insert(Connection(id: id, fd: fd, info: info))
             addConnectDeadline(now + connectTimeout, id)
             logger.log(.notice, "New connection from \(address) on port \(port).")
             logger.log(.debug, "Connection from \(address) is \(id) on event loop \(index).")

@@ -24,12 +24,39 @@ enum CoreEvent: Sendable {
     }
 }
 
-/// Everything that may be waiting for a loop. Each producer appends a whole turn's batch at once.
+/// Whole arrays handed from one thread to another, in order. A batch is moved in, never copied element by
+/// element (a copied PUBLISH action is an atomic retain and release of its message); the consumer empties each
+/// batch and returns its buffer, so producers reuse buffers with their capacity instead of allocating.
+struct BatchQueue<Element: Sendable>: Sendable {
+    private(set) var batches: [[Element]] = []
+    private var recycled: [[Element]] = []
+
+    var isEmpty: Bool { batches.isEmpty }
+
+    /// Producer side: moves `batch` in and leaves an empty array (a recycled buffer when there is one) behind.
+    mutating func push(_ batch: inout [Element]) {
+        var next = recycled.popLast() ?? []
+        swap(&next, &batch)
+        batches.append(next)
+    }
+
+    /// Consumer side: moves every element out, oldest batch first, then keeps the emptied buffers for producers.
+    mutating func drain(_ body: (Element) -> Void) {
+        for index in batches.indices {
+            batches[index].reverse()
+            while let element = batches[index].popLast() { body(element) }
+        }
+        while recycled.count < 4, let buffer = batches.popLast() { recycled.append(buffer) }
+        batches.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Everything that may be waiting for a loop. Each producer adds a whole turn's batch at once.
 struct Mailbox: Sendable {
     /// For loop 0: inbound events from the other loops, FIFO per producing loop.
-    var events: [CoreEvent] = []
+    var events = BatchQueue<CoreEvent>()
     /// For loops 1…: the core's actions for their connections, in the order the core produced them.
-    var actions: [Action] = []
+    var actions = BatchQueue<Action>()
     /// For loops 1…: the core's pauses and resumes of their connections, carried out after `actions`.
     var readingChanges: [ReadingChange] = []
     /// The server is shutting down.
@@ -42,13 +69,12 @@ struct Mailbox: Sendable {
     var resumeReads = false
 
     var isEmpty: Bool {
-        events.isEmpty && actions.isEmpty && readingChanges.isEmpty && !stopRequested && stoppedLoops == 0 && !resumeReads
+        events.isEmpty && actions.isEmpty && readingChanges.isEmpty && !stopRequested && stoppedLoops == 0
+            && !resumeReads
     }
 
-    /// Empties the mailbox but keeps the arrays' capacity for the next swap.
+    /// Resets the flags and counts once the batches have been drained; buffers keep their capacity.
     mutating func clear() {
-        events.removeAll(keepingCapacity: true)
-        actions.removeAll(keepingCapacity: true)
         readingChanges.removeAll(keepingCapacity: true)
         stopRequested = false
         stoppedLoops = 0
@@ -87,23 +113,20 @@ final class LoopHandle: Sendable {
         if wake { Syscall.signalEventFD(wakeFD) }
     }
 
-    /// Hands over a batch of events, giving the caller an empty array back (the mailbox's, when it was empty:
-    /// the buffers travel between the two threads instead of being copied).
+    /// Hands over a batch of events, leaving the caller an empty array (see `BatchQueue`).
     func post(events: inout [CoreEvent], weight: Int, loopStopped: Bool = false) {
         post { box in
-            if box.events.isEmpty { swap(&box.events, &events) } else { box.events.append(contentsOf: events) }
+            if !events.isEmpty { box.events.push(&events) }
             box.eventsWeight += weight
             if loopStopped { box.stoppedLoops += 1 }
         }
-        events.removeAll(keepingCapacity: true)
     }
 
     func post(actions: inout [Action], readingChanges: inout [ReadingChange]) {
         post { box in
-            if box.actions.isEmpty { swap(&box.actions, &actions) } else { box.actions.append(contentsOf: actions) }
+            if !actions.isEmpty { box.actions.push(&actions) }
             if !readingChanges.isEmpty { box.readingChanges.append(contentsOf: readingChanges) }
         }
-        actions.removeAll(keepingCapacity: true)
         readingChanges.removeAll(keepingCapacity: true)
     }
 

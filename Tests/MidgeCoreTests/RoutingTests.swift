@@ -168,4 +168,39 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(harness.broker.statistics.retainedMessages, 0)
         XCTAssertEqual(harness.broker.statistics.subscriptions, 2)
     }
+
+    /// A publisher's repeated topic is routed from what its previous PUBLISH matched; every subscription change in
+    /// between (new subscriber, higher grant, unsubscribe, a session ending) must show in the next delivery.
+    func test_repeatedTopicFollowsEverySubscriptionChange() {
+        let harness = Harness()
+        let publisher = harness.connect("p")
+        let first = harness.connect("a")
+        first.subscribeOnly([("t/+", .atMostOnce)])
+        publisher.publish("t/x", "1", qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(first.take(), [pub("t/x", "1")])
+
+        let second = harness.connect("b")
+        second.subscribeOnly([("t/x", .atLeastOnce)])
+        publisher.publish("t/x", "2", qos: .atLeastOnce, id: 2)
+        XCTAssertEqual(first.take(), [pub("t/x", "2")])
+        XCTAssertEqual(second.take(), [pub("t/x", "2", qos: .atLeastOnce, id: 1)])
+
+        first.subscribeOnly([("t/#", .atLeastOnce)])
+        publisher.publish("t/x", "3", qos: .atLeastOnce, id: 3)
+        XCTAssertEqual(first.take(), [pub("t/x", "3", qos: .atLeastOnce, id: 1)], "the higher of two grants")
+        XCTAssertEqual(second.take(), [pub("t/x", "3", qos: .atLeastOnce, id: 2)])
+
+        second.unsubscribe(["t/x"])
+        XCTAssertEqual(second.take(), [.unsuback(pid(2))])
+        first.drop()
+        publisher.publish("t/x", "4", qos: .atLeastOnce, id: 4)
+        XCTAssertEqual(second.take(), [])
+        XCTAssertEqual(harness.broker.statistics.messagesSent, 5)
+
+        let third = harness.connect("c")
+        third.subscribeOnly([("t/x", .atMostOnce)])
+        publisher.publish("t/y", "5")
+        publisher.publish("t/x", "6")
+        XCTAssertEqual(third.take(), [pub("t/x", "6")])
+    }
 }
