@@ -25,7 +25,9 @@ let package = Package(
         .target(name: "MidgeGateway", dependencies: ["MQTTCodec", "CZlib", "COpenSSL"]),
         // TLS over memory BIOs: ciphertext in, plaintext out, so the event loops keep doing the socket I/O.
         .target(name: "MidgeTLS", dependencies: ["COpenSSL"]),
-        .target(name: "MidgeServer", dependencies: ["MidgeCore", "MQTTCodec", "MidgeAuth", "CLinux"]),
+        .target(
+            name: "MidgeServer",
+            dependencies: ["MidgeCore", "MQTTCodec", "MidgeAuth", "MidgeStore", "MidgeTLS", "MidgeGateway", "CLinux"]),
         .executableTarget(name: "midge", dependencies: ["MidgeServer", "MidgeAuth"]),
         .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
         // Fuzz entry points for the frame decoder and the core; replays its corpus when built without libFuzzer.
@@ -36,7 +38,8 @@ let package = Package(
         .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MQTTCodec"]),
         .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec"]),
         .testTarget(name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL"], exclude: ["Fixtures"]),
-        .testTarget(name: "MidgeServerTests", dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec"]),
+        .testTarget(
+            name: "MidgeServerTests", dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "COpenSSL"]),
         // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
         .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),
     ]

@@ -1,6 +1,7 @@
 // The mosquitto-style configuration file: a pure parser from text to settings (`key value…` lines, `#` comments).
 import MQTTCodec
 import MidgeCore
+import MidgeTLS
 
 /// A configuration mistake, located by file, line and key.
 public struct ConfigError: Error, Equatable, CustomStringConvertible {
@@ -12,11 +13,20 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
     public var description: String { "\(fileName):\(line): \(key): \(message)" }
 }
 
-/// One `listener PORT [ADDRESS]` line (or the legacy `port` / `bind_address` pair).
+/// One `listener PORT [ADDRESS]` line (or the legacy `port` / `bind_address` pair), with the settings that follow
+/// it in the file, as in mosquitto: what it speaks, its TLS settings and its limits.
 public struct ListenerConfiguration: Sendable, Equatable {
     public var port: UInt16
     /// Nil listens on every interface, IPv4 and IPv6.
     public var address: IPAddress?
+    /// `protocol`: MQTT over TCP (the default), MQTT over WebSocket, or the HTTP gateway.
+    public var `protocol`: ListenerProtocol = .mqtt
+    /// Set when the listener has `certfile` and `keyfile`: every connection starts with a TLS handshake.
+    public var tls: TLSConfiguration?
+    /// `max_connections` after this `listener` line: open connections on this listener; -1 means no limit.
+    public var maxConnections: Int = -1
+    /// `websockets_headers_size`: the largest WebSocket upgrade request header section.
+    public var webSocketHeadersSize: Int = 4096
 
     public init(port: UInt16, address: IPAddress? = nil) {
         self.port = port
@@ -88,6 +98,8 @@ public struct Configuration: Sendable {
         "message_size_limit", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
         "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix",
         "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
+        "protocol", "websockets_headers_size", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
+        "ciphers_tls1.3", "require_certificate", "use_identity_as_username",
     ]
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
@@ -98,19 +110,19 @@ public struct Configuration: Sendable {
         "bridge_alpn", "bridge_attempt_unsubscribe", "bridge_bind_address", "bridge_cafile", "bridge_capath",
         "bridge_certfile", "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
         "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_reload_type",
-        "bridge_require_ocsp", "bridge_tls_version", "cafile", "capath", "certfile", "check_retain_source",
-        "ciphers", "ciphers_tls1.3", "cleansession", "clientid", "clientid_prefixes", "connection",
+        "bridge_require_ocsp", "bridge_tls_version", "check_retain_source",
+        "cleansession", "clientid", "clientid_prefixes", "connection",
         "connection_messages", "crlfile", "dhparamfile", "enable_control_api", "global_max_clients",
         "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
-        "keyfile", "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
+        "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
         "log_timestamp_format", "max_inflight_bytes", "memory_limit", "mount_point",
         "notification_topic", "notifications", "notifications_local_only", "per_listener_settings", "persistence",
         "persistence_file", "persistence_location", "persistent_client_expiration", "pid_file", "plugin",
-        "protocol", "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
-        "require_certificate", "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
-        "sys_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform", "tls_version",
-        "topic", "try_private", "upgrade_outgoing_qos", "use_identity_as_username", "use_subject_as_username",
-        "use_username_as_clientid", "user", "websockets_headers_size", "websockets_log_level",
+        "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
+        "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
+        "sys_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
+        "topic", "try_private", "upgrade_outgoing_qos", "use_subject_as_username",
+        "use_username_as_clientid", "user", "websockets_log_level",
     ]
 
     /// Parses a whole file. `fileName` only labels errors.
@@ -122,7 +134,7 @@ public struct Configuration: Sendable {
             lineNumber += 1
             try parser.parse(line: line, number: lineNumber)
         }
-        return parser.finish()
+        return try parser.finish()
     }
 }
 
@@ -135,15 +147,32 @@ private struct Parser {
     var legacyBindAddress: IPAddress?
     var logTypeGiven = false
     var logDestGiven = false
+    /// Listener settings given before any `listener` line belong to mosquitto's default listener (`port`).
+    var defaultListener = ListenerConfiguration(port: 1883)
+    var defaultListenerSettingsGiven = false
+    /// TLS keys per listener (index into `configuration.listeners`, -1 for the default listener), turned into a
+    /// `TLSConfiguration` once the whole file is read, since the keys may come in any order.
+    var tlsSettings: [Int: ListenerTLSSettings] = [:]
 
     init(fileName: String) {
         self.fileName = fileName
     }
 
-    mutating func finish() -> Configuration {
-        if legacyPort != nil || legacyBindAddress != nil {
-            // mosquitto's "default listener": `port` and `bind_address` outside any `listener` block.
-            let legacy = ListenerConfiguration(port: legacyPort ?? 1883, address: legacyBindAddress)
+    mutating func finish() throws(ConfigError) -> Configuration {
+        for (index, settings) in tlsSettings.sorted(by: { $0.key < $1.key }) {
+            let tls = try settings.configuration(fileName: fileName)
+            if index < 0 {
+                defaultListener.tls = tls
+            } else {
+                configuration.listeners[index].tls = tls
+            }
+        }
+        if legacyPort != nil || legacyBindAddress != nil || defaultListenerSettingsGiven {
+            // mosquitto's "default listener": `port`, `bind_address` and listener settings outside any `listener`
+            // block.
+            var legacy = defaultListener
+            legacy.port = legacyPort ?? 1883
+            legacy.address = legacyBindAddress
             configuration.listeners.insert(legacy, at: 0)
         }
         // mosquitto 2.0: anonymous clients are allowed by default only in local-only mode (no listener declared).
@@ -194,12 +223,68 @@ private struct Parser {
             return address
         }
 
+        /// The listener a listener-scoped key applies to: the last `listener` line's, or the default listener's.
+        func listener(_ change: (inout ListenerConfiguration) -> Void) {
+            if configuration.listeners.isEmpty {
+                defaultListenerSettingsGiven = true
+                change(&defaultListener)
+            } else {
+                change(&configuration.listeners[configuration.listeners.count - 1])
+            }
+        }
+        func tls(_ change: (inout ListenerTLSSettings) -> Void) {
+            let index = configuration.listeners.count - 1
+            if index < 0 { defaultListenerSettingsGiven = true }
+            var settings = tlsSettings[index] ?? ListenerTLSSettings(line: number)
+            change(&settings)
+            tlsSettings[index] = settings
+        }
+
         switch key {
         case "listener":
             guard (1...2).contains(arguments.count) else { throw fail("expects PORT [ADDRESS]") }
             guard let port = UInt16(arguments[0]) else { throw fail("'\(arguments[0])' is not a port (0-65535)") }
             let bound = arguments.count == 2 ? try address(arguments[1]) : nil
             configuration.listeners.append(ListenerConfiguration(port: port, address: bound))
+        case "protocol":
+            let value = try single()
+            guard let kind = ListenerProtocol(rawValue: value) else {
+                throw fail("'\(value)' is not mqtt, websockets or http")
+            }
+            listener { $0.protocol = kind }
+        case "websockets_headers_size":
+            let size = try integer(1024...1_048_576)
+            listener { $0.webSocketHeadersSize = size }
+        case "certfile":
+            let path = try text()
+            tls { $0.certificateFile = path }
+        case "keyfile":
+            let path = try text()
+            tls { $0.privateKeyFile = path }
+        case "cafile":
+            let path = try text()
+            tls { $0.caFile = path }
+        case "capath":
+            let path = try text()
+            tls { $0.caPath = path }
+        case "tls_version":
+            let value = try single()
+            guard let version = TLSVersion(configValue: value) else {
+                throw fail("'\(value)' is not tlsv1.3, tlsv1.2 or tlsv1.1")
+            }
+            tls { $0.minimumVersion = version }
+        case "ciphers":
+            let list = try single()
+            tls { $0.ciphers = list }
+        case "ciphers_tls1.3":
+            let list = try single()
+            tls { $0.ciphersuites = list }
+        case "require_certificate":
+            let value = try boolean()
+            tls { $0.requireCertificate = value }
+        case "use_identity_as_username":
+            let value = try boolean()
+            tls { $0.useIdentityAsUsername = value }
         case "port":
             legacyPort = UInt16(try integer(0...65535))
         case "bind_address":
@@ -212,7 +297,14 @@ private struct Parser {
         case "allow_anonymous":
             allowAnonymous = try boolean()
         case "max_connections":
-            configuration.maxConnections = try integer(-1...Int(Int32.max))
+            // Before any `listener` line: every connection of the broker (Midge's reading of mosquitto's
+            // default-listener limit, which is all there is then); after one: that listener's connections.
+            let limit = try integer(-1...Int(Int32.max))
+            if configuration.listeners.isEmpty {
+                configuration.maxConnections = limit
+            } else {
+                configuration.listeners[configuration.listeners.count - 1].maxConnections = limit
+            }
         case "message_size_limit":
             configuration.messageSizeLimit = try integer(0...268_435_455)
         case "max_packet_size":
@@ -295,6 +387,40 @@ private struct Parser {
             }
             throw fail("unknown configuration key")
         }
+    }
+}
+
+/// A listener's TLS keys as read; `certfile` and `keyfile` turn TLS on, the others only refine it.
+private struct ListenerTLSSettings {
+    /// The first TLS key's line, for errors about the set as a whole.
+    let line: Int
+    var certificateFile: String?
+    var privateKeyFile: String?
+    var caFile: String?
+    var caPath: String?
+    var minimumVersion = TLSVersion.tlsv12
+    var ciphers: String?
+    var ciphersuites: String?
+    var requireCertificate = false
+    var useIdentityAsUsername = false
+
+    init(line: Int) {
+        self.line = line
+    }
+
+    func configuration(fileName: String) throws(ConfigError) -> TLSConfiguration {
+        func fail(_ key: String, _ message: String) -> ConfigError {
+            ConfigError(fileName: fileName, line: line, key: key, message: message)
+        }
+        guard let certificateFile else { throw fail("certfile", "a TLS listener needs certfile (and keyfile)") }
+        guard let privateKeyFile else { throw fail("keyfile", "a TLS listener needs keyfile (and certfile)") }
+        if requireCertificate && caFile == nil && caPath == nil {
+            throw fail("require_certificate", "needs cafile or capath to verify client certificates")
+        }
+        return TLSConfiguration(
+            certificateFile: certificateFile, privateKeyFile: privateKeyFile, caFile: caFile, caPath: caPath,
+            minimumVersion: minimumVersion, ciphers: ciphers, ciphersuites: ciphersuites,
+            requireCertificate: requireCertificate, useIdentityAsUsername: useIdentityAsUsername)
     }
 }
 

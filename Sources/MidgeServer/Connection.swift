@@ -46,11 +46,16 @@ final class Connection {
     @exclusivity(unchecked) var output: [UInt8] = []
     @exclusivity(unchecked) var outputSent = 0
     let info: ConnectionInfo
+    /// TLS, WebSocket or HTTP sits between the socket and MQTT: the loop keeps its `ConnectionTransport` in a side
+    /// table, so plain MQTT over TCP pays one predictable branch and no memory for it. Last, so it fits in the
+    /// tail padding of `info` and the object stays in the same allocation size class.
+    let hasTransport: Bool
 
-    init(id: ConnectionID, fd: Int32, info: ConnectionInfo) {
+    init(id: ConnectionID, fd: Int32, info: ConnectionInfo, hasTransport: Bool = false) {
         self.id = id
         self.fd = fd
         self.info = info
+        self.hasTransport = hasTransport
     }
 
     var unsentCount: Int { output.count - outputSent }

@@ -58,6 +58,16 @@ extension EventLoop {
     /// buffer; only an incomplete tail (or, while held, what waits for the release) is copied into `input`.
     private func received(_ connection: Connection, count: Int) {
         let fresh = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
+        if connection.hasTransport {
+            receivedThroughTransport(connection, fresh)
+        } else {
+            receivedMQTT(connection, fresh)
+        }
+    }
+
+    /// Frames and dispatches MQTT bytes: straight from the socket, or what a transport made of them.
+    func receivedMQTT(_ connection: Connection, _ fresh: UnsafeRawBufferPointer) {
+        let count = fresh.count
         if connection.input.isEmpty && !connection.isHeld {
             let consumed = decodePackets(connection, from: fresh)
             if connection.state != .closing && consumed < count {
@@ -222,7 +232,7 @@ extension EventLoop {
             }
             connection.state = .connected
             connection.reachedCore = true
-            report(.connect(connection.id, packet, connection.info))
+            report(.connect(connection.id, connectPacket(packet, from: connection), connection.info))
         case .connected:
             // Everything else, a second CONNECT included [MQTT-3.1.0-2], is the core's to judge.
             report(.packet(connection.id, packet))
@@ -248,6 +258,7 @@ extension EventLoop {
             // [MQTT-4.8.0-1] a protocol error for the core, which logs it with the client id and publishes the Will.
             let why: String
             if case .malformed(let reason) = error { why = reason } else { why = error.description }
+            if connection.hasTransport { noteCloseReason(connection, .protocolError(why)) }
             report(.closed(connection.id, .protocolError(why)))
         } else {
             logger.log(
@@ -259,6 +270,7 @@ extension EventLoop {
     /// EOF or a socket error. Before CONNECT the core never knew the connection; after, it must be told.
     func connectionLost(_ connection: Connection, reason: CloseReason) {
         guard connection.state != .closing else { return }
+        if connection.hasTransport { noteCloseReason(connection, reason) }
         if connection.reachedCore {
             report(.closed(connection.id, reason))
         } else {

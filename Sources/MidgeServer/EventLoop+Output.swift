@@ -58,12 +58,16 @@ extension EventLoop {
         guard connection.state != .closing else { return }
         connection.state = .closing
         connection.input = []
+        if connection.hasTransport { closeTransport(connection) }
         markDirty(connection)
     }
 
     /// Writes what is unsent, usually in one `write`. On EAGAIN keeps the rest and asks for EPOLLOUT.
     /// Returns why the socket failed, or nil. A fully written buffer goes back to the pool.
     func flush(_ connection: Connection) -> String? {
+        if connection.hasTransport, let reason = sealTransportOutput(connection) { return reason.description }
+        // Writing and compacting move the output's start: the transport's mark of what is sealed moves with it.
+        defer { if connection.hasTransport { transportOutputWritten(connection) } }
         while connection.outputSent < connection.output.count {
             let sent = connection.outputSent
             let attempt = connection.output.withUnsafeBytes { bytes in
@@ -153,6 +157,7 @@ extension EventLoop {
     /// The fd leaves the epoll set by itself when closed (it is never duplicated).
     func close(_ connection: Connection) {
         guard connections.remove(connection.id) else { return }
+        forget(connection)
         Syscall.close(connection.fd)
         connection.output = []
         connection.input = []

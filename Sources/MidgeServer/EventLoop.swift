@@ -53,6 +53,8 @@ final class EventLoop {
     var connectDeadlinesPruneAt = 1024
     var acceptPausedUntil: Int64?
     @exclusivity(unchecked) var spare = Mailbox()
+    /// TLS, WebSocket and HTTP connections' transports (see `ConnectionTransport`); empty on plain MQTT listeners.
+    @exclusivity(unchecked) var transports = TransportTable()
     @exclusivity(unchecked) var now: Int64
     var stopping = false
     var finished = false
@@ -125,6 +127,7 @@ final class EventLoop {
             handReleasedInput()
             expireConnectDeadlines()
             resumeAcceptingIfDue()
+            tickTransportsIfDue()
             if broker != nil { tickIfDue() }
             endTurn()
         }
@@ -140,6 +143,7 @@ final class EventLoop {
         if connectDeadlinesHead < connectDeadlines.count { wakeAt = connectDeadlines[connectDeadlinesHead].deadline }
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }
         if let broker, !stopping {
+        if !transports.slots.isEmpty { wakeAt = min(wakeAt, transports.nextTick) }
             wakeAt = min(wakeAt, nextTick)
             if let deadline = broker.nextDeadline { wakeAt = min(wakeAt, deadline.nanoseconds) }
         }
@@ -183,6 +187,8 @@ final class EventLoop {
                 continue
             }
             // Small packets (PUBACK, PINGRESP) must not wait for Nagle's algorithm; writes are batched per turn.
+            let runtime = server.listenerOfGroup[listener]
+            guard admit(fd: fd, address: address, on: runtime) else { continue }
             try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY)
             let id = connections.nextID(loop: index)
             do {
@@ -192,10 +198,13 @@ final class EventLoop {
                 logger.log(.error, "Unable to watch the connection from \(address): \(error).")
                 server.connectionCount.subtract(1, ordering: .relaxed)
                 Syscall.close(fd)
+                if runtime.countsConnections { runtime.connectionCount.subtract(1, ordering: .relaxed) }
                 continue
             }
             let info = ConnectionInfo(remoteAddress: address, listenerPort: port)
-            connections.insert(Connection(id: id, fd: fd, info: info))
+            let connection = Connection(id: id, fd: fd, info: info, hasTransport: runtime.factory != nil)
+            connections.insert(connection)
+            adopt(connection, on: runtime)
             addConnectDeadline(now + connectTimeout, id)
             logger.log(.notice, "New connection from \(address) on port \(port).")
             logger.log(.debug, "Connection from \(address) is \(id) on event loop \(index).")

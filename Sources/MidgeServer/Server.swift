@@ -81,10 +81,14 @@ final class ServerState: Sendable {
     /// The core's count of deliveries dropped for full queues, published by loop 0 at the end of each turn.
     let droppedMessages = Atomic<Int>(0)
 
-    init(settings: ServerSettings, logger: Logger, handles: [LoopHandle]) {
+    /// The listener of each listen socket group, by the group's position (the loops' listener tokens).
+    let listenerOfGroup: [ListenerRuntime]
+
+    init(settings: ServerSettings, logger: Logger, handles: [LoopHandle], listeners: [ListenerRuntime] = []) {
         self.settings = settings
         self.logger = logger
         self.handles = handles
+        listenerOfGroup = listeners
     }
 }
 
@@ -107,6 +111,8 @@ public final class Server: Sendable {
         signal(SIGPIPE, SIG_IGN)
 
         var groups: [ListenSocketGroup] = []
+        /// `groupListeners[i]` is the listener `groups[i]` belongs to.
+        var groupListeners: [ListenerRuntime] = []
         var handles: [LoopHandle] = []
         func closeAll() {
             for group in groups { for fd in group.fds { Syscall.close(fd) } }
@@ -117,12 +123,15 @@ public final class Server: Sendable {
         }
         do throws(ServerError) {
             for listener in settings.listeners {
+                // TLS files are read before anything is bound, so a broken certificate stops the start-up.
+                let runtime = try ListenerRuntime(configuration: listener, settings: settings)
                 // With port 0 the first address picks the port and the listener's other address reuses it.
                 var port = listener.port
                 for address in listener.bindAddresses {
                     do {
                         let group = try ListenSocketGroup.open(address: address, port: port, count: settings.threads)
                         groups.append(group)
+                        groupListeners.append(runtime)
                         port = group.port
                         logger.log(.notice, "Opening \(address.familyName) listen socket on port \(port).")
                     } catch {
@@ -138,7 +147,7 @@ public final class Server: Sendable {
             throw error
         }
 
-        let state = ServerState(settings: settings, logger: logger, handles: handles)
+        let state = ServerState(settings: settings, logger: logger, handles: handles, listeners: groupListeners)
         let server = Server(
             listeners: groups.map { BoundListener(address: $0.address, port: $0.port) }, state: state)
         let threads = (0..<settings.threads).map { index in

@@ -1,0 +1,132 @@
+// TLS on the event loops: a `TLSConnection` over memory BIOs between the socket and MQTT, or between the socket and
+// a WebSocket or HTTP transport (mosquitto's per-listener `certfile`/`keyfile`/... settings).
+import MidgeCore
+import MidgeTLS
+
+/// One client's TLS session. The handshake advances inside `received` as records arrive, so a slow or stalled
+/// client costs only its own socket; the connect timeout closes one that never finishes.
+final class TLSTransport: ConnectionTransport {
+    private let tls: TLSConnection?
+    /// Why the session could not even be created (out of memory); the first read closes the connection.
+    private let setupFailure: TLSError?
+    private let useIdentityAsUsername: Bool
+    /// WebSocket or HTTP running inside TLS; nil for MQTT straight over TLS.
+    private let inner: (any ConnectionTransport)?
+    /// Plaintext for or from `inner`, reused between calls.
+    private var scratch: [UInt8] = []
+    private var innerWire: [UInt8] = []
+
+    init(context: TLSContext, useIdentityAsUsername: Bool, inner: (any ConnectionTransport)?) {
+        do {
+            tls = try TLSConnection(context: context)
+            setupFailure = nil
+        } catch {
+            tls = nil
+            setupFailure = error
+        }
+        self.useIdentityAsUsername = useIdentityAsUsername
+        self.inner = inner
+    }
+
+    func received(_ bytes: UnsafeRawBufferPointer, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
+        -> TransportStatus
+    {
+        guard let tls else { return .close(Self.reason(setupFailure ?? .closed)) }
+        var status = TransportStatus.open
+        do throws(TLSError) {
+            try tls.feed(bytes)
+            let read: TLSReadStatus
+            if let inner {
+                scratch.removeAll(keepingCapacity: true)
+                read = try tls.readPlaintext(appendingTo: &scratch)
+                if !scratch.isEmpty {
+                    innerWire.removeAll(keepingCapacity: true)
+                    status = scratch.withUnsafeBytes { inner.received($0, mqtt: &mqtt, wire: &innerWire, now: now) }
+                    try tls.writePlaintext(innerWire)
+                }
+            } else {
+                read = try tls.readPlaintext(appendingTo: &mqtt)
+            }
+            if read == .closedByPeer {
+                // The client's close_notify: answer it, then treat it as the end of the stream.
+                tls.close()
+                status = .close(.endOfStream)
+            }
+        } catch {
+            // OpenSSL may have queued an alert that tells the client why.
+            takeCiphertext(into: &wire)
+            return .close(Self.reason(error))
+        }
+        takeCiphertext(into: &wire)
+        return status
+    }
+
+    func send(_ mqttPackets: UnsafeRawBufferPointer, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+        guard let tls else { return .close(Self.reason(setupFailure ?? .closed)) }
+        var status = TransportStatus.open
+        do throws(TLSError) {
+            if let inner {
+                innerWire.removeAll(keepingCapacity: true)
+                status = inner.send(mqttPackets, wire: &innerWire, now: now)
+                try tls.writePlaintext(innerWire)
+            } else {
+                try tls.writePlaintext(mqttPackets)
+            }
+        } catch {
+            takeCiphertext(into: &wire)
+            return .close(Self.reason(error))
+        }
+        takeCiphertext(into: &wire)
+        return status
+    }
+
+    func tick(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus {
+        guard let tls, let inner, tls.isHandshakeComplete else { return .open }
+        innerWire.removeAll(keepingCapacity: true)
+        let status = inner.tick(now: now, mqtt: &mqtt, wire: &innerWire)
+        do throws(TLSError) {
+            try tls.writePlaintext(innerWire)
+        } catch {
+            takeCiphertext(into: &wire)
+            return .close(Self.reason(error))
+        }
+        takeCiphertext(into: &wire)
+        return status
+    }
+
+    func closing(_ reason: CloseReason, wire: inout [UInt8]) {
+        guard let tls else { return }
+        if let inner, tls.isHandshakeComplete, tls.failure == nil, !tls.sentCloseNotify {
+            innerWire.removeAll(keepingCapacity: true)
+            inner.closing(reason, wire: &innerWire)
+            try? tls.writePlaintext(innerWire)
+        }
+        // close_notify (nothing before the handshake completes or after a failure), as mosquitto: no wait for the
+        // client's.
+        tls.close()
+        takeCiphertext(into: &wire)
+    }
+
+    var connectIdentity: TransportIdentity {
+        guard useIdentityAsUsername else { return inner?.connectIdentity ?? .unchanged }
+        guard let name = tls?.peerCertificateSubjectCommonName else { return .missing }
+        return .authenticated(username: name)
+    }
+
+    /// Moves the ciphertext OpenSSL produced to the end of `wire`, decrypting nothing and copying once.
+    private func takeCiphertext(into wire: inout [UInt8]) {
+        guard let tls else { return }
+        let pending = tls.pendingCiphertextCount
+        guard pending > 0 else { return }
+        let start = wire.count
+        wire.append(contentsOf: repeatElement(0, count: pending))
+        let taken = wire.withUnsafeMutableBytes { raw in
+            tls.takeCiphertext(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+        }
+        wire.removeLast(pending - taken)
+    }
+
+    private static func reason(_ error: TLSError) -> CloseReason {
+        .connectionLost(error.description)
+    }
+}
