@@ -47,9 +47,18 @@ max_queued_messages 1000
 CONF
 }
 
-start_broker() {  # name port -> prints pid
+# The lossless rows (qos1, qos2): mosquitto is lossless only with an unbounded queue (max_queued_messages 0);
+# midge keeps its 1000-message queue and holds publishers back instead (queue_full_policy block).
+lossless_config() {  # broker scenario
+  case "$2" in
+    qos1|qos2) if [ "$1" = midge ]; then echo "queue_full_policy block"; else echo "max_queued_messages 0"; fi ;;
+  esac
+}
+
+start_broker() {  # name port scenario -> prints pid
   local name=$1 port=$2 config="$work/$1.conf"
   common_config "$port" > "$config"
+  lossless_config "$name" "$3" >> "$config"
   if [ "$name" = midge ]; then
     [ -n "$threads" ] && echo "threads $threads" >> "$config"
     "$BIN/midge" -c "$config" > "$work/$name.log" 2>&1 &
@@ -83,7 +92,7 @@ for scenario in $scenarios; do
     for broker in mosquitto midge; do
       # A fresh broker per run: idle-connection memory and queues must not carry over.
       port=$(free_port)
-      pid=$(start_broker "$broker" "$port")
+      pid=$(start_broker "$broker" "$port" "$scenario")
       pids+=("$pid")
       extra=""
       [ "$scenario" != idle ] && extra="--duration $duration"
