@@ -10,7 +10,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "MQTTCodec"),
-        .target(name: "MidgeCore", dependencies: ["MQTTCodec"]),
+        .target(name: "MidgeCore", dependencies: ["MQTTCodec", "MidgeStore"]),
         // epoll, eventfd, timerfd and accept4 are not in the Glibc module map; this shim exposes them.
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
         // OpenSSL from the system for what must not be written by hand: PBKDF2, SHA, HMAC, later TLS.
@@ -33,7 +33,7 @@ let package = Package(
         // Fuzz entry points for the frame decoder and the core; replays its corpus when built without libFuzzer.
         .executableTarget(name: "midge-fuzz", dependencies: ["MQTTCodec", "MidgeCore"]),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
-        .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec"]),
+        .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec", "MidgeStore"]),
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
         .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MQTTCodec"]),
         .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec"]),

@@ -15,6 +15,7 @@ extension Broker {
     /// list for its topic: its next PUBLISH to the same topic, with no subscription changed since, skips the walk.
     /// `publisher` is the client it came from, held back if it overfills a queue under `QueueFullPolicy.block`.
     func route(_ message: Message, from publisher: ClientConnection?, into actions: inout [Action]) {
+        journal?.lastStoredMessage = 0
         if let cache = publisher?.routeCache, cache.version == subscriptionTrie.version, cache.topic == message.topic {
             deliver(message, to: cache.targets, from: publisher, into: &actions)
             return
@@ -92,7 +93,11 @@ extension Broker {
         guard let connection = session.connection else {
             // Away: persistent sessions keep QoS 1/2 [MQTT-3.1.2-5], QoS 0 only when configured.
             if qos == .atMostOnce && !configuration.queueQoS0Messages { return }
-            enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session, from: nil)
+            if enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session, from: nil),
+                let journal, qos != .atMostOnce, !session.cleanSession
+            {
+                journal.recordDelivery(message, qos: qos, retain: retain, to: session.clientID, packetID: nil)
+            }
             return
         }
         // Behind a non-empty queue every delivery waits its turn, so the subscriber sees messages in arrival
@@ -112,16 +117,24 @@ extension Broker {
                 let entry = flows.inflight.insert(id, message: message, qos: qos, retain: retain)
                 actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
                 counters.messagesSent += 1
+                if let journal, !session.cleanSession {
+                    journal.recordDelivery(message, qos: qos, retain: retain, to: session.clientID, packetID: id)
+                }
                 return
             }
         }
-        enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session, from: publisher)
+        if enqueue(QueuedMessage(message: message, qos: qos, retain: retain), for: session, from: publisher),
+            let journal, qos != .atMostOnce, !session.cleanSession
+        {
+            journal.recordDelivery(message, qos: qos, retain: retain, to: session.clientID, packetID: nil)
+        }
     }
 
     /// Appends within `maxQueuedMessages` / `maxQueuedBytes`. At the limits, a connected session under
     /// `QueueFullPolicy.block` takes the delivery anyway and holds its publisher back; otherwise the delivery is
-    /// dropped and counted, and the log says so once per episode of drops.
-    private func enqueue(_ item: QueuedMessage, for session: Session, from publisher: ClientConnection?) {
+    /// dropped and counted, and the log says so once per episode of drops. Returns whether it was queued.
+    @discardableResult
+    private func enqueue(_ item: QueuedMessage, for session: Session, from publisher: ClientConnection?) -> Bool {
         let flows = session.activeFlows
         if isFull(flows.queue, adding: item.message.payload.count) {
             guard configuration.queueFullPolicy == .block, session.connection != nil else {
@@ -131,7 +144,7 @@ extension Broker {
                     flows.isDropping = true
                     log(.notice, "Outgoing messages are being dropped for client \(session.clientID).")
                 }
-                return
+                return false
             }
             // What is already decoded or on its way from a held publisher still lands here: the overshoot is
             // bounded by the driver's per-connection read and the loops' hand-off backlog, not by this queue.
@@ -140,6 +153,7 @@ extension Broker {
             endDropEpisode(of: session, flows)
         }
         flows.queue.append(item)
+        return true
     }
 
     /// The queue has room again: the log says how many deliveries the episode cost.
@@ -215,6 +229,11 @@ extension Broker {
             let entry = flows.inflight.insert(id, message: next.message, qos: next.qos, retain: next.retain)
             actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
             counters.messagesSent += 1
+            if let journal, !session.cleanSession {
+                journal.recordDelivery(
+                    next.message, qos: next.qos, retain: next.retain, to: session.clientID, packetID: id,
+                    fromQueue: true)
+            }
         }
         if flows.isDropping && !isFull(flows.queue, adding: 0) { endDropEpisode(of: session, flows) }
         if !flows.heldPublishers.isEmpty && hasDrainedEnough(flows.queue) {
@@ -227,8 +246,13 @@ extension Broker {
     func resume(_ session: Session, into actions: inout [Action]) {
         guard let connection = session.connection, let flows = session.flows else { return }
         for entry in flows.inflight.inResendOrder {
-            actions.append(.send(connection, entry.packet(dup: true)))
-            if entry.state != .awaitingPubcomp { counters.messagesSent += 1 }
+            if entry.state == .awaitingPubcomp {
+                // A PUBREL whose record may not be durable yet waits for it, as the first one did.
+                sendAcknowledgement(.pubrel(entry.packetID), to: connection, into: &actions)
+            } else {
+                actions.append(.send(connection, entry.packet(dup: true)))
+                counters.messagesSent += 1
+            }
         }
         pump(session, into: &actions)
     }

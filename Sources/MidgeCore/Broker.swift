@@ -24,6 +24,11 @@ public final class Broker {
     @exclusivity(unchecked) var currentTime = MonotonicTime(nanoseconds: 0)
 
     var nextSessionSerial: UInt64 = 0
+    /// Records and held acknowledgements for the durable store; nil while persistence is off, so the memory-only
+    /// broker builds no record (see `Broker+Durability`).
+    @exclusivity(unchecked) var journal: Journal?
+    /// When offline persistent sessions were last seen; nil unless `persistentClientExpiration` is set.
+    var expiry: SessionExpiry?
     /// Routing scratch reused by every PUBLISH, see `route`.
     @exclusivity(unchecked) var routeEpoch: UInt32 = 0
     @exclusivity(unchecked) var routeScratch: [RouteTarget] = []
@@ -36,6 +41,9 @@ public final class Broker {
         self.authenticator = authenticator
         self.accessControl = accessControl
         self.log = log
+        if configuration.persistentClientExpiration > 0 {
+            expiry = SessionExpiry(seconds: configuration.persistentClientExpiration)
+        }
     }
 
     /// A decoded packet from a connection. The first packet of a connection is always CONNECT
@@ -112,17 +120,20 @@ public final class Broker {
                 endConnection(client, reason: .keepaliveTimeout, tellDriver: true, into: &actions)  // [MQTT-3.1.2-24]
             }
         }
+        if expiry != nil { expireSessionsIfDue(now: now) }
     }
 
     /// The earliest time `tick` has work to do, if any.
     public var nextDeadline: MonotonicTime? {
-        keepalive.earliest
+        guard let scan = expiry?.nextScan, !(expiry?.offlineSince.isEmpty ?? true) else { return keepalive.earliest }
+        return min(keepalive.earliest ?? scan, scan)
     }
 
     /// Publishes a message that originates in the broker itself (`$SYS` topics, pushes from a gateway): no access
     /// checks, `$SYS` allowed. With `retain` it replaces the topic's retained message, and an empty payload deletes
     /// it, as a client's RETAIN=1 PUBLISH does; subscribers get it like any other message.
     public func publish(_ message: Message, retain: Bool, into actions: inout [Action]) {
+        let message = withStoreID(message)
         if retain { updateRetained(with: message) }
         route(message, from: nil, into: &actions)
     }
@@ -200,6 +211,11 @@ extension Broker {
             session.outputBlocked = false
             // The queue-full policy protects live subscribers; offline ones drop at their limits.
             releasePublishers(heldBy: session)
+            if !session.cleanSession {
+                journal?.records.append(
+                    .sessionSeen(clientID: session.clientID, unixSeconds: journal?.unixSeconds(at: currentTime) ?? 0))
+                expiry?.offlineSince[ClientIDKey(session.clientID)] = currentTime
+            }
         }
         if session.cleanSession { discardSession(session) }
         // Taking the Will out first makes it fire at most once [MQTT-3.1.2-10].
@@ -217,7 +233,13 @@ extension Broker {
         session.subscriptions.removeAll()
         session.flows = nil
         let key = ClientIDKey(session.clientID)
-        if sessions[key] === session { sessions[key] = nil }
+        if sessions[key] === session {
+            sessions[key] = nil
+            if !session.cleanSession {
+                journal?.records.append(.sessionEnded(clientID: session.clientID))
+                expiry?.offlineSince[key] = nil
+            }
+        }
     }
 
     private func logEnd(of client: ClientConnection, reason: CloseReason) {

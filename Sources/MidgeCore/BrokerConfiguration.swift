@@ -26,6 +26,9 @@ public struct BrokerConfiguration: Sendable {
     public var retainAvailable: Bool = true
     /// Ceiling on granted subscription QoS [max_qos].
     public var maxQoS: QoS = .exactlyOnce
+    /// Persistent sessions whose client has been away this many seconds are removed; 0 keeps them for ever
+    /// [persistent_client_expiration].
+    public var persistentClientExpiration: Int64 = 0
 
     public init() {}
 }

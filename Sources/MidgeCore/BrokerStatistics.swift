@@ -14,6 +14,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var messagesDropped: UInt64 = 0
     /// Times a publisher was held back because a queue it feeds was full (`QueueFullPolicy.block`).
     public var publishersHeld: UInt64 = 0
+    /// QoS 1/2 PUBLISHes neither routed nor acknowledged because the persistence store could not write.
+    public var publishesRefused: UInt64 = 0
     /// Topics with a retained message.
     public var retainedMessages: Int = 0
     /// Subscriptions over all sessions.

@@ -43,10 +43,20 @@ public final class Message: Sendable {
     public let payload: [UInt8]
     /// The QoS the publisher used; each delivery is downgraded to its subscription's grant.
     public let qos: QoS
+    /// The durable store's id for the body (`StoreRecord.messageStored`); 0 while persistence is off.
+    let storeID: UInt64
     public init(topic: TopicName, payload: [UInt8], qos: QoS) {
         self.topic = topic
         self.payload = payload
         self.qos = qos
+        self.storeID = 0
+    }
+
+    init(topic: TopicName, payload: [UInt8], qos: QoS, storeID: UInt64) {
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.storeID = storeID
     }
 }
 

@@ -57,8 +57,16 @@ struct InflightWindow {
     }
 
     mutating func insert(_ packetID: PacketID, message: Message, qos: QoS, retain: Bool) -> InflightMessage {
-        nextOrder += 1
         let state: OutboundFlowState = qos == .exactlyOnce ? .awaitingPubrec : .awaitingPuback
+        return insert(packetID, message: message, qos: qos, retain: retain, state: state)
+    }
+
+    /// Inserts as the newest entry in `state`: a fresh send, or a flow restored from the durable store.
+    @discardableResult
+    mutating func insert(
+        _ packetID: PacketID, message: Message, qos: QoS, retain: Bool, state: OutboundFlowState
+    ) -> InflightMessage {
+        nextOrder += 1
         let entry = InflightMessage(
             packetID: packetID, message: message, qos: qos, retain: retain, state: state, order: nextOrder)
         messages[packetID.rawValue] = entry

@@ -10,6 +10,7 @@ extension Broker {
             log(.debug, "Will of client \(client.clientID) on \(will.topic) dropped: $SYS is reserved.")
             return
         }
+        let will = withStoreID(will)
         if client.willRetain { updateRetained(with: will) }
         route(will, from: nil, into: &actions)
     }

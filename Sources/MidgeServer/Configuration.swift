@@ -59,6 +59,12 @@ public struct Configuration: Sendable {
     public var logTimestamp = true
     public var passwordFile: String?
     public var aclFile: String?
+    /// `persistence true`: retained messages and persistent sessions survive restarts (see `PersistenceSettings`).
+    public var persistence = false
+    /// `persistence_location`: the store's directory; empty means the working directory, as in mosquitto.
+    public var persistenceLocation = ""
+    /// `persistence_fsync`: when acknowledged QoS 1/2 messages are forced to disk.
+    public var persistenceFsync = PersistenceFsync.always
 
     public init() {}
 
@@ -98,6 +104,7 @@ public struct Configuration: Sendable {
         "message_size_limit", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
         "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix",
         "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
+        "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username",
     ]
@@ -116,8 +123,8 @@ public struct Configuration: Sendable {
         "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
         "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
         "log_timestamp_format", "max_inflight_bytes", "memory_limit", "mount_point",
-        "notification_topic", "notifications", "notifications_local_only", "per_listener_settings", "persistence",
-        "persistence_file", "persistence_location", "persistent_client_expiration", "pid_file", "plugin",
+        "notification_topic", "notifications", "notifications_local_only", "per_listener_settings",
+        "persistence_file", "pid_file", "plugin",
         "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
         "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
         "sys_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
@@ -375,6 +382,20 @@ private struct Parser {
             }
         case "log_timestamp":
             configuration.logTimestamp = try boolean()
+        case "persistence":
+            configuration.persistence = try boolean()
+        case "persistence_location":
+            configuration.persistenceLocation = try text()
+        case "persistence_fsync":
+            guard let policy = PersistenceFsync(arguments) else {
+                throw fail("expects always, periodic MILLISECONDS (1-60000) or none")
+            }
+            configuration.persistenceFsync = policy
+        case "persistent_client_expiration":
+            guard let seconds = PersistenceFsync.expirationSeconds(try single()) else {
+                throw fail("expects a positive count with a unit: s, h, d, w, m (30 days) or y, e.g. 14d")
+            }
+            configuration.broker.persistentClientExpiration = seconds
         case "password_file":
             configuration.passwordFile = try text()
         case "acl_file":

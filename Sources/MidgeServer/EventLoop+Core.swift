@@ -86,6 +86,7 @@ extension EventLoop {
         handle.take(into: &spare)
         if broker != nil {
             spare.events.drain { coreReceive($0) }
+            releaseDurableBatches()
             stoppedLoops += spare.stoppedLoops
             let backlog = server.coreBacklog.subtract(spare.eventsWeight, ordering: .sequentiallyConsistent).newValue
             if backlog <= settings.coreBacklogLowWater {
@@ -113,6 +114,7 @@ extension EventLoop {
             publishedDropCount = broker.messagesDropped
             server.droppedMessages.store(Int(truncatingIfNeeded: publishedDropCount), ordering: .releasing)
         }
+        if let broker, let persistence = server.persistence { persistence.endOfTurn(broker, owner: handle) }
         flushDirtyConnections()
         if index == 0 {
             for target in 1..<max(1, actionsForLoops.count)

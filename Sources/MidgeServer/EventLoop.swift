@@ -95,6 +95,7 @@ final class EventLoop {
         } else {
             broker = nil
         }
+        if let broker { server.persistence?.restore(into: broker, now: now) }
     }
 
     deinit {

@@ -67,10 +67,12 @@ struct Mailbox: Sendable {
     var eventsWeight = 0
     /// For loops 1…: the core's backlog has drained; reading may resume.
     var resumeReads = false
+    /// For loop 0: store appends that completed (see `Persistence`), in append order; releases held acks.
+    var durableBatches: [DurableBatch] = []
 
     var isEmpty: Bool {
         events.isEmpty && actions.isEmpty && readingChanges.isEmpty && !stopRequested && stoppedLoops == 0
-            && !resumeReads
+            && !resumeReads && durableBatches.isEmpty
     }
 
     /// Resets the flags and counts once the batches have been drained; buffers keep their capacity.

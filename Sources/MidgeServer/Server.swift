@@ -2,6 +2,7 @@
 import CLinux
 import Glibc
 import MidgeCore
+import MidgeStore
 import Synchronization
 
 /// The version printed in start-up and shutdown lines.
@@ -20,6 +21,8 @@ public struct ServerSettings: Sendable {
     public var broker: BrokerConfiguration
     public var authenticator: any Authenticator
     public var accessControl: any AccessControl
+    /// `persistence true`: where the durable store lives and how it syncs; nil runs in memory only.
+    public var persistence: PersistenceSettings?
     /// Inbound flow control, in `CoreEvent.backlogWeight` units (about bytes). The core runs on one thread; the
     /// other loops could read, and queue for it, far faster than it routes, without bound. Above the high-water
     /// mark they stop reading the connections that have more (TCP then slows those senders down, as a
@@ -54,6 +57,7 @@ public struct ServerSettings: Sendable {
         broker = configuration.broker
         self.authenticator = authenticator
         self.accessControl = accessControl
+        persistence = PersistenceSettings(configuration: configuration)
     }
 
     public static var onlineCores: Int { min(128, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
@@ -80,14 +84,20 @@ final class ServerState: Sendable {
     let coreBacklog = Atomic<Int>(0)
     /// The core's count of deliveries dropped for full queues, published by loop 0 at the end of each turn.
     let droppedMessages = Atomic<Int>(0)
+    /// The durable store, when `persistence` is on; loop 0 restores the core from it and appends to it.
+    let persistence: Persistence?
 
     /// The listener of each listen socket group, by the group's position (the loops' listener tokens).
     let listenerOfGroup: [ListenerRuntime]
 
-    init(settings: ServerSettings, logger: Logger, handles: [LoopHandle], listeners: [ListenerRuntime] = []) {
+    init(
+        settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
+        listeners: [ListenerRuntime] = []
+    ) {
         self.settings = settings
         self.logger = logger
         self.handles = handles
+        self.persistence = persistence
         listenerOfGroup = listeners
     }
 }
@@ -147,7 +157,18 @@ public final class Server: Sendable {
             throw error
         }
 
-        let state = ServerState(settings: settings, logger: logger, handles: handles, listeners: groupListeners)
+        // Recovery runs before any loop starts, so nothing is accepted before the state is back.
+        var persistence: Persistence?
+        if let persistenceSettings = settings.persistence {
+            do throws(ServerError) {
+                persistence = try Persistence.open(persistenceSettings, logger: logger)
+            } catch {
+                closeAll()
+                throw error
+            }
+        }
+        let state = ServerState(
+            settings: settings, logger: logger, handles: handles, persistence: persistence, listeners: groupListeners)
         let server = Server(
             listeners: groups.map { BoundListener(address: $0.address, port: $0.port) }, state: state)
         let threads = (0..<settings.threads).map { index in
@@ -198,6 +219,8 @@ public final class Server: Sendable {
         }
         guard !threads.isEmpty else { return }
         for thread in threads { pthread_join(thread, nil) }
+        // Before the fds below: the store's last completions still post to loop 0's eventfd.
+        state.persistence?.close()
         // Only now: until every loop has exited, any of them may still post to another's eventfd.
         for handle in state.handles {
             Syscall.close(handle.epollFD)
@@ -217,6 +240,10 @@ public final class Server: Sendable {
     /// Deliveries dropped so far because a session's queue was full (`queue_full_policy drop`). Published by loop 0
     /// before it writes a turn's packets, so it already counts every drop that preceded a packet a client received.
     public var droppedMessages: Int { state.droppedMessages.load(ordering: .acquiring) }
+
+    /// The durable store's counters and health (nil without persistence), for `$SYS` and metrics. While
+    /// `isHealthy` is false, QoS 1/2 publishes are not acknowledged.
+    public var storeStatistics: StoreStatistics? { state.persistence?.statistics }
 }
 
 /// Raises the soft open-file limit to the hard limit (each connection is an fd) and logs what it did.

@@ -10,6 +10,9 @@ extension Broker {
             return
         }
         flows.inflight.remove(id)
+        if let journal, !session.cleanSession {
+            journal.records.append(.deliveryCompleted(clientID: session.clientID, delivery: .packet(id)))
+        }
         pump(session, into: &actions)
     }
 
@@ -20,14 +23,29 @@ extension Broker {
             ignoreAck("PUBREC", id, client)
             return
         }
-        if entry.state == .awaitingPubrec { flows.inflight.markReleased(id) }
-        actions.append(.send(client.id, .control(.pubrel(id))))
+        if entry.state == .awaitingPubrec {
+            flows.inflight.markReleased(id)
+            // PUBREL only once this is durable: a restart that resent the PUBLISH after the client completed the
+            // flow would deliver the message twice.
+            if let journal, !client.session.cleanSession {
+                journal.records.append(
+                    .deliveryInFlight(
+                        clientID: client.session.clientID, messageID: entry.message.storeID, packetID: id,
+                        qos: entry.qos, retain: entry.retain, state: .pubrelSent))
+            }
+        }
+        sendAcknowledgement(.pubrel(id), to: client.id, into: &actions)
     }
 
     /// Inbound QoS 2, last step: forget the id and answer PUBCOMP, also for ids not known [MQTT-4.3.3-2].
     func handlePubrel(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
-        client.session.flows?.inboundQoS2.remove(id.rawValue)
-        actions.append(.send(client.id, .control(.pubcomp(id))))
+        let session = client.session
+        if session.flows?.inboundQoS2.remove(id.rawValue) != nil, let journal, !session.cleanSession {
+            // PUBCOMP only once this is durable: after a restart that still knew the id, the client's next
+            // PUBLISH reusing it would look like a repeat and be lost.
+            journal.records.append(.inboundReleased(clientID: session.clientID, packetID: id))
+        }
+        sendAcknowledgement(.pubcomp(id), to: client.id, into: &actions)
     }
 
     /// Completes an outbound QoS 2 delivery.
@@ -38,6 +56,9 @@ extension Broker {
             return
         }
         flows.inflight.remove(id)
+        if let journal, !session.cleanSession {
+            journal.records.append(.deliveryCompleted(clientID: session.clientID, delivery: .packet(id)))
+        }
         pump(session, into: &actions)
     }
 

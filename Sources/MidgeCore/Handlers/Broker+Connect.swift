@@ -78,6 +78,13 @@ extension Broker {
         session.username = connect.username
         session.connection = connection
         session.outputBlocked = false
+        if !session.cleanSession {
+            // Created, or seen again: the last-seen time `persistent_client_expiration` starts from.
+            if let journal {
+                journal.records.append(.sessionCreated(clientID: clientID, unixSeconds: journal.unixSeconds(at: now)))
+            }
+            expiry?.offlineSince[key] = nil
+        }
 
         let client = ClientConnection(id: connection, info: info, session: session, connect: connect, now: now)
         connections[connection] = client

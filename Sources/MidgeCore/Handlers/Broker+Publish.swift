@@ -9,22 +9,44 @@ extension Broker {
             return
         }
         let session = client.session
+        if publish.qos != .atMostOnce, let journal, !journal.writable {
+            refuseWhileStoreFails(publish, from: client, journal)
+            return
+        }
         switch publish.qos {
         case .atMostOnce:
             accept(publish, from: client, into: &actions)
         case .atLeastOnce:
             accept(publish, from: client, into: &actions)
-            // Same id [MQTT-4.3.2-2], in arrival order since each PUBLISH is answered as it is handled [MQTT-4.6.0-2].
-            if let id = publish.packetID { actions.append(.send(client.id, .control(.puback(id)))) }
+            // Same id [MQTT-4.3.2-2], in arrival order since each PUBLISH is answered as it is handled [MQTT-4.6.0-2];
+            // with persistence on, once what it changed is on disk.
+            if let id = publish.packetID { sendAcknowledgement(.puback(id), to: client.id, into: &actions) }
         case .exactlyOnce:
             guard let id = publish.packetID else { return }
             // Method B: route now, remember the id until PUBREL; a repeat is answered but not routed again
             // [MQTT-4.3.3-2].
             if session.activeFlows.inboundQoS2.insert(id.rawValue).inserted {
                 accept(publish, from: client, into: &actions)
+                // After the routing records: a torn write that keeps this id but not the message would make the
+                // client's resend look like a repeat.
+                if let journal, !session.cleanSession {
+                    journal.records.append(.inboundReceived(clientID: session.clientID, packetID: id))
+                }
             }
-            actions.append(.send(client.id, .control(.pubrec(id))))  // [MQTT-4.6.0-3]
+            sendAcknowledgement(.pubrec(id), to: client.id, into: &actions)  // [MQTT-4.6.0-3]
         }
+    }
+
+    /// The store cannot write: the PUBLISH is neither routed nor acknowledged, so the client still owns it and
+    /// sends it again when it reconnects [MQTT-4.4.0-1]. Logged once per episode (see `setStoreWritable`).
+    private func refuseWhileStoreFails(_ publish: Publish, from client: ClientConnection, _ journal: Journal) {
+        if journal.refusedInEpisode == 0 {
+            log(
+                .warning,
+                "Client \(client.clientID): QoS \(publish.qos.rawValue) PUBLISH not acknowledged, the store cannot write.")
+        }
+        journal.refusedInEpisode += 1
+        counters.publishesRefused += 1
     }
 
     /// Takes ownership of the message, unless the client may not publish it: then it is acknowledged as
@@ -34,7 +56,8 @@ extension Broker {
             accessControl.mayPublish(clientID: client.clientID, username: client.username, topic: publish.topic)
         else { return }
         // The publisher's DUP is never copied [MQTT-3.3.1-3]; the message keeps its own QoS for downgrading.
-        let message = Message(topic: publish.topic, payload: publish.payload, qos: publish.qos)
+        let message = Message(
+            topic: publish.topic, payload: publish.payload, qos: publish.qos, storeID: journal?.allocateMessageID() ?? 0)
         if publish.retain { updateRetained(with: message) }
         route(message, from: client, into: &actions)
     }
@@ -45,8 +68,10 @@ extension Broker {
         guard configuration.retainAvailable else { return }
         if message.payload.isEmpty {
             retained.remove(message.topic)
+            journal?.records.append(.retainedCleared(topic: message.topic))
         } else {
             retained.store(message)
+            journal?.records.append(.retainedSet(topic: message.topic, payload: message.payload, qos: message.qos))
         }
     }
 }

@@ -24,12 +24,20 @@ extension Broker {
             // An identical filter is replaced, never duplicated [MQTT-3.8.4-3].
             if subscriptionTrie.subscribe(request.filter, session: session, qos: qos) { counters.subscriptions += 1 }
             session.subscriptions[request.filter] = qos
+            if let journal, !session.cleanSession {
+                journal.records.append(
+                    .subscriptionAdded(clientID: session.clientID, filter: request.filter, qos: qos))
+            }
             codes.append(.granted(qos))
             if let earlier = grantedSlot.updateValue(granted.count, forKey: request.filter) { granted[earlier] = nil }
             granted.append(SubscriptionRequest(filter: request.filter, qos: qos))
         }
         // One code per filter, in order, same packet id [MQTT-3.8.4-1][MQTT-3.8.4-5][MQTT-3.9.3-1].
-        actions.append(.send(client.id, .control(.suback(SubAck(packetID: subscribe.packetID, returnCodes: codes)))))
+        // With persistence on, the SUBACK waits for the subscriptions to be durable; the retained messages need not
+        // wait for it (§3.8.4 lets PUBLISHes matching a subscription go out before its SUBACK).
+        sendAcknowledgement(
+            .suback(SubAck(packetID: subscribe.packetID, returnCodes: codes)), to: client.id, into: &actions)
+        journal?.lastStoredMessage = 0
         for case let subscription? in granted { sendRetained(matching: subscription, to: session, into: &actions) }
     }
 

@@ -9,8 +9,11 @@ extension Broker {
             // are not touched and complete [MQTT-3.10.4-3]; nothing new arrives through the filter [MQTT-3.10.4-2].
             guard session.subscriptions.removeValue(forKey: filter) != nil else { continue }
             if subscriptionTrie.unsubscribe(filter, session: session) { counters.subscriptions -= 1 }
+            if let journal, !session.cleanSession {
+                journal.records.append(.subscriptionRemoved(clientID: session.clientID, filter: filter))
+            }
         }
         // Always, even when nothing was removed, once for all filters [MQTT-3.10.4-4][MQTT-3.10.4-5][MQTT-3.10.4-6].
-        actions.append(.send(client.id, .control(.unsuback(unsubscribe.packetID))))
+        sendAcknowledgement(.unsuback(unsubscribe.packetID), to: client.id, into: &actions)
     }
 }
