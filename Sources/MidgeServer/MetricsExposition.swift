@@ -1,0 +1,90 @@
+// `GET /metrics`: the server's numbers in the Prometheus text format 0.0.4.
+import MQTTCodec
+import MidgeCore
+import MidgeGateway
+import Glibc
+
+enum MetricsExposition {
+    /// The whole body. Traffic is summed from the loops now; the core's figures are loop 0's latest snapshot (at
+    /// most about a second old); loop CPU time is read from procfs now.
+    static func render(_ metrics: ServerMetrics) -> [UInt8] {
+        let core = metrics.core.withLock { $0 }
+        let statistics = core.statistics
+        let traffic = metrics.traffic
+        let gateway = metrics.gateway
+        var text = PrometheusText()
+        let now = Syscall.monotonicNanoseconds()
+
+        text.gauge("midge_uptime_seconds", help: "Seconds since the broker started.",
+                   value: Double(now - metrics.startedAt) / 1e9)
+        text.gauge("midge_build_info", help: "The running version.", value: 1, labels: [("version", midgeVersion)])
+        text.gauge("midge_connections", help: "Open client sockets, those not past CONNECT yet included.",
+                   value: Double(core.openConnections))
+        text.gauge("midge_clients_connected", help: "Clients that completed CONNECT and are connected.",
+                   value: Double(statistics.connectedClients))
+        text.gauge("midge_clients_maximum", help: "The most clients connected at once since start.",
+                   value: Double(core.clientsMaximum))
+        text.gauge("midge_sessions", help: "Sessions: connected clients plus persistent sessions kept offline.",
+                   value: Double(statistics.sessions))
+        text.gauge("midge_subscriptions", help: "Subscriptions over all sessions.",
+                   value: Double(statistics.subscriptions))
+        text.gauge("midge_retained_messages", help: "Topics with a retained message.",
+                   value: Double(statistics.retainedMessages))
+        text.gauge("midge_queued_messages", help: "Deliveries waiting in session queues (queue depth).",
+                   value: Double(statistics.queuedMessages))
+        text.gauge("midge_inflight_messages", help: "QoS 1 and 2 deliveries waiting for their acknowledgement.",
+                   value: Double(statistics.inflightMessages))
+
+        text.counter("midge_bytes_received_total", help: "Bytes read from client sockets.",
+                     value: Double(traffic.bytesReceived))
+        text.counter("midge_bytes_sent_total", help: "Bytes written to client sockets.",
+                     value: Double(traffic.bytesSent))
+        text.counter("midge_packets_received_total", help: "MQTT packets of every type received.",
+                     value: Double(traffic.packetsReceived))
+        text.counter("midge_packets_sent_total", help: "MQTT packets of every type sent.",
+                     value: Double(traffic.packetsSent))
+        text.family("midge_messages_received_total", type: .counter, help: "PUBLISH packets received, by QoS.",
+                    samples: qosSamples(traffic.publishReceived))
+        text.family("midge_messages_sent_total", type: .counter,
+                    help: "PUBLISH packets sent, by QoS (retransmissions included).",
+                    samples: qosSamples(traffic.publishSent))
+        text.counter("midge_publish_bytes_received_total", help: "Payload bytes of PUBLISH packets received.",
+                     value: Double(traffic.publishBytesReceived))
+        text.counter("midge_publish_bytes_sent_total", help: "Payload bytes of PUBLISH packets sent.",
+                     value: Double(traffic.publishBytesSent))
+        text.family("midge_messages_dropped_total", type: .counter, help: "Messages not delivered, by reason.",
+                    samples: [
+                        .init(labels: [("reason", "queue_full")], value: Double(statistics.messagesDropped))
+                    ])
+        text.counter("midge_publishers_held_total",
+                     help: "Times a publisher was held back by a full queue (queue_full_policy block).",
+                     value: Double(statistics.publishersHeld))
+
+        let loops = LoopCPUTime.read()
+        text.family("midge_event_loop_cpu_seconds_total", type: .counter,
+                    help: "CPU time of each event loop thread: the time it was busy, not waiting in epoll.",
+                    samples: loops.map { .init(labels: [("loop", String($0.loop))], value: $0.seconds) })
+
+        text.counter("midge_http_requests_total", help: "HTTP requests received by the gateway.",
+                     value: Double(gateway.requests.load(ordering: .relaxed)))
+        text.family("midge_http_responses_total", type: .counter, help: "HTTP answers by status class.",
+                    samples: [
+                        .init(labels: [("class", "2xx")], value: Double(gateway.responses2xx.load(ordering: .relaxed))),
+                        .init(labels: [("class", "4xx")], value: Double(gateway.responses4xx.load(ordering: .relaxed))),
+                        .init(labels: [("class", "5xx")], value: Double(gateway.responses5xx.load(ordering: .relaxed))),
+                    ])
+        text.counter("midge_http_published_total", help: "Messages accepted through POST /publish.",
+                     value: Double(gateway.published.load(ordering: .relaxed)))
+        text.counter("midge_http_events_total", help: "Messages written to SSE streams and long-poll answers.",
+                     value: Double(gateway.eventsDelivered.load(ordering: .relaxed)))
+        text.gauge("midge_http_streams", help: "Open Server-Sent Events streams.",
+                   value: Double(gateway.openStreams.load(ordering: .relaxed)))
+        text.gauge("midge_http_polls_waiting", help: "Long polls waiting for a message.",
+                   value: Double(gateway.waitingPolls.load(ordering: .relaxed)))
+        return text.bytes
+    }
+
+    private static func qosSamples(_ counts: [UInt64]) -> [PrometheusText.Sample] {
+        counts.enumerated().map { .init(labels: [("qos", String($0.offset))], value: Double($0.element)) }
+    }
+}
