@@ -43,6 +43,8 @@ public struct Configuration: Sendable {
     public var listeners: [ListenerConfiguration] = []
     /// Event loops; nil means one per online core.
     public var threads: Int?
+    /// Seconds between `$SYS` updates; 0 turns them off [sys_interval].
+    public var sysInterval: Int = 10
     /// Seconds a new connection may take to send CONNECT.
     public var connectTimeout: Int = 10
     /// Simultaneous client connections; -1 means no limit.
@@ -106,7 +108,7 @@ public struct Configuration: Sendable {
         "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
-        "ciphers_tls1.3", "require_certificate", "use_identity_as_username",
+        "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval",
     ]
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
@@ -127,7 +129,7 @@ public struct Configuration: Sendable {
         "persistence_file", "pid_file", "plugin",
         "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
         "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
-        "sys_interval", "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
+        "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
         "topic", "try_private", "upgrade_outgoing_qos", "use_subject_as_username",
         "use_username_as_clientid", "user", "websockets_log_level",
     ]
@@ -292,6 +294,8 @@ private struct Parser {
         case "use_identity_as_username":
             let value = try boolean()
             tls { $0.useIdentityAsUsername = value }
+        case "sys_interval":
+            configuration.sysInterval = try integer(0...86_400)
         case "port":
             legacyPort = UInt16(try integer(0...65535))
         case "bind_address":

@@ -44,6 +44,7 @@ extension EventLoop {
         broker.tick(now: MonotonicTime(nanoseconds: now), into: &coreActions)
         routeCoreActions()
         nextTick = now + Self.tickInterval
+        publishSystemTopics()
     }
 
     /// Loop 0's own connections get their actions at once; the rest are batched per loop, in core order,

@@ -23,6 +23,8 @@ public struct ServerSettings: Sendable {
     public var accessControl: any AccessControl
     /// `persistence true`: where the durable store lives and how it syncs; nil runs in memory only.
     public var persistence: PersistenceSettings?
+    /// Traffic counters per loop, the core's latest statistics, `$SYS` state: shared by the loops and `/metrics`.
+    let metrics: ServerMetrics
     /// Inbound flow control, in `CoreEvent.backlogWeight` units (about bytes). The core runs on one thread; the
     /// other loops could read, and queue for it, far faster than it routes, without bound. Above the high-water
     /// mark they stop reading the connections that have more (TCP then slows those senders down, as a
@@ -58,6 +60,8 @@ public struct ServerSettings: Sendable {
         self.authenticator = authenticator
         self.accessControl = accessControl
         persistence = PersistenceSettings(configuration: configuration)
+        metrics = ServerMetrics(
+            loopCount: 128, sysInterval: configuration.sysInterval, startedAt: Syscall.monotonicNanoseconds())
     }
 
     public static var onlineCores: Int { min(128, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
