@@ -82,8 +82,7 @@ enum TransportFactories {
         case .websockets:
             inner = WebSocketTransport.factory(listener: listener, settings: settings)
         case .http:
-            // The push gateway registers its factory on this line.
-            throw ServerError(description: "protocol http on port \(listener.port) is not available in this build.")
+            inner = HTTPGateway.factory(listener: listener, settings: settings)
         }
         guard let tls else { return inner }
         let useIdentity = listener.tls?.useIdentityAsUsername ?? false

@@ -48,6 +48,7 @@ extension EventLoop {
                 connectionLost(connection, reason: .endOfStream)
                 return
             case .done(let count):
+                settings.metrics.loops[index].countRead(count)
                 received(connection, count: count)
                 if count < readBuffer.count { return }  // the socket is drained; skip the EAGAIN read
             }
@@ -221,6 +222,7 @@ extension EventLoop {
 
     private func dispatch(_ packet: Packet, from connection: Connection) {
         switch connection.state {
+        settings.metrics.loops[index].countReceived(packet)
         case .awaitingConnect:
             guard case .connect = packet else {
                 // [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply.

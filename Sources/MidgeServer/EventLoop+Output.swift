@@ -13,6 +13,7 @@ extension EventLoop {
         case .send(let id, .publish(let delivery)):
             guard let connection = connections[id], connection.state != .closing else { return }
             prepareOutput(connection)
+            settings.metrics.loops[index].countPublishSent(delivery.qos, payloadBytes: delivery.message.payload.count)
             Publish.encode(
                 topic: delivery.message.topic, payload: delivery.message.payload, qos: delivery.qos,
                 retain: delivery.retain, dup: delivery.dup, packetID: delivery.packetID, into: &connection.output)
@@ -20,6 +21,7 @@ extension EventLoop {
         case .send(let id, .control(let control)):
             guard let connection = connections[id], connection.state != .closing else { return }
             prepareOutput(connection)
+            settings.metrics.loops[index].countControlSent()
             control.encode(into: &connection.output)
             markDirty(connection)
         case .close(let id, _):
@@ -82,6 +84,7 @@ extension EventLoop {
             }
             switch result {
             case .done(let written):
+                settings.metrics.loops[index].countWritten(written)
                 connection.outputSent += written
             case .wouldBlock:
                 if connection.state != .closing && !connection.watchesWritable {

@@ -39,12 +39,21 @@ struct EventHistory: Sendable {
     private var head = 0
     private var bytes = 0
     var lastUsed: Int64 = 0
+    /// The sequence the latest delivery with each packet id got. A connection that drops before its acknowledgement
+    /// reaches the core gets the delivery again on the next connection, with DUP set [MQTT-3.3.1-1] and the same
+    /// packet id [MQTT-4.4.0-1]: that is the recorded event, not a new one.
+    private var sequenceByPacketID: [UInt16: UInt64] = [:]
 
     var retained: ArraySlice<RecordedEvent> { events[head...] }
 
-    /// Gives the message the next id and remembers it, forgetting the oldest beyond the limits.
-    mutating func record(_ message: GatewayMessage, maxEvents: Int, maxBytes: Int) -> UInt64 {
+    /// Gives the message the next id and remembers it, forgetting the oldest beyond the limits. A redelivery
+    /// (`dup` with a packet id already recorded) keeps its first id.
+    mutating func record(
+        _ message: GatewayMessage, packetID: UInt16? = nil, dup: Bool = false, maxEvents: Int, maxBytes: Int
+    ) -> UInt64 {
+        if dup, let packetID, let sequence = sequenceByPacketID[packetID] { return sequence }
         let sequence = nextSequence
+        if let packetID { sequenceByPacketID[packetID] = sequence }
         nextSequence += 1
         events.append(RecordedEvent(sequence: sequence, message: message))
         bytes += message.payload.count + message.topic.bytes.count
@@ -104,8 +113,8 @@ final class HTTPGateway: Sendable {
         clientIDPrefix + String(clientSerial.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
     }
 
-    /// Records an event of a persistent client id, returning its id.
-    func record(_ message: GatewayMessage, clientID: String, now: Int64) -> UInt64 {
+    /// Records an event of a persistent client id, returning its id (the first one for a redelivery).
+    func record(_ message: GatewayMessage, packetID: UInt16?, dup: Bool, clientID: String, now: Int64) -> UInt64 {
         histories.withLock { histories in
             if histories[clientID] == nil && histories.count >= settings.historyClients {
                 // Forget the client id idle longest; one scan per new client beyond the cap.
@@ -115,7 +124,8 @@ final class HTTPGateway: Sendable {
             }
             var history = histories[clientID] ?? EventHistory()
             let sequence = history.record(
-                message, maxEvents: settings.historyEvents, maxBytes: settings.historyBytes)
+                message, packetID: packetID, dup: dup, maxEvents: settings.historyEvents,
+                maxBytes: settings.historyBytes)
             history.lastUsed = now
             histories[clientID] = history
             return sequence

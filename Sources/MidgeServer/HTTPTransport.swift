@@ -63,6 +63,13 @@ final class HTTPTransport: ConnectionTransport {
         var lastSeen: UInt64
     }
 
+    /// A PUBLISH from the broker, as the history needs it.
+    private struct Incoming {
+        var message: GatewayMessage
+        var packetID: UInt16?
+        var dup: Bool
+    }
+
     private enum Exchange {
         case idle
         case publish(PublishExchange)
@@ -85,7 +92,9 @@ final class HTTPTransport: ConnectionTransport {
     /// Events of a clean (non-resumable) subscription, kept here instead of in the gateway's histories.
     private var localHistory = EventHistory()
     /// Deliveries that arrived before the stream's head was written (queued messages of a resumed session).
-    private var early: [GatewayMessage] = []
+    private var early: [Incoming] = []
+    /// The highest event id written to this connection's stream.
+    private var highestWritten: UInt64 = 0
     private var nextPacketID: UInt16 = 0
     private var lastWrite: MonotonicTime
     private var lastRequest: MonotonicTime
@@ -105,7 +114,7 @@ final class HTTPTransport: ConnectionTransport {
         -> TransportStatus
     {
         takeReplies(into: &mqtt)
-        guard !finished else { return .open }
+        guard !finished else { return endSession(mqtt: &mqtt) }
         parser.append(bytes)
         if isBusy && parser.bufferedByteCount > pipelineLimit {
             // A stream or a pending answer does not read further requests; a client that keeps sending is cut off
@@ -115,6 +124,8 @@ final class HTTPTransport: ConnectionTransport {
         return processRequests(mqtt: &mqtt, wire: &wire, now: now)
     }
 
+    /// Never closes: the loop takes a close from `send` as a failed write and drops what is unwritten, the answer
+    /// included. An answer that ends the connection sets `finished`, and `tick` closes.
     func send(_ mqttPackets: UnsafeRawBufferPointer, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
         var status = TransportStatus.open
         if partial.isEmpty {
@@ -132,6 +143,9 @@ final class HTTPTransport: ConnectionTransport {
 
     func tick(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus {
         takeReplies(into: &mqtt)
+        // An answer with `Connection: close` went out from `send`, which may not close (the loop would drop the
+        // unwritten answer): the client closes once it has read it, or this does a tick later.
+        if finished { return endSession(mqtt: &mqtt) }
         switch exchange {
         case .stream(let stream) where stream.subscribed:
             if now.nanoseconds - lastWrite.nanoseconds >= gateway.settings.heartbeatSeconds * 1_000_000_000 {
@@ -476,7 +490,9 @@ final class HTTPTransport: ConnectionTransport {
             acknowledge(publish)
             let message = GatewayMessage(
                 topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: publish.retain)
-            return deliver(message, wire: &wire, now: now)
+            return deliver(
+                Incoming(message: message, packetID: publish.packetID?.rawValue, dup: publish.dup), wire: &wire,
+                now: now)
         case .pubrel(let id):
             Packet.pubcomp(id).encode(into: &replies)
         case .pubcomp, .unsuback, .connect, .subscribe, .unsubscribe, .pingreq, .disconnect:
@@ -491,7 +507,7 @@ final class HTTPTransport: ConnectionTransport {
         case .publish(let publish): request = publish.request
         case .stream(let subscription), .poll(let subscription), .pollIdle(let subscription):
             request = subscription.request
-        case .idle: return .close(.connectRefused(code))
+        case .idle: return .open
         }
         let hadCredentials = identity?.username != nil || identity?.password != nil
         var response: HTTPResponse
@@ -505,7 +521,7 @@ final class HTTPTransport: ConnectionTransport {
         if case .poll = exchange { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
         exchange = .idle
         write(response, to: request, wire: &wire)
-        return .close(.connectRefused(code))
+        return .open
     }
 
     private func finishPublishIfDone(_ publish: PublishExchange, wire: inout [UInt8]) -> TransportStatus {
@@ -513,7 +529,7 @@ final class HTTPTransport: ConnectionTransport {
         exchange = .idle
         gateway.metrics.gateway.published.wrappingAdd(UInt64(publish.count), ordering: .relaxed)
         write(.published(count: publish.count), to: publish.request, wire: &wire)
-        return finished ? .close(.clientDisconnected) : .open
+        return .open
     }
 
     private func subscribed(_ suback: SubAck, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
@@ -533,7 +549,7 @@ final class HTTPTransport: ConnectionTransport {
             exchange = .idle
             write(.forbidden("not authorized to subscribe to \(filter)"), to: subscription.request, wire: &wire)
             finished = true
-            return .close(.clientDisconnected)
+            return .open
         }
         var ready = subscription
         ready.subscribed = true
@@ -550,15 +566,19 @@ final class HTTPTransport: ConnectionTransport {
             // Not through `write`: a stream has no Content-Length and no end.
             wire.append(contentsOf: ServerSentEvents.responseHead(retryMilliseconds: gateway.settings.retryMilliseconds))
             for event in missed { writeEvent(event, format: ready.command.format, wire: &wire) }
-            for message in waiting {
-                let event = record(message, clientID: ready.command.clientID, now: now)
+            for incoming in waiting {
+                let event = record(incoming, clientID: ready.command.clientID, now: now)
                 writeEvent(event, format: ready.command.format, wire: &wire)
             }
             lastWrite = now
             return .open
         }
         exchange = .poll(ready)
-        let buffered = missed + waiting.map { record($0, clientID: ready.command.clientID, now: now) }
+        var buffered = missed
+        for incoming in waiting {
+            let event = record(incoming, clientID: ready.command.clientID, now: now)
+            if event.sequence > (buffered.last?.sequence ?? ready.lastSeen) { buffered.append(event) }
+        }
         if !buffered.isEmpty || ready.deadline.map({ now >= $0 }) == true {
             return answerPoll(ready, with: buffered, wire: &wire, now: now)
         }
@@ -576,26 +596,32 @@ final class HTTPTransport: ConnectionTransport {
         }
     }
 
-    private func deliver(_ message: GatewayMessage, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+    private func deliver(_ incoming: Incoming, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
         switch exchange {
         case .stream(let stream) where stream.subscribed:
-            let event = record(message, clientID: stream.command.clientID, now: now)
+            let event = record(incoming, clientID: stream.command.clientID, now: now)
             writeEvent(event, format: stream.command.format, wire: &wire)
             lastWrite = now
         case .poll(let poll) where poll.subscribed:
-            let event = record(message, clientID: poll.command.clientID, now: now)
+            let event = record(incoming, clientID: poll.command.clientID, now: now)
+            // A redelivery of an event this poll's client saw already is acknowledged and not answered again.
+            guard event.sequence > poll.lastSeen else { return .open }
             return answerPoll(poll, with: [event], wire: &wire, now: now)
         case .pollIdle(let poll):
             // Between polls: recorded, so the next poll (here or on a new connection) returns it.
-            _ = record(message, clientID: poll.command.clientID, now: now)
+            _ = record(incoming, clientID: poll.command.clientID, now: now)
         default:
             // A resumed session's queue arrives before the SUBACK: kept for when the stream opens.
-            early.append(message)
+            early.append(incoming)
         }
         return .open
     }
 
+    /// Writes an event unless this connection wrote it (or a later one) already: a redelivery after a dropped
+    /// connection keeps its first id, and the history replay has sent it.
     private func writeEvent(_ event: RecordedEvent, format: MessageFormat, wire: inout [UInt8]) {
+        guard event.sequence > highestWritten else { return }
+        highestWritten = event.sequence
         ServerSentEvents.encode(event.message, id: String(event.sequence), format: format, into: &wire)
         gateway.metrics.gateway.eventsDelivered.wrappingAdd(1, ordering: .relaxed)
     }
@@ -612,18 +638,21 @@ final class HTTPTransport: ConnectionTransport {
         let response = HTTPResponse.longPoll(events.map { (id: String($0.sequence), message: $0.message) })
         write(response, to: poll.request, wire: &wire)
         lastRequest = now
-        return finished ? .close(.clientDisconnected) : .open
+        return .open
     }
 
-    private func record(_ message: GatewayMessage, clientID: String?, now: MonotonicTime) -> RecordedEvent {
+    private func record(_ incoming: Incoming, clientID: String?, now: MonotonicTime) -> RecordedEvent {
         let sequence: UInt64
         if let clientID {
-            sequence = gateway.record(message, clientID: clientID, now: now.nanoseconds)
+            sequence = gateway.record(
+                incoming.message, packetID: incoming.packetID, dup: incoming.dup, clientID: clientID,
+                now: now.nanoseconds)
         } else {
             sequence = localHistory.record(
-                message, maxEvents: gateway.settings.historyEvents, maxBytes: gateway.settings.historyBytes)
+                incoming.message, packetID: incoming.packetID, dup: incoming.dup,
+                maxEvents: gateway.settings.historyEvents, maxBytes: gateway.settings.historyBytes)
         }
-        return RecordedEvent(sequence: sequence, message: message)
+        return RecordedEvent(sequence: sequence, message: incoming.message)
     }
 
     private func history(after lastSeen: UInt64, clientID: String?, now: MonotonicTime) -> [RecordedEvent] {
