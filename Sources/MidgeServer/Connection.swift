@@ -8,6 +8,8 @@ final class Connection {
     enum State: UInt8 {
         /// Accepted; the first packet must be CONNECT within `connect_timeout` [MQTT-3.1.0-1].
         case awaitingConnect
+        /// CONNECT is with the auth gate (see `AuthGate`); what follows it waits, held, for the verdict.
+        case authenticating
         /// CONNECT was handed to the core; everything read goes to the core.
         case connected
         /// A close was decided: output is flushed once at the end of the turn, then the fd is closed.

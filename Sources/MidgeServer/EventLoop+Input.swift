@@ -161,7 +161,8 @@ extension EventLoop {
         let limit = settings.maxRemainingLength
         buffer.withUnsafeMutableBytes { bytes in
             while read < bytes.count, let length = Self.frameLength(bytes, at: read, limit: limit) {
-                if Self.passesHold(bytes[read]) {
+                // Nothing passes before the core has the CONNECT.
+                if Self.passesHold(bytes[read]) && connection.state != .authenticating {
                     let frame = UnsafeRawBufferPointer(rebasing: bytes[read..<(read + length)])
                     do throws(DecodeError) {
                         if let (packet, _) = try decoder.decode(frame) { dispatch(packet, from: connection) }
@@ -221,8 +222,8 @@ extension EventLoop {
     // MARK: Packets
 
     private func dispatch(_ packet: Packet, from connection: Connection) {
-        switch connection.state {
         settings.metrics.loops[index].countReceived(packet)
+        switch connection.state {
         case .awaitingConnect:
             guard case .connect = packet else {
                 // [MQTT-3.1.0-1] the first packet must be CONNECT: close without a reply.
@@ -232,13 +233,12 @@ extension EventLoop {
                 beginClose(connection)
                 return
             }
-            connection.state = .connected
-            connection.reachedCore = true
-            report(.connect(connection.id, connectPacket(packet, from: connection), connection.info))
+            beginConnect(connection, packet)
         case .connected:
             // Everything else, a second CONNECT included [MQTT-3.1.0-2], is the core's to judge.
             report(.packet(connection.id, packet))
-        case .closing:
+        case .authenticating, .closing:
+            // Authenticating: only reached at the end of the stream, when the client is gone anyway.
             return
         }
     }

@@ -183,9 +183,4 @@ extension EventLoop {
     func transportOutputWritten(_ connection: Connection) {
         transports.slots[connection.id.rawValue]?.wireEnd = connection.output.count
     }
-
-    /// The CONNECT as the core should see it: with the identity the transport vouches for.
-    func connectPacket(_ packet: Packet, from connection: Connection) -> Packet {
-        packet
-    }
 }

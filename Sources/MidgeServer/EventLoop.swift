@@ -90,7 +90,7 @@ final class EventLoop {
             let logger = server.logger
             let settings = server.settings
             broker = Broker(
-                configuration: settings.broker, authenticator: settings.authenticator,
+                configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
                 accessControl: settings.accessControl, log: { level, message in logger.log(level, message) })
         } else {
             broker = nil
@@ -124,11 +124,14 @@ final class EventLoop {
                 }
             }
             // After the eventfd read: anything posted from now on finds an empty mailbox and wakes us again.
-            if woken { processMailbox() }
+            if woken {
+                processMailbox()
+                takeAuthVerdicts()
+            }
             handReleasedInput()
             expireConnectDeadlines()
-            resumeAcceptingIfDue()
             tickTransportsIfDue()
+            resumeAcceptingIfDue()
             if broker != nil { tickIfDue() }
             endTurn()
         }
@@ -143,8 +146,8 @@ final class EventLoop {
         var wakeAt = Int64.max
         if connectDeadlinesHead < connectDeadlines.count { wakeAt = connectDeadlines[connectDeadlinesHead].deadline }
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }
-        if let broker, !stopping {
         if !transports.slots.isEmpty { wakeAt = min(wakeAt, transports.nextTick) }
+        if let broker, !stopping {
             wakeAt = min(wakeAt, nextTick)
             if let deadline = broker.nextDeadline { wakeAt = min(wakeAt, deadline.nanoseconds) }
         }
@@ -187,9 +190,9 @@ final class EventLoop {
                 Syscall.close(fd)
                 continue
             }
-            // Small packets (PUBACK, PINGRESP) must not wait for Nagle's algorithm; writes are batched per turn.
             let runtime = server.listenerOfGroup[listener]
             guard admit(fd: fd, address: address, on: runtime) else { continue }
+            // Small packets (PUBACK, PINGRESP) must not wait for Nagle's algorithm; writes are batched per turn.
             try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY)
             let id = connections.nextID(loop: index)
             do {
@@ -198,8 +201,8 @@ final class EventLoop {
             } catch {
                 logger.log(.error, "Unable to watch the connection from \(address): \(error).")
                 server.connectionCount.subtract(1, ordering: .relaxed)
-                Syscall.close(fd)
                 if runtime.countsConnections { runtime.connectionCount.subtract(1, ordering: .relaxed) }
+                Syscall.close(fd)
                 continue
             }
             let info = ConnectionInfo(remoteAddress: address, listenerPort: port)

@@ -93,6 +93,8 @@ final class ServerState: Sendable {
 
     /// The listener of each listen socket group, by the group's position (the loops' listener tokens).
     let listenerOfGroup: [ListenerRuntime]
+    /// Where CONNECTs are authenticated, off the core's thread.
+    let authGate: AuthGate
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
@@ -103,6 +105,7 @@ final class ServerState: Sendable {
         self.handles = handles
         self.persistence = persistence
         listenerOfGroup = listeners
+        authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger)
     }
 }
 

@@ -6,11 +6,8 @@ import XCTest
 
 final class WebSocketTests: ConformanceCase {
     /// The port of a `protocol websockets` listener added next to the broker's TCP listener (mosquitto 2.0
-    /// refuses to start with a WebSocket listener alone); skipped on midge until its WebSocket listener exists.
+    /// refuses to start with a WebSocket listener alone).
     private func webSocketPort() throws -> UInt16 {
-        try XCTSkipUnless(
-            ProcessInfo.processInfo.environment["MIDGE_WEBSOCKETS"] != nil || kind == .mosquitto,
-            "midge has no WebSocket listener yet; set MIDGE_WEBSOCKETS=1 to run these tests against it")
         let port = try BrokerProcess.freePort()
         _ = try startBroker(config: ["listener \(port) 127.0.0.1", "protocol websockets"])
         return port

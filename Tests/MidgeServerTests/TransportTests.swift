@@ -1,0 +1,218 @@
+// TLS and MQTT-over-WebSocket listeners end to end, in process: real OpenSSL clients and RFC 6455 client frames
+// against the broker's transports, with plain TCP clients on the other side.
+import COpenSSL
+import Foundation
+import Glibc
+import MQTTCodec
+import MidgeCore
+import XCTest
+
+@testable import MidgeServer
+
+final class TransportTests: XCTestCase {
+    /// A broker with its plain listener first and one more listener configured by `second`.
+    private func start(second: String, threads: Int = 2, config: String = "") throws -> RunningServer {
+        try RunningServer(threads: threads, config: config + "listener 0 127.0.0.1\n" + second)
+    }
+
+    private func secondPort(_ running: RunningServer) -> UInt16 { running.server.listeners[1].port }
+
+    // MARK: TLS
+
+    func testTLSClientPublishesToPlainSubscriberAndReceives() throws {
+        let running = try start(second: TLSFixture.serverSettings())
+        defer { running.stop() }
+        let plain = try TestClient(port: running.port)
+        try plain.connect("plain")
+        try plain.subscribe("tls/#", qos: .atLeastOnce)
+
+        let tls = ChannelClient(try TLSChannel(port: secondPort(running)))
+        XCTAssertEqual(try tls.connect("secure").returnCode, .accepted)
+        try tls.subscribe("back", qos: .atMostOnce)
+        try tls.publish("tls/one", Array("over TLS".utf8), qos: .atLeastOnce, id: 7)
+        guard case .puback(let id) = try tls.receive() else { return XCTFail("expected PUBACK") }
+        XCTAssertEqual(id.rawValue, 7)
+        XCTAssertEqual(try plain.receivePublish().payload, Array("over TLS".utf8))
+
+        // A payload spanning several TLS records arrives whole.
+        let large = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try plain.publish("back", large)
+        XCTAssertEqual(try tls.receivePublish().payload, large)
+        try tls.ping()
+    }
+
+    func testRequiredClientCertificate() throws {
+        let running = try start(second: TLSFixture.serverSettings(requireCertificate: true))
+        defer { running.stop() }
+        // No certificate: the handshake fails (TLS 1.3 reports it on the first read).
+        let refused = try? ChannelClient(TLSChannel(port: secondPort(running))).connect("anonymous")
+        XCTAssertNil(refused)
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("sent no certificate") })
+
+        let client = ChannelClient(
+            try TLSChannel(
+                port: secondPort(running), certificate: TLSFixture.path("client.crt"),
+                key: TLSFixture.path("client.key")))
+        XCTAssertEqual(try client.connect("with-cert").returnCode, .accepted)
+        try client.ping()
+    }
+
+    /// use_identity_as_username: the certificate's CN is the user name; CONNECT's own credentials do not count.
+    func testIdentityAsUsername() throws {
+        let running = try start(second: TLSFixture.serverSettings(requireCertificate: true, identity: true))
+        defer { running.stop() }
+        let client = ChannelClient(
+            try TLSChannel(
+                port: secondPort(running), certificate: TLSFixture.path("client.crt"),
+                key: TLSFixture.path("client.key")))
+        XCTAssertEqual(try client.connect("cert-user", username: "ignored", password: "wrong").returnCode, .accepted)
+        let line = running.log.waitForLine { $0.contains("as cert-user ") }
+        XCTAssertNotNil(line)
+        XCTAssertTrue(line?.contains("u'device-42'") ?? false, line ?? "")
+    }
+
+    /// A client that stops in the middle of its handshake holds nothing up: others on the same loop connect, and
+    /// connect_timeout closes the stalled one.
+    func testStalledHandshakeDoesNotBlockOthersAndTimesOut() throws {
+        let running = try start(second: TLSFixture.serverSettings(), threads: 1, config: "connect_timeout 1\n")
+        defer { running.stop() }
+        let stalled = try SocketChannel(port: secondPort(running))
+        // The start of a TLS record header announcing a ClientHello, and then nothing.
+        try stalled.write([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+        let other = ChannelClient(try TLSChannel(port: secondPort(running)))
+        XCTAssertEqual(try other.connect("not-blocked").returnCode, .accepted)
+        XCTAssertNil(try stalled.read(), "the stalled client must be closed by connect_timeout")
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("sent no CONNECT within") })
+        try other.ping()
+    }
+
+    func testNotTLSAtAllIsRefused() throws {
+        let running = try start(second: TLSFixture.serverSettings())
+        defer { running.stop() }
+        let raw = try SocketChannel(port: secondPort(running))
+        var connect: [UInt8] = []
+        Packet.connect(Connect(clientID: "plain-on-tls")).encode(into: &connect)
+        try raw.write(connect)
+        // An alert (or nothing), then the end of the stream: never a CONNACK.
+        var received: [UInt8] = []
+        while let more = try raw.read() { received += more }
+        XCTAssertNotEqual(received.first, 0x20)
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("TLS handshake failed") })
+    }
+
+    // MARK: WebSocket
+
+    func testWebSocketClientTalksToPlainClient() throws {
+        let running = try start(second: "protocol websockets\n")
+        defer { running.stop() }
+        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        XCTAssertEqual(socket.statusCode, 101)
+        XCTAssertTrue(socket.response.lowercased().contains("sec-websocket-protocol: mqtt"), socket.response)
+        let ws = ChannelClient(socket)
+        XCTAssertEqual(try ws.connect("ws").returnCode, .accepted)
+        try ws.subscribe("to/ws")
+        let plain = try TestClient(port: running.port)
+        try plain.connect("plain")
+        try plain.subscribe("from/ws", qos: .atMostOnce)
+        try ws.publish("from/ws", Array("hello".utf8))
+        XCTAssertEqual(try plain.receivePublish().payload, Array("hello".utf8))
+        try plain.publish("to/ws", Array("back".utf8))
+        XCTAssertEqual(try ws.receivePublish().payload, Array("back".utf8))
+
+        // A packet split over frames, and a ping answered with its payload.
+        var ping: [UInt8] = []
+        Packet.pingreq.encode(into: &ping)
+        try socket.sendFrame(opcode: 0x2, [ping[0]], fin: false)
+        try socket.sendFrame(opcode: 0x9, [1, 2, 3])
+        try socket.sendFrame(opcode: 0x0, [ping[1]], fin: true)
+        guard case .pingresp = try ws.receive() else { return XCTFail("expected PINGRESP") }
+        XCTAssertEqual(socket.pongs, [[1, 2, 3]])
+    }
+
+    func testWebSocketTextFrameClosesWithUnsupportedData() throws {
+        let running = try start(second: "protocol websockets\n")
+        defer { running.stop() }
+        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        var connect: [UInt8] = []
+        Packet.connect(Connect(clientID: "text")).encode(into: &connect)
+        try socket.sendFrame(opcode: 0x1, connect)
+        XCTAssertNil(try socket.read())
+        XCTAssertEqual(socket.closeCode, 1003)
+    }
+
+    func testWebSocketOversizedFrameClosesWithMessageTooBig() throws {
+        let running = try start(second: "protocol websockets\n", config: "message_size_limit 1000\n")
+        defer { running.stop() }
+        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        try socket.sendFrame(opcode: 0x2, [UInt8](repeating: 0, count: 2000))
+        XCTAssertNil(try socket.read())
+        XCTAssertEqual(socket.closeCode, 1009)
+    }
+
+    /// A Close frame without DISCONNECT is a lost connection: the Will goes out, and the close is answered.
+    func testWebSocketCloseFrameFiresWill() throws {
+        let running = try start(second: "protocol websockets\n")
+        defer { running.stop() }
+        let watcher = try TestClient(port: running.port)
+        try watcher.connect("watcher")
+        try watcher.subscribe("will/ws", qos: .atMostOnce)
+        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let ws = ChannelClient(socket)
+        let will = Will(topic: try XCTUnwrap(TopicName("will/ws")), payload: Array("gone".utf8), qos: .atMostOnce, retain: false)
+        try ws.connect("leaver", will: will)
+        try socket.sendFrame(opcode: 0x8, [0x03, 0xE8])
+        XCTAssertNil(try socket.read())
+        XCTAssertEqual(socket.closeCode, 1000)
+        XCTAssertEqual(try watcher.receivePublish().payload, Array("gone".utf8))
+    }
+
+    func testPlainHTTPRequestToWebSocketListenerIsRefused() throws {
+        let running = try start(second: "protocol websockets\n")
+        defer { running.stop() }
+        let raw = try SocketChannel(port: secondPort(running))
+        try raw.write(Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
+        var received: [UInt8] = []
+        while let more = try raw.read() { received += more }
+        XCTAssertTrue(String(decoding: received, as: UTF8.self).hasPrefix("HTTP/1.1 426"))
+    }
+
+    func testWebSocketOverTLS() throws {
+        let running = try start(second: "protocol websockets\n" + TLSFixture.serverSettings())
+        defer { running.stop() }
+        let socket = try WebSocketChannel(over: try TLSChannel(port: secondPort(running)))
+        XCTAssertEqual(socket.statusCode, 101)
+        let client = ChannelClient(socket)
+        XCTAssertEqual(try client.connect("wss").returnCode, .accepted)
+        try client.subscribe("wss/t")
+        try client.publish("wss/t", Array("loop".utf8))
+        XCTAssertEqual(try client.receivePublish().payload, Array("loop".utf8))
+        // The broker's close: DISCONNECT ends it with a normal closure.
+        try client.send(.disconnect)
+        XCTAssertNil(try socket.read())
+        XCTAssertEqual(socket.closeCode, 1000)
+    }
+
+    // MARK: Limits
+
+    func testPerListenerMaxConnections() throws {
+        let running = try start(second: "protocol websockets\nmax_connections 1\n")
+        defer { running.stop() }
+        let first = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        XCTAssertEqual(first.statusCode, 101)
+        let second = try SocketChannel(port: secondPort(running))
+        XCTAssertNil(try second.read())
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("max_connections (1) reached on port") })
+        // The plain listener is not limited by it.
+        let plain = try TestClient(port: running.port)
+        try plain.connect("plain")
+        first.close()
+        // Once the first has gone, its place is free again (the close is seen asynchronously: bounded retries).
+        var accepted = false
+        for _ in 0..<50 where !accepted {
+            let next = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+            accepted = next.statusCode == 101
+            if !accepted { usleep(20_000) }
+        }
+        XCTAssertTrue(accepted)
+    }
+}
