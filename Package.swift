@@ -39,7 +39,8 @@ let package = Package(
         .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec"]),
         .testTarget(name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL"], exclude: ["Fixtures"]),
         .testTarget(
-            name: "MidgeServerTests", dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "COpenSSL"]),
+            name: "MidgeServerTests",
+            dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "MidgeAuth", "COpenSSL"]),
         // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
         .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),
     ]

@@ -235,10 +235,24 @@ public final class Server: Sendable {
         }
     }
 
-    /// SIGHUP: mosquitto reloads its configuration here. Midge does not reload anything yet; this is where
-    /// re-reading the password and ACL files will be wired.
+    /// SIGHUP: every TLS listener re-reads its certificate, key and CA files. New handshakes use the new ones,
+    /// connections keep theirs. A listener whose files are broken keeps its previous ones and the log says why.
+    /// (The executable reloads the password and ACL files itself, before calling this.) Call from any thread but
+    /// an event loop's: it reads files.
     public func hangup() {
-        state.logger.log(.notice, "Received SIGHUP; configuration reload is not supported yet, nothing changed.")
+        var seen: Set<ObjectIdentifier> = []
+        for (position, runtime) in state.listenerOfGroup.enumerated() where runtime.tls != nil {
+            guard seen.insert(ObjectIdentifier(runtime)).inserted else { continue }
+            let port = listeners[position].port
+            do {
+                try runtime.reloadTLS()
+                state.logger.log(.notice, "Reloaded the TLS certificate and keys of the listener on port \(port).")
+            } catch {
+                state.logger.log(
+                    .error, "Unable to reload the TLS files of the listener on port \(port), keeping the previous "
+                        + "ones: \(error).")
+            }
+        }
     }
 
     /// Open client connections right now.

@@ -119,11 +119,22 @@ if configuration.listeners.isEmpty {
 }
 
 // A broken password or ACL file is a fatal configuration error, as in mosquitto.
+// Wrapped so SIGHUP can swap in a re-read file while clients stay connected.
 var authenticator: any Authenticator = AllowAll()
 var accessControl: any AccessControl = AllowAll()
+var reloadablePasswords: ReloadableAuthenticator?
+var reloadableRules: ReloadableAccessControl?
 do {
-    if let path = configuration.passwordFile { authenticator = try PasswordFile(path: path) }
-    if let path = configuration.aclFile { accessControl = try ACLFile(path: path) }
+    if let path = configuration.passwordFile {
+        let reloadable = ReloadableAuthenticator(try PasswordFile(path: path))
+        reloadablePasswords = reloadable
+        authenticator = reloadable
+    }
+    if let path = configuration.aclFile {
+        let reloadable = ReloadableAccessControl(try ACLFile(path: path))
+        reloadableRules = reloadable
+        accessControl = reloadable
+    }
 } catch {
     logger.log(.error, "Error: \(error)")
     exit(1)
@@ -156,6 +167,25 @@ while true {
     var received: Int32 = 0
     guard sigwait(&handledSignals, &received) == 0 else { continue }
     if received == SIGHUP {
+        // As mosquitto: re-read the password file, the ACL file and the certificates; connections stay. A broken
+        // file keeps the previous one, and the log says why.
+        logger.log(.notice, "Received SIGHUP, reloading the password file, ACL file and TLS certificates.")
+        if let path = configuration.passwordFile, let reloadablePasswords {
+            do {
+                reloadablePasswords.replace(with: try PasswordFile(path: path))
+                logger.log(.notice, "Reloaded the password file \(path).")
+            } catch {
+                logger.log(.error, "Unable to reload the password file, keeping the previous one: \(error)")
+            }
+        }
+        if let path = configuration.aclFile, let reloadableRules {
+            do {
+                reloadableRules.replace(with: try ACLFile(path: path))
+                logger.log(.notice, "Reloaded the ACL file \(path).")
+            } catch {
+                logger.log(.error, "Unable to reload the ACL file, keeping the previous one: \(error)")
+            }
+        }
         server.hangup()
         continue
     }

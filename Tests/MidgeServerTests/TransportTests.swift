@@ -7,6 +7,7 @@ import MQTTCodec
 import MidgeCore
 import XCTest
 
+@testable import MidgeAuth
 @testable import MidgeServer
 
 final class TransportTests: XCTestCase {
@@ -214,5 +215,124 @@ final class TransportTests: XCTestCase {
             if !accepted { usleep(20_000) }
         }
         XCTAssertTrue(accepted)
+    }
+}
+
+/// SIGHUP's reloads, driven in process: certificates through `Server.hangup`, password files through the
+/// reloadable authenticator the executable installs.
+final class ReloadTests: XCTestCase {
+    private var scratch = ""
+
+    override func setUpWithError() throws {
+        scratch = NSTemporaryDirectory() + "midge-reload-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: scratch) }
+
+    func testBrokenCertificateKeepsThePreviousOneAndConnectionsStay() throws {
+        let certificate = scratch + "/server.crt"
+        try FileManager.default.copyItem(atPath: TLSFixture.path("server.crt"), toPath: certificate)
+        let settings = "certfile \(certificate)\nkeyfile \(TLSFixture.path("server.key"))\n"
+        let running = try RunningServer(threads: 1, config: "listener 0 127.0.0.1\n" + settings)
+        defer { running.stop() }
+        let port = running.server.listeners[1].port
+        let before = ChannelClient(try TLSChannel(port: port))
+        try before.connect("before")
+
+        try Data("not a certificate\n".utf8).write(to: URL(fileURLWithPath: certificate))
+        running.server.hangup()
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("Unable to reload the TLS files") })
+        try before.ping()
+        let during = ChannelClient(try TLSChannel(port: port))
+        XCTAssertEqual(try during.connect("during").returnCode, .accepted)
+
+        try FileManager.default.removeItem(atPath: certificate)
+        try FileManager.default.copyItem(atPath: TLSFixture.path("server.crt"), toPath: certificate)
+        running.server.hangup()
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("Reloaded the TLS certificate") })
+        try before.ping()
+        try during.ping()
+        let after = ChannelClient(try TLSChannel(port: port))
+        XCTAssertEqual(try after.connect("after").returnCode, .accepted)
+    }
+
+    private static func line(_ user: String, _ password: String) -> String {
+        user + ":" + PasswordHash.make(password: Array(password.utf8)).encoded + "\n"
+    }
+
+    func testPasswordFileReplacedWhileConnected() throws {
+        let first = try PasswordFile(text: Self.line("alice", "one"), source: "first")
+        let reloadable = ReloadableAuthenticator(first)
+        let running = try RunningServer(threads: 2, config: "allow_anonymous false\n") { $0.authenticator = reloadable }
+        defer { running.stop() }
+        let alice = ChannelClient(try SocketChannel(port: running.port))
+        XCTAssertEqual(try alice.connect("alice-1", username: "alice", password: "one").returnCode, .accepted)
+        let second = try PasswordFile(text: Self.line("alice", "two"), source: "second")
+        reloadable.replace(with: second)
+        try alice.ping()
+        let old = ChannelClient(try SocketChannel(port: running.port))
+        // mosquitto 2.0 answers a wrong password with 5, not authorised.
+        XCTAssertEqual(try old.connect("alice-2", username: "alice", password: "one").returnCode, .notAuthorized)
+        let new = ChannelClient(try SocketChannel(port: running.port))
+        XCTAssertEqual(try new.connect("alice-3", username: "alice", password: "two").returnCode, .accepted)
+    }
+}
+
+/// Bad passwords cost the guesser, not the broker: checks run off the core, and an address that keeps failing
+/// waits longer for each answer while everyone else goes on.
+final class AuthGateTests: XCTestCase {
+    func testRepeatedFailuresAreDelayedWhileOthersCarryOn() throws {
+        let file = try PasswordFile(
+            text: "bob:" + PasswordHash.make(password: Array("right".utf8)).encoded + "\n", source: "test")
+        let running = try RunningServer(threads: 2, config: "allow_anonymous false\n") { $0.authenticator = file }
+        defer { running.stop() }
+        let bob = ChannelClient(try SocketChannel(port: running.port))
+        XCTAssertEqual(try bob.connect("bob", username: "bob", password: "right").returnCode, .accepted)
+        try bob.subscribe("t")
+
+        for attempt in 0..<AuthGate.freeFailures {
+            let guess = ChannelClient(try SocketChannel(port: running.port))
+            XCTAssertEqual(try guess.connect("guess-\(attempt)", username: "bob", password: "x").returnCode, .notAuthorized)
+        }
+        // The next guesses wait; meanwhile the connected client's traffic flows.
+        let guesses = try (0..<3).map { attempt in
+            let guess = ChannelClient(try SocketChannel(port: running.port))
+            try guess.send(
+                .connect(Connect(clientID: "late-\(attempt)", username: "bob", password: Array("y".utf8))))
+            return guess
+        }
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("Delaying the authentication") })
+        try bob.ping()
+        try bob.publish("t", [1])
+        XCTAssertEqual(try bob.receivePublish().payload, [1])
+        for guess in guesses {
+            guard case .connack(let connack) = try guess.receive() else { return XCTFail("expected CONNACK") }
+            XCTAssertEqual(connack.returnCode, .notAuthorized)
+        }
+        // A right password from the same address is still accepted, only later.
+        let late = ChannelClient(try SocketChannel(port: running.port))
+        XCTAssertEqual(try late.connect("bob-2", username: "bob", password: "right").returnCode, .accepted)
+    }
+
+    /// Packets behind a CONNECT that waits for its check keep their order and reach the core after it.
+    func testPacketsBehindAWaitingConnectFollowIt() throws {
+        let file = try PasswordFile(
+            text: "carol:" + PasswordHash.make(password: Array("pw".utf8)).encoded + "\n", source: "test")
+        let running = try RunningServer(threads: 1, config: "allow_anonymous false\n") { $0.authenticator = file }
+        defer { running.stop() }
+        let carol = ChannelClient(try SocketChannel(port: running.port))
+        var bytes: [UInt8] = []
+        Packet.connect(Connect(clientID: "carol", username: "carol", password: Array("pw".utf8))).encode(into: &bytes)
+        Packet.pingreq.encode(into: &bytes)
+        let filter = try XCTUnwrap(TopicFilter("c/#"))
+        let packetID = try XCTUnwrap(PacketID(3))
+        Packet.subscribe(Subscribe(packetID: packetID, requests: [SubscriptionRequest(filter: filter, qos: .atMostOnce)]))
+            .encode(into: &bytes)
+        try carol.channel.write(bytes)
+        guard case .connack(let connack) = try carol.receive() else { return XCTFail("expected CONNACK") }
+        XCTAssertEqual(connack.returnCode, .accepted)
+        guard case .pingresp = try carol.receive() else { return XCTFail("expected PINGRESP") }
+        guard case .suback = try carol.receive() else { return XCTFail("expected SUBACK") }
     }
 }
