@@ -298,6 +298,10 @@ final class HTTPTransport: ConnectionTransport {
             write(.error(.badRequest, "qos \(qos.rawValue) is above this broker's max_qos"), to: request, wire: &wire)
             return
         }
+        if link == .none && wanted.username == nil && !gateway.allowAnonymous {
+            write(.unauthorized(), to: request, wire: &wire)
+            return
+        }
         if link == .none {
             // Authenticate here first: the ACL check below needs it (a token's grants are known once it is
             // verified), and refusing early spares the core a CONNECT.
@@ -306,11 +310,10 @@ final class HTTPTransport: ConnectionTransport {
                     clientID: wanted.clientID, username: wanted.username, password: wanted.password)
                 {
                 case .accepted: break
-                case .badUsernameOrPassword:
-                    write(.unauthorized("bad user name or password"), to: request, wire: &wire)
-                    return
                 default:
-                    write(refusal(credentials: credentials), to: request, wire: &wire)
+                    // mosquitto's authenticators answer 5 for a wrong password too: for HTTP every refusal of
+                    // credentials is 401 (RFC 9110 §15.5.2); 403 is kept for what the ACL refuses.
+                    write(.unauthorized("credentials refused"), to: request, wire: &wire)
                     return
                 }
             }
@@ -423,11 +426,6 @@ final class HTTPTransport: ConnectionTransport {
         return id
     }
 
-    /// 401 when no credentials were given (the client should retry with some), 403 when they were refused.
-    private func refusal(credentials: GatewayCredentials?) -> HTTPResponse {
-        credentials == nil ? .unauthorized() : .forbidden("not authorized")
-    }
-
     /// DISCONNECT (so the core ends a clean session at once and skips any Will), then close.
     private func endSession(mqtt: inout [UInt8]) -> TransportStatus {
         finished = true
@@ -512,8 +510,8 @@ final class HTTPTransport: ConnectionTransport {
         let hadCredentials = identity?.username != nil || identity?.password != nil
         var response: HTTPResponse
         switch code {
-        case .badUsernameOrPassword: response = .unauthorized("bad user name or password")
-        case .notAuthorized: response = hadCredentials ? .forbidden("not authorized") : .unauthorized()
+        case .badUsernameOrPassword, .notAuthorized:
+            response = hadCredentials ? .unauthorized("credentials refused") : .unauthorized()
         case .identifierRejected: response = .error(.badRequest, "client id refused")
         default: response = .error(.serviceUnavailable, "the broker refused the connection (\(code))")
         }
@@ -563,6 +561,8 @@ final class HTTPTransport: ConnectionTransport {
             exchange = .stream(ready)
             gateway.metrics.gateway.openStreams.wrappingAdd(1, ordering: .relaxed)
             gateway.metrics.gateway.countResponse(status: 200)
+            // The client has everything up to its Last-Event-ID: redeliveries of those are acknowledged, not written.
+            highestWritten = max(highestWritten, ready.lastSeen)
             // Not through `write`: a stream has no Content-Length and no end.
             wire.append(contentsOf: ServerSentEvents.responseHead(retryMilliseconds: gateway.settings.retryMilliseconds))
             for event in missed { writeEvent(event, format: ready.command.format, wire: &wire) }

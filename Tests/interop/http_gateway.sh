@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Interop checks of the HTTP gateway with curl, a Python EventSource and Prometheus' parser, and of `$SYS` with
+# mosquitto_sub: POST /publish (answered once accepted) to MQTT subscribers, SSE with `curl -N`, resume with
+# Last-Event-ID, long poll, /metrics, the password file and ACL over HTTP, bad requests that leave MQTT alone.
+#
+# Usage: http_gateway.sh --setup DIR MQTT_PORT HTTP_PORT   write DIR/passwd, DIR/acl and DIR/broker.conf: an MQTT
+#                                                          listener and a `protocol http` listener on loopback
+#        http_gateway.sh HOST MQTT_PORT HTTP_PORT [CHECK...]   run the named checks (all when none are named)
+#        http_gateway.sh --list                            print the check names, one a line
+# Each check prints `ok NAME` or `FAIL NAME: why`; the exit status is non-zero when any check failed.
+set -uo pipefail
+
+CHECKS=(
+    http_publish_qos0 http_publish_qos1 http_publish_qos2 http_publish_bulk_json http_auth_and_acl
+    http_sse_curl http_eventsource_resume http_longpoll http_metrics_prometheus http_bad_requests
+    sys_topics sys_not_matched_by_hash
+)
+
+BACKEND_PASSWORD="backend-Secret-1"
+READER_PASSWORD="reader-Secret-2"
+PYTHON=/usr/bin/python3
+HERE=$(dirname "$0")
+
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+if [ "${1:-}" = "--setup" ]; then
+    [ $# -eq 4 ] || { echo "usage: $0 --setup DIR MQTT_PORT HTTP_PORT" >&2; exit 2; }
+    dir=$2
+    mkdir -p "$dir"
+    rm -f "$dir/passwd"
+    mosquitto_passwd -c -b "$dir/passwd" backend "$BACKEND_PASSWORD" || exit 1
+    mosquitto_passwd -b "$dir/passwd" reader "$READER_PASSWORD" || exit 1
+    cat >"$dir/acl" <<'ACL'
+# backend writes and reads the interop tree and reads $SYS; reader only reads.
+user backend
+topic readwrite interop/#
+topic read $SYS/#
+
+user reader
+topic read interop/#
+ACL
+    cat >"$dir/broker.conf" <<CONF
+listener $3 127.0.0.1
+listener $4 127.0.0.1
+protocol http
+allow_anonymous false
+password_file $dir/passwd
+acl_file $dir/acl
+sys_interval 1
+CONF
+    chmod 755 "$dir"
+    chmod 644 "$dir/passwd" "$dir/acl" "$dir/broker.conf"
+    exit 0
+fi
+
+if [ "${1:-}" != "--list" ]; then
+    [ $# -ge 3 ] || { echo "usage: $0 HOST MQTT_PORT HTTP_PORT [CHECK...] | --list" >&2; exit 2; }
+    HTTP_PORT=$3
+    set -- "$1" "$2" "${@:4}"
+fi
+
+RUN="$$-$RANDOM"
+PREFIX="interop/http-$RUN"
+backend=(-u backend -P "$BACKEND_PASSWORD")
+
+# http METHOD PATH [CURL ARGS...]: one request; the status in STATUS, the body in $WORK/body.
+http() {
+    local method=$1 path=$2
+    shift 2
+    STATUS=$(curl -s -o "$WORK/body" -w '%{http_code}' --max-time $WAIT_SECS -X "$method" \
+        "http://$HOST:$HTTP_PORT$path" "$@") || { WHY="curl $method $path failed"; return 1; }
+}
+
+# expect_http STATUS [BODY]: the last answer had this status (and exactly this body).
+expect_http() {
+    if [ "$STATUS" != "$1" ]; then
+        WHY="expected HTTP $1, got $STATUS: $(head -c 200 "$WORK/body")"
+        return 1
+    fi
+    if [ $# -ge 2 ] && [ "$(cat "$WORK/body")" != "$2" ]; then
+        WHY="expected body [$2], got [$(head -c 200 "$WORK/body")]"
+        return 1
+    fi
+}
+
+# wait_for FILE TEXT: at most 10 s for TEXT to appear in FILE.
+wait_for() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -qsF -- "$2" "$1" && return 0
+        sleep 0.1
+    done
+    WHY="'$2' never appeared in $(basename "$1"): $(tail -c 300 "$1" 2>/dev/null | tr '\n' '|')"
+    return 1
+}
+
+publish_over_http() {
+    local qos=$1 topic="$PREFIX/qos$1" payload="http at qos $1: ünïcødé"
+    sub_ready rt "${backend[@]}" -q 2 -C 1 -W $WAIT_SECS -t "$topic" || return 1
+    http POST "/publish?topic=$topic&qos=$qos" -u "backend:$BACKEND_PASSWORD" --data-binary "$payload" || return 1
+    expect_http 200 '{"published":1}' || return 1
+    expect rt "$qos 0 $topic $payload"
+}
+
+check_http_publish_qos0() { publish_over_http 0; }
+check_http_publish_qos1() { publish_over_http 1; }
+check_http_publish_qos2() { publish_over_http 2; }
+
+# The bulk form: one request, many messages, in order, each with its own QoS and retain flag.
+check_http_publish_bulk_json() {
+    local topic="$PREFIX/bulk"
+    sub_ready bulk "${backend[@]}" -q 2 -C 3 -W $WAIT_SECS -t "$topic/#" || return 1
+    http POST /publish -u "backend:$BACKEND_PASSWORD" -H 'Content-Type: application/json' --data-binary \
+        "[{\"topic\":\"$topic/a\",\"payload\":\"one\"},{\"topic\":\"$topic/b\",\"payload\":\"two\",\"qos\":1},
+          {\"topic\":\"$topic/c\",\"payload_base64\":\"dGhyZWU=\",\"qos\":2}]" || return 1
+    expect_http 200 '{"published":3}' || return 1
+    expect bulk "0 0 $topic/a one
+1 0 $topic/b two
+2 0 $topic/c three"
+}
+
+# The same password file and ACL as MQTT clients: 401 without or with refused credentials, 403 where the ACL refuses
+# a publish. (Subscriptions are granted and deliveries filtered by the ACL, as in mosquitto.)
+check_http_auth_and_acl() {
+    http POST "/publish?topic=$PREFIX/auth" --data-binary x || return 1
+    expect_http 401 || return 1
+    grep -q '"error"' "$WORK/body" || { WHY="no error message"; return 1; }
+    http POST "/publish?topic=$PREFIX/auth" -u "backend:wrong" --data-binary x || return 1
+    expect_http 401 || return 1
+    http POST "/publish?topic=$PREFIX/auth" -u "reader:$READER_PASSWORD" --data-binary x || return 1
+    expect_http 403 || return 1
+    http POST "/publish?topic=elsewhere/x" -u "backend:$BACKEND_PASSWORD" --data-binary x || return 1
+    expect_http 403
+}
+
+# `curl -N` on the stream: events with rising ids as MQTT clients publish.
+check_http_sse_curl() {
+    local topic="$PREFIX/sse"
+    curl -sN -i --max-time 20 -u "reader:$READER_PASSWORD" "http://$HOST:$HTTP_PORT/subscribe?topic=$topic" \
+        >"$WORK/sse.out" 2>&1 &
+    BACKGROUND+=("$!")
+    # The head comes once the subscription is in place; `retry:` is the stream's first line.
+    wait_for "$WORK/sse.out" "retry:" || return 1
+    grep -q '^Content-Type: text/event-stream' "$WORK/sse.out" || { WHY="no event-stream head"; return 1; }
+    pub "${backend[@]}" -q 1 -t "$topic" -m first || return 1
+    pub "${backend[@]}" -q 1 -t "$topic" -m second || return 1
+    wait_for "$WORK/sse.out" '"payload":"second"' || return 1
+    grep -q "^id: 1$" "$WORK/sse.out" && grep -q "^id: 2$" "$WORK/sse.out" && return 0
+    WHY="ids not 1 and 2: $(grep '^id:' "$WORK/sse.out" | tr '\n' ' ')"
+    return 1
+}
+
+check_http_eventsource_resume() {
+    local output
+    output=$(HTTP_USER=backend HTTP_PASSWORD=$BACKEND_PASSWORD \
+        "$PYTHON" "$HERE/http_eventsource.py" resume "$HOST" "$HTTP_PORT" "$PORT" 2>&1)
+    grep -qx "ok resume" <<<"$output" && return 0
+    WHY=$(tail -n 3 <<<"$output" | tr '\n' ' ')
+    return 1
+}
+
+# A persistent long-poll client: the first poll (timeout 0) creates the subscription; a message published while
+# no poll waits is kept in its session and answered at once by the next poll, which names the last id it saw.
+check_http_longpoll() {
+    local topic="$PREFIX/poll" query
+    query="topic=$topic&mode=longpoll&qos=1&client_id=poll-$RUN"
+    http GET "/subscribe?$query&timeout=0" -u "reader:$READER_PASSWORD" || return 1
+    expect_http 200 '{"messages":[]}' || return 1
+    pub "${backend[@]}" -q 1 -t "$topic" -m waiting || return 1
+    http GET "/subscribe?$query&timeout=10&last_event_id=0" -u "reader:$READER_PASSWORD" || return 1
+    expect_http 200 || return 1
+    grep -q '"payload":"waiting"' "$WORK/body" && return 0
+    WHY="the poll answered $(head -c 200 "$WORK/body")"
+    return 1
+}
+
+check_http_metrics_prometheus() {
+    local output
+    output=$("$PYTHON" "$HERE/http_eventsource.py" metrics "$HOST" "$HTTP_PORT" 2>&1)
+    grep -qx "ok metrics" <<<"$output" && return 0
+    WHY=$(tail -n 3 <<<"$output" | tr '\n' ' ')
+    return 1
+}
+
+# Unknown routes, wrong methods, bad JSON, oversized headers: the right 4xx with a message, and MQTT carries on.
+check_http_bad_requests() {
+    http GET /nowhere || return 1
+    expect_http 404 || return 1
+    http DELETE /publish || return 1
+    expect_http 405 || return 1
+    http POST /publish -u "backend:$BACKEND_PASSWORD" -H 'Content-Type: application/json' --data-binary '{"topic":' \
+        || return 1
+    expect_http 400 || return 1
+    http GET /metrics -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' a)" || return 1
+    expect_http 431 || return 1
+    grep -q '"error"' "$WORK/body" || { WHY="no error message"; return 1; }
+    sub_ready after "${backend[@]}" -q 1 -C 1 -W $WAIT_SECS -t "$PREFIX/after" || return 1
+    pub "${backend[@]}" -q 1 -t "$PREFIX/after" -m still-fine || return 1
+    expect after "1 0 $PREFIX/after still-fine"
+}
+
+# mosquitto's $SYS names, retained, so a new subscriber has them at once.
+check_sys_topics() {
+    sub_start sys "${backend[@]}" -C 2 -W $WAIT_SECS -t '$SYS/broker/version' -t '$SYS/broker/clients/connected'
+    wait "$SUB_PID" 2>/dev/null
+    grep -q '^MSG 0 1 \$SYS/broker/version midge version ' "$WORK/sys.out" \
+        && grep -q '^MSG 0 1 \$SYS/broker/clients/connected [0-9]' "$WORK/sys.out" && return 0
+    WHY="got: $(grep '^MSG' "$WORK/sys.out" | tr '\n' '|')"
+    return 1
+}
+
+# [MQTT-4.7.2-1] `#` does not match $SYS.
+check_sys_not_matched_by_hash() {
+    # Retained $SYS messages exist from the first round on, so a `#` that matched them would get them first.
+    sub_ready hash "${backend[@]}" -q 0 -C 1 -W $WAIT_SECS -t '#' || return 1
+    pub "${backend[@]}" -q 0 -t "$PREFIX/sentinel" -m sentinel || return 1
+    expect hash "0 0 $PREFIX/sentinel sentinel"
+}
+
+interop_main "$@"
