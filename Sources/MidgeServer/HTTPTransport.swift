@@ -8,12 +8,12 @@ import MidgeGateway
 /// An HTTP client is an MQTT client to the core: the transport writes CONNECT, PUBLISH, SUBSCRIBE and
 /// acknowledgements into the MQTT stream and reads the broker's packets back from `send`.
 ///
-/// | request                | MQTT written                                          | answered when                       |
-/// |------------------------|-------------------------------------------------------|-------------------------------------|
-/// | `POST /publish`        | CONNECT (first time), each PUBLISH, then PINGREQ      | every PUBACK/PUBREC and the PINGRESP |
-/// | `GET /subscribe` (SSE) | CONNECT, SUBSCRIBE                                    | the SUBACK opens the stream         |
-/// | `GET /subscribe` poll  | CONNECT, SUBSCRIBE (first time)                       | the first message, or the timeout   |
-/// | `GET /metrics`         | nothing                                               | at once                             |
+/// | request                | MQTT written                                  | answered when                        |
+/// |------------------------|-----------------------------------------------|--------------------------------------|
+/// | `POST /publish`        | CONNECT (first time), each PUBLISH, PINGREQ   | every PUBACK/PUBREC and the PINGRESP |
+/// | `GET /subscribe` (SSE) | CONNECT, SUBSCRIBE                            | the SUBACK opens the stream          |
+/// | `GET /subscribe` poll  | CONNECT, SUBSCRIBE (first time)               | the first message, or the timeout    |
+/// | `GET /metrics`         | nothing                                       | at once                              |
 ///
 /// The core handles a connection's packets in order, so a PINGRESP after the PUBLISHes says that every QoS 0
 /// message of the request was handled; a PUBACK or PUBREC says the same of a QoS 1 or 2 message (and, with a durable
@@ -564,7 +564,8 @@ final class HTTPTransport: ConnectionTransport {
             // The client has everything up to its Last-Event-ID: redeliveries of those are acknowledged, not written.
             highestWritten = max(highestWritten, ready.lastSeen)
             // Not through `write`: a stream has no Content-Length and no end.
-            wire.append(contentsOf: ServerSentEvents.responseHead(retryMilliseconds: gateway.settings.retryMilliseconds))
+            let retry = gateway.settings.retryMilliseconds
+            wire.append(contentsOf: ServerSentEvents.responseHead(retryMilliseconds: retry))
             for event in missed { writeEvent(event, format: ready.command.format, wire: &wire) }
             for incoming in waiting {
                 let event = record(incoming, clientID: ready.command.clientID, now: now)

@@ -3,6 +3,7 @@
 import Glibc
 import MQTTCodec
 import MidgeCore
+import MidgeStore
 import Synchronization
 
 /// One event loop's traffic. Only its loop writes it: a relaxed load and store of a single writer compile to a plain
@@ -120,6 +121,8 @@ struct CoreSnapshot: Sendable, Equatable {
     var clientsMaximum = 0
     /// Open sockets on every loop, counted by the server.
     var openConnections = 0
+    /// The durable store's counters, when `persistence` is on.
+    var store: StoreStatistics?
     /// When the snapshot was taken, monotonic nanoseconds.
     var takenAt: Int64 = 0
 }
@@ -175,10 +178,11 @@ final class ServerMetrics: Sendable {
     var traffic: TrafficTotals { loops.reduce(TrafficTotals()) { $0 + $1.totals } }
 
     /// Stores what loop 0 just read from the core, keeping the running maximum of connected clients.
-    func record(_ statistics: BrokerStatistics, openConnections: Int, at now: Int64) {
+    func record(_ statistics: BrokerStatistics, openConnections: Int, store: StoreStatistics?, at now: Int64) {
         core.withLock { snapshot in
             snapshot.statistics = statistics
             snapshot.openConnections = openConnections
+            snapshot.store = store
             snapshot.clientsMaximum = max(snapshot.clientsMaximum, statistics.connectedClients)
             snapshot.takenAt = now
         }

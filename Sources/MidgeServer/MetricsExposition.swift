@@ -54,11 +54,29 @@ enum MetricsExposition {
                      value: Double(traffic.publishBytesSent))
         text.family("midge_messages_dropped_total", type: .counter, help: "Messages not delivered, by reason.",
                     samples: [
-                        .init(labels: [("reason", "queue_full")], value: Double(statistics.messagesDropped))
+                        .init(labels: [("reason", "queue_full")], value: Double(statistics.messagesDropped)),
+                        .init(labels: [("reason", "store_failed")], value: Double(statistics.publishesRefused)),
                     ])
         text.counter("midge_publishers_held_total",
                      help: "Times a publisher was held back by a full queue (queue_full_policy block).",
                      value: Double(statistics.publishersHeld))
+
+        if let store = core.store {
+            text.gauge("midge_store_log_bytes", help: "Write-ahead log bytes not yet covered by a snapshot.",
+                       value: Double(store.logBytes))
+            text.gauge("midge_store_snapshot_bytes", help: "Size of the latest snapshot.",
+                       value: Double(store.lastSnapshotBytes))
+            text.counter("midge_store_written_bytes_total", help: "Bytes appended to the write-ahead log.",
+                         value: Double(store.bytes))
+            text.counter("midge_store_records_total", help: "Records appended to the write-ahead log.",
+                         value: Double(store.records))
+            text.counter("midge_store_fsyncs_total", help: "fsync calls of the write-ahead log.",
+                         value: Double(store.fsyncs))
+            text.gauge("midge_store_last_fsync_seconds", help: "How long the latest fsync took.",
+                       value: Double(store.lastFsyncNanoseconds) / 1e9)
+            text.gauge("midge_store_healthy", help: "1 while the store writes; 0 while QoS 1/2 is refused.",
+                       value: store.isHealthy ? 1 : 0)
+        }
 
         let loops = LoopCPUTime.read()
         text.family("midge_event_loop_cpu_seconds_total", type: .counter,

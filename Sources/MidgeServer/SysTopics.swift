@@ -35,6 +35,7 @@ struct SysTopics: Sendable {
         let statistics = inputs.statistics
         let connected = statistics.connectedClients
         let disconnected = max(0, statistics.sessions - connected)
+        let stored = statistics.retainedMessages + statistics.queuedMessages
         values.append(("$SYS/broker/version", "midge version \(version)"))
         values.append(("$SYS/broker/uptime", "\(inputs.uptimeSeconds) seconds"))
         values.append(("$SYS/broker/clients/total", "\(connected + disconnected)"))
@@ -44,11 +45,11 @@ struct SysTopics: Sendable {
         values.append(("$SYS/broker/clients/inactive", "\(disconnected)"))
         values.append(("$SYS/broker/clients/maximum", "\(inputs.clientsMaximum)"))
         values.append(("$SYS/broker/clients/expired", "0"))
-        values.append(("$SYS/broker/messages/stored", "\(statistics.retainedMessages + statistics.queuedMessages)"))
+        values.append(("$SYS/broker/messages/stored", "\(stored)"))
         values.append(("$SYS/broker/messages/inflight", "\(statistics.inflightMessages)"))
         values.append(("$SYS/broker/messages/received", "\(inputs.traffic.packetsReceived)"))
         values.append(("$SYS/broker/messages/sent", "\(inputs.traffic.packetsSent)"))
-        values.append(("$SYS/broker/store/messages/count", "\(statistics.retainedMessages + statistics.queuedMessages)"))
+        values.append(("$SYS/broker/store/messages/count", "\(stored)"))
         values.append(("$SYS/broker/retained messages/count", "\(statistics.retainedMessages)"))
         values.append(("$SYS/broker/subscriptions/count", "\(statistics.subscriptions)"))
         values.append(("$SYS/broker/publish/messages/dropped", "\(statistics.messagesDropped)"))
@@ -125,7 +126,8 @@ extension EventLoop {
         state.nextSnapshot = now + 1_000_000_000
         let statistics = broker.statistics
         let openConnections = server.connectionCount.load(ordering: .relaxed)
-        metrics.record(statistics, openConnections: openConnections, at: now)
+        metrics.record(
+            statistics, openConnections: openConnections, store: server.persistence?.statistics, at: now)
         guard metrics.sysInterval > 0, now >= state.nextSysRound else { return }
         state.nextSysRound = now + Int64(metrics.sysInterval) * 1_000_000_000
         let inputs = SysInputs(

@@ -1,5 +1,6 @@
 // The HTTP gateway and $SYS in a running server over loopback: publish to MQTT subscribers, an SSE stream, /metrics
 // read by a Prometheus text-format parser, `$SYS/#` versus `#`, and bad HTTP requests that leave MQTT alone.
+import Foundation
 import Glibc
 import MQTTCodec
 import MidgeCore
@@ -79,7 +80,9 @@ struct PrometheusSamples {
             guard name.range(of: "^[a-zA-Z_:][a-zA-Z0-9_:]*$", options: .regularExpression) != nil else {
                 throw TestError("bad metric name in \(line)")
             }
-            guard let family = current, name.hasPrefix(family) else { throw TestError("sample outside its family: \(line)") }
+            guard let family = current, name.hasPrefix(family) else {
+                throw TestError("sample outside its family: \(line)")
+            }
             var labels: [String: String] = [:]
             var rest = line[nameEnd...]
             if rest.first == "{" {
@@ -120,7 +123,8 @@ final class HTTPLoopbackTests: XCTestCase {
         try subscriber.subscribe("api/#", qos: .atLeastOnce)
         let response = try HTTPTestClient.exchange(
             port: http,
-            "POST /publish?topic=api/one&qos=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc")
+            "POST /publish?topic=api/one&qos=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                + "Content-Length: 3\r\n\r\nabc")
         XCTAssertEqual(response.status, 200)
         XCTAssertEqual(response.body, #"{"published":1}"#)
         let publish = try subscriber.receivePublish()
@@ -172,6 +176,29 @@ final class HTTPLoopbackTests: XCTestCase {
         XCTAssertEqual(samples.types["midge_event_loop_cpu_seconds_total"], "counter")
         XCTAssertNotNil(samples.value("midge_event_loop_cpu_seconds_total", ["loop": "0"]))
         XCTAssertNotNil(samples.value("midge_event_loop_cpu_seconds_total", ["loop": "1"]))
+    }
+
+    func testMetricsShowTheStoreWhenPersistenceIsOn() throws {
+        let directory = "/tmp/midge-http-metrics-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        let (server, _, http) = try start("persistence true\npersistence_location \(directory)\n")
+        defer { server.stop() }
+        let publish = try HTTPTestClient.exchange(
+            port: http,
+            "POST /publish?topic=kept&qos=1&retain=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                + "Content-Length: 1\r\n\r\nk")
+        XCTAssertEqual(publish.status, 200, "answered once the store has it")
+        var samples: PrometheusSamples?
+        for _ in 0..<50 {
+            let response = try HTTPTestClient.exchange(
+                port: http, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            samples = try PrometheusSamples(parsing: response.body)
+            if (samples?.value("midge_store_records_total") ?? 0) > 0 { break }
+            usleep(100_000)
+        }
+        XCTAssertGreaterThan(samples?.value("midge_store_records_total") ?? 0, 0)
+        XCTAssertEqual(samples?.value("midge_store_healthy"), 1)
+        XCTAssertNotNil(samples?.value("midge_store_last_fsync_seconds"))
     }
 
     func testSysTopicsReachSysSubscribersButNotHash() throws {
