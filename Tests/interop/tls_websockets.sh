@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Interop checks of the TLS and WebSocket listeners with real clients: mosquitto_pub/mosquitto_sub with --cafile,
+# --cert/--key and -u/-P; a TLS client stalled mid-handshake; mqtt.js under Node over ws:// and wss://; headless
+# Chromium running a page whose WebSocket connects, subscribes, publishes and receives (MQTT §6, RFC 6455).
+#
+# Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT
+#            write DIR/passwd, DIR/broker.conf (a plain listener, TLS, TLS with client certificates and
+#            use_identity_as_username, WebSocket, WebSocket over TLS) and copy the certificates from FIXTURES
+#        tls_websockets.sh DIR HOST PORT [CHECK...]    run the named checks (all when none are named)
+#        tls_websockets.sh --list                       print the check names, one a line
+# Each check prints `ok NAME` or `FAIL NAME: why`; the exit status is non-zero when any check failed.
+set -uo pipefail
+
+CHECKS=(
+    tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate
+    tls_stalled_handshake ws_mqttjs wss_mqttjs ws_browser
+)
+
+ALICE_PASSWORD="alice-Secret-1"
+INTEROP_DIR="$(cd "$(dirname "$0")" && pwd)"
+
+# shellcheck source=lib.sh
+source "$INTEROP_DIR/lib.sh"
+
+if [ "${1:-}" = "--setup" ]; then
+    [ $# -eq 8 ] || { echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT" >&2; exit 2; }
+    dir=$2
+    mkdir -p "$dir"
+    for file in ca.crt server.crt server.key client.crt client.key other-ca.crt; do
+        cp "$3/$file" "$dir/$file" || exit 1
+    done
+    rm -f "$dir/passwd"
+    mosquitto_passwd -c -b "$dir/passwd" alice "$ALICE_PASSWORD" || exit 1
+    cat >"$dir/ports" <<PORTS
+TLS_PORT=$5
+MTLS_PORT=$6
+WS_PORT=$7
+WSS_PORT=$8
+PORTS
+    cat >"$dir/broker.conf" <<CONF
+allow_anonymous false
+password_file $dir/passwd
+connect_timeout 2
+
+listener $4 127.0.0.1
+
+listener $5 127.0.0.1
+cafile $dir/ca.crt
+certfile $dir/server.crt
+keyfile $dir/server.key
+
+listener $6 127.0.0.1
+cafile $dir/ca.crt
+certfile $dir/server.crt
+keyfile $dir/server.key
+require_certificate true
+use_identity_as_username true
+
+listener $7 127.0.0.1
+protocol websockets
+
+listener $8 127.0.0.1
+protocol websockets
+certfile $dir/server.crt
+keyfile $dir/server.key
+CONF
+    chmod 755 "$dir"
+    chmod 644 "$dir"/*
+    exit 0
+fi
+
+if [ "${1:-}" != "--list" ]; then
+    DIR=$1
+    shift
+    # shellcheck disable=SC1091
+    source "$DIR/ports"
+fi
+
+alice=(-u alice -P "$ALICE_PASSWORD")
+
+# On the plain listener, a subscriber for TOPIC as alice; its output is $WORK/NAME.out.
+plain_sub() {
+    local name=$1 topic=$2
+    shift 2
+    sub_ready "$name" "${alice[@]}" -q 1 -C 1 -W $WAIT_SECS -t "$topic" "$@"
+}
+
+check_tls_cafile_password() {
+    PORT=$TLS_PORT sub_ready tls "${alice[@]}" --cafile "$DIR/ca.crt" -q 1 -C 1 -W $WAIT_SECS -t interop/tls/x \
+        || return 1
+    PORT=$TLS_PORT pub "${alice[@]}" --cafile "$DIR/ca.crt" -q 1 -t interop/tls/x -m "over TLS" || return 1
+    expect tls "1 0 interop/tls/x over TLS"
+}
+
+check_tls_wrong_password() {
+    timeout $WAIT_SECS mosquitto_sub -h "$HOST" -p "$TLS_PORT" --cafile "$DIR/ca.crt" -d -E -t x \
+        -u alice -P wrong >"$WORK/wrong.out" 2>&1
+    grep -q 'received CONNACK (5)' "$WORK/wrong.out" && return 0
+    WHY="expected CONNACK 5, client printed: $(head -n 4 "$WORK/wrong.out" | tr '\n' ' ')"
+    return 1
+}
+
+# The client verifies the broker: a CA that did not sign its certificate makes mosquitto_pub give up.
+check_tls_untrusted_server() {
+    if PORT=$TLS_PORT pub "${alice[@]}" --cafile "$DIR/other-ca.crt" -t interop/tls/no -m x; then
+        WHY="mosquitto_pub trusted a server certificate from another CA"
+        return 1
+    fi
+    return 0
+}
+
+# require_certificate + use_identity_as_username: the certificate alone logs in (its CN, device-42, is the user
+# name; it is not in the password file), and the message reaches a subscriber on the plain listener.
+check_mtls_identity() {
+    plain_sub mtls interop/mtls/x || return 1
+    PORT=$MTLS_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/client.crt" --key "$DIR/client.key" -q 1 \
+        -t interop/mtls/x -m "by certificate" || return 1
+    expect mtls "1 0 interop/mtls/x by certificate"
+}
+
+check_mtls_without_certificate() {
+    if PORT=$MTLS_PORT pub "${alice[@]}" --cafile "$DIR/ca.crt" -t interop/mtls/no -m x; then
+        WHY="a client without a certificate got through require_certificate"
+        return 1
+    fi
+    return 0
+}
+
+# A client that stops in the middle of its handshake: others keep connecting, and connect_timeout (2 s) closes it.
+check_tls_stalled_handshake() {
+    local out
+    out=$(/usr/bin/python3 - "$HOST" "$TLS_PORT" "$DIR/ca.crt" "$ALICE_PASSWORD" <<'PY'
+import socket, subprocess, sys, time
+host, port, ca, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+stalled = socket.create_connection((host, port), timeout=15)
+stalled.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))  # a ClientHello record that never completes
+pub = subprocess.run(["timeout", "10", "mosquitto_pub", "-h", host, "-p", str(port), "--cafile", ca,
+                      "-u", "alice", "-P", password, "-t", "interop/stall", "-m", "x"], capture_output=True)
+if pub.returncode != 0:
+    print("another TLS client could not publish while one stalled:", pub.stderr.decode()[:200]); sys.exit(1)
+started = time.monotonic()
+try:
+    data = stalled.recv(100)
+except socket.timeout:
+    print("the stalled client was not closed within 15 s"); sys.exit(1)
+except ConnectionResetError:
+    data = b""
+print("closed after %.1f s" % (time.monotonic() - started) if data == b"" else "unexpected bytes %r" % data[:20])
+sys.exit(0 if data == b"" else 1)
+PY
+    ) && return 0
+    WHY=$out
+    return 1
+}
+
+# mqtt.js from Debian's node-mqtt: subscribe, publish QoS 1, receive its own message; a mosquitto_sub on the plain
+# listener sees it too.
+mqttjs() {
+    local name=$1 url=$2
+    shift 2
+    plain_sub "$name" "interop/$name/x" || return 1
+    local out
+    # Debian installs node-mqtt under /usr/share/nodejs, which a node from elsewhere does not search.
+    out=$(NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH} timeout $WAIT_SECS node "$INTEROP_DIR/ws_mqttjs.js" "$url" "interop/$name/x" alice "$ALICE_PASSWORD" "$@" 2>&1) \
+        || { WHY="mqtt.js: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return 1; }
+    expect "$name" "1 0 interop/$name/x from mqtt.js"
+}
+check_ws_mqttjs() { mqttjs ws "ws://$HOST:$WS_PORT/mqtt"; }
+check_wss_mqttjs() { mqttjs wss "wss://$HOST:$WSS_PORT/mqtt" "$DIR/ca.crt"; }
+
+# Headless Chromium loads ws_browser.html, whose WebSocket connects, subscribes, publishes, receives its own
+# message and then reports on interop/browser/result, which a mosquitto_sub on the plain listener waits for.
+check_ws_browser() {
+    local chrome
+    chrome=$(command -v chromium || command -v chromium-browser || command -v chromium-headless-shell) \
+        || { WHY="no chromium installed"; return 1; }
+    plain_sub browser interop/browser/result || return 1
+    local url="file://$INTEROP_DIR/ws_browser.html?port=$WS_PORT&user=alice&password=$ALICE_PASSWORD"
+    # With a remote debugging port, headless Chromium keeps the page running until it is stopped (--dump-dom
+    # would end it at the load event, before the WebSocket has done anything).
+    timeout 60 "$chrome" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+        --user-data-dir="$WORK/chrome" --remote-debugging-port=0 "$url" >"$WORK/browser.err" 2>&1 &
+    local browser=$!
+    BACKGROUND+=("$browser")
+    local status=0
+    expect browser "0 0 interop/browser/result received: from the browser" || status=1
+    kill "$browser" 2>/dev/null
+    wait "$browser" 2>/dev/null
+    [ $status -eq 0 ] || WHY="$WHY; chromium: $(grep -v dbus "$WORK/browser.err" | tail -n 2 | tr '\n' ' ' | head -c 300)"
+    return $status
+}
+
+interop_main "$@"
