@@ -105,21 +105,21 @@ extension Broker {
         if session.queueIsEmpty && !session.outputBlocked {
             if qos == .atMostOnce {
                 // DUP=0, no packet id [MQTT-4.3.1-1][MQTT-3.3.1-2]; QoS 0 needs no window slot.
-                actions.append(
-                    .send(
-                        connection,
-                        .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil))))
+                sendDelivery(
+                    .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil)),
+                    to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
                 return
             }
             let flows = session.activeFlows
             if flows.inflight.count < inflightLimit, let id = flows.inflight.allocateID() {
                 let entry = flows.inflight.insert(id, message: message, qos: qos, retain: retain)
-                actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
-                counters.messagesSent += 1
                 if let journal, !session.cleanSession {
                     journal.recordDelivery(message, qos: qos, retain: retain, to: session.clientID, packetID: id)
                 }
+                // First send: DUP=0 [MQTT-4.3.2-1].
+                sendDelivery(entry.packet(dup: false), to: connection, of: session, into: &actions)
+                counters.messagesSent += 1
                 return
             }
         }
@@ -214,26 +214,23 @@ extension Broker {
         while let next = flows.queue.first {
             if next.qos == .atMostOnce {
                 _ = flows.queue.popFirst()
-                actions.append(
-                    .send(
-                        connection,
-                        .publish(
-                            Delivery(
-                                message: next.message, qos: next.qos, retain: next.retain, dup: false, packetID: nil))
-                    ))
+                sendDelivery(
+                    .publish(
+                        Delivery(message: next.message, qos: next.qos, retain: next.retain, dup: false, packetID: nil)),
+                    to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
                 continue
             }
             guard flows.inflight.count < limit, let id = flows.inflight.allocateID() else { break }
             _ = flows.queue.popFirst()
             let entry = flows.inflight.insert(id, message: next.message, qos: next.qos, retain: next.retain)
-            actions.append(.send(connection, entry.packet(dup: false)))  // first send: DUP=0 [MQTT-4.3.2-1]
-            counters.messagesSent += 1
             if let journal, !session.cleanSession {
                 journal.recordDelivery(
                     next.message, qos: next.qos, retain: next.retain, to: session.clientID, packetID: id,
                     fromQueue: true)
             }
+            sendDelivery(entry.packet(dup: false), to: connection, of: session, into: &actions)  // DUP=0 [MQTT-4.3.2-1]
+            counters.messagesSent += 1
         }
         if flows.isDropping && !isFull(flows.queue, adding: 0) { endDropEpisode(of: session, flows) }
         if !flows.heldPublishers.isEmpty && hasDrainedEnough(flows.queue) {
@@ -250,7 +247,7 @@ extension Broker {
                 // A PUBREL whose record may not be durable yet waits for it, as the first one did.
                 sendAcknowledgement(.pubrel(entry.packetID), to: connection, into: &actions)
             } else {
-                actions.append(.send(connection, entry.packet(dup: true)))
+                sendDelivery(entry.packet(dup: true), to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
             }
         }

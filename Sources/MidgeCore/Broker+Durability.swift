@@ -81,9 +81,9 @@ extension Broker {
                         message = body
                         flowState = delivery.qos == .exactlyOnce ? .awaitingPubrec : .awaitingPuback
                     case .pubrelSent:
-                        message =
-                            bodies[delivery.messageID]
-                            ?? Message(topic: releasedTopic, payload: [], qos: delivery.qos, storeID: delivery.messageID)
+                        let placeholder = Message(
+                            topic: releasedTopic, payload: [], qos: delivery.qos, storeID: delivery.messageID)
+                        message = bodies[delivery.messageID] ?? placeholder
                         flowState = .awaitingPubcomp
                     }
                     flows.inflight.insert(
@@ -171,13 +171,30 @@ extension Broker {
             topic: message.topic, payload: message.payload, qos: message.qos, storeID: journal.allocateMessageID())
     }
 
-    /// Sends an acknowledgement, or holds it until the records before it are durable (see `DurableBatch`).
+    /// Sends an acknowledgement (or CONNACK), or holds it until the records before it are durable (see
+    /// `DurableBatch`).
     @inline(__always)
     func sendAcknowledgement(_ packet: Packet, to connection: ConnectionID, into actions: inout [Action]) {
         if let journal, journal.mustHold(connection) {
             journal.hold(.send(connection, .control(packet)), for: connection)
         } else {
             actions.append(.send(connection, .control(packet)))
+        }
+    }
+
+    /// Sends a PUBLISH (or a resent PUBREL) to a session's connection, or holds it. A persistent session's delivery
+    /// waits while records are pending: a client must never hold a QoS 2 packet id the broker could forget in a
+    /// crash, or after the restart it would take the next message sent with that id for a repeat and drop it.
+    /// Any session's delivery waits behind sends already held for its connection, so nothing overtakes them.
+    @inline(__always)
+    func sendDelivery(
+        _ packet: consuming OutboundPacket, to connection: ConnectionID, of session: Session,
+        into actions: inout [Action]
+    ) {
+        if let journal, journal.outstanding[connection] != nil || (!session.cleanSession && !journal.records.isEmpty) {
+            journal.hold(.send(connection, packet), for: connection)
+        } else {
+            actions.append(.send(connection, packet))
         }
     }
 
@@ -195,7 +212,9 @@ extension Broker {
         for key in due {
             expiry?.offlineSince[key] = nil
             guard let session = sessions[key], session.connection == nil, !session.cleanSession else { continue }
-            log(.notice, "Expiring client \(session.clientID), its session has not been used for \(scan.limit) seconds.")
+            log(
+                .notice,
+                "Expiring client \(session.clientID), its session has not been used for \(scan.limit) seconds.")
             discardSession(session)
         }
     }

@@ -91,9 +91,10 @@ extension Broker {
         if let deadline = client.keepaliveDeadline { keepalive.push(deadline, connection) }
         logConnected(client, cleanSession: connect.cleanSession)
 
-        // CONNACK first [MQTT-3.2.0-1], then what the resumed session still owes the client.
-        actions.append(
-            .send(connection, .control(.connack(ConnAck(sessionPresent: sessionPresent, returnCode: .accepted)))))
+        // CONNACK first [MQTT-3.2.0-1], then what the resumed session still owes the client. With persistence on, once
+        // the session's creation or discarding is on disk, and everything after it waits behind it.
+        sendAcknowledgement(
+            .connack(ConnAck(sessionPresent: sessionPresent, returnCode: .accepted)), to: connection, into: &actions)
         resume(session, into: &actions)
     }
 

@@ -43,7 +43,8 @@ extension Broker {
         if journal.refusedInEpisode == 0 {
             log(
                 .warning,
-                "Client \(client.clientID): QoS \(publish.qos.rawValue) PUBLISH not acknowledged, the store cannot write.")
+                "Client \(client.clientID): QoS \(publish.qos.rawValue) PUBLISH not acknowledged: the store cannot "
+                    + "write.")
         }
         journal.refusedInEpisode += 1
         counters.publishesRefused += 1
@@ -57,7 +58,8 @@ extension Broker {
         else { return }
         // The publisher's DUP is never copied [MQTT-3.3.1-3]; the message keeps its own QoS for downgrading.
         let message = Message(
-            topic: publish.topic, payload: publish.payload, qos: publish.qos, storeID: journal?.allocateMessageID() ?? 0)
+            topic: publish.topic, payload: publish.payload, qos: publish.qos,
+            storeID: journal?.allocateMessageID() ?? 0)
         if publish.retain { updateRetained(with: message) }
         route(message, from: client, into: &actions)
     }
