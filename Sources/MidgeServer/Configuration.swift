@@ -27,6 +27,9 @@ public struct ListenerConfiguration: Sendable, Equatable {
     public var maxConnections: Int = -1
     /// `websockets_headers_size`: the largest WebSocket upgrade request header section.
     public var webSocketHeadersSize: Int = 4096
+    /// `max_connection_rate`: new connections accepted per second on this listener; beyond it the rest wait in
+    /// the kernel's backlog. Nil: the value given before any `listener` line, or no limit.
+    public var maxConnectionRate: Int?
 
     public init(port: UInt16, address: IPAddress? = nil) {
         self.port = port
@@ -49,6 +52,11 @@ public struct Configuration: Sendable {
     public var connectTimeout: Int = 10
     /// Simultaneous client connections; -1 means no limit.
     public var maxConnections: Int = -1
+    /// `max_client_message_rate`: PUBLISH packets per second a client may send before its socket is not read
+    /// for the rest of the second; 0 means no limit.
+    public var maxClientMessageRate: Int = 0
+    /// `max_client_byte_rate`: bytes per second, likewise.
+    public var maxClientByteRate: Int = 0
     /// Largest accepted packet (remaining length); 0 means the protocol maximum.
     public var messageSizeLimit: Int = 0
     /// Largest accepted packet as a whole, fixed header included (mosquitto 2.0's `max_packet_size`); 0 means no
@@ -108,7 +116,8 @@ public struct Configuration: Sendable {
         "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
-        "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval",
+        "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
+        "max_client_message_rate", "max_client_byte_rate",
     ]
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
@@ -162,6 +171,8 @@ private struct Parser {
     /// TLS keys per listener (index into `configuration.listeners`, -1 for the default listener), turned into a
     /// `TLSConfiguration` once the whole file is read, since the keys may come in any order.
     var tlsSettings: [Int: ListenerTLSSettings] = [:]
+    /// `max_connection_rate` before any `listener` line.
+    var defaultConnectionRate: Int?
 
     init(fileName: String) {
         self.fileName = fileName
@@ -183,6 +194,11 @@ private struct Parser {
             legacy.port = legacyPort ?? 1883
             legacy.address = legacyBindAddress
             configuration.listeners.insert(legacy, at: 0)
+        }
+        if let defaultConnectionRate {
+            for index in configuration.listeners.indices where configuration.listeners[index].maxConnectionRate == nil {
+                configuration.listeners[index].maxConnectionRate = defaultConnectionRate
+            }
         }
         // mosquitto 2.0: anonymous clients are allowed by default only in local-only mode (no listener declared).
         configuration.broker.allowAnonymous = allowAnonymous ?? configuration.listeners.isEmpty
@@ -261,6 +277,18 @@ private struct Parser {
                 throw fail("'\(value)' is not mqtt, websockets or http")
             }
             listener { $0.protocol = kind }
+        case "max_connection_rate":
+            // Before any `listener` line: every listener's (unless it sets its own); after one: that listener's.
+            let rate = try integer(0...1_000_000)
+            if configuration.listeners.isEmpty {
+                defaultConnectionRate = rate
+            } else {
+                configuration.listeners[configuration.listeners.count - 1].maxConnectionRate = rate
+            }
+        case "max_client_message_rate":
+            configuration.maxClientMessageRate = try integer(0...Int(Int32.max))
+        case "max_client_byte_rate":
+            configuration.maxClientByteRate = try integer(0...Int.max)
         case "websockets_headers_size":
             let size = try integer(1024...1_048_576)
             listener { $0.webSocketHeadersSize = size }

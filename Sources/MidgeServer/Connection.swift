@@ -52,6 +52,9 @@ final class Connection {
     /// table, so plain MQTT over TCP pays one predictable branch and no memory for it. Last, so it fits in the
     /// tail padding of `info` and the object stays in the same allocation size class.
     let hasTransport: Bool
+    /// Over `max_client_message_rate` or `max_client_byte_rate` this second: EPOLLIN is out of the registration
+    /// until the next second. (After `hasTransport`, in the same padding.)
+    @exclusivity(unchecked) var rateLimited = false
 
     init(id: ConnectionID, fd: Int32, info: ConnectionInfo, hasTransport: Bool = false) {
         self.id = id

@@ -30,7 +30,9 @@ extension EventLoop {
 
     private func readAvailable(_ connection: Connection, dead: Bool) {
         for _ in 0..<Self.maxReadsPerWakeup {
-            guard connection.state != .closing, !connection.heldInputFull || dead else { return }
+            guard connection.state != .closing, !connection.heldInputFull && !connection.rateLimited || dead else {
+                return
+            }
             let result: IOResult<Int>
             do {
                 result = try Syscall.read(connection.fd, into: readBuffer)
@@ -59,6 +61,7 @@ extension EventLoop {
     /// buffer; only an incomplete tail (or, while held, what waits for the release) is copied into `input`.
     private func received(_ connection: Connection, count: Int) {
         let fresh = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
+        if limits.byteRate > 0 { countBytes(connection, count) }
         if connection.hasTransport {
             receivedThroughTransport(connection, fresh)
         } else {
@@ -235,6 +238,7 @@ extension EventLoop {
             }
             beginConnect(connection, packet)
         case .connected:
+            if limits.messageRate > 0, case .publish = packet { countMessage(connection) }
             // Everything else, a second CONNECT included [MQTT-3.1.0-2], is the core's to judge.
             report(.packet(connection.id, packet))
         case .authenticating, .closing:
@@ -304,7 +308,7 @@ extension EventLoop {
 
     /// EPOLLIN unless reading is paused for the core's backlog or a full held input; EPOLLOUT while output waits.
     func updateRegistration(_ connection: Connection) {
-        let reading = !connection.readsPaused && !connection.heldInputFull
+        let reading = !connection.readsPaused && !connection.heldInputFull && !connection.rateLimited
         var events: UInt32 = reading ? CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP : 0
         if connection.watchesWritable { events |= CLINUX_EPOLLOUT }
         try? Syscall.epollControl(

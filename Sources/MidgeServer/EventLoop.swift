@@ -55,6 +55,8 @@ final class EventLoop {
     @exclusivity(unchecked) var spare = Mailbox()
     /// TLS, WebSocket and HTTP connections' transports (see `ConnectionTransport`); empty on plain MQTT listeners.
     @exclusivity(unchecked) var transports = TransportTable()
+    /// Connection and client rate limits (see `LoopLimits`).
+    @exclusivity(unchecked) var limits: LoopLimits
     @exclusivity(unchecked) var now: Int64
     var stopping = false
     var finished = false
@@ -85,6 +87,8 @@ final class EventLoop {
         self.connectTimeout = Int64(server.settings.connectTimeout) * 1_000_000_000
         self.now = Syscall.monotonicNanoseconds()
         self.actionsForLoops = Array(repeating: [], count: server.handles.count)
+        self.limits = LoopLimits(
+            settings: server.settings, listeners: server.listenerOfGroup, now: Syscall.monotonicNanoseconds())
         self.readingChangesForLoops = Array(repeating: [], count: server.handles.count)
         if index == 0 {
             let logger = server.logger
@@ -131,6 +135,7 @@ final class EventLoop {
             handReleasedInput()
             expireConnectDeadlines()
             tickTransportsIfDue()
+            if now >= limits.windowEnd { startRateWindow() }
             resumeAcceptingIfDue()
             if broker != nil { tickIfDue() }
             endTurn()
@@ -147,6 +152,7 @@ final class EventLoop {
         if connectDeadlinesHead < connectDeadlines.count { wakeAt = connectDeadlines[connectDeadlinesHead].deadline }
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }
         if !transports.slots.isEmpty { wakeAt = min(wakeAt, transports.nextTick) }
+        if limits.holdsAnything { wakeAt = min(wakeAt, limits.windowEnd) }
         if let broker, !stopping {
             wakeAt = min(wakeAt, nextTick)
             if let deadline = broker.nextDeadline { wakeAt = min(wakeAt, deadline.nanoseconds) }
@@ -162,6 +168,8 @@ final class EventLoop {
         guard !stopping, acceptPausedUntil == nil else { return }
         let (listenFD, port) = handle.listeners[listener]
         for _ in 0..<Self.maxAcceptsPerWakeup {
+            // Over the listener's max_connection_rate: the rest wait in the backlog until the next second.
+            guard mayAccept(listener: listener) else { return }
             var peer = sockaddr_storage()
             let accepted: IOResult<Int32>
             do {

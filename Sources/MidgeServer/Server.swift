@@ -17,6 +17,10 @@ public struct ServerSettings: Sendable {
     public var connectTimeout: Int
     /// -1 means no limit.
     public var maxConnections: Int
+    /// PUBLISH packets and bytes per second one client may send before its socket is not read for the rest of the
+    /// second (`max_client_message_rate`, `max_client_byte_rate`); 0 means no limit.
+    public var maxClientMessageRate: Int
+    public var maxClientByteRate: Int
     public var maxRemainingLength: Int
     public var broker: BrokerConfiguration
     public var authenticator: any Authenticator
@@ -55,6 +59,8 @@ public struct ServerSettings: Sendable {
         threads = configuration.threads ?? ServerSettings.onlineCores
         connectTimeout = configuration.connectTimeout
         maxConnections = configuration.maxConnections
+        maxClientMessageRate = configuration.maxClientMessageRate
+        maxClientByteRate = configuration.maxClientByteRate
         maxRemainingLength = configuration.maxRemainingLength
         broker = configuration.broker
         self.authenticator = authenticator

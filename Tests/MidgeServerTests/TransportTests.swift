@@ -336,3 +336,55 @@ final class AuthGateTests: XCTestCase {
         guard case .suback = try carol.receive() else { return XCTFail("expected SUBACK") }
     }
 }
+
+/// Over a rate limit a client or a listener is slowed (not read for the rest of the second), never refused.
+final class RateLimitTests: XCTestCase {
+    func testPublisherOverMessageRateIsSlowedNotDisconnected() throws {
+        let running = try RunningServer(threads: 2, config: "max_client_message_rate 5\n")
+        defer { running.stop() }
+        let subscriber = try TestClient(port: running.port)
+        try subscriber.connect("sub")
+        try subscriber.subscribe("rate/#", qos: .atMostOnce)
+        let publisher = try TestClient(port: running.port)
+        try publisher.connect("pub")
+        var burst: [UInt8] = []
+        for index in 0..<12 {
+            let topic = try XCTUnwrap(TopicName("rate/t"))
+            Packet.publish(Publish(topic: topic, payload: [UInt8(index)], qos: .atMostOnce)).encode(into: &burst)
+        }
+        // Sent in separate writes so the broker reads them in several turns.
+        for index in stride(from: 0, to: burst.count, by: 9) {
+            try publisher.send(Array(burst[index..<min(index + 9, burst.count)]))
+        }
+        for index in 0..<12 { XCTAssertEqual(try subscriber.receivePublish().payload, [UInt8(index)]) }
+        try publisher.ping()
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("reached max_client_message_rate") })
+    }
+
+    func testPublisherOverByteRateIsSlowedNotDisconnected() throws {
+        let running = try RunningServer(threads: 1, config: "max_client_byte_rate 2000\n")
+        defer { running.stop() }
+        let subscriber = try TestClient(port: running.port)
+        try subscriber.connect("sub")
+        try subscriber.subscribe("bytes", qos: .atMostOnce)
+        let publisher = try TestClient(port: running.port)
+        try publisher.connect("pub")
+        for index in 0..<5 { try publisher.publish("bytes", [UInt8](repeating: UInt8(index), count: 1500)) }
+        for index in 0..<5 {
+            XCTAssertEqual(try subscriber.receivePublish().payload, [UInt8](repeating: UInt8(index), count: 1500))
+        }
+        try publisher.ping()
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("reached max_client_byte_rate") })
+    }
+
+    func testConnectionsOverTheRateWaitAndAreThenAccepted() throws {
+        let running = try RunningServer(threads: 1, config: "listener 0 127.0.0.1\nmax_connection_rate 2\n")
+        defer { running.stop() }
+        let port = running.server.listeners[1].port
+        let clients = try (0..<5).map { _ in try TestClient(port: port) }
+        for (index, client) in clients.enumerated() {
+            XCTAssertEqual(try client.connect("rate-\(index)").returnCode, .accepted)
+        }
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("max_connection_rate reached on port \(port)") })
+    }
+}
