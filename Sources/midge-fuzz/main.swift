@@ -144,7 +144,8 @@ func usage() -> Int32 {
         """
         usage: midge-fuzz replay PATH...
                midge-fuzz decoder|core [--trace] FILE...
-        A build with -Xswiftc -sanitize=fuzzer -Xswiftc -DMIDGE_LIBFUZZER fuzzes instead:
+        A build with -Xswiftc -sanitize=fuzzer -Xswiftc -DMIDGE_LIBFUZZER -Xswiftc -use-ld=lld fuzzes instead
+        (Tests/fuzz/run.sh builds and runs it):
                midge-fuzz decoder|core [libFuzzer flags] [CORPUS...]  (or MIDGE_FUZZ_TARGET=decoder|core)
         """)
     return 2
