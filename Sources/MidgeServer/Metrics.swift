@@ -87,6 +87,33 @@ final class LoopCounters: Sendable {
     }
 }
 
+/// A loop's counters without reference counting. Taking a class reference out of an array retains and releases it
+/// (seen in the release build: an atomic pair per packet, on the counters' own cache line); this trivial value is
+/// copied instead, and `ServerMetrics` keeps the objects alive for as long as any loop runs.
+struct LoopCountersRef: @unchecked Sendable {
+    private let counters: Unmanaged<LoopCounters>
+
+    init(_ counters: Unmanaged<LoopCounters>) {
+        self.counters = counters
+    }
+
+    @inline(__always) func countRead(_ count: Int) { counters._withUnsafeGuaranteedRef { $0.countRead(count) } }
+
+    @inline(__always) func countWritten(_ count: Int) {
+        counters._withUnsafeGuaranteedRef { $0.countWritten(count) }
+    }
+
+    @inline(__always) func countReceived(_ packet: Packet) {
+        counters._withUnsafeGuaranteedRef { $0.countReceived(packet) }
+    }
+
+    @inline(__always) func countControlSent() { counters._withUnsafeGuaranteedRef { $0.countControlSent() } }
+
+    @inline(__always) func countPublishSent(_ qos: QoS, payloadBytes: Int) {
+        counters._withUnsafeGuaranteedRef { $0.countPublishSent(qos, payloadBytes: payloadBytes) }
+    }
+}
+
 /// Traffic summed over loops (or of one loop).
 struct TrafficTotals: Sendable, Equatable {
     var bytesReceived: UInt64 = 0
@@ -156,7 +183,9 @@ final class GatewayCounters: Sendable {
 /// The numbers every loop and every `/metrics` request share. Created once per server.
 final class ServerMetrics: Sendable {
     /// `loops[i]` is written by event loop i only.
-    let loops: [LoopCounters]
+    let loops: [LoopCountersRef]
+    /// Keeps the counters `loops` refers to alive.
+    private let counters: [LoopCounters]
     let gateway = GatewayCounters()
     /// The core's numbers as of loop 0's latest snapshot.
     let core = Mutex(CoreSnapshot())
@@ -168,14 +197,15 @@ final class ServerMetrics: Sendable {
     let loopZero: LoopZeroMetricsState
 
     init(loopCount: Int, sysInterval: Int, startedAt: Int64) {
-        loops = (0..<max(1, loopCount)).map { _ in LoopCounters() }
+        counters = (0..<max(1, loopCount)).map { _ in LoopCounters() }
+        loops = counters.map { LoopCountersRef(Unmanaged.passUnretained($0)) }
         self.sysInterval = sysInterval
         self.startedAt = startedAt
         loopZero = LoopZeroMetricsState(version: midgeVersion)
     }
 
     /// Every loop's traffic, summed now.
-    var traffic: TrafficTotals { loops.reduce(TrafficTotals()) { $0 + $1.totals } }
+    var traffic: TrafficTotals { counters.reduce(TrafficTotals()) { $0 + $1.totals } }
 
     /// Stores what loop 0 just read from the core, keeping the running maximum of connected clients.
     func record(_ statistics: BrokerStatistics, openConnections: Int, store: StoreStatistics?, at now: Int64) {
