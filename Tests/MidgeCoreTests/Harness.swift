@@ -1,6 +1,7 @@
 // Test harness: drives whole scripted sessions through the broker core with a fake clock.
 import MQTTCodec
 import MidgeCore
+import MidgeStore
 import XCTest
 
 /// Collects log lines; the sink closure holds this box.
@@ -85,7 +86,34 @@ final class Harness {
         record(produced)
     }
 
-    private func record(_ produced: [Action]) {
+    /// With persistence on (`enableDurability`): the store's state as the records taken so far describe it.
+    var store: StoreState?
+    /// Whether each call's records are made durable at once, releasing the acknowledgements they hold.
+    var commitsAtOnce = true
+
+    /// Turns persistence on, restoring `state`.
+    @discardableResult
+    func enableDurability(restoring state: StoreState = StoreState(), unixSeconds: Int64 = 1_700_000_000)
+        -> RestoreSummary
+    {
+        store = state
+        return broker.enableDurability(restoring: state, unixSeconds: unixSeconds, now: now)
+    }
+
+    /// Takes the pending batch, applies its records to `store` and releases what it held, as the server does when
+    /// the store's append completes. Returns the records.
+    @discardableResult
+    func commit() -> [StoreRecord] {
+        guard let batch = broker.takeDurableBatch() else { return [] }
+        for record in batch.records { store?.apply(record) }
+        var released: [Action] = []
+        broker.durablyWritten(batch, into: &released)
+        record(released)
+        return batch.records
+    }
+
+    func record(_ produced: [Action]) {
+        defer { if store != nil && commitsAtOnce { commit() } }
         broker.takeReadingChanges(into: &readingChanges)
         for action in produced {
             actions.append(action)
