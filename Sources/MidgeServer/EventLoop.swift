@@ -288,6 +288,8 @@ final class EventLoop {
         for listener in handle.listeners { Syscall.close(listener.fd) }
         for connection in connections.all where connection.state != .closing {
             if connection.reachedCore { report(.closed(connection.id, .serverShutdown)) }
+            // WebSocket clients hear 1001, going away.
+            if connection.hasTransport { noteCloseReason(connection, .serverShutdown) }
             beginClose(connection)
         }
     }

@@ -141,6 +141,20 @@ final class TransportTests: XCTestCase {
         XCTAssertEqual(socket.closeCode, 1003)
     }
 
+    /// RFC 6455 §5.1: a client frame must be masked; §5.2: reserved opcodes are errors. Both fail with 1002.
+    func testBadWebSocketFramesCloseWithProtocolError() throws {
+        let running = try start(second: "protocol websockets\n")
+        defer { running.stop() }
+        let unmasked = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        try unmasked.inner.write([0x82, 0x02, 0xC0, 0x00])
+        XCTAssertNil(try unmasked.read())
+        XCTAssertEqual(unmasked.closeCode, 1002)
+        let reserved = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        try reserved.sendFrame(opcode: 0x3, [1])
+        XCTAssertNil(try reserved.read())
+        XCTAssertEqual(reserved.closeCode, 1002)
+    }
+
     func testWebSocketOversizedFrameClosesWithMessageTooBig() throws {
         let running = try start(second: "protocol websockets\n", config: "message_size_limit 1000\n")
         defer { running.stop() }
