@@ -13,7 +13,7 @@ set -uo pipefail
 
 CHECKS=(
     tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate
-    tls_stalled_handshake ws_mqttjs wss_mqttjs ws_browser
+    tls_stalled_handshake ws_mqttjs wss_mqttjs ws_browser sighup_reload
 )
 
 ALICE_PASSWORD="alice-Secret-1"
@@ -188,6 +188,33 @@ check_ws_browser() {
     wait "$browser" 2>/dev/null
     [ $status -eq 0 ] || WHY="$WHY; chromium: $(grep -v dbus "$WORK/browser.err" | tail -n 2 | tr '\n' ' ' | head -c 300)"
     return $status
+}
+
+# SIGHUP (INTEROP_BROKER_PID, the broker the CI script started): a user added to the password file can log in
+# afterwards, a subscriber connected before it still gets messages, and a broken certificate file keeps the
+# previous certificate.
+check_sighup_reload() {
+    [ -n "${INTEROP_BROKER_PID:-}" ] || { WHY="INTEROP_BROKER_PID is not set"; return 1; }
+    plain_sub kept interop/reload/x || return 1
+    mosquitto_passwd -b "$DIR/passwd" carol carol-Secret-3 || { WHY="mosquitto_passwd failed"; return 1; }
+    cp "$DIR/server.crt" "$DIR/server.crt.good"
+    echo "not a certificate" >"$DIR/server.crt"
+    kill -HUP "$INTEROP_BROKER_PID" || { WHY="could not signal the broker"; return 1; }
+    local i ok=""
+    for ((i = 0; i < 50; i++)); do
+        if timeout $WAIT_SECS mosquitto_pub -h "$HOST" -p "$PORT" -u carol -P carol-Secret-3 -t interop/reload/x \
+            -q 1 -m "after reload" 2>/dev/null; then
+            ok=1
+            break
+        fi
+        sleep 0.1
+    done
+    cp "$DIR/server.crt.good" "$DIR/server.crt"
+    [ -n "$ok" ] || { WHY="carol, added before SIGHUP, could not log in"; return 1; }
+    expect kept "1 0 interop/reload/x after reload" || return 1
+    # The broken certificate was refused: TLS still works with the previous one.
+    PORT=$TLS_PORT pub "${alice[@]}" --cafile "$DIR/ca.crt" -t interop/reload/tls -m x || return 1
+    kill -HUP "$INTEROP_BROKER_PID"
 }
 
 interop_main "$@"
