@@ -83,7 +83,6 @@ struct EventHistory: Sendable {
 final class HTTPGateway: Sendable {
     let settings: HTTPGatewaySettings
     let router: GatewayRouter
-    let authenticator: any Authenticator
     let accessControl: any AccessControl
     let allowAnonymous: Bool
     let metrics: ServerMetrics
@@ -94,12 +93,11 @@ final class HTTPGateway: Sendable {
     private let clientSerial = Atomic<UInt64>(0)
 
     init(
-        settings: HTTPGatewaySettings, authenticator: any Authenticator, accessControl: any AccessControl,
+        settings: HTTPGatewaySettings, accessControl: any AccessControl,
         broker: BrokerConfiguration, metrics: ServerMetrics
     ) {
         self.settings = settings
         self.router = GatewayRouter(configuration: settings.router)
-        self.authenticator = authenticator
         self.accessControl = accessControl
         self.allowAnonymous = broker.allowAnonymous
         self.maxQoS = broker.maxQoS
@@ -203,7 +201,7 @@ final class HTTPGateway: Sendable {
         gatewaySettings: HTTPGatewaySettings = HTTPGatewaySettings()
     ) -> TransportFactory {
         let gateway = HTTPGateway(
-            settings: gatewaySettings, authenticator: settings.authenticator, accessControl: settings.accessControl,
+            settings: gatewaySettings, accessControl: settings.accessControl,
             broker: settings.broker, metrics: settings.metrics)
         return { context in HTTPTransport(gateway: gateway, now: context.now) }
     }

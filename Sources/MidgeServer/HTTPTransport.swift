@@ -20,6 +20,11 @@ import MidgeGateway
 /// store, that it is on disk). QoS 2 is answered at PUBREC, since the core routes on PUBLISH (method B); the PUBREL
 /// follows. CONNECT and the request's packets go out together: a refused CONNECT makes the core ignore the rest.
 ///
+/// Credentials (Basic, Bearer or `access_token`) become the CONNECT's user name and password, so the server's
+/// password file, tokens and authentication delays apply unchanged. A refused CONNECT (return code 4 or 5, which
+/// mosquitto's authenticators also give for a wrong password) is 401; 403 is what the ACL refuses, told only to
+/// callers whose credentials the CONNACK accepted.
+///
 /// Deliveries are acknowledged once they are written to the socket (or kept for a poll) and recorded in the client's
 /// `EventHistory`, which is what `Last-Event-ID` resumes from. The contract gives `send` no MQTT output, so
 /// acknowledgements and PUBRELs leave with the next `received` or `tick` (about a second later); with QoS 1 or 2
@@ -49,6 +54,8 @@ final class HTTPTransport: ConnectionTransport {
         /// Packet ids whose PUBACK or PUBREC has not arrived.
         var waiting: Set<UInt16>
         var pingAnswered = false
+        /// A topic the ACL refuses: answered 403 once the CONNACK accepts the credentials.
+        var refused: TopicName?
     }
 
     private struct SubscriptionExchange {
@@ -302,27 +309,22 @@ final class HTTPTransport: ConnectionTransport {
             write(.unauthorized(), to: request, wire: &wire)
             return
         }
-        if link == .none {
-            // Authenticate here first: the ACL check below needs it (a token's grants are known once it is
-            // verified), and refusing early spares the core a CONNECT.
-            if wanted.username != nil || !gateway.allowAnonymous {
-                switch gateway.authenticator.authenticate(
-                    clientID: wanted.clientID, username: wanted.username, password: wanted.password)
-                {
-                case .accepted: break
-                default:
-                    // mosquitto's authenticators answer 5 for a wrong password too: for HTTP every refusal of
-                    // credentials is 401 (RFC 9110 §15.5.2); 403 is kept for what the ACL refuses.
-                    write(.unauthorized("credentials refused"), to: request, wire: &wire)
-                    return
-                }
-            }
+        // The password is checked by the core at CONNECT (through the server's authentication queue and its delays
+        // for failing addresses), never here on the loop. The ACL is asked before anything is published: the core
+        // would acknowledge and drop a refused message, and the caller must hear about it.
+        let refused = commands.first {
+            !gateway.accessControl.mayPublish(clientID: wanted.clientID, username: wanted.username, topic: $0.topic)
         }
-        for command in commands
-        where !gateway.accessControl.mayPublish(
-            clientID: wanted.clientID, username: wanted.username, topic: command.topic)
-        {
-            write(.forbidden("not authorized to publish to \(command.topic)"), to: request, wire: &wire)
+        if let refused {
+            if link == .connected {
+                write(.forbidden("not authorized to publish to \(refused.topic)"), to: request, wire: &wire)
+                return
+            }
+            // Not authenticated yet: 403 only once the CONNACK says the credentials are good, so a caller without
+            // them learns nothing about the ACL (401 otherwise).
+            connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
+            exchange = .publish(
+                PublishExchange(request: request, count: 0, waiting: [], pingAnswered: true, refused: refused.topic))
             return
         }
         connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
@@ -471,6 +473,10 @@ final class HTTPTransport: ConnectionTransport {
                 return refused(connack.returnCode, wire: &wire)
             }
             link = .connected
+            if case .publish(let publish) = exchange, let topic = publish.refused {
+                exchange = .idle
+                write(.forbidden("not authorized to publish to \(topic)"), to: publish.request, wire: &wire)
+            }
         case .puback(let id), .pubrec(let id):
             if case .pubrec = packet { Packet.pubrel(id).encode(into: &replies) }
             guard case .publish(var publish) = exchange else { break }

@@ -40,7 +40,7 @@ final class GatewayHarness {
         configuration.allowAnonymous = allowAnonymous
         broker = Broker(configuration: configuration, authenticator: authenticator, accessControl: accessControl)
         gateway = HTTPGateway(
-            settings: settings, authenticator: authenticator, accessControl: accessControl, broker: configuration,
+            settings: settings, accessControl: accessControl, broker: configuration,
             metrics: ServerMetrics(loopCount: 1, sysInterval: 0, startedAt: 0))
     }
 
