@@ -125,12 +125,12 @@ enum CheckerSelfTest {
     static func failures() -> [String] {
         var failed: [String] = []
         for (name, steps) in cases {
-            let checker = CoreChecker(configuration: BrokerConfiguration())
+            let checker = CoreChecker(configuration: BrokerConfiguration(), durable: false)
             for (index, step) in steps.enumerated() {
                 let now = MonotonicTime(nanoseconds: 1_000_000_000_000 + step.at)
                 let before = checker.findings.count
                 checker.willHandle(step.event, now: now)
-                checker.check(step.actions, [], after: step.event, now: now)
+                checker.check(step.actions, held: [], [], after: step.event, now: now)
                 let reported = checker.findings.count > before
                 if index < steps.count - 1 && reported {
                     failed.append("\(name): step \(index) reported \(checker.findings[before])")

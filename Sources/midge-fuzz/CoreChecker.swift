@@ -41,6 +41,11 @@ final class CoreChecker {
     }
 
     let configuration: BrokerConfiguration
+    /// Persistence is on: acknowledgements and some deliveries may be held until the store has written.
+    let durable: Bool
+    /// As last told to the core; with persistence on, QoS 1/2 PUBLISHes are neither routed nor acknowledged
+    /// while the store cannot write.
+    private var storeWritable = true
     private(set) var findings: [String] = []
     private var models: [ConnectionID: ConnectionModel] = [:]
     /// Every non-empty message ever published with RETAIN=1 or as a retained Will: the only ones that may go out
@@ -67,8 +72,9 @@ final class CoreChecker {
     /// The event is the first CONNECT of its connection.
     private var opening = false
 
-    init(configuration: BrokerConfiguration) {
+    init(configuration: BrokerConfiguration, durable: Bool) {
         self.configuration = configuration
+        self.durable = durable
     }
 
     private var inflightLimit: Int {
@@ -120,6 +126,10 @@ final class CoreChecker {
             if retain && !message.payload.isEmpty {
                 everRetained.insert(MessageKey(topic: message.topic.bytes, payload: message.payload))
             }
+        case .written:
+            return
+        case .storeWritable(let writable):
+            storeWritable = writable
         case .closed(let connection, _):
             guard var model = models[connection], !model.closed else {
                 mustBeIgnored = true
@@ -163,6 +173,9 @@ final class CoreChecker {
             if publish.retain && !publish.payload.isEmpty {
                 everRetained.insert(MessageKey(topic: publish.topic.bytes, payload: publish.payload))
             }
+            if durable && !storeWritable && publish.qos != .atMostOnce {
+                return  // refused: the client still owns it and will send it again
+            }
             if !isSysTopic(publish.topic) {
                 live.insert(MessageKey(topic: publish.topic.bytes, payload: publish.payload))
             }
@@ -198,7 +211,27 @@ final class CoreChecker {
 
     // MARK: The actions
 
-    func check(_ actions: [Action], _ changes: [ReadingChange], after event: CoreEvent, now: MonotonicTime) {
+    /// `actions` are what the core returned, `held` what it kept back for the store (with persistence on): the
+    /// two together are what it decided, in order for each connection, since once one send to a connection is
+    /// held every later one is too.
+    func check(
+        _ returned: [Action], held: [Action], _ changes: [ReadingChange], after event: CoreEvent, now: MonotonicTime
+    ) {
+        switch event {
+        case .written(let expected):
+            checkReleased(returned, expected: expected)
+            if let action = held.first { fail("completing an append held \(CoreChecker.describe(action))") }
+            return
+        case .storeWritable:
+            if let action = (returned + held).first {
+                fail("a store health change produced \(CoreChecker.describe(action))")
+            }
+            return
+        default:
+            break
+        }
+        if !durable, let action = held.first { fail("held \(CoreChecker.describe(action)) without persistence") }
+        let actions = returned + held
         if mustBeIgnored {
             if let action = actions.first {
                 fail("event for an ended connection produced \(CoreChecker.describe(action))")
@@ -214,6 +247,14 @@ final class CoreChecker {
         }
         checkBatchEnd()
         for change in changes { checkReadingChange(change) }
+    }
+
+    /// A completed append releases exactly the sends its batch held, in order; the connection may have ended
+    /// meanwhile (the driver drops sends for connections it no longer has).
+    private func checkReleased(_ released: [Action], expected: [Action]) {
+        let got = released.map(CoreChecker.describe)
+        let wanted = expected.map(CoreChecker.describe)
+        if got != wanted { fail("an append released \(got) instead of its held \(wanted)") }
     }
 
     /// Holds come only with `queue_full_policy block`, for open connections, and every resume ends a pause.
@@ -452,7 +493,7 @@ final class CoreChecker {
                     fail("\(connection) silent past its keepalive deadline was not closed [MQTT-3.1.2-24]")
                 }
             }
-        case .closed, .congested, .drained, .published:
+        case .closed, .congested, .drained, .published, .written, .storeWritable:
             break
         case .packet(let connection, let packet):
             guard let model = models[connection], source == connection else { return }
@@ -529,6 +570,8 @@ final class CoreChecker {
         case .published(let message, let retain):
             "broker publishes \(message.topic) q\(message.qos.rawValue)\(retain ? " retain" : "") "
                 + "[\(message.payload.count) B]"
+        case .written(let held): "store completed an append holding \(held.count) sends"
+        case .storeWritable(let writable): writable ? "store writable" : "store cannot write"
         }
     }
 

@@ -1,6 +1,7 @@
 // Fuzz entry point for the broker core (§3, §4): three clients' byte streams, framed and fed as the server does.
 import MQTTCodec
 import MidgeCore
+import MidgeStore
 
 /// Turns an input into a session with a `Broker` and hands every event and its actions to `CoreChecker`.
 ///
@@ -13,10 +14,12 @@ import MidgeCore
 ///   - 3: an event, chosen by the next byte `e`:
 ///     - odd: the connection in slot `(e >> 1) & 3` (3 counts as 0) ends with reason `(e >> 3) & 3` of
 ///       `closeReasons` (EOF, socket error, shutdown, malformed);
-///     - even, by `(e >> 1) & 7`: 0-3 `tick`; 4 the output of slot `(e >> 4) % 3` is congested, 5 drained;
-///       6 the broker publishes on topic `systemTopics[(e >> 4) & 7]` retained, 7 not retained.
-/// After the last record the clock jumps past every keepalive, the broker ticks, and the remaining connections
-/// end with a shutdown, so every Will and keepalive path runs.
+///     - even, by `(e >> 1) & 7`: 0-1 `tick`; 2 the store completes its appends (all of them when `e >> 4` is 0,
+///       else the oldest); 3 the store becomes unwritable when bit 4 of `e` is set, writable otherwise; 4 the
+///       output of slot `(e >> 4) % 3` is congested, 5 drained; 6 the broker publishes on topic
+///       `systemTopics[(e >> 4) & 7]` retained, 7 not retained.
+/// After the last record the store completes everything, the clock jumps past every keepalive, the broker ticks,
+/// and the remaining connections end with a shutdown, so every Will, keepalive and held acknowledgement path runs.
 enum CoreTarget {
     static let timeSteps: [Int64] = [
         0, 1_000_000, 100_000_000, 1_000_000_000, 10_000_000_000, 45_000_000_000,
@@ -31,7 +34,8 @@ enum CoreTarget {
 
     static func run(_ input: UnsafeRawBufferPointer, trace: Bool = false) -> [String] {
         guard input.count >= 2 else { return [] }
-        let harness = CoreHarness(configuration: configuration(from: input[0], input[1]), trace: trace)
+        let harness = CoreHarness(
+            configuration: configuration(from: input[0], input[1]), durable: input[1] & 0x08 != 0, trace: trace)
         var offset = 2
         while offset < input.count {
             let control = input[offset]
@@ -60,6 +64,8 @@ enum CoreTarget {
         }
         let slot = Int(argument >> 4) % 3
         switch (argument >> 1) & 0x07 {
+        case 2: harness.completeAppends(all: argument >> 4 == 0)
+        case 3: harness.setStoreWritable(argument & 0x10 == 0)
         case 4: harness.outputCongested(slot: slot)
         case 5: harness.outputDrained(slot: slot)
         case 6, 7:
@@ -94,6 +100,7 @@ enum CoreTarget {
         if second & 0x01 != 0 { configuration.queueFullPolicy = .block }
         if second & 0x02 != 0 { configuration.maxInflightMessages = 0 }  // no limit but the id space
         if second & 0x04 != 0 { configuration.maxQueuedMessages = 0 }  // bytes only, when byte 0 set them
+        if second & 0x10 != 0 { configuration.persistentClientExpiration = 60 }
         return configuration
     }
 }
@@ -139,11 +146,19 @@ final class CoreHarness {
     var now = MonotonicTime(nanoseconds: 1_000_000_000_000)
     /// Slots the core released, whose held input is handed on once the current call returns.
     private var released: [Int] = []
+    /// With persistence on: batches taken from the core whose append has not completed, oldest first.
+    private var appending: [DurableBatch] = []
+    /// The batch `completeAppends` is handing back, between taking it from `appending` and `durablyWritten`.
+    private var completing: DurableBatch?
 
-    init(configuration: BrokerConfiguration, trace: Bool) {
+    init(configuration: BrokerConfiguration, durable: Bool, trace: Bool) {
         self.trace = trace
         broker = Broker(configuration: configuration)
-        checker = CoreChecker(configuration: configuration)
+        checker = CoreChecker(configuration: configuration, durable: durable)
+        if durable {
+            // An empty store: what a restart restores is the store's tests' business, what the core holds is ours.
+            broker.enableDurability(restoring: StoreState(), unixSeconds: 1_700_000_000, now: now)
+        }
         for _ in 0..<3 { slots.append(Slot(connection: freshConnection())) }
     }
 
@@ -255,11 +270,30 @@ final class CoreHarness {
         handReleasedInput()
     }
 
-    /// Past every keepalive deadline, then shutdown: every Will and timeout path gets its turn.
+    /// The store's appends complete, in the order their batches were taken, releasing what the core held.
+    func completeAppends(all: Bool) {
+        while !appending.isEmpty {
+            let batch = appending.removeFirst()
+            completing = batch
+            report(.written(batch.held), slot: nil)
+            if !all { break }
+        }
+        handReleasedInput()
+    }
+
+    func setStoreWritable(_ writable: Bool) {
+        report(.storeWritable(writable), slot: nil)
+    }
+
+    /// The store catches up, the clock passes every keepalive deadline, then shutdown: every Will, timeout and
+    /// held acknowledgement path gets its turn.
     func finish() {
+        setStoreWritable(true)
+        completeAppends(all: true)
         advance(nanoseconds: 100_000 * 1_000_000_000)
         tick()
         for slot in slots.indices { end(slot: slot, reason: .serverShutdown) }
+        completeAppends(all: true)
     }
 
     // MARK: Framing
@@ -340,15 +374,29 @@ final class CoreHarness {
             broker.outputDrained(connection, now: now, into: &actions)
         case .published(let message, let retain):
             broker.publish(message, retain: retain, into: &actions)
+        case .written:
+            // The batch comes back as taken; the checker compares what it releases with what it held.
+            guard let batch = completing else { return }
+            completing = nil
+            broker.durablyWritten(batch, into: &actions)
+        case .storeWritable(let writable):
+            broker.setStoreWritable(writable)
         }
         var changes: [ReadingChange] = []
         broker.takeReadingChanges(into: &changes)
+        // Taken after every call, so a batch's held sends are exactly those this call held back.
+        var held: [Action] = []
+        if let batch = broker.takeDurableBatch() {
+            held = batch.held
+            appending.append(batch)
+        }
         if trace {
             print("t=\(now.nanoseconds / 1_000_000)ms \(CoreChecker.describe(event))")
             for action in actions { print("    \(CoreChecker.describe(action))") }
+            for action in held { print("    held: \(CoreChecker.describe(action))") }
             for change in changes { print("    \(change)") }
         }
-        checker.check(actions, changes, after: event, now: now)
+        checker.check(actions, held: held, changes, after: event, now: now)
         for case .close(let connection, _) in actions {
             for index in slots.indices where slots[index].connection == connection {
                 slots[index].closedByCore = true
@@ -384,4 +432,7 @@ enum CoreEvent {
     case congested(ConnectionID)
     case drained(ConnectionID)
     case published(Message, retain: Bool)
+    /// The store completed the append of a batch whose held sends were these.
+    case written([Action])
+    case storeWritable(Bool)
 }

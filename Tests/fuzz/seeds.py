@@ -205,7 +205,7 @@ STEP = {0: 0, "1ms": 1, "100ms": 2, "1s": 3, "10s": 4, "45s": 5, "100s": 6, "100
 # Configuration byte 0, then byte 1.
 INFLIGHT_2, SMALL_QUEUE, QUEUE_QOS0, MAX_QOS_1, NO_RETAIN, NO_EMPTY_ID, MAX_KEEPALIVE_60, NO_ANONYMOUS = (
     1 << i for i in range(8))
-BLOCK, UNLIMITED_INFLIGHT, QUEUE_BYTES_ONLY = (1 << i for i in range(3))
+BLOCK, UNLIMITED_INFLIGHT, QUEUE_BYTES_ONLY, DURABLE, EXPIRY_60S = (1 << i for i in range(5))
 EOF_, SOCKET_ERROR, SHUTDOWN, MALFORMED_CLOSE = range(4)
 SYSTEM_TOPICS = ["$SYS/broker/uptime", "a/b", "w", "r/x", "q/1", "f", "$SYS/x", "a/b (delete)"]
 
@@ -230,6 +230,14 @@ class Session:
 
     def end(self, slot, reason=EOF_, step=0):
         self.out += bytes([(STEP[step] << 5) | 3, 0x01 | (slot << 1) | (reason << 3)])
+        return self
+
+    def appends_complete(self, all_of_them=True, step=0):
+        self.out += bytes([(STEP[step] << 5) | 3, (2 << 1) | (0 if all_of_them else 0x10)])
+        return self
+
+    def store_writable(self, writable, step=0):
+        self.out += bytes([(STEP[step] << 5) | 3, (3 << 1) | (0 if writable else 0x10)])
         return self
 
     def congested(self, slot, step=0):
@@ -399,6 +407,39 @@ def core_sessions():
         .send(1, connect("late") + subscribe(1, ("#", 2), ("$SYS/#", 0)))
         .system_publish(7, retain=True)
         .send(2, connect("later") + subscribe(1, ("a/b", 1))))
+
+    # Persistence on: acknowledgements, CONNACKs and persistent deliveries wait for the store's appends.
+    sessions["durable-flows"] = (Session(INFLIGHT_2, DURABLE)
+        .send(0, connect("keep", clean=False) + subscribe(1, ("d/#", 2)))
+        .send(1, connect("pub") + publish("d/1", "1", qos=1, pid=1) + publish("d/2", "2", qos=2, pid=2))
+        .appends_complete(all_of_them=False)
+        .send(1, ack("pubrel", 2) + publish("d/3", "3", qos=1, pid=3, retain=True))
+        .appends_complete()
+        .send(0, ack("puback", 1) + ack("pubrec", 2) + DISCONNECT)
+        .send(1, publish("d/4", "4", qos=2, pid=4))
+        .send(2, connect("keep", clean=False))
+        .appends_complete(all_of_them=False)
+        .send(2, ack("pubcomp", 2) + ack("puback", 3))
+        .appends_complete())
+
+    # The store cannot write: QoS 1/2 PUBLISHes are neither routed nor acknowledged until it can again.
+    sessions["durable-unwritable"] = (Session(0, DURABLE)
+        .send(0, connect("sub") + subscribe(1, ("u", 2)))
+        .appends_complete()
+        .store_writable(False)
+        .send(1, connect("pub") + publish("u", "0") + publish("u", "1", qos=1, pid=1) + publish("u", "2", qos=2, pid=2))
+        .store_writable(True)
+        .send(1, publish("u", "1", qos=1, pid=1, dup=True) + publish("u", "2", qos=2, pid=2, dup=True))
+        .appends_complete())
+
+    # persistent_client_expiration: a persistent session left offline past the limit is gone on return.
+    sessions["expiry"] = (Session(0, EXPIRY_60S)
+        .send(0, connect("old", clean=False) + subscribe(1, ("x", 1)))
+        .end(0, EOF_)
+        .tick(step="45s")
+        .tick(step="100s")
+        .send(1, connect("old", clean=False), step="1s")
+        .send(2, connect("pub") + publish("x", "1", qos=1, pid=1)))
 
     return {name: bytes(session.out) for name, session in sessions.items()}
 
