@@ -107,7 +107,7 @@ extension Broker {
                 // DUP=0, no packet id [MQTT-4.3.1-1][MQTT-3.3.1-2]; QoS 0 needs no window slot.
                 sendDelivery(
                     .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil)),
-                    to: connection, of: session, into: &actions)
+                    qos: .atMostOnce, to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
                 return
             }
@@ -118,7 +118,7 @@ extension Broker {
                     journal.recordDelivery(message, qos: qos, retain: retain, to: session.clientID, packetID: id)
                 }
                 // First send: DUP=0 [MQTT-4.3.2-1].
-                sendDelivery(entry.packet(dup: false), to: connection, of: session, into: &actions)
+                sendDelivery(entry.packet(dup: false), qos: entry.qos, to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
                 return
             }
@@ -217,7 +217,7 @@ extension Broker {
                 sendDelivery(
                     .publish(
                         Delivery(message: next.message, qos: next.qos, retain: next.retain, dup: false, packetID: nil)),
-                    to: connection, of: session, into: &actions)
+                    qos: .atMostOnce, to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
                 continue
             }
@@ -229,7 +229,8 @@ extension Broker {
                     next.message, qos: next.qos, retain: next.retain, to: session.clientID, packetID: id,
                     fromQueue: true)
             }
-            sendDelivery(entry.packet(dup: false), to: connection, of: session, into: &actions)  // DUP=0 [MQTT-4.3.2-1]
+            // First send: DUP=0 [MQTT-4.3.2-1].
+            sendDelivery(entry.packet(dup: false), qos: entry.qos, to: connection, of: session, into: &actions)
             counters.messagesSent += 1
         }
         if flows.isDropping && !isFull(flows.queue, adding: 0) { endDropEpisode(of: session, flows) }
@@ -247,7 +248,7 @@ extension Broker {
                 // A PUBREL whose record may not be durable yet waits for it, as the first one did.
                 sendAcknowledgement(.pubrel(entry.packetID), to: connection, into: &actions)
             } else {
-                sendDelivery(entry.packet(dup: true), to: connection, of: session, into: &actions)
+                sendDelivery(entry.packet(dup: true), qos: entry.qos, to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
             }
         }

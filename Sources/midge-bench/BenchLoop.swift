@@ -33,7 +33,9 @@ final class BenchLoop {
     func open(role: Role, clientID: String, source: String?, keepAlive: UInt16 = 60) throws(BenchError) {
         let fd = try openConnection(host: settings.host, port: settings.port, source: source)
         let connection = BenchConnection(fd: fd, role: role)
-        Packet.connect(Connect(cleanSession: true, keepAlive: keepAlive, clientID: clientID)).encode(into: &connection.output)
+        var clean = true
+        if case .subscriber = role, settings.persistentSubscribers { clean = false }
+        Packet.connect(Connect(cleanSession: clean, keepAlive: keepAlive, clientID: clientID)).encode(into: &connection.output)
         if case .subscriber = role, let filter = TopicFilter(settings.filter) {
             let subscribe = Subscribe(
                 packetID: PacketID(connection.takePacketID())!, requests: [SubscriptionRequest(filter: filter, qos: settings.qos)])

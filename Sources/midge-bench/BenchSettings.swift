@@ -21,12 +21,14 @@ struct BenchSettings: Sendable {
     var sourceAddresses = 1
     var brokerPID: Int32?
     var drainSeconds = 10.0
+    /// Subscribers connect with clean session 0, so a broker with persistence writes their deliveries to disk.
+    var persistentSubscribers = false
 
     static let usage = """
         usage: midge-bench [--scenario fanin|fanout|topics|latency|idle] [--host 127.0.0.1] [--port 1883]
                            [--qos 0|1|2] [--publishers N] [--subscribers N] [--payload BYTES] [--duration SECONDS]
                            [--rate MSG_PER_S] [--window N] [--topics N] [--connections N] [--sources N]
-                           [--broker-pid PID] [--drain SECONDS]
+                           [--broker-pid PID] [--drain SECONDS] [--persistent 0|1]
         Scenarios set defaults that later options override:
           fanin    8 publishers -> 1 subscriber, one topic
           fanout   1 publisher -> 100 subscribers, one topic
@@ -93,6 +95,7 @@ struct BenchSettings: Sendable {
         if let value = try number("sources") { settings.sourceAddresses = max(1, min(254, Int(value))) }
         if let value = try number("broker-pid") { settings.brokerPID = Int32(value) }
         if let value = try number("drain") { settings.drainSeconds = value }
+        if let value = try number("persistent") { settings.persistentSubscribers = value != 0 }
         if let unknown = options.keys.first { throw BenchError("unknown option --\(unknown)\n\(usage)") }
         return settings
     }

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 
 runs=3
 duration=10
-scenarios="fanin fanout topics qos1 qos2 latency idle"
+scenarios="fanin fanout topics qos1 qos2 latency idle durable restart"
 threads=""
 idle_connections=19000
 scratch=.build
@@ -52,6 +52,14 @@ CONF
 lossless_config() {  # broker scenario
   case "$2" in
     qos1|qos2) if [ "$1" = midge ]; then echo "queue_full_policy block"; else echo "max_queued_messages 0"; fi ;;
+    # qos1 with persistence on, into a fresh store, to a persistent (clean session 0) subscriber: midge acknowledges
+    # after the fsync (persistence_fsync always); mosquitto acknowledges at once and saves its database on exit.
+    durable)
+      local store
+      store=$(mktemp -d "$work/store-$1-XXXX")
+      if [ "$1" = midge ]; then echo "queue_full_policy block"; else echo "max_queued_messages 0"; fi
+      echo "persistence true"
+      echo "persistence_location $store/" ;;
   esac
 }
 
@@ -80,6 +88,7 @@ bench_args() {  # scenario -> midge-bench arguments
     topics) echo "--scenario topics" ;;
     qos1) echo "--scenario fanin --qos 1" ;;
     qos2) echo "--scenario fanin --qos 2" ;;
+    durable) echo "--scenario fanin --qos 1 --persistent 1" ;;
     latency) echo "--scenario latency" ;;
     idle) echo "--scenario idle --connections $idle_connections --sources 4" ;;
   esac
@@ -88,6 +97,7 @@ bench_args() {  # scenario -> midge-bench arguments
 results="$work/results.txt"
 : > "$results"
 for scenario in $scenarios; do
+  [ "$scenario" = restart ] && continue  # measured on its own below
   for run in $(seq 1 "$runs"); do
     for broker in mosquitto midge; do
       # A fresh broker per run: idle-connection memory and queues must not carry over.
@@ -104,6 +114,30 @@ for scenario in $scenarios; do
     done
   done
 done
+
+# Restart time: midge started on a store of 1,000,000 retained messages and 100,000 persistent sessions (written
+# by the MidgeStoreTests restart fixture), from exec until the core is restored, and the broker's RSS then.
+if [[ " $scenarios " == *" restart "* ]]; then
+  fixture="$work/restart-store"
+  MIDGE_RESTART_FIXTURE="$fixture" swift test --scratch-path "$scratch" --filter RestartFixture > "$work/fixture.log" 2>&1 \
+    || { echo "restart fixture failed:"; tail -20 "$work/fixture.log"; }
+  du -sh "$fixture"
+  for run in $(seq 1 "$runs"); do
+    port=$(free_port)
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s\n' \
+      "$port" "$fixture" > "$work/restart.conf"
+    started=$(date +%s%N)
+    "$BIN/midge" -c "$work/restart.conf" > "$work/restart.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 2400); do grep -q "Restored" "$work/restart.log" && break; sleep 0.025; done
+    ready=$(( ($(date +%s%N) - started) / 1000000 ))
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+    echo "restart run $run: restored after ${ready} ms, broker RSS ${rss} kB"
+    grep -E "Store recovered|Restored" "$work/restart.log" | sed 's/^/    /'
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  done
+fi
 
 python3 - "$results" <<'PY'
 import statistics, sys
@@ -140,4 +174,7 @@ for scenario, _ in rows:
         ratio = "n/a" if m in (None, 0) or g is None else f"{g / m:.2f}"
         print(f"| {scenario} | {label} | {fmt(m)} | {fmt(g)} | {ratio} |")
 print(f"\nmedians of {len(rows.get((seen[0], 'midge'), [])) if seen else 0} run(s) per broker and scenario")
+durable, memory = median("durable", "midge", "delivered_per_s"), median("qos1", "midge", "delivered_per_s")
+if durable is not None and memory:
+    print(f"midge durable qos1 / in-memory qos1: {durable / memory:.2f} (target >= 0.50)")
 PY
