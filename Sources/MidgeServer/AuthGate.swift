@@ -87,11 +87,13 @@ final class AuthGate: Sendable {
             return delay
         }
         guard let delay else {
-            logger.log(.notice, "Too many authentication attempts waiting for \(host); refusing the CONNECT from \(address).")
+            logger.log(
+                .notice, "Too many authentication attempts waiting for \(host); refusing the CONNECT from \(address).")
             return .serverUnavailable
         }
         if delay > 0 {
-            logger.log(.info, "Delaying the authentication of the CONNECT from \(address) by \(delay) s after failures.")
+            logger.log(
+                .info, "Delaying the authentication of the CONNECT from \(address) by \(delay) s after failures.")
         }
         let work: @Sendable () -> Void = { [self] in
             let code = authenticator.authenticate(

@@ -325,7 +325,8 @@ final class ChannelClient {
         guard let topicFilter = TopicFilter(filter), let packetID = PacketID(id) else {
             throw TestError("bad filter \(filter)")
         }
-        try send(.subscribe(Subscribe(packetID: packetID, requests: [SubscriptionRequest(filter: topicFilter, qos: qos)])))
+        let request = SubscriptionRequest(filter: topicFilter, qos: qos)
+        try send(.subscribe(Subscribe(packetID: packetID, requests: [request])))
         guard case .suback(let suback) = try receive(), suback.packetID == packetID else {
             throw TestError("expected SUBACK \(id)")
         }

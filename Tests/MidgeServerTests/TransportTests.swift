@@ -173,7 +173,8 @@ final class TransportTests: XCTestCase {
         try watcher.subscribe("will/ws", qos: .atMostOnce)
         let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
         let ws = ChannelClient(socket)
-        let will = Will(topic: try XCTUnwrap(TopicName("will/ws")), payload: Array("gone".utf8), qos: .atMostOnce, retain: false)
+        let will = Will(
+            topic: try XCTUnwrap(TopicName("will/ws")), payload: Array("gone".utf8), qos: .atMostOnce, retain: false)
         try ws.connect("leaver", will: will)
         try socket.sendFrame(opcode: 0x8, [0x03, 0xE8])
         XCTAssertNil(try socket.read())
@@ -307,7 +308,8 @@ final class AuthGateTests: XCTestCase {
 
         for attempt in 0..<AuthGate.freeFailures {
             let guess = ChannelClient(try SocketChannel(port: running.port))
-            XCTAssertEqual(try guess.connect("guess-\(attempt)", username: "bob", password: "x").returnCode, .notAuthorized)
+            let answer = try guess.connect("guess-\(attempt)", username: "bob", password: "x")
+            XCTAssertEqual(answer.returnCode, .notAuthorized)
         }
         // The next guesses wait; meanwhile the connected client's traffic flows.
         let guesses = try (0..<3).map { attempt in
@@ -341,8 +343,8 @@ final class AuthGateTests: XCTestCase {
         Packet.pingreq.encode(into: &bytes)
         let filter = try XCTUnwrap(TopicFilter("c/#"))
         let packetID = try XCTUnwrap(PacketID(3))
-        Packet.subscribe(Subscribe(packetID: packetID, requests: [SubscriptionRequest(filter: filter, qos: .atMostOnce)]))
-            .encode(into: &bytes)
+        let request = SubscriptionRequest(filter: filter, qos: .atMostOnce)
+        Packet.subscribe(Subscribe(packetID: packetID, requests: [request])).encode(into: &bytes)
         try carol.channel.write(bytes)
         guard case .connack(let connack) = try carol.receive() else { return XCTFail("expected CONNACK") }
         XCTAssertEqual(connack.returnCode, .accepted)

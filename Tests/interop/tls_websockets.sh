@@ -161,7 +161,8 @@ mqttjs() {
     plain_sub "$name" "interop/$name/x" || return 1
     local out
     # Debian installs node-mqtt under /usr/share/nodejs, which a node from elsewhere does not search.
-    out=$(NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH} timeout $WAIT_SECS node "$INTEROP_DIR/ws_mqttjs.js" "$url" "interop/$name/x" alice "$ALICE_PASSWORD" "$@" 2>&1) \
+    out=$(NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH} timeout $WAIT_SECS \
+        node "$INTEROP_DIR/ws_mqttjs.js" "$url" "interop/$name/x" alice "$ALICE_PASSWORD" "$@" 2>&1) \
         || { WHY="mqtt.js: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return 1; }
     expect "$name" "1 0 interop/$name/x from mqtt.js"
 }
@@ -186,7 +187,8 @@ check_ws_browser() {
     expect browser "0 0 interop/browser/result received: from the browser" || status=1
     kill "$browser" 2>/dev/null
     wait "$browser" 2>/dev/null
-    [ $status -eq 0 ] || WHY="$WHY; chromium: $(grep -v dbus "$WORK/browser.err" | tail -n 2 | tr '\n' ' ' | head -c 300)"
+    [ $status -eq 0 ] \
+        || WHY="$WHY; chromium: $(grep -v dbus "$WORK/browser.err" | tail -n 2 | tr '\n' ' ' | head -c 300)"
     return $status
 }
 
