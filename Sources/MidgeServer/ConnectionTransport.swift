@@ -19,8 +19,11 @@ protocol ConnectionTransport: AnyObject {
     func received(_ bytes: UnsafeRawBufferPointer, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
         -> TransportStatus
     /// MQTT packets the broker sends to this client (whole packets, possibly several); append the socket bytes to
-    /// `wire`.
-    func send(_ mqttPackets: UnsafeRawBufferPointer, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus
+    /// `wire`, and anything the client answers at once (the HTTP gateway acknowledges deliveries it has written) to
+    /// `mqtt`: the loop hands it to the core at the start of its next turn. `.close(reason)` closes the connection
+    /// once `wire` is written, so an answer that ends the connection is not lost.
+    func send(_ mqttPackets: UnsafeRawBufferPointer, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
+        -> TransportStatus
     /// Called about once a second (heartbeats, long-poll timeouts, handshake deadlines).
     func tick(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus
     /// The connection is closing for `reason`; append any goodbye (close_notify, WebSocket close frame, HTTP error).

@@ -16,6 +16,12 @@ final class TransportSlot {
     }
 }
 
+struct TransportFollowUp {
+    let connection: ConnectionID
+    var mqtt: [UInt8]
+    var close: CloseReason?
+}
+
 /// One loop's transports, by `ConnectionID.rawValue`. Only connections with `hasTransport` have an entry.
 struct TransportTable {
     var slots: [UInt64: TransportSlot] = [:]
@@ -24,6 +30,9 @@ struct TransportTable {
     /// MQTT output taken out of a connection's buffer on its way through `send`, reused.
     var pending: [UInt8] = []
     var nextTick: Int64 = 0
+    /// What transports' `send` produced for after this turn's writes: MQTT for the core, or a close once the
+    /// connection's answer is written. Handled at the start of the next turn, which then does not wait for events.
+    var followUps: [TransportFollowUp] = []
     /// Connections on listeners with their own `max_connections`, for the count to drop when they close.
     var countedBy: [UInt64: ListenerRuntime] = [:]
 
@@ -75,13 +84,32 @@ extension EventLoop {
         transports.pending = []
         packets.append(contentsOf: connection.output[slot.wireEnd...])
         connection.output.removeSubrange(slot.wireEnd...)
+        var mqtt: [UInt8] = []
         let status = packets.withUnsafeBytes {
-            slot.transport.send($0, wire: &connection.output, now: MonotonicTime(nanoseconds: now))
+            slot.transport.send($0, mqtt: &mqtt, wire: &connection.output, now: MonotonicTime(nanoseconds: now))
         }
         packets.removeAll(keepingCapacity: true)
         if packets.capacity <= 64 * 1024 { transports.pending = packets }
-        if case .close(let reason) = status { return reason }
+        var close: CloseReason? = nil
+        if case .close(let reason) = status { close = reason }
+        // Not now: this may run in the middle of the turn's writes, and the answer in `output` must go out first.
+        if !mqtt.isEmpty || close != nil {
+            transports.followUps.append(TransportFollowUp(connection: connection.id, mqtt: mqtt, close: close))
+        }
         return nil
+    }
+
+    /// What transports' `send` left for after the last turn's writes: their clients' answers go to the core, and
+    /// connections whose transport ended them close now that their output has been written.
+    func handTransportFollowUps() {
+        guard !transports.followUps.isEmpty else { return }
+        let followUps = transports.followUps
+        transports.followUps = []
+        for followUp in followUps {
+            guard let connection = connections[followUp.connection], connection.state != .closing else { continue }
+            if !followUp.mqtt.isEmpty { followUp.mqtt.withUnsafeBytes { receivedMQTT(connection, $0) } }
+            if let reason = followUp.close { transportClosed(connection, reason: reason) }
+        }
     }
 
     /// The transport's goodbye, once the connection is closing: after any MQTT output still queued (a refusing

@@ -133,6 +133,7 @@ final class EventLoop {
                 takeAuthVerdicts()
             }
             handReleasedInput()
+            handTransportFollowUps()
             expireConnectDeadlines()
             tickTransportsIfDue()
             if now >= limits.windowEnd { startRateWindow() }
@@ -147,7 +148,7 @@ final class EventLoop {
     /// into a busy spin; -1 when there is none.
     private func timeout() -> Int32 {
         // Input released during the last turn's writes waits for no event: hand it on at once.
-        if !released.isEmpty { return 0 }
+        if !released.isEmpty || !transports.followUps.isEmpty { return 0 }
         var wakeAt = Int64.max
         if connectDeadlinesHead < connectDeadlines.count { wakeAt = connectDeadlines[connectDeadlinesHead].deadline }
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }

@@ -131,9 +131,11 @@ final class HTTPTransport: ConnectionTransport {
         return processRequests(mqtt: &mqtt, wire: &wire, now: now)
     }
 
-    /// Never closes: the loop takes a close from `send` as a failed write and drops what is unwritten, the answer
-    /// included. An answer that ends the connection sets `finished`, and `tick` closes.
-    func send(_ mqttPackets: UnsafeRawBufferPointer, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+    /// Acknowledgements of the deliveries written here go back through `mqtt` at once, so a QoS 1/2 stream is not
+    /// paced by `tick`; an answer that ends the connection closes it once the answer is written.
+    func send(_ mqttPackets: UnsafeRawBufferPointer, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
+        -> TransportStatus
+    {
         var status = TransportStatus.open
         if partial.isEmpty {
             let consumed = handleBrokerPackets(mqttPackets, wire: &wire, now: now, status: &status)
@@ -145,13 +147,13 @@ final class HTTPTransport: ConnectionTransport {
             let consumed = pending.withUnsafeBytes { handleBrokerPackets($0, wire: &wire, now: now, status: &status) }
             if consumed < pending.count { partial = Array(pending[consumed...]) }
         }
+        takeReplies(into: &mqtt)
+        if case .open = status, finished { return endSession(mqtt: &mqtt) }
         return status
     }
 
     func tick(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus {
         takeReplies(into: &mqtt)
-        // An answer with `Connection: close` went out from `send`, which may not close (the loop would drop the
-        // unwritten answer): the client closes once it has read it, or this does a tick later.
         if finished { return endSession(mqtt: &mqtt) }
         switch exchange {
         case .stream(let stream) where stream.subscribed:

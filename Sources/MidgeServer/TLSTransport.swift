@@ -61,13 +61,15 @@ final class TLSTransport: ConnectionTransport {
         return status
     }
 
-    func send(_ mqttPackets: UnsafeRawBufferPointer, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+    func send(_ mqttPackets: UnsafeRawBufferPointer, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
+        -> TransportStatus
+    {
         guard let tls else { return .close(Self.reason(setupFailure ?? .closed)) }
         var status = TransportStatus.open
         do throws(TLSError) {
             if let inner {
                 innerWire.removeAll(keepingCapacity: true)
-                status = inner.send(mqttPackets, wire: &innerWire, now: now)
+                status = inner.send(mqttPackets, mqtt: &mqtt, wire: &innerWire, now: now)
                 try tls.writePlaintext(innerWire)
             } else {
                 try tls.writePlaintext(mqttPackets)

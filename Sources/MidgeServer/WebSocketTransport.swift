@@ -96,7 +96,9 @@ final class WebSocketTransport: ConnectionTransport {
         }
     }
 
-    func send(_ mqttPackets: UnsafeRawBufferPointer, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+    func send(_ mqttPackets: UnsafeRawBufferPointer, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
+        -> TransportStatus
+    {
         // One binary frame per turn's packets; MQTT bytes before the upgrade completed cannot exist (no CONNECT yet).
         if case .open(let socket) = phase { socket.send(mqttPackets, into: &wire) }
         return .open

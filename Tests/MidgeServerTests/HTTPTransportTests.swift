@@ -151,6 +151,14 @@ final class GatewayHarness {
     }
 
     private func apply(_ actions: [Action]) {
+        // As the event loop does: what `send` hands back is handled after the batch, not in the middle of it.
+        var followUps: [(HTTPConnection, [UInt8], TransportStatus)] = []
+        defer {
+            for (connection, mqtt, status) in followUps {
+                feed(mqtt, from: connection)
+                if case .close(let reason) = status, connection.closed == nil { transportClosed(connection, reason) }
+            }
+        }
         for action in actions {
             switch action {
             case .send(let id, let outbound):
@@ -167,10 +175,11 @@ final class GatewayHarness {
                 if let connection = http[id] {
                     guard connection.closed == nil else { continue }
                     packet.encode(into: &bytes)
+                    var mqtt: [UInt8] = []
                     let status = bytes.withUnsafeBytes {
-                        connection.transport.send($0, wire: &connection.wire, now: now)
+                        connection.transport.send($0, mqtt: &mqtt, wire: &connection.wire, now: now)
                     }
-                    if case .close(let reason) = status { transportClosed(connection, reason) }
+                    followUps.append((connection, mqtt, status))
                 } else {
                     mqttReceived[id, default: []].append(packet)
                 }
@@ -379,6 +388,17 @@ final class HTTPTransportTests: XCTestCase {
         harness.tick()
         XCTAssertEqual(client.text.components(separatedBy: "\"payload\":").count - 1, 45, "every message arrived")
         XCTAssertTrue(client.text.contains("id: 45\n"))
+    }
+
+    func testQoS1StreamIsAcknowledgedAsItIsWrittenNotPacedByTheTick() {
+        let harness = GatewayHarness()
+        let client = harness.openHTTP()
+        harness.send("GET /subscribe?topic=fast&qos=1 HTTP/1.1\r\n\r\n", on: client)
+        // Three times max_inflight_messages (20) without a single tick: only acknowledgements handed back by `send`
+        // can open the window again.
+        for index in 0..<60 { harness.mqttPublish("fast", "m\(index)", qos: .atLeastOnce) }
+        XCTAssertEqual(client.text.components(separatedBy: "\"payload\":").count - 1, 60, "every message arrived")
+        XCTAssertTrue(client.text.contains("id: 60\n"))
     }
 
     func testAReconnectingEventSourceResumesFromLastEventIDWithoutLosingMessages() {
