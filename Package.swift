@@ -31,7 +31,7 @@ let package = Package(
         .executableTarget(name: "midge", dependencies: ["MidgeServer", "MidgeAuth"]),
         .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
         // Fuzz entry points for the frame decoder and the core; replays its corpus when built without libFuzzer.
-        .executableTarget(name: "midge-fuzz", dependencies: ["MQTTCodec", "MidgeCore"]),
+        .executableTarget(name: "midge-fuzz", dependencies: ["MQTTCodec", "MidgeCore", "MidgeStore"]),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec", "MidgeStore"]),
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
