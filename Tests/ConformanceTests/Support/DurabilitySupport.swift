@@ -12,6 +12,8 @@ final class DurableBroker {
     private(set) var process: BrokerProcess?
     /// Every log of this broker's runs, oldest first, for a failing test's output.
     private(set) var logs: [String] = []
+    /// Each run's "Store recovered" line, oldest first.
+    private(set) var recoveryLines: [String] = []
 
     init(directory: URL, config: [String] = []) {
         self.directory = directory
@@ -26,6 +28,8 @@ final class DurableBroker {
     func start() throws -> BrokerProcess {
         let started = try BrokerProcess(config: config)
         process = started
+        let log = currentLog()
+        recoveryLines += log.split(separator: "\n").filter { $0.contains("Store recovered") }.map(String.init)
         return started
     }
 
@@ -65,6 +69,9 @@ final class DurableBroker {
         }
         return text
     }
+
+    /// Whether some restart found the log's tail torn (a kill in the middle of a write) and dropped records.
+    var someRecoveryDroppedRecords: Bool { recoveryLines.contains { $0.contains("dropped") } }
 
     func allLogs() -> String {
         (logs + [process?.logTail(lines: 40) ?? ""]).joined(separator: "\n---- next run ----\n")
