@@ -97,6 +97,18 @@ final class DurabilityTests: XCTestCase {
         XCTAssertEqual(harness.store?.retained[topic("r/2")]?.payload, Array("v2".utf8))
     }
 
+    func test_brokersOwnSysTopicsAreNotRecorded() {
+        // $SYS messages are published again every interval after a restart: keeping them would only grow the log.
+        let harness = Harness()
+        harness.enableDurability()
+        harness.commitsAtOnce = false
+        var actions: [Action] = []
+        harness.broker.publish(
+            Message(topic: topic("$SYS/broker/uptime"), payload: Array("5".utf8), qos: .atMostOnce), retain: true,
+            into: &actions)
+        XCTAssertNil(harness.broker.takeDurableBatch())
+    }
+
     func test_unwritableStoreRefusesQoS1And2ButServesQoS0() {
         // Nothing already acknowledged is touched; new QoS 1/2 PUBLISHes are neither routed nor acknowledged.
         let harness = Harness()

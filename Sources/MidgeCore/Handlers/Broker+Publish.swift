@@ -68,6 +68,8 @@ extension Broker {
     /// itself [MQTT-3.3.1-10][MQTT-3.3.1-11]. RETAIN=0 never gets here [MQTT-3.3.1-12].
     func updateRetained(with message: Message) {
         guard configuration.retainAvailable else { return }
+        // `$SYS` topics are the broker's own and published again after a restart: not worth a record each interval.
+        let journal = message.topic.isSysTopic ? nil : journal
         if message.payload.isEmpty {
             retained.remove(message.topic)
             journal?.records.append(.retainedCleared(topic: message.topic))
