@@ -69,6 +69,11 @@ public struct Configuration: Sendable {
     public var logTimestamp = true
     public var passwordFile: String?
     public var aclFile: String?
+    /// `jwt_hs256_secret_file` / `jwt_rs256_public_key`: clients may present a signed JWT as their password.
+    public var tokenKey: TokenKeySetting?
+    /// `jwt_issuer` / `jwt_audience`: claims a token must carry when set.
+    public var tokenIssuer: String?
+    public var tokenAudience: String?
     /// `persistence true`: retained messages and persistent sessions survive restarts (see `PersistenceSettings`).
     public var persistence = false
     /// `persistence_location`: the store's directory; empty means the working directory, as in mosquitto.
@@ -114,6 +119,7 @@ public struct Configuration: Sendable {
         "message_size_limit", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
         "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix",
         "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
+        "jwt_hs256_secret_file", "jwt_rs256_public_key", "jwt_issuer", "jwt_audience",
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
@@ -432,6 +438,14 @@ private struct Parser {
             configuration.passwordFile = try text()
         case "acl_file":
             configuration.aclFile = try text()
+        case "jwt_hs256_secret_file", "jwt_rs256_public_key":
+            // One key verifies tokens: as with other settings, a later line replaces an earlier one.
+            let path = try text()
+            configuration.tokenKey = key == "jwt_hs256_secret_file" ? .hs256SecretFile(path) : .rs256PublicKey(path)
+        case "jwt_issuer":
+            configuration.tokenIssuer = try text()
+        case "jwt_audience":
+            configuration.tokenAudience = try text()
         default:
             if Configuration.unimplementedMosquittoKeys.contains(key) || key.hasPrefix("auth_opt_")
                 || key.hasPrefix("plugin_opt_")
@@ -482,4 +496,12 @@ extension String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
         return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
     }
+}
+
+/// Where the key that verifies client tokens comes from.
+public enum TokenKeySetting: Sendable, Equatable {
+    /// A file holding the HS256 shared secret (at least 32 bytes; a trailing newline is not part of it).
+    case hs256SecretFile(String)
+    /// A PEM file with the RSA public key for RS256.
+    case rs256PublicKey(String)
 }

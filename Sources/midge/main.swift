@@ -140,6 +140,32 @@ do {
     exit(1)
 }
 
+// Token clients and password clients side by side: a JWT in the password goes to the token verifier.
+if let tokenKey = configuration.tokenKey {
+    let algorithm: TokenAuthenticator.Algorithm
+    switch tokenKey {
+    case .hs256SecretFile(let path):
+        guard var secret = readTextFile(path) else { fail("Error: cannot read the JWT secret file \(path).") }
+        while secret.last == "\n" || secret.last == "\r" { secret.removeLast() }
+        algorithm = .hs256(secret: Array(secret.utf8))
+    case .rs256PublicKey(let path):
+        guard let pem = readTextFile(path) else { fail("Error: cannot read the JWT public key file \(path).") }
+        algorithm = .rs256(publicKeyPEM: pem)
+    }
+    var options = TokenAuthenticator.Options()
+    options.issuer = configuration.tokenIssuer
+    options.audience = configuration.tokenAudience
+    do {
+        let tokens = try TokenAuthenticator(algorithm, options: options)
+        let chain = TokenOrPasswordAuthenticator(
+            tokens: tokens, passwords: reloadablePasswords, rules: accessControl)
+        authenticator = chain
+        accessControl = chain
+    } catch {
+        fail("Error: the JWT key is not usable: \(error)")
+    }
+}
+
 raiseOpenFileLimit(logger: logger)
 
 // MARK: Running
