@@ -27,6 +27,8 @@ public struct ListenerConfiguration: Sendable, Equatable {
     public var maxConnections: Int = -1
     /// `websockets_headers_size`: the largest WebSocket upgrade request header section.
     public var webSocketHeadersSize: Int = 4096
+    /// `websockets_compression` (Midge): offer permessage-deflate to WebSocket clients that ask for it.
+    public var webSocketCompression = false
     /// `max_connection_rate`: new connections accepted per second on this listener; beyond it the rest wait in
     /// the kernel's backlog. Nil: the value given before any `listener` line, or no limit.
     public var maxConnectionRate: Int?
@@ -121,7 +123,7 @@ public struct Configuration: Sendable {
         "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
         "jwt_hs256_secret_file", "jwt_rs256_public_key", "jwt_issuer", "jwt_audience",
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
-        "protocol", "websockets_headers_size", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
+        "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
         "max_client_message_rate", "max_client_byte_rate",
     ]
@@ -298,6 +300,9 @@ private struct Parser {
         case "websockets_headers_size":
             let size = try integer(1024...1_048_576)
             listener { $0.webSocketHeadersSize = size }
+        case "websockets_compression":
+            let enabled = try boolean()
+            listener { $0.webSocketCompression = enabled }
         case "certfile":
             let path = try text()
             tls { $0.certificateFile = path }

@@ -30,9 +30,11 @@ final class WebSocketTransport: ConnectionTransport {
     static func factory(listener: ListenerConfiguration, settings: ServerSettings) -> TransportFactory {
         let packetLimit = settings.maxRemainingLength + 5
         let limits = WebSocketLimits(maxFramePayload: packetLimit, maxMessageSize: Int.max)
-        // permessage-deflate is not offered: it costs each connection ~300 KiB of zlib state, more than a thousand
-        // idle plain clients, and MQTT payloads are usually small or already compressed.
-        let handshake = WebSocketHandshakeConfiguration(deflate: nil)
+        // permessage-deflate only where the listener asks for it: it costs each connection that agrees ~300 KiB of
+        // zlib state, more than a thousand idle plain clients, and MQTT payloads are often small or already
+        // compressed. Messages under 64 bytes go out uncompressed either way.
+        let handshake = WebSocketHandshakeConfiguration(
+            deflate: listener.webSocketCompression ? PerMessageDeflateConfiguration() : nil)
         // An upgrade request has no body; its headers are bounded by `websockets_headers_size`.
         let http = HTTPLimits(maxHeaderBytes: listener.webSocketHeadersSize, maxBodyBytes: 0)
         return { _ in WebSocketTransport(limits: limits, handshake: handshake, http: http) }

@@ -180,11 +180,14 @@ final class WebSocketChannel: ByteChannel {
     /// The broker's answer to the upgrade request.
     private(set) var response = ""
 
-    init(over inner: any ByteChannel, subprotocol: String? = "mqtt", path: String = "/mqtt") throws {
+    init(
+        over inner: any ByteChannel, subprotocol: String? = "mqtt", path: String = "/mqtt", extensions: String? = nil
+    ) throws {
         self.inner = inner
         var request = "GET \(path) HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         if let subprotocol { request += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
+        if let extensions { request += "Sec-WebSocket-Extensions: \(extensions)\r\n" }
         try inner.write(Array((request + "\r\n").utf8))
         let end: [UInt8] = Array("\r\n\r\n".utf8)
         for _ in 0..<100 {

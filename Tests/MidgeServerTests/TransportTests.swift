@@ -130,6 +130,32 @@ final class TransportTests: XCTestCase {
         XCTAssertEqual(socket.pongs, [[1, 2, 3]])
     }
 
+    func testWebSocketCompressionIsNegotiatedOnlyWhereTheListenerOffersIt() throws {
+        let offer = "permessage-deflate; client_max_window_bits"
+        let plainListener = try start(second: "protocol websockets\n")
+        defer { plainListener.stop() }
+        let declined = try WebSocketChannel(over: try SocketChannel(port: secondPort(plainListener)), extensions: offer)
+        XCTAssertEqual(declined.statusCode, 101)
+        XCTAssertFalse(declined.response.lowercased().contains("permessage-deflate"), declined.response)
+
+        let compressing = try start(second: "protocol websockets\nwebsockets_compression true\n")
+        defer { compressing.stop() }
+        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(compressing)), extensions: offer)
+        XCTAssertEqual(socket.statusCode, 101)
+        XCTAssertTrue(socket.response.lowercased().contains("sec-websocket-extensions: permessage-deflate"))
+        // Uncompressed frames stay valid with the extension agreed (RFC 7692 §6): MQTT flows both ways.
+        let ws = ChannelClient(socket)
+        XCTAssertEqual(try ws.connect("ws-deflate").returnCode, .accepted)
+        try ws.subscribe("small")
+        let plain = try TestClient(port: compressing.port)
+        try plain.connect("plain-deflate")
+        try plain.subscribe("from/ws", qos: .atMostOnce)
+        try ws.publish("from/ws", Array(repeating: UInt8(ascii: "z"), count: 300))
+        XCTAssertEqual(try plain.receivePublish().payload.count, 300)
+        try plain.publish("small", Array("hi".utf8))
+        XCTAssertEqual(try ws.receivePublish().payload, Array("hi".utf8))
+    }
+
     func testWebSocketTextFrameClosesWithUnsupportedData() throws {
         let running = try start(second: "protocol websockets\n")
         defer { running.stop() }

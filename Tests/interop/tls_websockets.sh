@@ -58,6 +58,7 @@ use_identity_as_username true
 
 listener $7 127.0.0.1
 protocol websockets
+websockets_compression true
 
 listener $8 127.0.0.1
 protocol websockets
