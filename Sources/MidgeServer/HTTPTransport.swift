@@ -54,8 +54,9 @@ final class HTTPTransport: ConnectionTransport {
         /// Packet ids whose PUBACK or PUBREC has not arrived.
         var waiting: Set<UInt16>
         var pingAnswered = false
-        /// A topic the ACL refuses: answered 403 once the CONNACK accepts the credentials.
-        var refused: TopicName?
+        /// The request's messages while its CONNECT is unanswered: what a client may publish is only known once the
+        /// core has authenticated it (a token's claims are its permissions), so the ACL is asked at the CONNACK.
+        var pending: [PublishCommand] = []
     }
 
     private struct SubscriptionExchange {
@@ -312,24 +313,31 @@ final class HTTPTransport: ConnectionTransport {
             return
         }
         // The password is checked by the core at CONNECT (through the server's authentication queue and its delays
-        // for failing addresses), never here on the loop. The ACL is asked before anything is published: the core
-        // would acknowledge and drop a refused message, and the caller must hear about it.
-        let refused = commands.first {
-            !gateway.accessControl.mayPublish(clientID: wanted.clientID, username: wanted.username, topic: $0.topic)
-        }
-        if let refused {
-            if link == .connected {
-                write(.forbidden("not authorized to publish to \(refused.topic)"), to: request, wire: &wire)
-                return
-            }
-            // Not authenticated yet: 403 only once the CONNACK says the credentials are good, so a caller without
-            // them learns nothing about the ACL (401 otherwise).
+        // for failing addresses), never here on the loop. Until its CONNACK, the messages wait: a caller without good
+        // credentials learns nothing about the ACL (401), and a token's permissions exist only once it is verified.
+        if link != .connected {
             connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
             exchange = .publish(
-                PublishExchange(request: request, count: 0, waiting: [], pingAnswered: true, refused: refused.topic))
+                PublishExchange(request: request, count: 0, waiting: [], pingAnswered: true, pending: commands))
             return
         }
-        connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
+        publishOrRefuse(commands, request: request, mqtt: &mqtt, wire: &wire)
+    }
+
+    /// Asks the ACL before anything is published: the core would acknowledge and drop a refused message
+    /// [MQTT-3.3.5-2], and an HTTP caller must hear about it.
+    private func publishOrRefuse(
+        _ commands: [PublishCommand], request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8]
+    ) {
+        let refused = commands.first {
+            !gateway.accessControl.mayPublish(
+                clientID: identity?.clientID ?? "", username: identity?.username, topic: $0.topic)
+        }
+        if let refused {
+            exchange = .idle
+            write(.forbidden("not authorized to publish to \(refused.topic)"), to: request, wire: &wire)
+            return
+        }
         var waiting: Set<UInt16> = []
         for command in commands {
             var packetID: PacketID?
@@ -475,9 +483,9 @@ final class HTTPTransport: ConnectionTransport {
                 return refused(connack.returnCode, wire: &wire)
             }
             link = .connected
-            if case .publish(let publish) = exchange, let topic = publish.refused {
-                exchange = .idle
-                write(.forbidden("not authorized to publish to \(topic)"), to: publish.request, wire: &wire)
+            if case .publish(let publish) = exchange, !publish.pending.isEmpty {
+                // Published through `replies`, which the loop hands to the core right after this turn's writes.
+                publishOrRefuse(publish.pending, request: publish.request, mqtt: &replies, wire: &wire)
             }
         case .puback(let id), .pubrec(let id):
             if case .pubrec = packet { Packet.pubrel(id).encode(into: &replies) }
