@@ -10,19 +10,21 @@ let package = Package(
     ],
     targets: [
         .target(name: "MQTTCodec"),
+        // Text encodings more than one module needs (base64 for password files, tokens, WebSocket and HTTP).
+        .target(name: "MidgeText"),
         .target(name: "MidgeCore", dependencies: ["MQTTCodec", "MidgeStore"]),
         // epoll, eventfd, timerfd and accept4 are not in the Glibc module map; this shim exposes them.
         .target(name: "CLinux", cSettings: [.define("_GNU_SOURCE")]),
         // OpenSSL from the system for what must not be written by hand: PBKDF2, SHA, HMAC, later TLS.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Password files, ACL files and tokens: the Authenticator and AccessControl the core asks.
-        .target(name: "MidgeAuth", dependencies: ["MidgeCore", "MQTTCodec", "COpenSSL"]),
+        .target(name: "MidgeAuth", dependencies: ["MidgeCore", "MQTTCodec", "MidgeText", "COpenSSL"]),
         // zlib from the system, for WebSocket permessage-deflate.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The durable store: write-ahead log, group commit, snapshots, recovery.
         .target(name: "MidgeStore", dependencies: ["MQTTCodec"]),
         // Sans-I/O protocol pieces of the push gateway: WebSocket, HTTP/1.1, SSE, Prometheus text.
-        .target(name: "MidgeGateway", dependencies: ["MQTTCodec", "CZlib", "COpenSSL"]),
+        .target(name: "MidgeGateway", dependencies: ["MQTTCodec", "MidgeText", "CZlib", "COpenSSL"]),
         // TLS over memory BIOs: ciphertext in, plaintext out, so the event loops keep doing the socket I/O.
         .target(name: "MidgeTLS", dependencies: ["COpenSSL"]),
         .target(
@@ -33,6 +35,7 @@ let package = Package(
         // Fuzz entry points for the frame decoder and the core; replays its corpus when built without libFuzzer.
         .executableTarget(name: "midge-fuzz", dependencies: ["MQTTCodec", "MidgeCore", "MidgeStore"]),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
+        .testTarget(name: "MidgeTextTests", dependencies: ["MidgeText"]),
         .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec", "MidgeStore"]),
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
         .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MQTTCodec"]),

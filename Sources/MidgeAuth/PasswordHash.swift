@@ -1,5 +1,6 @@
 // One password entry's hash in mosquitto_passwd's format: `$6$SALT$HASH` (salted SHA-512) or
 // `$7$ITERATIONS$SALT$HASH` (PBKDF2-HMAC-SHA512), salt and hash in padded base64.
+import MidgeText
 
 /// A stored password hash, decoded once at load time and compared on every CONNECT.
 struct PasswordHash: Sendable, Equatable {

@@ -1,6 +1,7 @@
 // What the HTTP API asks the broker to do, once a request is parsed, checked and authenticated-ready.
 
 import MQTTCodec
+import MidgeText
 
 /// One message to publish, validated: the topic is a valid name, so the broker can take it as is.
 public struct PublishCommand: Sendable, Equatable {

@@ -2,6 +2,7 @@
 
 import Foundation  // JSONSerialization only, for JSON bodies of POST /publish.
 import MQTTCodec
+import MidgeText
 
 public struct GatewayRouterConfiguration: Sendable, Equatable {
     /// The most messages one `POST /publish` may carry; more is refused with 413.

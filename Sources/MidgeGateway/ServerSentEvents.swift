@@ -1,4 +1,5 @@
 // Server-Sent Events (HTML Living Standard §9.2, "text/event-stream"): the stream head, events, comments, retry.
+import MidgeText
 
 /// Writes an event stream. Lines end with LF; each event ends with an empty line.
 ///

@@ -1,6 +1,7 @@
 // The server's side of the WebSocket opening handshake (RFC 6455 §4.2, RFC 7692 §5; MQTT §6 [MQTT-6.0.0-4]).
 
 import COpenSSL
+import MidgeText
 
 public struct WebSocketHandshakeConfiguration: Sendable, Equatable {
     /// Subprotocols accepted, most preferred first. `mqttv3.1` is what old clients (and mosquitto) use.

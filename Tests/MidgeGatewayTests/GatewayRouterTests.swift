@@ -2,6 +2,7 @@
 
 import MQTTCodec
 import XCTest
+import MidgeText
 
 @testable import MidgeGateway
 
