@@ -75,7 +75,7 @@ final class RunningServer {
 }
 
 /// A blocking MQTT client over loopback TCP. Reads time out after `timeoutSeconds`, so no test waits forever.
-final class TestClient {
+final class TestClient: PacketClient {
     let fd: Int32
     let localPort: UInt16
     private var buffer: [UInt8] = []
@@ -187,7 +187,28 @@ final class TestClient {
         return connack
     }
 
-    func subscribe(_ filter: String, qos: QoS, id: UInt16 = 1) throws {
+    /// The next PUBLISH, acknowledged if its QoS asks for it.
+    func receivePublish() throws -> Publish {
+        guard case .publish(let publish) = try receive() else { throw TestError("expected PUBLISH") }
+        if publish.qos == .atLeastOnce, let id = publish.packetID { try send(.puback(id)) }
+        return publish
+    }
+
+    func ping() throws {
+        try send(.pingreq)
+        guard case .pingresp = try receive() else { throw TestError("expected PINGRESP") }
+    }
+}
+
+/// A test client that sends and receives whole packets, over a plain socket or a transport's channel; the
+/// subscribe and publish steps every test uses are written once for both.
+protocol PacketClient: AnyObject {
+    func send(_ packet: Packet) throws
+    func receive() throws -> Packet
+}
+
+extension PacketClient {
+    func subscribe(_ filter: String, qos: QoS = .atMostOnce, id: UInt16 = 1) throws {
         guard let topicFilter = TopicFilter(filter), let packetID = PacketID(id) else {
             throw TestError("bad filter \(filter)")
         }
@@ -201,17 +222,5 @@ final class TestClient {
     func publish(_ topic: String, _ payload: [UInt8], qos: QoS = .atMostOnce, id: UInt16? = nil) throws {
         guard let name = TopicName(topic) else { throw TestError("bad topic \(topic)") }
         try send(.publish(Publish(topic: name, payload: payload, qos: qos, packetID: id.flatMap(PacketID.init))))
-    }
-
-    /// The next PUBLISH, acknowledged if its QoS asks for it.
-    func receivePublish() throws -> Publish {
-        guard case .publish(let publish) = try receive() else { throw TestError("expected PUBLISH") }
-        if publish.qos == .atLeastOnce, let id = publish.packetID { try send(.puback(id)) }
-        return publish
-    }
-
-    func ping() throws {
-        try send(.pingreq)
-        guard case .pingresp = try receive() else { throw TestError("expected PINGRESP") }
     }
 }

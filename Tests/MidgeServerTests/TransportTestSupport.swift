@@ -275,7 +275,7 @@ final class WebSocketChannel: ByteChannel {
 }
 
 /// An MQTT client over any byte channel.
-final class ChannelClient {
+final class ChannelClient: PacketClient {
     let channel: any ByteChannel
     private var buffer: [UInt8] = []
     private let decoder = FrameDecoder()
@@ -322,22 +322,6 @@ final class ChannelClient {
                     password: password.map { Array($0.utf8) })))
         guard case .connack(let connack) = try receive() else { throw TestError("expected CONNACK") }
         return connack
-    }
-
-    func subscribe(_ filter: String, qos: QoS = .atMostOnce, id: UInt16 = 1) throws {
-        guard let topicFilter = TopicFilter(filter), let packetID = PacketID(id) else {
-            throw TestError("bad filter \(filter)")
-        }
-        let request = SubscriptionRequest(filter: topicFilter, qos: qos)
-        try send(.subscribe(Subscribe(packetID: packetID, requests: [request])))
-        guard case .suback(let suback) = try receive(), suback.packetID == packetID else {
-            throw TestError("expected SUBACK \(id)")
-        }
-    }
-
-    func publish(_ topic: String, _ payload: [UInt8], qos: QoS = .atMostOnce, id: UInt16? = nil) throws {
-        guard let name = TopicName(topic) else { throw TestError("bad topic \(topic)") }
-        try send(.publish(Publish(topic: name, payload: payload, qos: qos, packetID: id.flatMap(PacketID.init))))
     }
 
     func receivePublish() throws -> Publish {
