@@ -24,7 +24,9 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     /// What a crash in the middle of an append leaves behind, as opposed to damage worth keeping for a person.
     var isTornTail: Bool {
         switch self {
-        case .frame(.tornHeader), .frame(.tornRecord), .frame(.zeroFilledTail), .tornSegmentHeader: true
+        case .frame(.tornHeader), .frame(.tornRecord), .frame(.zeroFilledTail), .frame(.tornBatchHeader),
+            .frame(.tornBatch), .tornSegmentHeader:
+            true
         default: false
         }
     }
@@ -37,7 +39,8 @@ public struct RecoveryReport: Sendable, CustomStringConvertible {
     public internal(set) var snapshotRecords = 0
     public internal(set) var segmentsReplayed = 0
     public internal(set) var recordsReplayed = 0
-    /// Records after the stop point, counted as far as their frames can still be told apart.
+    /// Records after the stop point, counted as far as their frames can still be told apart: every record of a
+    /// damaged or torn batch whose header holds, one for bytes that cannot be followed.
     public internal(set) var recordsDropped = 0
     public internal(set) var bytesDropped = 0
     public internal(set) var stopReason: StopReason?
@@ -130,7 +133,7 @@ enum Recovery {
         var expected = first
         // New appends go to the segment after the last one kept, so the numbering stays without holes.
         outcome.nextSegment = first
-        for (index, number) in replay.enumerated() {
+        replaying: for (index, number) in replay.enumerated() {
             let name = StoreFiles.segmentName(number)
             if number != expected {
                 stop(&outcome, .missingSegment(expected), at: nil, dropping: replay[index...], directory, fs)
@@ -146,9 +149,10 @@ enum Recovery {
                 break
             }
             outcome.logBytes += bytes.count
+            let version: UInt32
             switch StoreFiles.checkSegmentHeader(bytes) {
-            case .valid:
-                break
+            case .valid(let found):
+                version = found
             case .torn:
                 // A segment created just before a crash: nothing was acknowledged from it.
                 let isLast = index == replay.count - 1
@@ -159,35 +163,24 @@ enum Recovery {
                         &outcome, .tornSegmentHeader, at: "\(name) offset 0", dropping: replay[(index + 1)...],
                         directory, fs)
                 }
-                if isLast { continue } else { break }
+                if isLast { continue replaying } else { break replaying }
             case .invalid(let why):
                 stop(&outcome, .badSegmentHeader(why), at: nil, dropping: replay[index...], directory, fs)
-                break
+                break replaying
             }
-            if outcome.report.stopReason != nil { break }
             outcome.report.segmentsReplayed += 1
             outcome.nextSegment = number + 1
-            outcome.appendTarget = (number, bytes.count)
-            let damage: (FrameDamage, offset: Int)? = bytes.withUnsafeBytes { raw in
-                var offset = StoreFiles.segmentHeaderSize
-                while true {
-                    switch StoreRecord.readFrame(in: raw, at: offset) {
-                    case .end:
-                        return nil
-                    case .record(let record, let size):
-                        outcome.state.apply(record)
-                        outcome.report.recordsReplayed += 1
-                        offset += size
-                    case .damaged(let damage):
-                        return (damage, offset)
-                    }
-                }
-            }
-            if let (damage, offset) = damage {
+            // New batches never go into an unbatched segment: a reader would take them for record frames.
+            let appendable = version == StoreFiles.segmentFormatVersion
+            outcome.appendTarget = appendable ? (number, bytes.count) : nil
+            let damage =
+                version == StoreFiles.unbatchedSegmentFormatVersion
+                ? replayRecords(bytes, into: &outcome) : replayBatches(bytes, into: &outcome)
+            if let (damage, offset, dropped) = damage {
                 outcome.truncation = (number, offset)
-                outcome.appendTarget = (number, offset)
+                outcome.appendTarget = appendable ? (number, offset) : nil
                 outcome.logBytes -= bytes.count - offset
-                outcome.report.recordsDropped += countFrames(bytes, from: offset)
+                outcome.report.recordsDropped += dropped
                 outcome.report.bytesDropped += bytes.count - offset
                 stop(
                     &outcome, .frame(damage), at: "\(name) offset \(offset)", dropping: replay[(index + 1)...],
@@ -196,6 +189,60 @@ enum Recovery {
             }
         }
         return outcome
+    }
+
+    /// A version-1 segment: each record applied on its own, up to the first damaged one. Returns the damage, where
+    /// it is, and how many records from there on are lost.
+    private static func replayRecords(_ bytes: [UInt8], into outcome: inout RecoveryOutcome)
+        -> (FrameDamage, offset: Int, dropped: Int)?
+    {
+        bytes.withUnsafeBytes { raw in
+            var offset = StoreFiles.segmentHeaderSize
+            while true {
+                switch StoreRecord.readFrame(in: raw, at: offset) {
+                case .end:
+                    return nil
+                case .record(let record, let size):
+                    outcome.state.apply(record)
+                    outcome.report.recordsReplayed += 1
+                    offset += size
+                case .damaged(let damage):
+                    return (damage, offset, countFrames(bytes, from: offset))
+                }
+            }
+        }
+    }
+
+    /// A version-2 segment: each batch applied whole, up to the first torn or damaged one, which is dropped whole.
+    private static func replayBatches(_ bytes: [UInt8], into outcome: inout RecoveryOutcome)
+        -> (FrameDamage, offset: Int, dropped: Int)?
+    {
+        bytes.withUnsafeBytes { raw in
+            var offset = StoreFiles.segmentHeaderSize
+            while true {
+                switch LogBatch.read(in: raw, at: offset) {
+                case .end:
+                    return nil
+                case .batch(let records, let size):
+                    for record in records { outcome.state.apply(record) }
+                    outcome.report.recordsReplayed += records.count
+                    offset += size
+                case .damaged(let damage, let records):
+                    // The damaged batch's own count when its header holds, then whatever follows it.
+                    guard let records else { return (damage, offset, LogBatch.countRecords(in: raw, from: offset)) }
+                    let after = nextBatch(raw, at: offset).map { LogBatch.countRecords(in: raw, from: $0) } ?? 0
+                    return (damage, offset, records + after)
+                }
+            }
+        }
+    }
+
+    /// Where the batch after the one at `offset` starts, when its header holds and its length is within the file.
+    private static func nextBatch(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Int? {
+        guard raw.count - offset >= LogBatch.headerSize else { return nil }
+        let length = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        guard length <= UInt64(raw.count - offset - LogBatch.headerSize) else { return nil }
+        return offset + LogBatch.headerSize + Int(length)
     }
 
     /// Records replay stopped and counts what the segments after the stop point held.
@@ -211,10 +258,15 @@ enum Recovery {
                 continue
             }
             outcome.report.bytesDropped += bytes.count
-            if StoreFiles.checkSegmentHeader(bytes) == .valid {
+            switch StoreFiles.checkSegmentHeader(bytes) {
+            case .valid(let version) where version == StoreFiles.unbatchedSegmentFormatVersion:
                 outcome.report.recordsDropped += countFrames(bytes, from: StoreFiles.segmentHeaderSize)
-            } else if bytes.count > StoreFiles.segmentHeaderSize {
-                outcome.report.recordsDropped += 1
+            case .valid:
+                outcome.report.recordsDropped += bytes.withUnsafeBytes {
+                    LogBatch.countRecords(in: $0, from: StoreFiles.segmentHeaderSize)
+                }
+            default:
+                if bytes.count > StoreFiles.segmentHeaderSize { outcome.report.recordsDropped += 1 }
             }
         }
     }

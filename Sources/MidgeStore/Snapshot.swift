@@ -72,10 +72,12 @@ enum Snapshot {
     static let trailerMagic = Array("MIDGEEND".utf8)
     static let headerSize = 32
     static let trailerSize = 16
+    /// Unchanged by the batched log (segment version 2): a snapshot is one CRC-checked unit already.
+    static let formatVersion: UInt32 = 1
 
     static func header(firstSegment: UInt64, recordCount: UInt64) -> [UInt8] {
         var header = magic
-        header.appendInteger(StoreFiles.formatVersion)
+        header.appendInteger(formatVersion)
         header.appendInteger(UInt32(0))
         header.appendInteger(firstSegment)
         header.appendInteger(recordCount)
@@ -108,7 +110,7 @@ enum Snapshot {
                 return .failure(.init("checksum mismatch"))
             }
             let version = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-            guard version == StoreFiles.formatVersion else {
+            guard version == formatVersion else {
                 return .failure(.init("unsupported format version \(version)"))
             }
             let firstSegment = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self))

@@ -32,20 +32,27 @@ enum StoreFiles {
     }
 
     // MARK: Log segment header: "MIDGEWAL" version u32, crc32c of the first 12 bytes u32.
+    //   Version 1: record frames one after another (StoreRecord+Encoding.swift), each applied on its own.
+    //   Version 2: batches (LogBatch.swift), each applied whole or not at all.
 
     static let segmentMagic = Array("MIDGEWAL".utf8)
     static let segmentHeaderSize = 16
-    static let formatVersion: UInt32 = 1
+    /// The version new segments are written in.
+    static let segmentFormatVersion: UInt32 = 2
+    /// Segments written before batches; still read, never appended to.
+    static let unbatchedSegmentFormatVersion: UInt32 = 1
 
-    static var segmentHeader: [UInt8] {
+    static var segmentHeader: [UInt8] { segmentHeader(version: segmentFormatVersion) }
+
+    static func segmentHeader(version: UInt32) -> [UInt8] {
         var header = segmentMagic
-        header.appendInteger(formatVersion)
+        header.appendInteger(version)
         header.appendInteger(CRC32C.checksum(header))
         return header
     }
 
     enum SegmentHeaderCheck: Equatable {
-        case valid
+        case valid(version: UInt32)
         /// Shorter than a header, or zeros: the file was created but its header never reached the disk.
         case torn
         case invalid(String)
@@ -62,7 +69,9 @@ enum StoreFiles {
         let version = bytes.withUnsafeBytes {
             UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         }
-        guard version == formatVersion else { return .invalid("unsupported segment format version \(version)") }
-        return .valid
+        guard version == segmentFormatVersion || version == unbatchedSegmentFormatVersion else {
+            return .invalid("unsupported segment format version \(version)")
+        }
+        return .valid(version: version)
     }
 }

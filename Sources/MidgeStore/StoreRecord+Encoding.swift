@@ -16,6 +16,16 @@ public enum FrameDamage: Error, Sendable, Equatable, CustomStringConvertible {
     case unknownType(UInt8)
     /// The checksum holds but the body does not decode.
     case malformedBody(String)
+    /// The file ends inside a batch header (segment version 2).
+    case tornBatchHeader(available: Int)
+    /// The file ends before the end of the batch its header announces: a write cut short by a crash.
+    case tornBatch(size: Int, available: Int, records: Int)
+    /// A batch header whose checksum or values are wrong.
+    case invalidBatchHeader(String)
+    /// The header holds, but the record frames do not fill the batch as it says.
+    case malformedBatch(String)
+    /// A damaged record frame inside a batch whose length was all there: damage, not a torn write.
+    indirect case inBatch(record: Int, of: Int, FrameDamage)
 
     public var description: String {
         switch self {
@@ -27,6 +37,12 @@ public enum FrameDamage: Error, Sendable, Equatable, CustomStringConvertible {
         case .checksumMismatch: "checksum mismatch"
         case .unknownType(let type): "unknown record type \(type)"
         case .malformedBody(let why): "malformed record (\(why))"
+        case .tornBatchHeader(let available): "torn batch (file ends \(available) bytes into a batch header)"
+        case .tornBatch(let size, let available, let records):
+            "torn batch (file ends \(available) bytes into a \(size)-byte batch of \(records) records)"
+        case .invalidBatchHeader(let why): "invalid batch header (\(why))"
+        case .malformedBatch(let why): "malformed batch (\(why))"
+        case .inBatch(let record, let count, let damage): "record \(record) of a \(count)-record batch: \(damage)"
         }
     }
 }
@@ -173,7 +189,7 @@ extension StoreRecord {
         }
     }
 
-    private static func isZero(_ bytes: UnsafeRawBufferPointer, from offset: Int) -> Bool {
+    static func isZero(_ bytes: UnsafeRawBufferPointer, from offset: Int) -> Bool {
         for index in offset..<bytes.count where bytes[index] != 0 { return false }
         return true
     }

@@ -125,7 +125,9 @@ final class StoreWriter {
     /// The batch's completions stay held until `runCompletions`.
     private func writeHeld() throws(FileError) {
         encoded.removeAll(keepingCapacity: true)
-        for record in heldRecords { record.appendFrame(to: &encoded) }
+        // One batch per write: recovery applies it whole or not at all, so a crash in the middle of this write
+        // cannot leave half of an append (an inbound QoS 2 id without the message it routed, or the reverse).
+        LogBatch.append(heldRecords, to: &encoded)
         if !encoded.isEmpty {
             let offset = segmentEnd
             try fs.write(encoded, to: segment, at: offset)

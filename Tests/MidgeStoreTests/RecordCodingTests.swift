@@ -1,4 +1,4 @@
-// Record framing: every type round-trips, the frame layout is as documented, and damage is named precisely.
+// Record and batch framing: every type round-trips, the layouts are as documented, and damage is named precisely.
 import XCTest
 
 @testable import MidgeStore
@@ -66,6 +66,73 @@ final class RecordCodingTests: XCTestCase {
         XCTAssertEqual(
             FrameDamage.tornRecord(length: 40, available: 13).description,
             "torn record (file ends 13 bytes into a 40-byte record)")
+    }
+
+    /// [records length u64][record count u32][crc32c of those 12 bytes u32], then the record frames unchanged.
+    func testBatchLayout() {
+        let records: [StoreRecord] = [.sessionEnded(clientID: "ab"), .sessionEnded(clientID: "c")]
+        var bytes: [UInt8] = []
+        LogBatch.append(records, to: &bytes)
+        let frames = records[0].frame + records[1].frame
+        XCTAssertEqual(Array(bytes[0..<12]), [UInt8(frames.count), 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0])
+        let crc = CRC32C.checksum(bytes[0..<12])
+        XCTAssertEqual(
+            Array(bytes[12..<16]),
+            [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)])
+        XCTAssertEqual(Array(bytes[16...]), frames)
+        let read = bytes.withUnsafeBytes { LogBatch.read(in: $0, at: 0) }
+        guard case .batch(let back, let size) = read else { return XCTFail("\(read)") }
+        XCTAssertEqual(back, records)
+        XCTAssertEqual(size, bytes.count)
+        var empty: [UInt8] = []
+        LogBatch.append([StoreRecord](), to: &empty)
+        XCTAssertEqual(empty, [], "no records, no batch")
+    }
+
+    func testBatchDamageIsNamed() {
+        // 17 + 12 bytes: room for up to 3 records of the smallest size, 9 bytes.
+        let frames = StoreRecord.sessionEnded(clientID: "abcdef").frame + StoreRecord.sessionEnded(clientID: "c").frame
+        let batch = batchFramed(frames, count: 2)
+        XCTAssertEqual(batchDamage(Array(batch[0..<7])), .tornBatchHeader(available: 7))
+        XCTAssertEqual(
+            batchDamage(Array(batch[0..<20])), .tornBatch(size: batch.count, available: 20, records: 2), "with count")
+        XCTAssertEqual(batchDamage([UInt8](repeating: 0, count: 40)), .zeroFilledTail(bytes: 40))
+        XCTAssertEqual(
+            batchDamage(Array(batch[0..<16]) + [UInt8](repeating: 0, count: frames.count)),
+            .zeroFilledTail(bytes: batch.count), "a header whose records never reached the disk")
+        var flipped = batch
+        flipped[9] ^= 0x01
+        XCTAssertEqual(batchDamage(flipped), .invalidBatchHeader("checksum mismatch"))
+        flipped = batch
+        flipped[16 + 17 + 9] ^= 0x20
+        XCTAssertEqual(batchDamage(flipped), .inBatch(record: 2, of: 2, .checksumMismatch))
+        XCTAssertEqual(batchDamage(batchFramed(frames, count: 3)), .malformedBatch("2 records where its header says 3"))
+        XCTAssertEqual(batchDamage(batchFramed(frames, count: 1)), .malformedBatch("12 bytes after its 1 records"))
+        XCTAssertEqual(batchDamage(batchFramed(frames, count: 0)), .invalidBatchHeader("no records"))
+        XCTAssertEqual(
+            batchDamage(batchFramed(frames, count: 4)), .invalidBatchHeader("29 bytes cannot hold 4 records"))
+        XCTAssertEqual(
+            FrameDamage.tornBatch(size: 120, available: 37, records: 3).description,
+            "torn batch (file ends 37 bytes into a 120-byte batch of 3 records)")
+        XCTAssertEqual(
+            FrameDamage.inBatch(record: 2, of: 5, .checksumMismatch).description,
+            "record 2 of a 5-record batch: checksum mismatch")
+    }
+
+    private func batchDamage(_ bytes: [UInt8]) -> FrameDamage? {
+        let read = bytes.withUnsafeBytes { LogBatch.read(in: $0, at: 0) }
+        if case .damaged(let damage, _) = read { return damage }
+        XCTFail("expected damage, got \(read)")
+        return nil
+    }
+
+    /// A batch header with a correct checksum around arbitrary frame bytes and count.
+    private func batchFramed(_ frames: [UInt8], count: UInt32) -> [UInt8] {
+        var header: [UInt8] = []
+        header.appendInteger(UInt64(frames.count))
+        header.appendInteger(count)
+        header.appendInteger(CRC32C.checksum(header))
+        return header + frames
     }
 
     private func damage(_ bytes: [UInt8]) -> FrameDamage? {

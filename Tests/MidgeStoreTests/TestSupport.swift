@@ -167,11 +167,43 @@ func brokerHistory(count: Int, seed: UInt64) -> [StoreRecord] {
     return records
 }
 
-/// A segment file as the writer produces it: header, then the records' frames.
+/// A segment file as the writer produces it when each record is a batch of its own.
 func segmentBytes(_ records: [StoreRecord]) -> [UInt8] {
+    segmentBytes(batches: records.map { [$0] })
+}
+
+/// A segment file as the writer produces it: header, then one batch per element.
+func segmentBytes(batches: [[StoreRecord]]) -> [UInt8] {
     var bytes = StoreFiles.segmentHeader
+    for batch in batches { LogBatch.append(batch, to: &bytes) }
+    return bytes
+}
+
+/// The size of each batch's frame, header included.
+func batchSize(_ batch: [StoreRecord]) -> Int {
+    var bytes: [UInt8] = []
+    LogBatch.append(batch, to: &bytes)
+    return bytes.count
+}
+
+/// A version-1 segment, as stores written before batches hold: header, then the records' frames.
+func unbatchedSegmentBytes(_ records: [StoreRecord]) -> [UInt8] {
+    var bytes = StoreFiles.segmentHeader(version: StoreFiles.unbatchedSegmentFormatVersion)
     for record in records { record.appendFrame(to: &bytes) }
     return bytes
+}
+
+/// `records` cut into batches of 1 to `largest` records, deterministically.
+func randomBatches(_ records: [StoreRecord], largest: Int, seed: UInt64) -> [[StoreRecord]] {
+    var random = SeededGenerator(state: seed)
+    var batches: [[StoreRecord]] = []
+    var index = 0
+    while index < records.count {
+        let size = min(Int.random(in: 1...largest, using: &random), records.count - index)
+        batches.append(Array(records[index..<index + size]))
+        index += size
+    }
+    return batches
 }
 
 /// Polls `condition` every millisecond for at most `seconds`; returns whether it became true. Used only to wait
