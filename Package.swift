@@ -21,8 +21,8 @@ let package = Package(
         .target(name: "MidgeAuth", dependencies: ["MidgeCore", "MQTTCodec", "MidgeText", "COpenSSL"]),
         // zlib from the system, for WebSocket permessage-deflate.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // The durable store: write-ahead log, group commit, snapshots, recovery.
-        .target(name: "MidgeStore", dependencies: ["MQTTCodec"]),
+        // The durable store: write-ahead log, group commit, snapshots, recovery (CLinux for hardware CRC-32C).
+        .target(name: "MidgeStore", dependencies: ["MQTTCodec", "CLinux"]),
         // Sans-I/O protocol pieces of the push gateway: WebSocket, HTTP/1.1, SSE, Prometheus text.
         .target(name: "MidgeGateway", dependencies: ["MQTTCodec", "MidgeText", "CZlib", "COpenSSL"]),
         // TLS over memory BIOs: ciphertext in, plaintext out, so the event loops keep doing the socket I/O.

@@ -1,14 +1,19 @@
 // The unit of atomicity of a version-2 log segment: one writer batch, applied whole or not at all.
-//   [records length u64][record count u32][crc32c of those 12 bytes u32] then `count` record frames, each framed
-//   and checksummed as in StoreRecord+Encoding.swift. All integers little-endian.
+//   header  [records length u64][record count u32][crc32c of the records u32][crc32c of those 16 bytes u32]
+//   records [length u32][type u8][body], `count` of them (StoreRecord+Encoding.swift). All integers little-endian.
 
 /// A crash in the middle of a write can leave any prefix of it on disk. The records of one batch belong together
 /// (an inbound QoS 2 id and the message it routed, a message body and its deliveries), so recovery applies a batch
-/// only when all of its bytes are there and every record in it checks out, and otherwise stops at its start.
+/// only when all of its bytes are there and its checksum holds, and otherwise stops at its start.
+///
+/// One checksum covers the batch's records rather than one per record: measured on a batch of durable QoS 1
+/// records (56 bytes on average, release build, hardware CRC), the checksum work was 24–51 ns per record computed
+/// per record and 7–10 ns per record computed once over the batch; and each record is 4 bytes shorter. The header
+/// has its own checksum, so the length and count of a torn batch can still be trusted for the recovery report.
 enum LogBatch {
-    static let headerSize = 16
-    /// A frame header and a type byte: the smallest a record can be.
-    static let minimumRecordSize = StoreRecord.frameHeaderSize + 1
+    static let headerSize = 20
+    /// A length field and a type byte: the smallest a record can be.
+    static let minimumRecordSize = StoreRecord.entryHeaderSize + 1
 
     /// The result of reading the batch at some offset.
     enum Read {
@@ -21,42 +26,60 @@ enum LogBatch {
     /// Reserves the header of a batch at the end of `buffer`; returns where it starts, for `finish`.
     static func begin(in buffer: inout [UInt8]) -> Int {
         let start = buffer.count
-        buffer.append(contentsOf: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] as [UInt8])
+        buffer.append(contentsOf: repeatElement(0, count: headerSize))
         return start
     }
 
-    /// Fills in the header reserved by `begin` once the `count` record frames behind it are appended.
+    /// Fills in the header reserved by `begin` once the `count` records behind it are appended (`appendEntry`).
     static func finish(in buffer: inout [UInt8], start: Int, count: Int) {
         let length = UInt64(buffer.count - start - headerSize)
         buffer.withUnsafeMutableBytes { raw in
+            let records = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[(start + headerSize)...]))
             raw.storeBytes(of: length.littleEndian, toByteOffset: start, as: UInt64.self)
             raw.storeBytes(of: UInt32(count).littleEndian, toByteOffset: start + 8, as: UInt32.self)
-            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[start..<start + 12]))
-            raw.storeBytes(of: crc.littleEndian, toByteOffset: start + 12, as: UInt32.self)
+            raw.storeBytes(of: records.littleEndian, toByteOffset: start + 12, as: UInt32.self)
+            let header = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[start..<start + 16]))
+            raw.storeBytes(of: header.littleEndian, toByteOffset: start + 16, as: UInt32.self)
         }
     }
 
-    /// `records` as one batch appended to `buffer`; nothing when there are none.
-    static func append(_ records: some Collection<StoreRecord>, to buffer: inout [UInt8]) {
-        guard !records.isEmpty else { return }
-        let start = begin(in: &buffer)
-        for record in records { record.appendFrame(to: &buffer) }
-        finish(in: &buffer, start: start, count: records.count)
+    /// The records of `records` whose index `include` accepts, as one batch appended to `buffer`; nothing when
+    /// there are none. Returns how many went in.
+    @discardableResult
+    static func append(
+        _ records: [StoreRecord], to buffer: inout [UInt8], including include: (Int) -> Bool = { _ in true }
+    ) -> Int {
+        let start = buffer.count
+        var count = 0
+        // Through the buffer: `records[index]` would copy each record (a retain per field) to read it.
+        records.withUnsafeBufferPointer { records in
+            for index in records.indices where include(index) {
+                if count == 0 { _ = begin(in: &buffer) }
+                records[index].appendEntry(to: &buffer)
+                count += 1
+            }
+        }
+        if count > 0 { finish(in: &buffer, start: start, count: count) }
+        return count
     }
 
-    /// The header at `offset`, if its checksum holds: the length of the records behind it and their count.
-    private static func header(in bytes: UnsafeRawBufferPointer, at offset: Int) -> (length: UInt64, count: Int)? {
+    /// The header at `offset`, if its checksum holds.
+    private static func header(in bytes: UnsafeRawBufferPointer, at offset: Int)
+        -> (length: UInt64, count: Int, checksum: UInt32)?
+    {
         guard bytes.count - offset >= headerSize else { return nil }
-        let length = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-        let count = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
-        let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
-        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + 12])) == stored else {
+        let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 16, as: UInt32.self))
+        guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + 16])) == stored else {
             return nil
         }
-        return (length, Int(count))
+        let length = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        let count = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
+        let checksum = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+        return (length, Int(count), checksum)
     }
 
-    /// Reads and decodes the whole batch at `offset`. `.end` only when `offset` is exactly the end of the bytes.
+    /// Reads, checks and decodes the whole batch at `offset`. `.end` only when `offset` is exactly the end of the
+    /// bytes.
     static func read(in bytes: UnsafeRawBufferPointer, at offset: Int) -> Read {
         let available = bytes.count - offset
         if available == 0 { return .end }
@@ -64,10 +87,9 @@ enum LogBatch {
         let zeroTail = { StoreRecord.isZero(bytes, from: offset) }
         guard available >= headerSize else {
             return .damaged(
-                zeroTail() ? .zeroFilledTail(bytes: available) : .tornBatchHeader(available: available),
-                records: nil)
+                zeroTail() ? .zeroFilledTail(bytes: available) : .tornBatchHeader(available: available), records: nil)
         }
-        guard let (length, count) = header(in: bytes, at: offset) else {
+        guard let (length, count, checksum) = header(in: bytes, at: offset) else {
             return .damaged(
                 zeroTail() ? .zeroFilledTail(bytes: available) : .invalidBatchHeader("checksum mismatch"), records: nil)
         }
@@ -81,20 +103,21 @@ enum LogBatch {
             return .damaged(.tornBatch(size: size, available: available, records: count), records: count)
         }
         let region = UnsafeRawBufferPointer(rebasing: bytes[(offset + headerSize)..<(offset + size)])
+        guard CRC32C.checksum(region) == checksum else {
+            let zeros = StoreRecord.isZero(bytes, from: offset + headerSize)
+            return .damaged(zeros ? .zeroFilledTail(bytes: available) : .checksumMismatch, records: count)
+        }
         var records: [StoreRecord] = []
         records.reserveCapacity(count)
         var position = 0
         for index in 0..<count {
-            switch StoreRecord.readFrame(in: region, at: position) {
+            switch StoreRecord.readEntry(in: region, at: position) {
             case .record(let record, let recordSize):
                 records.append(record)
                 position += recordSize
             case .end:
                 return .damaged(.malformedBatch("\(index) records where its header says \(count)"), records: count)
             case .damaged(let damage):
-                if StoreRecord.isZero(bytes, from: offset + headerSize) {
-                    return .damaged(.zeroFilledTail(bytes: available), records: count)
-                }
                 return .damaged(.inBatch(record: index + 1, of: count, damage), records: count)
             }
         }
@@ -111,7 +134,7 @@ enum LogBatch {
         var offset = start
         var total = 0
         while offset < bytes.count {
-            if let (length, count) = header(in: bytes, at: offset), count > 0 {
+            if let (length, count, _) = header(in: bytes, at: offset), count > 0 {
                 total += count
                 guard length <= UInt64(bytes.count - offset - headerSize) else { break }
                 offset += headerSize + Int(length)

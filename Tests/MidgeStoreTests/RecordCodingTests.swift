@@ -68,18 +68,17 @@ final class RecordCodingTests: XCTestCase {
             "torn record (file ends 13 bytes into a 40-byte record)")
     }
 
-    /// [records length u64][record count u32][crc32c of those 12 bytes u32], then the record frames unchanged.
+    /// [records length u64][record count u32][crc32c of the records u32][crc32c of those 16 bytes u32], then each
+    /// record as [length u32][type u8][body].
     func testBatchLayout() {
         let records: [StoreRecord] = [.sessionEnded(clientID: "ab"), .sessionEnded(clientID: "c")]
         var bytes: [UInt8] = []
         LogBatch.append(records, to: &bytes)
-        let frames = records[0].frame + records[1].frame
-        XCTAssertEqual(Array(bytes[0..<12]), [UInt8(frames.count), 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0])
-        let crc = CRC32C.checksum(bytes[0..<12])
-        XCTAssertEqual(
-            Array(bytes[12..<16]),
-            [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)])
-        XCTAssertEqual(Array(bytes[16...]), frames)
+        let entries: [UInt8] = [5, 0, 0, 0, 4, 2, 0, 0x61, 0x62, 4, 0, 0, 0, 4, 1, 0, 0x63]
+        XCTAssertEqual(Array(bytes[0..<12]), [UInt8(entries.count), 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0])
+        XCTAssertEqual(Array(bytes[12..<16]), littleEndian(CRC32C.checksum(entries)))
+        XCTAssertEqual(Array(bytes[16..<20]), littleEndian(CRC32C.checksum(bytes[0..<16])))
+        XCTAssertEqual(Array(bytes[20...]), entries)
         let read = bytes.withUnsafeBytes { LogBatch.read(in: $0, at: 0) }
         guard case .batch(let back, let size) = read else { return XCTFail("\(read)") }
         XCTAssertEqual(back, records)
@@ -89,34 +88,51 @@ final class RecordCodingTests: XCTestCase {
         XCTAssertEqual(empty, [], "no records, no batch")
     }
 
+    func testEveryRecordTypeRoundTripsThroughABatch() {
+        var bytes: [UInt8] = []
+        LogBatch.append(everyRecordType, to: &bytes)
+        let read = bytes.withUnsafeBytes { LogBatch.read(in: $0, at: 0) }
+        guard case .batch(let back, _) = read else { return XCTFail("\(read)") }
+        XCTAssertEqual(back, everyRecordType)
+    }
+
     func testBatchDamageIsNamed() {
-        // 17 + 12 bytes: room for up to 3 records of the smallest size, 9 bytes.
-        let frames = StoreRecord.sessionEnded(clientID: "abcdef").frame + StoreRecord.sessionEnded(clientID: "c").frame
-        let batch = batchFramed(frames, count: 2)
+        // 13 + 8 bytes: room for up to 4 records of the smallest size, 5 bytes.
+        let entries: [UInt8] = [9, 0, 0, 0, 4, 6, 0] + Array("abcdef".utf8) + [4, 0, 0, 0, 4, 1, 0, 0x63]
+        let batch = batchFramed(entries, count: 2)
         XCTAssertEqual(batchDamage(Array(batch[0..<7])), .tornBatchHeader(available: 7))
         XCTAssertEqual(
-            batchDamage(Array(batch[0..<20])), .tornBatch(size: batch.count, available: 20, records: 2), "with count")
+            batchDamage(Array(batch[0..<30])), .tornBatch(size: batch.count, available: 30, records: 2), "with count")
         XCTAssertEqual(batchDamage([UInt8](repeating: 0, count: 40)), .zeroFilledTail(bytes: 40))
         XCTAssertEqual(
-            batchDamage(Array(batch[0..<16]) + [UInt8](repeating: 0, count: frames.count)),
+            batchDamage(Array(batch[0..<20]) + [UInt8](repeating: 0, count: entries.count)),
             .zeroFilledTail(bytes: batch.count), "a header whose records never reached the disk")
         var flipped = batch
         flipped[9] ^= 0x01
         XCTAssertEqual(batchDamage(flipped), .invalidBatchHeader("checksum mismatch"))
         flipped = batch
-        flipped[16 + 17 + 9] ^= 0x20
-        XCTAssertEqual(batchDamage(flipped), .inBatch(record: 2, of: 2, .checksumMismatch))
-        XCTAssertEqual(batchDamage(batchFramed(frames, count: 3)), .malformedBatch("2 records where its header says 3"))
-        XCTAssertEqual(batchDamage(batchFramed(frames, count: 1)), .malformedBatch("12 bytes after its 1 records"))
-        XCTAssertEqual(batchDamage(batchFramed(frames, count: 0)), .invalidBatchHeader("no records"))
+        flipped[20 + 13 + 5] ^= 0x20
+        XCTAssertEqual(batchDamage(flipped), .checksumMismatch)
         XCTAssertEqual(
-            batchDamage(batchFramed(frames, count: 4)), .invalidBatchHeader("29 bytes cannot hold 4 records"))
+            batchDamage(batchFramed(entries, count: 3)), .malformedBatch("2 records where its header says 3"))
+        XCTAssertEqual(batchDamage(batchFramed(entries, count: 1)), .malformedBatch("8 bytes after its 1 records"))
+        XCTAssertEqual(batchDamage(batchFramed(entries, count: 0)), .invalidBatchHeader("no records"))
+        XCTAssertEqual(
+            batchDamage(batchFramed(entries, count: 5)), .invalidBatchHeader("21 bytes cannot hold 5 records"))
+        // The checksum holds but a record does not decode.
+        var unknown = entries
+        unknown[13 + 4] = 200
+        XCTAssertEqual(batchDamage(batchFramed(unknown, count: 2)), .inBatch(record: 2, of: 2, .unknownType(200)))
         XCTAssertEqual(
             FrameDamage.tornBatch(size: 120, available: 37, records: 3).description,
             "torn batch (file ends 37 bytes into a 120-byte batch of 3 records)")
         XCTAssertEqual(
-            FrameDamage.inBatch(record: 2, of: 5, .checksumMismatch).description,
-            "record 2 of a 5-record batch: checksum mismatch")
+            FrameDamage.inBatch(record: 2, of: 5, .unknownType(200)).description,
+            "record 2 of a 5-record batch: unknown record type 200")
+    }
+
+    private func littleEndian(_ value: UInt32) -> [UInt8] {
+        [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)]
     }
 
     private func batchDamage(_ bytes: [UInt8]) -> FrameDamage? {
@@ -126,13 +142,14 @@ final class RecordCodingTests: XCTestCase {
         return nil
     }
 
-    /// A batch header with a correct checksum around arbitrary frame bytes and count.
-    private func batchFramed(_ frames: [UInt8], count: UInt32) -> [UInt8] {
+    /// A batch with correct checksums around arbitrary record bytes and count.
+    private func batchFramed(_ entries: [UInt8], count: UInt32) -> [UInt8] {
         var header: [UInt8] = []
-        header.appendInteger(UInt64(frames.count))
+        header.appendInteger(UInt64(entries.count))
         header.appendInteger(count)
+        header.appendInteger(CRC32C.checksum(entries))
         header.appendInteger(CRC32C.checksum(header))
-        return header + frames
+        return header + entries
     }
 
     private func damage(_ bytes: [UInt8]) -> FrameDamage? {

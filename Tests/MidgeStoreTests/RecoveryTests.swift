@@ -93,34 +93,25 @@ final class RecoveryTests: XCTestCase {
     }
 
     /// A flipped byte inside a batch in the middle: replay stops at the batch's start, none of its records is
-    /// applied, and it and every batch after it count as dropped, with the record that failed named.
+    /// applied, and it and every batch after it count as dropped.
     func testFlippedByteInsideABatchDropsTheBatchAndEverythingAfter() throws {
         let records = brokerHistory(count: 80, seed: 21)
         let batches = randomBatches(records, largest: 8, seed: 21)
         let damaged = batches.count / 2
-        guard let (damagedRecord, _) = batches[damaged].enumerated().max(by: { $0.1.frame.count < $1.1.frame.count })
-        else { return XCTFail("empty batch") }
         var bytes = segmentBytes(batches: batches)
         let start = StoreFiles.segmentHeaderSize + batches[0..<damaged].reduce(0) { $0 + batchSize($1) }
-        let recordStart =
-            start + LogBatch.headerSize + batches[damaged][0..<damagedRecord].reduce(0) { $0 + $1.frame.count }
-        bytes[recordStart + StoreRecord.frameHeaderSize + 1] ^= 0x10
+        bytes[start + LogBatch.headerSize + (batchSize(batches[damaged]) - LogBatch.headerSize) / 2] ^= 0x10
         let directory = TemporaryDirectory()
         directory.write(segment1, bytes)
 
         let applied = batches[0..<damaged].joined()
         let (state, report) = try DurableStore.inspect(directory: directory.path)
         XCTAssertEqual(state, StoreState(records: applied))
-        XCTAssertEqual(
-            report.stopReason,
-            .frame(.inBatch(record: damagedRecord + 1, of: batches[damaged].count, .checksumMismatch)))
+        XCTAssertEqual(report.stopReason, .frame(.checksumMismatch))
         XCTAssertEqual(report.recordsReplayed, applied.count)
         XCTAssertEqual(report.recordsDropped, records.count - applied.count)
         XCTAssertEqual(report.stopLocation, "\(segment1) offset \(start)")
-        XCTAssertTrue(
-            report.description.hasSuffix(
-                ": record \(damagedRecord + 1) of a \(batches[damaged].count)-record batch: checksum mismatch."),
-            report.description)
+        XCTAssertTrue(report.description.hasSuffix(": checksum mismatch."), report.description)
         XCTAssertFalse(report.stopReason?.isTornTail ?? true, "damage, not a torn write")
 
         // open keeps the dropped bytes aside for a person, and the log ends before the damage from then on.

@@ -1,6 +1,7 @@
-// The Linux calls the Glibc module map leaves out: epoll, eventfd, accept4 and thread names.
+// The Linux calls the Glibc module map leaves out (epoll, eventfd, accept4, thread names) and hardware CRC-32C.
 #ifndef CLINUX_H
 #define CLINUX_H
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -28,4 +29,10 @@ static const int CLINUX_SOCK_CLOEXEC = SOCK_CLOEXEC;
 static const int CLINUX_EPOLL_CLOEXEC = EPOLL_CLOEXEC;
 static const int CLINUX_EFD_NONBLOCK = EFD_NONBLOCK;
 static const int CLINUX_EFD_CLOEXEC = EFD_CLOEXEC;
+
+// CRC-32C (Castagnoli) in hardware, in crc32c.c. `clinux_crc32c_available` is 1 when this CPU has the instruction
+// (SSE4.2 on x86_64, the CRC extension on arm64); only then may `clinux_crc32c_update` be called. It continues the
+// CRC register `state` (the inverted CRC, without the final XOR) over `count` bytes and returns the new register.
+int clinux_crc32c_available(void);
+uint32_t clinux_crc32c_update(uint32_t state, const void *bytes, size_t count);
 #endif
