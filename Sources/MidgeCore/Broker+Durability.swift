@@ -131,15 +131,24 @@ extension Broker {
         guard let journal else { return }
         var held: [Action] = []
         swap(&held, &batch.held)
-        held.reverse()
-        while let action = held.popLast() {
-            let connection = action.connection
-            if let count = journal.outstanding[connection], count > 1 {
-                journal.outstanding[connection] = count - 1
+        // One count update per run of sends to the same connection (a publisher's PUBACKs come in runs), and the
+        // sends handed over whole: moving them one by one (reversed, then popped) was ~5% of loop 0's time.
+        var start = 0
+        while start < held.count {
+            let connection = held[start].connection
+            var end = start + 1
+            while end < held.count && held[end].connection == connection { end += 1 }
+            if let count = journal.outstanding[connection], count > end - start {
+                journal.outstanding[connection] = count - (end - start)
             } else {
                 journal.outstanding[connection] = nil
             }
-            actions.append(action)
+            start = end
+        }
+        if actions.isEmpty {
+            swap(&actions, &held)
+        } else {
+            actions.append(contentsOf: held)
         }
     }
 

@@ -45,7 +45,10 @@ public struct StoreStatistics: Sendable, Equatable {
     public var appends: Int
     /// Batches written: one write (and with `.always` one fsync) each.
     public var batches: Int
+    /// Records written.
     public var records: Int
+    /// Records never written: messages stored, delivered and acknowledged within one batch (`CancelledDeliveries`).
+    public var cancelledRecords: Int
     public var bytes: Int
     public var fsyncs: Int
     public var lastFsyncNanoseconds: Int
@@ -88,6 +91,7 @@ final class StoreShared: Sendable {
     let appends = Atomic<Int>(0)
     let batches = Atomic<Int>(0)
     let records = Atomic<Int>(0)
+    let cancelledRecords = Atomic<Int>(0)
     let bytes = Atomic<Int>(0)
     let fsyncs = Atomic<Int>(0)
     let lastFsyncNanoseconds = Atomic<Int>(0)
@@ -239,6 +243,7 @@ public final class DurableStore: Sendable {
             appends: shared.appends.load(ordering: .relaxed),
             batches: shared.batches.load(ordering: .relaxed),
             records: shared.records.load(ordering: .relaxed),
+            cancelledRecords: shared.cancelledRecords.load(ordering: .relaxed),
             bytes: shared.bytes.load(ordering: .relaxed),
             fsyncs: shared.fsyncs.load(ordering: .relaxed),
             lastFsyncNanoseconds: shared.lastFsyncNanoseconds.load(ordering: .relaxed),

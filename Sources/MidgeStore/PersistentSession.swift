@@ -6,6 +6,10 @@ public struct StoredMessage: Sendable, Equatable {
     public let topic: TopicName
     public let payload: [UInt8]
     public let qos: QoS
+    /// Deliveries holding the body: queued ones and in-flight ones still at `.publishSent`. Derived from the
+    /// sessions, so it compares equal whenever they do; kept here rather than in a table of its own, which cost a
+    /// second hash lookup per delivery record.
+    var references = 0
 }
 
 /// The retained message of one topic [MQTT-3.3.1-5].
@@ -82,6 +86,8 @@ public struct InflightDeliveries: Sendable, Equatable {
     public var isEmpty: Bool { entries.isEmpty }
 
     public subscript(packetID: PacketID) -> InflightDelivery? { entries[packetID.rawValue]?.delivery }
+
+    func holds(_ packetID: UInt16) -> Bool { entries[packetID] != nil }
 
     /// Every in-flight delivery, oldest first: the order to resend them on reconnect.
     public var inSendOrder: [InflightDelivery] {

@@ -10,11 +10,16 @@ public struct StoreState: Sendable, Equatable {
     public private(set) var sessions: [String: PersistentSession] = [:]
     /// Bodies by message id. A body goes when its last queued or unacknowledged-PUBLISH delivery does.
     public private(set) var messages: [UInt64: StoredMessage] = [:]
-    /// Deliveries holding each body: queued ones and in-flight ones still at `.publishSent`. Derived from the
-    /// sessions, so it compares equal whenever they do.
-    private var references: [UInt64: Int] = [:]
+    /// The session the last record named and where it is in `sessions`: most records name the same session as the
+    /// one before, and comparing the same String storage costs less than hashing it (hashing was a fifth of
+    /// `apply` in the writer). Dropped whenever a session is added or removed, which moves indices. Not state.
+    private var lastSession: (clientID: String, index: Dictionary<String, PersistentSession>.Index)?
 
     public init() {}
+
+    public static func == (lhs: StoreState, rhs: StoreState) -> Bool {
+        lhs.retained == rhs.retained && lhs.sessions == rhs.sessions && lhs.messages == rhs.messages
+    }
 
     public init(records: some Sequence<StoreRecord>) {
         for record in records { apply(record) }
@@ -28,82 +33,122 @@ public struct StoreState: Sendable, Equatable {
         case .retainedCleared(let topic):
             retained[topic] = nil
         case .sessionCreated(let clientID, let seconds):
-            if sessions[clientID] == nil {
-                sessions[clientID] = PersistentSession(clientID: clientID, lastSeen: seconds)
+            if let index = sessionIndex(clientID) {
+                sessions.values[index].lastSeen = seconds
             } else {
-                sessions[clientID]?.lastSeen = seconds
+                lastSession = nil
+                sessions[clientID] = PersistentSession(clientID: clientID, lastSeen: seconds)
             }
         case .sessionEnded(let clientID):
+            lastSession = nil
             guard let session = sessions.removeValue(forKey: clientID) else { return }
             for delivery in session.queue { release(delivery.messageID) }
             for delivery in session.inFlight.inSendOrder where delivery.state == .publishSent {
                 release(delivery.messageID)
             }
         case .sessionSeen(let clientID, let seconds):
-            sessions[clientID]?.lastSeen = seconds
+            guard let index = sessionIndex(clientID) else { return }
+            sessions.values[index].lastSeen = seconds
         case .subscriptionAdded(let clientID, let filter, let qos):
-            sessions[clientID]?.subscriptions[filter] = qos
+            guard let index = sessionIndex(clientID) else { return }
+            sessions.values[index].subscriptions[filter] = qos
         case .subscriptionRemoved(let clientID, let filter):
-            sessions[clientID]?.subscriptions[filter] = nil
+            guard let index = sessionIndex(clientID) else { return }
+            sessions.values[index].subscriptions[filter] = nil
         case .messageStored(let id, let topic, let payload, let qos):
-            messages[id] = StoredMessage(topic: topic, payload: payload, qos: qos)
+            // Stored again (a retained body for a later subscriber): the deliveries holding it keep holding it.
+            let references = messages.index(forKey: id).map { messages.values[$0].references } ?? 0
+            messages[id] = StoredMessage(topic: topic, payload: payload, qos: qos, references: references)
         case .deliveryQueued(let clientID, let messageID, let qos, let retain):
             // A delivery without its body could never be sent again: such a record is ignored.
-            guard let index = sessions.index(forKey: clientID), messages[messageID] != nil else { return }
+            guard let body = messages.index(forKey: messageID), let index = sessionIndex(clientID) else { return }
             sessions.values[index].queue.append(QueuedDelivery(messageID: messageID, qos: qos, retain: retain))
-            references[messageID, default: 0] += 1
+            messages.values[body].references += 1
         case .deliveryInFlight(let clientID, let messageID, let packetID, let qos, let retain, let state):
             applyInFlight(
                 clientID: clientID,
                 InflightDelivery(messageID: messageID, packetID: packetID, qos: qos, retain: retain, state: state))
         case .deliveryCompleted(let clientID, .packet(let packetID)):
-            guard let delivery = sessions[clientID]?.inFlight.remove(packetID) else { return }
+            guard let index = sessionIndex(clientID), let delivery = sessions.values[index].inFlight.remove(packetID)
+            else { return }
             if delivery.state == .publishSent { release(delivery.messageID) }
         case .deliveryCompleted(let clientID, .queued(let messageID)):
-            guard let delivery = sessions[clientID]?.queue.removeFirst(messageID: messageID) else { return }
+            guard let index = sessionIndex(clientID),
+                let delivery = sessions.values[index].queue.removeFirst(messageID: messageID)
+            else { return }
             release(delivery.messageID)
         case .inboundReceived(let clientID, let packetID):
-            sessions[clientID]?.inboundQoS2.insert(packetID)
+            guard let index = sessionIndex(clientID) else { return }
+            sessions.values[index].inboundQoS2.insert(packetID)
         case .inboundReleased(let clientID, let packetID):
-            sessions[clientID]?.inboundQoS2.remove(packetID)
+            guard let index = sessionIndex(clientID) else { return }
+            sessions.values[index].inboundQoS2.remove(packetID)
         }
     }
 
+    private mutating func sessionIndex(_ clientID: String) -> Dictionary<String, PersistentSession>.Index? {
+        if let lastSession, lastSession.clientID == clientID { return lastSession.index }
+        guard let index = sessions.index(forKey: clientID) else { return nil }
+        lastSession = (clientID, index)
+        return index
+    }
+
     private mutating func applyInFlight(clientID: String, _ delivery: InflightDelivery) {
-        // No local copy of the session is kept: it would make every mutation below copy the session's queue.
-        // Index-based access borrows the session in place: `sessions[clientID]` as an rvalue copies it (a retain
-        // and release of each of its collections), which was ~10% of the writer's time at 180k messages/s.
-        guard let index = sessions.index(forKey: clientID) else { return }
-        let holdsBody = delivery.state == .publishSent
+        guard let index = sessionIndex(clientID) else { return }
         // A PUBLISH that cannot be resent for want of its body is not recorded; a PUBREL needs no body.
-        guard !holdsBody || messages[delivery.messageID] != nil else { return }
-        if holdsBody, let current = sessions.values[index].inFlight[delivery.packetID], current.state == .publishSent,
+        let body = messages.index(forKey: delivery.messageID)
+        guard delivery.state != .publishSent || body != nil else { return }
+        // The session is changed in place through `values[index]`: read through the getter it would be copied,
+        // collections and all (~10% of the writer's time at 180k messages/s).
+        let (takesReference, released) = Self.applyInFlight(delivery, to: &sessions.values[index])
+        // The new reference is taken before the replaced entry releases its own, so a body both refer to survives.
+        if takesReference, let body { messages.values[body].references += 1 }
+        if let released { release(released) }
+    }
+
+    /// Whether the delivery takes a new reference to its body, and the body the entry it replaces let go of.
+    private static func applyInFlight(_ delivery: InflightDelivery, to session: inout PersistentSession)
+        -> (takesReference: Bool, released: UInt64?)
+    {
+        let holdsBody = delivery.state == .publishSent
+        if holdsBody, let current = session.inFlight[delivery.packetID], current.state == .publishSent,
             current.messageID == delivery.messageID
         {
             // The same PUBLISH recorded again (moved to the end of the resend order): it keeps the reference it
             // has. Taking one from the queue would drop another queued copy of the message, body and all.
-            sessions.values[index].inFlight.upsert(delivery)
-            return
+            session.inFlight.upsert(delivery)
+            return (false, nil)
         }
-        // The reference moves from the queued delivery, or is a new one; it is taken before the replaced entry
-        // releases its own, so a body both refer to survives.
-        if holdsBody && sessions.values[index].queue.removeFirst(messageID: delivery.messageID) == nil {
-            references[delivery.messageID, default: 0] += 1
+        // The reference moves from the queued delivery, or is a new one.
+        let takesReference = holdsBody && session.queue.removeFirst(messageID: delivery.messageID) == nil
+        var released: UInt64?
+        if let replaced = session.inFlight.remove(delivery.packetID), replaced.state == .publishSent {
+            released = replaced.messageID
         }
-        if let replaced = sessions.values[index].inFlight.remove(delivery.packetID), replaced.state == .publishSent {
-            release(replaced.messageID)
-        }
-        sessions.values[index].inFlight.upsert(delivery)
+        session.inFlight.upsert(delivery)
+        return (takesReference, released)
     }
 
     private mutating func release(_ messageID: UInt64) {
-        guard let count = references[messageID] else { return }
-        if count > 1 {
-            references[messageID] = count - 1
-        } else {
-            references[messageID] = nil
-            messages[messageID] = nil
-        }
+        guard let index = messages.index(forKey: messageID) else { return }
+        if Self.dropReference(&messages.values[index]) { messages.remove(at: index) }
+    }
+
+    /// Whether that was the last reference. In place: the getter would copy the body's arrays.
+    private static func dropReference(_ message: inout StoredMessage) -> Bool {
+        guard message.references > 0 else { return false }
+        message.references -= 1
+        return message.references == 0
+    }
+
+    /// Whether the session at `index` of `sessions` has a delivery in flight with this packet id. Mutating only to
+    /// read the session in place: through the dictionary's getter it would be copied, collections and all.
+    mutating func hasInFlight(at index: Dictionary<String, PersistentSession>.Index, packetID: UInt16) -> Bool {
+        Self.holds(&sessions.values[index], packetID)
+    }
+
+    private static func holds(_ session: inout PersistentSession, _ packetID: UInt16) -> Bool {
+        session.inFlight.holds(packetID)
     }
 
     /// The first message id that no body or delivery in this state uses: where the caller's allocator

@@ -40,6 +40,8 @@ final class StoreWriter {
     private var heldRecords: [StoreRecord] = []
     private var heldCompletions: [@Sendable () -> Void] = []
     private var encoded: [UInt8] = []
+    /// Which held records cancel out before they reach the disk.
+    private var cancelled = CancelledDeliveries()
     /// Written but not yet fsync'd (`.periodic`, `.none`).
     private var unsynced = false
     private var lastSync: UInt64
@@ -124,10 +126,11 @@ final class StoreWriter {
     /// One write for the whole batch (after a failure, again from the same offset) and the fsync `.always` wants.
     /// The batch's completions stay held until `runCompletions`.
     private func writeHeld() throws(FileError) {
+        cancelled.examine(heldRecords, against: &state)
         encoded.removeAll(keepingCapacity: true)
         // One batch per write: recovery applies it whole or not at all, so a crash in the middle of this write
         // cannot leave half of an append (an inbound QoS 2 id without the message it routed, or the reverse).
-        LogBatch.append(heldRecords, to: &encoded)
+        let written = LogBatch.append(heldRecords, to: &encoded) { !cancelled.isCancelled($0) }
         if !encoded.isEmpty {
             let offset = segmentEnd
             try fs.write(encoded, to: segment, at: offset)
@@ -136,14 +139,17 @@ final class StoreWriter {
             segmentEnd += Int64(encoded.count)
             logBytes += encoded.count
             shared.batches.wrappingAdd(1, ordering: .relaxed)
-            shared.records.wrappingAdd(heldRecords.count, ordering: .relaxed)
+            shared.records.wrappingAdd(written, ordering: .relaxed)
             shared.bytes.wrappingAdd(encoded.count, ordering: .relaxed)
             shared.logBytes.store(logBytes, ordering: .relaxed)
         } else if policy == .always && unsynced {
             // A barrier on `.always` must not overtake data that a failed fsync left unsynced.
             try synchronize()
         }
-        for record in heldRecords { state.apply(record) }
+        shared.cancelledRecords.wrappingAdd(cancelled.count, ordering: .relaxed)
+        heldRecords.withUnsafeBufferPointer { records in
+            for index in records.indices where !cancelled.isCancelled(index) { state.apply(records[index]) }
+        }
         heldRecords.removeAll(keepingCapacity: true)
         shared.heldRecords.store(0, ordering: .relaxed)
     }

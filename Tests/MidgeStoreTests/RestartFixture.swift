@@ -41,7 +41,8 @@ final class RestartFixture: XCTestCase {
             // Every tenth session has a message waiting for it.
             if number % 10 == 0 {
                 batch.append(.messageStored(id: messageID, topic: topic, payload: payload, qos: .atLeastOnce))
-                batch.append(.deliveryQueued(clientID: clientID, messageID: messageID, qos: .atLeastOnce, retain: false))
+                batch.append(
+                    .deliveryQueued(clientID: clientID, messageID: messageID, qos: .atLeastOnce, retain: false))
                 messageID += 1
             }
             if batch.count >= 10_000 { flush() }
