@@ -54,9 +54,17 @@ struct CancelledDeliveries {
 
     /// How many records of the batch last examined are cancelled.
     private(set) var count = 0
+    /// Whether the batch last examined stored any body that could have cancelled.
+    private(set) var hadCandidates = false
 
     /// Whether record `index` of the batch last examined is neither written nor applied.
     func isCancelled(_ index: Int) -> Bool { count > 0 && owner[index] >= 0 }
+
+    /// Cancels nothing in the next batch, without looking at it.
+    mutating func skip() {
+        count = 0
+        hadCandidates = false
+    }
 
     /// Decides which records of `records` cancel out, given the writer's state before the batch. The state is only
     /// read; `inout` lets it be read in place (a session read through the dictionary's getter is a copy).
@@ -124,6 +132,7 @@ struct CancelledDeliveries {
                 continue
             }
         }
+        hadCandidates = anyCandidate
         guard anyCandidate else {
             owner.removeAll(keepingCapacity: true)
             return

@@ -224,7 +224,13 @@ public final class DurableStore: Sendable {
         shared.appends.wrappingAdd(1, ordering: .relaxed)
         let mustWake = shared.pending.withLock { pending in
             precondition(!pending.closing, "DurableStore.append after close()")
-            pending.records.append(contentsOf: records)
+            // The first append since the writer took the last batch hands its array over whole: copying it record
+            // by record (a retain per field, and a release when the caller's copy goes) was ~1.5% of loop 0.
+            if pending.records.isEmpty {
+                pending.records = records
+            } else {
+                pending.records.append(contentsOf: records)
+            }
             if let completion { pending.completions.append(completion) }
             // Only the append that finds the writer idle pays for the wake-up.
             guard pending.writerIdle else { return false }

@@ -42,6 +42,11 @@ final class StoreWriter {
     private var encoded: [UInt8] = []
     /// Which held records cancel out before they reach the disk.
     private var cancelled = CancelledDeliveries()
+    /// Batches still to write without looking for cancellations. Whether acknowledgements come back within one
+    /// batch depends on the disk: with fast fsyncs, batches are small and nearly nothing cancels, and looking cost
+    /// ~4% of the broker's CPU (durable QoS 1 fan-in). After a batch that stored bodies but cancelled under 1% of its
+    /// records, the next 15 are not examined; cancelling is an optimisation, so skipping it is always correct.
+    private var batchesWithoutCancelling = 0
     /// Written but not yet fsync'd (`.periodic`, `.none`).
     private var unsynced = false
     private var lastSync: UInt64
@@ -126,7 +131,13 @@ final class StoreWriter {
     /// One write for the whole batch (after a failure, again from the same offset) and the fsync `.always` wants.
     /// The batch's completions stay held until `runCompletions`.
     private func writeHeld() throws(FileError) {
-        cancelled.examine(heldRecords, against: &state)
+        if batchesWithoutCancelling > 0 {
+            batchesWithoutCancelling -= 1
+            cancelled.skip()
+        } else {
+            cancelled.examine(heldRecords, against: &state)
+            if cancelled.hadCandidates && cancelled.count * 100 < heldRecords.count { batchesWithoutCancelling = 15 }
+        }
         encoded.removeAll(keepingCapacity: true)
         // One batch per write: recovery applies it whole or not at all, so a crash in the middle of this write
         // cannot leave half of an append (an inbound QoS 2 id without the message it routed, or the reverse).
