@@ -108,6 +108,7 @@ extension Broker {
                 sendDelivery(
                     .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil)),
                     qos: .atMostOnce, to: connection, of: session, into: &actions)
+                countOutput(message, to: connection, of: session)
                 counters.messagesSent += 1
                 return
             }
@@ -119,6 +120,7 @@ extension Broker {
                 }
                 // First send: DUP=0 [MQTT-4.3.2-1].
                 sendDelivery(entry.packet(dup: false), qos: entry.qos, to: connection, of: session, into: &actions)
+                countOutput(message, to: connection, of: session)
                 counters.messagesSent += 1
                 return
             }
@@ -211,7 +213,7 @@ extension Broker {
     func pump(_ session: Session, into actions: inout [Action]) {
         guard let connection = session.connection, !session.outputBlocked, let flows = session.flows else { return }
         let limit = inflightLimit
-        while let next = flows.queue.first {
+        while !session.outputBlocked, let next = flows.queue.first {
             if next.qos == .atMostOnce {
                 _ = flows.queue.popFirst()
                 sendDelivery(
@@ -219,6 +221,7 @@ extension Broker {
                         Delivery(message: next.message, qos: next.qos, retain: next.retain, dup: false, packetID: nil)),
                     qos: .atMostOnce, to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
+                countOutput(next.message, to: connection, of: session)
                 continue
             }
             guard flows.inflight.count < limit, let id = flows.inflight.allocateID() else { break }
@@ -232,11 +235,27 @@ extension Broker {
             // First send: DUP=0 [MQTT-4.3.2-1].
             sendDelivery(entry.packet(dup: false), qos: entry.qos, to: connection, of: session, into: &actions)
             counters.messagesSent += 1
+            countOutput(next.message, to: connection, of: session)
         }
         if flows.isDropping && !isFull(flows.queue, adding: 0) { endDropEpisode(of: session, flows) }
         if !flows.heldPublishers.isEmpty && hasDrainedEnough(flows.queue) {
             releasePublishers(heldBy: session)
         }
+    }
+
+    /// Counts a delivery handed to the driver against the output window; the one that fills it blocks the
+    /// session's output until the driver confirms it drained (`ReadingChange.confirmOutput`). A session already
+    /// blocked for congestion needs no confirmation: the driver reports the drain anyway.
+    @inline(__always)
+    func countOutput(_ message: Message, to connection: ConnectionID, of session: Session) {
+        let window = configuration.outputWindowBytes
+        guard window > 0 else { return }
+        let before = Int(session.unconfirmedOutputBytes)
+        let after = before + message.payload.count + message.topic.bytes.count + 8
+        session.unconfirmedOutputBytes = UInt32(clamping: after)
+        guard before < window, after >= window, !session.outputBlocked else { return }
+        session.outputBlocked = true
+        readingChanges.append(.confirmOutput(connection))
     }
 
     /// After a CONNACK resuming a session: unacknowledged PUBLISHes again with DUP=1 and their ids, PUBRELs
@@ -249,6 +268,7 @@ extension Broker {
                 sendAcknowledgement(.pubrel(entry.packetID), to: connection, into: &actions)
             } else {
                 sendDelivery(entry.packet(dup: true), qos: entry.qos, to: connection, of: session, into: &actions)
+                countOutput(entry.message, to: connection, of: session)
                 counters.messagesSent += 1
             }
         }

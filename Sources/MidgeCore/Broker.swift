@@ -95,10 +95,13 @@ public final class Broker {
         client.session.outputBlocked = true
     }
 
-    /// The connection's unsent output fell back below the driver's low-water mark: queued deliveries go out again.
+    /// The connection's unsent output fell back below the driver's low-water mark (after `outputCongested` or
+    /// `ReadingChange.confirmOutput`): queued deliveries go out again, with a fresh output window.
     public func outputDrained(_ connection: ConnectionID, now: MonotonicTime, into actions: inout [Action]) {
         currentTime = now
-        guard let client = connections[connection], client.session.outputBlocked else { return }
+        guard let client = connections[connection] else { return }
+        client.session.unconfirmedOutputBytes = 0
+        guard client.session.outputBlocked else { return }
         client.session.outputBlocked = false
         pump(client.session, into: &actions)
     }

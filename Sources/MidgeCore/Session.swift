@@ -27,6 +27,9 @@ final class Session {
     /// The driver reported the connection's unsent output over its high-water mark: every delivery waits in the
     /// queue (where the limits and the queue-full policy apply) until it reports the output drained.
     @exclusivity(unchecked) var outputBlocked = false
+    /// Delivery bytes handed to the driver since it last reported the output drained (see
+    /// `BrokerConfiguration.outputWindowBytes`). 32 bits keep the object in its allocation size class.
+    @exclusivity(unchecked) var unconfirmedOutputBytes: UInt32 = 0
 
     init(clientID: String, serial: UInt64, cleanSession: Bool) {
         self.clientID = clientID

@@ -41,6 +41,12 @@ extension EventLoop {
         case .resume(let id):
             guard let connection = connections[id] else { return }
             release(connection)
+        case .confirmOutput(let id):
+            guard let connection = connections[id] else { return }
+            // Treated as congestion the core already knows of: `noteOutputLevel` reports the drain, this turn if
+            // the output is written out.
+            connection.outputCongested = true
+            markDirty(connection)
         }
     }
 

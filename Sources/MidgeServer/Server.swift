@@ -63,12 +63,17 @@ public struct ServerSettings: Sendable {
         maxClientByteRate = configuration.maxClientByteRate
         maxRemainingLength = configuration.maxRemainingLength
         broker = configuration.broker
+        if broker.outputWindowBytes == 0 { broker.outputWindowBytes = ServerSettings.outputWindowBytes }
         self.authenticator = authenticator
         self.accessControl = accessControl
         persistence = PersistenceSettings(configuration: configuration)
         metrics = ServerMetrics(
             loopCount: 128, sysInterval: configuration.sysInterval, startedAt: Syscall.monotonicNanoseconds())
     }
+
+    /// See `BrokerConfiguration.outputWindowBytes`: 4 MiB is ~40,000 small deliveries (a slow turn of the
+    /// subscriber's loop at full fan-in rate) or 256 of 16 KiB, well above the congestion high-water mark.
+    static let outputWindowBytes = 4 * 1024 * 1024
 
     public static var onlineCores: Int { min(128, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }

@@ -30,6 +30,45 @@ final class FlowControlTests: XCTestCase {
         XCTAssertEqual(payloads(subscriber.take()), ["after"])
     }
 
+    func test_outputWindowWaitsForTheDriverToConfirmBeforeSendingMore() {
+        // Each delivery of "t" with a 5-byte payload counts 1 + 5 + 8 = 14 bytes: the third fills a 40-byte window.
+        var settings = configuration(policy: .drop, queued: 10)
+        settings.outputWindowBytes = 40
+        let harness = Harness(settings)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .atMostOnce)])
+        let publisher = harness.connect("p")
+        for n in 1...5 { publisher.publish("t", "msg-\(n)") }
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-1", "msg-2", "msg-3"])
+        XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
+        harness.drain(subscriber.id)
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-4", "msg-5"], "queued in order behind the window")
+        XCTAssertEqual(harness.takeReadingChanges(), [], "14 + 14 bytes since the confirmation")
+        publisher.publish("t", "msg-6")
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-6"])
+        XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
+        XCTAssertEqual(harness.broker.statistics.messagesDropped, 0)
+    }
+
+    func test_aDrainAfterCongestionStartsAFreshOutputWindow() {
+        var settings = configuration(policy: .block, queued: 10)
+        settings.outputWindowBytes = 40
+        let harness = Harness(settings)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .atMostOnce)])
+        let publisher = harness.connect("p")
+        publisher.publish("t", "msg-1")
+        harness.congest(subscriber.id)
+        for n in 2...5 { publisher.publish("t", "msg-\(n)") }
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-1"])
+        // The drain forgets msg-1's 14 bytes: three more fit before the window is full again.
+        harness.drain(subscriber.id)
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-2", "msg-3", "msg-4"])
+        XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
+        harness.drain(subscriber.id)
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-5"])
+    }
+
     func test_dropPolicyDropsNewDeliveriesToACongestedSubscriberAndLogsTheEpisode() {
         let harness = Harness(configuration(policy: .drop, queued: 2))
         let subscriber = harness.connect("s")
