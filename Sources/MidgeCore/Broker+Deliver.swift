@@ -243,18 +243,22 @@ extension Broker {
         }
     }
 
-    /// Counts a delivery handed to the driver against the output window; the one that fills it blocks the
-    /// session's output until the driver confirms it drained (`ReadingChange.confirmOutput`). A session already
-    /// blocked for congestion needs no confirmation: the driver reports the drain anyway.
+    /// Counts a delivery handed to the driver against the output window. Confirmation is asked for at half the
+    /// window, so a driver that keeps up answers before the window is full and the stream never waits; a full
+    /// window blocks the session's output (deliveries queue) until the answer comes.
     @inline(__always)
     func countOutput(_ message: Message, to connection: ConnectionID, of session: Session) {
-        let window = configuration.outputWindowBytes
-        guard window > 0 else { return }
-        let before = Int(session.unconfirmedOutputBytes)
-        let after = before + message.payload.count + message.topic.bytes.count + 8
-        session.unconfirmedOutputBytes = UInt32(clamping: after)
-        guard before < window, after >= window, !session.outputBlocked else { return }
-        session.outputBlocked = true
+        guard configuration.outputWindowBytes > 0 else { return }
+        let flows = session.activeFlows
+        flows.unconfirmedOutputBytes += message.payload.count + message.topic.bytes.count + 8
+        askConfirmationIfDue(flows, connection)
+        if flows.unconfirmedOutputBytes >= configuration.outputWindowBytes { session.outputBlocks.insert(.windowFull) }
+    }
+
+    func askConfirmationIfDue(_ flows: SessionFlows, _ connection: ConnectionID) {
+        guard flows.confirmingOutputBytes == 0, flows.unconfirmedOutputBytes * 2 >= configuration.outputWindowBytes
+        else { return }
+        flows.confirmingOutputBytes = flows.unconfirmedOutputBytes
         readingChanges.append(.confirmOutput(connection))
     }
 

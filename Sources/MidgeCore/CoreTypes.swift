@@ -153,9 +153,9 @@ public enum ReadingChange: Sendable, Equatable {
     case pause(ConnectionID)
     /// Take the connection's held packets, in order, and read its socket again.
     case resume(ConnectionID)
-    /// The core has handed the connection `BrokerConfiguration.outputWindowBytes` of deliveries and sends no
-    /// more until the driver calls `Broker.outputDrained` for it: at once if its unsent output is at the
-    /// low-water mark, otherwise once it gets there. With either queue-full policy.
+    /// The core has handed the connection half its `BrokerConfiguration.outputWindowBytes` of deliveries: call
+    /// `Broker.outputConfirmed` once every delivery before this change is taken into the connection's output
+    /// (whether or not that output is congested). With either queue-full policy.
     case confirmOutput(ConnectionID)
 
     public var connection: ConnectionID {

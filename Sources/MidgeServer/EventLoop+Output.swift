@@ -43,9 +43,8 @@ extension EventLoop {
             release(connection)
         case .confirmOutput(let id):
             guard let connection = connections[id] else { return }
-            // Treated as congestion the core already knows of: `noteOutputLevel` reports the drain, this turn if
-            // the output is written out.
-            connection.outputCongested = true
+            // Answered by `noteOutputLevel` at the end of this turn, once the deliveries before it are encoded.
+            connection.confirmationAsked = true
             markDirty(connection)
         }
     }
@@ -132,6 +131,10 @@ extension EventLoop {
     func noteOutputLevel(_ connection: Connection) {
         guard connection.reachedCore, connection.state == .connected else { return }
         let unsent = connection.unsentCount
+        if connection.confirmationAsked {
+            connection.confirmationAsked = false
+            report(.outputConfirmed(connection.id))
+        }
         if !connection.outputCongested {
             if unsent >= settings.congestionHighWater {
                 connection.outputCongested = true
