@@ -71,9 +71,10 @@ public struct ServerSettings: Sendable {
             loopCount: 128, sysInterval: configuration.sysInterval, startedAt: Syscall.monotonicNanoseconds())
     }
 
-    /// See `BrokerConfiguration.outputWindowBytes`: 4 MiB is ~40,000 small deliveries (a slow turn of the
-    /// subscriber's loop at full fan-in rate) or 256 of 16 KiB, well above the congestion high-water mark.
-    static let outputWindowBytes = 4 * 1024 * 1024
+    /// See `BrokerConfiguration.outputWindowBytes`. One turn of the core can route a whole `coreBacklogHighWater`
+    /// of input to every subscriber at once: half the window must hold that burst, or a subscriber that keeps up
+    /// would still wait (and drop, with `queue_full_policy drop`) for the answer. 4 MiB did, in the fan-out bench.
+    static let outputWindowBytes = 16 * 1024 * 1024
 
     public static var onlineCores: Int { min(128, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
@@ -106,6 +107,8 @@ final class ServerState: Sendable {
     let listenerOfGroup: [ListenerRuntime]
     /// Where CONNECTs are authenticated, off the core's thread.
     let authGate: AuthGate
+    /// The broker core, run by whichever loop holds its lock.
+    let core = SharedCore()
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
