@@ -108,6 +108,7 @@ extension Broker {
                 sendDelivery(
                     .publish(Delivery(message: message, qos: qos, retain: retain, dup: false, packetID: nil)),
                     qos: .atMostOnce, to: connection, of: session, into: &actions)
+                countOutput(message, to: connection, of: session)
                 counters.messagesSent += 1
                 return
             }
@@ -119,6 +120,7 @@ extension Broker {
                 }
                 // First send: DUP=0 [MQTT-4.3.2-1].
                 sendDelivery(entry.packet(dup: false), qos: entry.qos, to: connection, of: session, into: &actions)
+                countOutput(message, to: connection, of: session)
                 counters.messagesSent += 1
                 return
             }
@@ -211,7 +213,7 @@ extension Broker {
     func pump(_ session: Session, into actions: inout [Action]) {
         guard let connection = session.connection, !session.outputBlocked, let flows = session.flows else { return }
         let limit = inflightLimit
-        while let next = flows.queue.first {
+        while !session.outputBlocked, let next = flows.queue.first {
             if next.qos == .atMostOnce {
                 _ = flows.queue.popFirst()
                 sendDelivery(
@@ -219,6 +221,7 @@ extension Broker {
                         Delivery(message: next.message, qos: next.qos, retain: next.retain, dup: false, packetID: nil)),
                     qos: .atMostOnce, to: connection, of: session, into: &actions)
                 counters.messagesSent += 1
+                countOutput(next.message, to: connection, of: session)
                 continue
             }
             guard flows.inflight.count < limit, let id = flows.inflight.allocateID() else { break }
@@ -232,11 +235,31 @@ extension Broker {
             // First send: DUP=0 [MQTT-4.3.2-1].
             sendDelivery(entry.packet(dup: false), qos: entry.qos, to: connection, of: session, into: &actions)
             counters.messagesSent += 1
+            countOutput(next.message, to: connection, of: session)
         }
         if flows.isDropping && !isFull(flows.queue, adding: 0) { endDropEpisode(of: session, flows) }
         if !flows.heldPublishers.isEmpty && hasDrainedEnough(flows.queue) {
             releasePublishers(heldBy: session)
         }
+    }
+
+    /// Counts a delivery handed to the driver against the output window. Confirmation is asked for at half the
+    /// window, so a driver that keeps up answers before the window is full and the stream never waits; a full
+    /// window blocks the session's output (deliveries queue) until the answer comes.
+    @inline(__always)
+    func countOutput(_ message: Message, to connection: ConnectionID, of session: Session) {
+        guard configuration.outputWindowBytes > 0 else { return }
+        let flows = session.activeFlows
+        flows.unconfirmedOutputBytes += message.payload.count + message.topic.bytes.count + 8
+        askConfirmationIfDue(flows, connection)
+        if flows.unconfirmedOutputBytes >= configuration.outputWindowBytes { session.outputBlocks.insert(.windowFull) }
+    }
+
+    func askConfirmationIfDue(_ flows: SessionFlows, _ connection: ConnectionID) {
+        guard flows.confirmingOutputBytes == 0, flows.unconfirmedOutputBytes * 2 >= configuration.outputWindowBytes
+        else { return }
+        flows.confirmingOutputBytes = flows.unconfirmedOutputBytes
+        readingChanges.append(.confirmOutput(connection))
     }
 
     /// After a CONNACK resuming a session: unacknowledged PUBLISHes again with DUP=1 and their ids, PUBRELs
@@ -249,6 +272,7 @@ extension Broker {
                 sendAcknowledgement(.pubrel(entry.packetID), to: connection, into: &actions)
             } else {
                 sendDelivery(entry.packet(dup: true), qos: entry.qos, to: connection, of: session, into: &actions)
+                countOutput(entry.message, to: connection, of: session)
                 counters.messagesSent += 1
             }
         }

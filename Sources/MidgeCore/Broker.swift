@@ -92,14 +92,30 @@ public final class Broker {
     /// up in the driver. QoS 0 included, so a subscriber that stops reading costs at most its queue limits.
     public func outputCongested(_ connection: ConnectionID) {
         guard let client = connections[connection] else { return }
-        client.session.outputBlocked = true
+        client.session.outputBlocks.insert(.congested)
     }
 
-    /// The connection's unsent output fell back below the driver's low-water mark: queued deliveries go out again.
+    /// The connection's unsent output fell back below the driver's low-water mark: queued deliveries go out
+    /// again (unless the output window is full).
     public func outputDrained(_ connection: ConnectionID, now: MonotonicTime, into actions: inout [Action]) {
         currentTime = now
-        guard let client = connections[connection], client.session.outputBlocked else { return }
-        client.session.outputBlocked = false
+        guard let client = connections[connection], client.session.outputBlocks.contains(.congested) else { return }
+        client.session.outputBlocks.remove(.congested)
+        pump(client.session, into: &actions)
+    }
+
+    /// The driver's answer to `ReadingChange.confirmOutput`: every delivery handed over before it has been taken
+    /// into the connection's output, so that much of the output window is free again.
+    public func outputConfirmed(_ connection: ConnectionID, now: MonotonicTime, into actions: inout [Action]) {
+        currentTime = now
+        guard let client = connections[connection], let flows = client.session.flows else { return }
+        flows.unconfirmedOutputBytes -= min(flows.confirmingOutputBytes, flows.unconfirmedOutputBytes)
+        flows.confirmingOutputBytes = 0
+        askConfirmationIfDue(flows, connection)
+        guard flows.unconfirmedOutputBytes < configuration.outputWindowBytes,
+            client.session.outputBlocks.contains(.windowFull)
+        else { return }
+        client.session.outputBlocks.remove(.windowFull)
         pump(client.session, into: &actions)
     }
 
@@ -208,7 +224,7 @@ extension Broker {
         let session = client.session
         if session.connection == client.id {
             session.connection = nil
-            session.outputBlocked = false
+            session.outputBlocks = []
             // The queue-full policy protects live subscribers; offline ones drop at their limits.
             releasePublishers(heldBy: session)
             if !session.cleanSession {

@@ -29,6 +29,11 @@ public struct BrokerConfiguration: Sendable {
     /// Persistent sessions whose client has been away this many seconds are removed; 0 keeps them for ever
     /// [persistent_client_expiration].
     public var persistentClientExpiration: Int64 = 0
+    /// Delivery bytes (payload, topic and a few header bytes) the core hands one connection's driver before it
+    /// waits for the driver to confirm the output drained (`ReadingChange.confirmOutput`); 0 never waits.
+    /// Deliveries the driver has not written yet sit in its mailbox and output buffer, outside every queue
+    /// limit: this bounds them even when the driver's thread is not scheduled for a while.
+    public var outputWindowBytes: Int = 0
 
     public init() {}
 }

@@ -153,10 +153,14 @@ public enum ReadingChange: Sendable, Equatable {
     case pause(ConnectionID)
     /// Take the connection's held packets, in order, and read its socket again.
     case resume(ConnectionID)
+    /// The core has handed the connection half its `BrokerConfiguration.outputWindowBytes` of deliveries: call
+    /// `Broker.outputConfirmed` once every delivery before this change is taken into the connection's output
+    /// (whether or not that output is congested). With either queue-full policy.
+    case confirmOutput(ConnectionID)
 
     public var connection: ConnectionID {
         switch self {
-        case .pause(let id), .resume(let id): id
+        case .pause(let id), .resume(let id), .confirmOutput(let id): id
         }
     }
 }

@@ -24,9 +24,11 @@ final class Session {
     @exclusivity(unchecked) var routeQoS: QoS = .atMostOnce
     /// Clean-session sessions end with their connection [MQTT-3.1.2-6]; the others persist [MQTT-3.1.2-4].
     let cleanSession: Bool
-    /// The driver reported the connection's unsent output over its high-water mark: every delivery waits in the
-    /// queue (where the limits and the queue-full policy apply) until it reports the output drained.
-    @exclusivity(unchecked) var outputBlocked = false
+    /// Why every delivery waits in the queue (where the limits and the queue-full policy apply) instead of going
+    /// to the driver.
+    @exclusivity(unchecked) var outputBlocks: OutputBlocks = []
+
+    var outputBlocked: Bool { !outputBlocks.isEmpty }
 
     init(clientID: String, serial: UInt64, cleanSession: Bool) {
         self.clientID = clientID
@@ -52,6 +54,14 @@ final class Session {
     var inflightCount: Int { flows?.inflight.count ?? 0 }
 }
 
+struct OutputBlocks: OptionSet {
+    let rawValue: UInt8
+    /// The driver reported the connection's unsent output over its high-water mark, and not yet drained.
+    static let congested = OutputBlocks(rawValue: 1)
+    /// `BrokerConfiguration.outputWindowBytes` handed over and not yet confirmed by the driver.
+    static let windowFull = OutputBlocks(rawValue: 2)
+}
+
 /// A session's messages in motion: outbound QoS 1/2 flows, the queue, inbound QoS 2 ids, held publishers.
 final class SessionFlows {
     /// Outbound QoS 1/2 deliveries holding a packet id.
@@ -69,6 +79,12 @@ final class SessionFlows {
     var isDropping = false
     /// Deliveries dropped in the current episode, logged when the queue has room again.
     var droppedInEpisode: UInt32 = 0
+    /// Delivery bytes handed to the driver that it has not confirmed as taken into the connection's output
+    /// (see `BrokerConfiguration.outputWindowBytes`).
+    @exclusivity(unchecked) var unconfirmedOutputBytes = 0
+    /// The part of `unconfirmedOutputBytes` the outstanding `ReadingChange.confirmOutput` covers; 0 when none
+    /// is outstanding.
+    @exclusivity(unchecked) var confirmingOutputBytes = 0
 }
 
 /// A client id as the session table's key: compared and hashed by its UTF-8 bytes. Swift's `String ==` uses

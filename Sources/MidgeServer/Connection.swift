@@ -55,6 +55,9 @@ final class Connection {
     /// Over `max_client_message_rate` or `max_client_byte_rate` this second: EPOLLIN is out of the registration
     /// until the next second. (After `hasTransport`, in the same padding.)
     @exclusivity(unchecked) var rateLimited = false
+    /// The core asked to hear when this turn's deliveries are encoded (`ReadingChange.confirmOutput`). (Same
+    /// padding.)
+    @exclusivity(unchecked) var confirmationAsked = false
 
     init(id: ConnectionID, fd: Int32, info: ConnectionInfo, hasTransport: Bool = false) {
         self.id = id

@@ -1,5 +1,6 @@
-// The hand-off between the loops and the core on loop 0: events in batches towards it, actions in batches back,
-// one mailbox swap per loop per turn; inbound flow control while the core is behind.
+// The hand-off between the loops and the core: a loop runs its events through the core itself when the core is
+// free, and otherwise hands them to loop 0 in batches; actions go out in batches, one mailbox swap per loop per
+// turn; inbound flow control while the core is behind.
 import MQTTCodec
 import MidgeCore
 
@@ -8,9 +9,10 @@ extension EventLoop {
     /// string is not copied (retained and released) with every PUBLISH.
     static let laterPacketInfo = ConnectionInfo(remoteAddress: "", listenerPort: 0)
 
-    /// On loop 0 the core is called at once; elsewhere the event joins this turn's batch for loop 0.
+    /// While this loop runs the core it is called at once; otherwise the event joins this turn's batch, run at
+    /// the end of the turn (see `runCoreIfFree`) or handed to loop 0.
     func report(_ event: CoreEvent) {
-        if broker != nil {
+        if runningCore {
             coreReceive(event)
         } else {
             eventsForCoreWeight += event.backlogWeight
@@ -21,7 +23,7 @@ extension EventLoop {
     /// Loop 0: one event into the core, its actions out to their connections' loops.
     func coreReceive(_ event: CoreEvent) {
         guard let broker else { return }
-        let time = MonotonicTime(nanoseconds: now)
+        let time = coreTime()
         switch event {
         case .connect(let id, let packet, let info):
             broker.handle(packet, from: id, info: info, now: time, into: &coreActions)
@@ -33,6 +35,8 @@ extension EventLoop {
             broker.outputCongested(id)
         case .outputDrained(let id):
             broker.outputDrained(id, now: time, into: &coreActions)
+        case .outputConfirmed(let id):
+            broker.outputConfirmed(id, now: time, into: &coreActions)
         }
         routeCoreActions()
     }
@@ -41,10 +45,16 @@ extension EventLoop {
         guard let broker, !stopping else { return }
         let deadlineDue = broker.nextDeadline.map { $0.nanoseconds <= now } ?? false
         guard deadlineDue || now >= nextTick else { return }
-        broker.tick(now: MonotonicTime(nanoseconds: now), into: &coreActions)
+        broker.tick(now: coreTime(), into: &coreActions)
         routeCoreActions()
         nextTick = now + Self.tickInterval
         publishSystemTopics()
+    }
+
+    /// This loop's time for the core, never earlier than what another loop gave it last.
+    func coreTime() -> MonotonicTime {
+        if now > sharedCore.latestNow { sharedCore.latestNow = now }
+        return MonotonicTime(nanoseconds: sharedCore.latestNow)
     }
 
     /// Loop 0's own connections get their actions at once; the rest are batched per loop, in core order,
@@ -85,53 +95,108 @@ extension EventLoop {
 
     func processMailbox() {
         handle.take(into: &spare)
-        if broker != nil {
-            spare.events.drain { coreReceive($0) }
+        // Actions first: they come from earlier runs of the core than anything this turn produces.
+        spare.actions.drain { apply($0) }
+        for change in spare.readingChanges { apply(change) }
+        if spare.resumeReads { resumeReads() }
+        if index == 0 {
+            runHandedOverEvents(&spare.events, weight: spare.eventsWeight)
             releaseDurableBatches()
             stoppedLoops += spare.stoppedLoops
-            let backlog = server.coreBacklog.subtract(spare.eventsWeight, ordering: .sequentiallyConsistent).newValue
-            if backlog <= settings.coreBacklogLowWater {
-                for other in server.handles.dropFirst()
-                where other.awaitsCoreDrain.load(ordering: .sequentiallyConsistent) {
-                    if other.awaitsCoreDrain.exchange(false, ordering: .sequentiallyConsistent) {
-                        other.post { $0.resumeReads = true }
-                    }
-                }
-            }
-        } else {
-            spare.actions.drain { apply($0) }
-            for change in spare.readingChanges { apply(change) }
-            if spare.resumeReads { resumeReads() }
         }
         let stopRequested = spare.stopRequested
         spare.clear()
         if stopRequested && !stopping { beginShutdown() }
     }
 
+    /// Runs events other loops handed to loop 0, in order, and lowers the backlog they counted for; loops that
+    /// stopped reading because of it read again once it is low.
+    func runHandedOverEvents(_ events: inout BatchQueue<CoreEvent>, weight: Int) {
+        events.drain { coreReceive($0) }
+        guard weight > 0 else { return }
+        let backlog = server.coreBacklog.subtract(weight, ordering: .sequentiallyConsistent).newValue
+        if backlog <= settings.coreBacklogLowWater {
+            for other in server.handles.dropFirst() where other.awaitsCoreDrain.load(ordering: .sequentiallyConsistent) {
+                if other.awaitsCoreDrain.exchange(false, ordering: .sequentiallyConsistent) {
+                    other.post { $0.resumeReads = true }
+                }
+            }
+        }
+    }
+
+    /// A turn with more events than this hands them to loop 0 even when the core is free: a busy broker keeps
+    /// the core's work on loop 0 and the reading and writing on the others, in parallel, rather than every loop
+    /// taking turns at the core while loop 0 waits for it.
+    static let inlineCoreRunLimit = 16
+
+    /// Loops 1…, at the end of a turn with a few events for the core: runs them here if no other loop holds the
+    /// core, which saves the thread wake-ups of a hand-off to loop 0 and back. Returns false when the core is busy
+    /// (or not created yet); the events then go to loop 0.
+    func runCoreIfFree() -> Bool {
+        let ran = sharedCore.lock.withLockIfAvailable { _ -> Bool in
+            guard sharedCore.broker != nil else { return false }
+            runningCore = true
+            defer { runningCore = false }
+            // Older actions for this loop's connections, and events handed to loop 0 earlier (this loop's among
+            // them), go before this turn's: the core's order is every connection's order [MQTT-4.6.0-6].
+            processMailbox()
+            let weight = server.handles[0].takeEvents(into: &handedOver)
+            runHandedOverEvents(&handedOver, weight: weight)
+            eventsForCore.reverse()
+            while let event = eventsForCore.popLast() { coreReceive(event) }
+            eventsForCoreWeight = 0
+            endCoreRun()
+            postCoreActions()
+            return true
+        }
+        return ran ?? false
+    }
+
+    /// Under the core's lock, after a run: the drop count, the run's records to the store, and the actions for
+    /// other loops' connections to their mailboxes (in core order, since no other run can come between).
+    func endCoreRun() {
+        guard let broker else { return }
+        if broker.messagesDropped != sharedCore.publishedDropCount {
+            // Before this run's writes: a client that sees an acknowledgement sent after a drop sees its count.
+            sharedCore.publishedDropCount = broker.messagesDropped
+            server.droppedMessages.store(Int(truncatingIfNeeded: sharedCore.publishedDropCount), ordering: .releasing)
+        }
+        if let persistence = server.persistence { persistence.endOfTurn(broker, owner: server.handles[0]) }
+    }
+
+    func postCoreActions() {
+        for target in actionsForLoops.indices where target != index {
+            guard !actionsForLoops[target].isEmpty || !readingChangesForLoops[target].isEmpty else { continue }
+            server.handles[target].post(
+                actions: &actionsForLoops[target], readingChanges: &readingChangesForLoops[target])
+        }
+    }
+
     /// Writes, then hands this turn's batches to the other loops.
     func endTurn() {
-        if let broker, broker.messagesDropped != publishedDropCount {
-            // Before this turn's writes: a client that sees an acknowledgement sent after a drop sees its count.
-            publishedDropCount = broker.messagesDropped
-            server.droppedMessages.store(Int(truncatingIfNeeded: publishedDropCount), ordering: .releasing)
-        }
-        if let broker, let persistence = server.persistence { persistence.endOfTurn(broker, owner: handle) }
-        flushDirtyConnections()
         if index == 0 {
-            for target in 1..<max(1, actionsForLoops.count)
-            where !actionsForLoops[target].isEmpty || !readingChangesForLoops[target].isEmpty {
-                server.handles[target].post(
-                    actions: &actionsForLoops[target], readingChanges: &readingChangesForLoops[target])
+            endCoreRun()
+            flushDirtyConnections()
+            postCoreActions()
+            if let broker {
+                coreWakeAt = min(nextTick, broker.nextDeadline?.nanoseconds ?? Int64.max)
             }
             if stopping && stoppedLoops == server.handles.count - 1 { finished = true }
-        } else if !eventsForCore.isEmpty || stopping {
-            server.coreBacklog.add(eventsForCoreWeight, ordering: .sequentiallyConsistent)
-            server.handles[0].post(events: &eventsForCore, weight: eventsForCoreWeight, loopStopped: stopping)
-            eventsForCoreWeight = 0
-            if stopping { finished = true }
+        } else {
+            flushDirtyConnections()
+            // The run's actions for this loop's own connections are written at once.
+            if !eventsForCore.isEmpty && eventsForCore.count <= Self.inlineCoreRunLimit && !stopping && runCoreIfFree() {
+                flushDirtyConnections()
+            }
+            if !eventsForCore.isEmpty || stopping {
+                server.coreBacklog.add(eventsForCoreWeight, ordering: .sequentiallyConsistent)
+                server.handles[0].post(events: &eventsForCore, weight: eventsForCoreWeight, loopStopped: stopping)
+                eventsForCoreWeight = 0
+                if stopping { finished = true }
+            }
         }
-        // Dekker-style with loop 0's check in `processMailbox`: the flag is set before the backlog is read here,
-        // the backlog is lowered before the flag is read there, so one of the two always sees the drain.
+        // Dekker-style with `runHandedOverEvents`: the flag is set before the backlog is read here, the backlog
+        // is lowered before the flag is read there, so one of the two always sees the drain.
         if !pausedConnections.isEmpty,
             server.coreBacklog.load(ordering: .sequentiallyConsistent) <= settings.coreBacklogLowWater
         {

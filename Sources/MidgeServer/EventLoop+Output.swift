@@ -41,6 +41,11 @@ extension EventLoop {
         case .resume(let id):
             guard let connection = connections[id] else { return }
             release(connection)
+        case .confirmOutput(let id):
+            guard let connection = connections[id] else { return }
+            // Answered by `noteOutputLevel` at the end of this turn, once the deliveries before it are encoded.
+            connection.confirmationAsked = true
+            markDirty(connection)
         }
     }
 
@@ -126,6 +131,10 @@ extension EventLoop {
     func noteOutputLevel(_ connection: Connection) {
         guard connection.reachedCore, connection.state == .connected else { return }
         let unsent = connection.unsentCount
+        if connection.confirmationAsked {
+            connection.confirmationAsked = false
+            report(.outputConfirmed(connection.id))
+        }
         if !connection.outputCongested {
             if unsent >= settings.congestionHighWater {
                 connection.outputCongested = true

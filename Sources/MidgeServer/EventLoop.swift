@@ -5,7 +5,8 @@ import Glibc
 import MQTTCodec
 import MidgeCore
 
-/// Thread-confined: created on its loop's thread and never shared. Loop 0 also owns the `Broker`.
+/// Thread-confined: created on its loop's thread and never shared. Loop 0 creates the `Broker` and runs it every
+/// turn; the others run it while they hold it (see `SharedCore`).
 final class EventLoop {
     /// Bytes read per `read` call; one buffer per loop, packets are decoded straight out of it.
     static let readBufferSize = 64 * 1024
@@ -61,20 +62,29 @@ final class EventLoop {
     var stopping = false
     var finished = false
 
-    // Loop 0 only: the core and the actions it produced for the other loops, one batch per loop per turn.
-    let broker: Broker?
+    // While this loop runs the core: the actions it produced for the other loops, one batch per loop per run.
+    let sharedCore: SharedCore
+    /// This loop holds `sharedCore.lock`: for all of loop 0's turns, and for the other loops' runs of the core.
+    var runningCore = false
+    /// The core, while this loop runs it; nil otherwise.
+    var broker: Broker? { runningCore ? sharedCore.broker : nil }
     @exclusivity(unchecked) var coreActions: [Action] = []
     @exclusivity(unchecked) var actionsForLoops: [[Action]]
     @exclusivity(unchecked) var readingChangesForLoops: [[ReadingChange]]
     @exclusivity(unchecked) var readingScratch: [ReadingChange] = []
+    // Loop 0 only.
     var stoppedLoops = 0
     var nextTick: Int64 = 0
-    var publishedDropCount: UInt64 = 0
+    /// When the core next needs `tick`, read at the end of loop 0's last turn (the core can only be read under
+    /// its lock); `tickInterval` bounds how late a deadline another loop's run brought forward is seen.
+    var coreWakeAt: Int64 = 0
 
     // Loops 1…: events for the core, handed to loop 0 once per turn, and the connections not being read
     // because the core is behind.
     @exclusivity(unchecked) var eventsForCore: [CoreEvent] = []
     @exclusivity(unchecked) var eventsForCoreWeight = 0
+    /// Events other loops handed to loop 0, taken by this loop to run before its own (see `runCoreIfFree`).
+    @exclusivity(unchecked) var handedOver = BatchQueue<CoreEvent>()
     @exclusivity(unchecked) var pausedConnections: [Connection] = []
 
     init(server: ServerState, index: Int) {
@@ -90,16 +100,19 @@ final class EventLoop {
         self.limits = LoopLimits(
             settings: server.settings, listeners: server.listenerOfGroup, now: Syscall.monotonicNanoseconds())
         self.readingChangesForLoops = Array(repeating: [], count: server.handles.count)
+        self.sharedCore = server.core
         if index == 0 {
             let logger = server.logger
             let settings = server.settings
-            broker = Broker(
+            let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
                 accessControl: settings.accessControl, log: { level, message in logger.log(level, message) })
-        } else {
-            broker = nil
+            // Under the lock: the other loops hand their events over until the core is restored.
+            sharedCore.lock.withLock { _ in
+                server.persistence?.restore(into: broker, now: now)
+                sharedCore.broker = broker
+            }
         }
-        if let broker { server.persistence?.restore(into: broker, now: now) }
     }
 
     deinit {
@@ -112,36 +125,49 @@ final class EventLoop {
         let events = UnsafeMutableBufferPointer<epoll_event>.allocate(capacity: Self.eventBatch)
         defer { events.deallocate() }
         nextTick = now + Self.tickInterval
+        coreWakeAt = nextTick
         while !finished {
             let count = Syscall.epollWait(handle.epollFD, into: events, timeoutMilliseconds: timeout())
             now = Syscall.monotonicNanoseconds()
-            var woken = false
-            for event in events.prefix(count) {
-                let token = event.data.u64
-                if token == Self.wakeToken {
-                    Syscall.drainEventFD(handle.wakeFD)
-                    woken = true
-                } else if token & Self.listenerTokenBit != 0 {
-                    acceptConnections(listener: Int(token & 0xFFFF))
-                } else if let connection = connections[ConnectionID(rawValue: token)] {
-                    handleIO(connection, events: event.events)
+            if index == 0 {
+                sharedCore.lock.withLock { _ in
+                    runningCore = true
+                    turn(events.prefix(count))
+                    runningCore = false
                 }
+            } else {
+                turn(events.prefix(count))
             }
-            // After the eventfd read: anything posted from now on finds an empty mailbox and wakes us again.
-            if woken {
-                processMailbox()
-                takeAuthVerdicts()
-            }
-            handReleasedInput()
-            handTransportFollowUps()
-            expireConnectDeadlines()
-            tickTransportsIfDue()
-            if now >= limits.windowEnd { startRateWindow() }
-            resumeAcceptingIfDue()
-            if broker != nil { tickIfDue() }
-            endTurn()
         }
         for connection in connections.all { close(connection) }
+    }
+
+    private func turn(_ events: UnsafeMutableBufferPointer<epoll_event>.SubSequence) {
+        let woken = events.contains { $0.data.u64 == Self.wakeToken }
+        // The eventfd before the mailbox: anything posted from now on finds an empty mailbox and wakes us again.
+        if woken { Syscall.drainEventFD(handle.wakeFD) }
+        // Loop 0 looks every turn: another loop may have run the core meanwhile and left actions for this loop's
+        // connections, which must go out before anything the core says to them this turn.
+        if woken || runningCore { processMailbox() }
+        if woken { takeAuthVerdicts() }
+        for event in events {
+            let token = event.data.u64
+            if token == Self.wakeToken {
+                continue
+            } else if token & Self.listenerTokenBit != 0 {
+                acceptConnections(listener: Int(token & 0xFFFF))
+            } else if let connection = connections[ConnectionID(rawValue: token)] {
+                handleIO(connection, events: event.events)
+            }
+        }
+        handReleasedInput()
+        handTransportFollowUps()
+        expireConnectDeadlines()
+        tickTransportsIfDue()
+        if now >= limits.windowEnd { startRateWindow() }
+        resumeAcceptingIfDue()
+        if broker != nil { tickIfDue() }
+        endTurn()
     }
 
     /// Milliseconds until the earliest timer of this loop, rounded up so a deadline is never woken early
@@ -154,10 +180,7 @@ final class EventLoop {
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }
         if !transports.slots.isEmpty { wakeAt = min(wakeAt, transports.nextTick) }
         if limits.holdsAnything { wakeAt = min(wakeAt, limits.windowEnd) }
-        if let broker, !stopping {
-            wakeAt = min(wakeAt, nextTick)
-            if let deadline = broker.nextDeadline { wakeAt = min(wakeAt, deadline.nanoseconds) }
-        }
+        if index == 0 && !stopping { wakeAt = min(wakeAt, coreWakeAt) }
         if wakeAt == Int64.max { return -1 }
         let milliseconds = (wakeAt - now + 999_999) / 1_000_000
         return Int32(clamping: max(0, milliseconds))

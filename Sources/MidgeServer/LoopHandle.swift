@@ -14,6 +14,8 @@ enum CoreEvent: Sendable {
     case outputCongested(ConnectionID)
     /// ... and fell back to the low-water mark.
     case outputDrained(ConnectionID)
+    /// The answer to `ReadingChange.confirmOutput`.
+    case outputConfirmed(ConnectionID)
 
     /// Roughly the memory the event holds while it waits for the core: payload and topic plus a fixed part.
     var backlogWeight: Int {
@@ -130,6 +132,16 @@ final class LoopHandle: Sendable {
             if !readingChanges.isEmpty { box.readingChanges.append(contentsOf: readingChanges) }
         }
         readingChanges.removeAll(keepingCapacity: true)
+    }
+
+    /// Takes only the events for the core (with their summed weight), for a loop about to run the core itself;
+    /// `queue` must be empty. What else is in the mailbox stays, with its wake-up.
+    func takeEvents(into queue: inout BatchQueue<CoreEvent>) -> Int {
+        mailbox.withLock { box in
+            swap(&box.events, &queue)
+            defer { box.eventsWeight = 0 }
+            return box.eventsWeight
+        }
     }
 
     /// Swaps the whole mailbox with `spare` (which must be empty). Call after draining the eventfd, so a

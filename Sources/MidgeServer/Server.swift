@@ -63,12 +63,18 @@ public struct ServerSettings: Sendable {
         maxClientByteRate = configuration.maxClientByteRate
         maxRemainingLength = configuration.maxRemainingLength
         broker = configuration.broker
+        if broker.outputWindowBytes == 0 { broker.outputWindowBytes = ServerSettings.outputWindowBytes }
         self.authenticator = authenticator
         self.accessControl = accessControl
         persistence = PersistenceSettings(configuration: configuration)
         metrics = ServerMetrics(
             loopCount: 128, sysInterval: configuration.sysInterval, startedAt: Syscall.monotonicNanoseconds())
     }
+
+    /// See `BrokerConfiguration.outputWindowBytes`. One turn of the core can route a whole `coreBacklogHighWater`
+    /// of input to every subscriber at once: half the window must hold that burst, or a subscriber that keeps up
+    /// would still wait (and drop, with `queue_full_policy drop`) for the answer. 4 MiB did, in the fan-out bench.
+    static let outputWindowBytes = 16 * 1024 * 1024
 
     public static var onlineCores: Int { min(128, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
@@ -101,6 +107,8 @@ final class ServerState: Sendable {
     let listenerOfGroup: [ListenerRuntime]
     /// Where CONNECTs are authenticated, off the core's thread.
     let authGate: AuthGate
+    /// The broker core, run by whichever loop holds its lock.
+    let core = SharedCore()
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,

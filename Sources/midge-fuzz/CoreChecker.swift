@@ -259,6 +259,7 @@ final class CoreChecker {
 
     /// Holds come only with `queue_full_policy block`, for open connections, and every resume ends a pause.
     private func checkReadingChange(_ change: ReadingChange) {
+        if case .confirmOutput = change { return }  // window 0 here: never asked for (see CoreTarget)
         guard configuration.queueFullPolicy == .block else {
             fail("\(change) with queue_full_policy drop")
             return
@@ -275,6 +276,8 @@ final class CoreChecker {
         case .resume:
             if !model.held { fail("\(change) of a connection not held") }
             model.held = false
+        case .confirmOutput:
+            break
         }
         models[change.connection] = model
     }

@@ -410,6 +410,8 @@ final class CoreHarness {
                 case .resume:
                     slots[index].held = false
                     released.append(index)
+                case .confirmOutput:
+                    break  // answered by the input's own drained events
                 }
             }
         }

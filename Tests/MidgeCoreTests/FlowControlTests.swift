@@ -30,6 +30,64 @@ final class FlowControlTests: XCTestCase {
         XCTAssertEqual(payloads(subscriber.take()), ["after"])
     }
 
+    func test_outputWindowAsksForConfirmationAtHalfAndWaitsWhenFull() {
+        // Each delivery of "t" with a 5-byte payload counts 1 + 5 + 8 = 14 bytes against a 40-byte window: the
+        // second passes half of it (a confirmation is asked for), the third fills it.
+        var settings = configuration(policy: .drop, queued: 10)
+        settings.outputWindowBytes = 40
+        let harness = Harness(settings)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .atMostOnce)])
+        let publisher = harness.connect("p")
+        for n in 1...5 { publisher.publish("t", "msg-\(n)") }
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-1", "msg-2", "msg-3"])
+        XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
+        // The answer covers the first two: 14 bytes stay unconfirmed, and the queue moves on in order.
+        harness.confirm(subscriber.id)
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-4", "msg-5"])
+        XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
+        harness.confirm(subscriber.id)
+        publisher.publish("t", "msg-6")
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-6"])
+        XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
+        XCTAssertEqual(harness.broker.statistics.messagesDropped, 0)
+    }
+
+    func test_aDriverThatAnswersInTimeNeverStallsTheStream() {
+        var settings = configuration(policy: .drop, queued: 10)
+        settings.outputWindowBytes = 40
+        let harness = Harness(settings)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .atMostOnce)])
+        let publisher = harness.connect("p")
+        for n in 1...20 {
+            publisher.publish("t", "msg-\(n % 10)")
+            for change in harness.takeReadingChanges() { harness.confirm(change.connection) }
+        }
+        XCTAssertEqual(subscriber.take().count, 20)
+        XCTAssertEqual(harness.broker.statistics.messagesDropped, 0)
+    }
+
+    func test_congestionAndAFullWindowBlockTheOutputEachOnItsOwn() {
+        var settings = configuration(policy: .block, queued: 10)
+        settings.outputWindowBytes = 40
+        let harness = Harness(settings)
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("t", .atMostOnce)])
+        let publisher = harness.connect("p")
+        publisher.publish("t", "msg-1")
+        harness.congest(subscriber.id)
+        for n in 2...5 { publisher.publish("t", "msg-\(n)") }
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-1"])
+        harness.drain(subscriber.id)
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-2", "msg-3"], "14 + 14 + 14 bytes fill the window")
+        XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
+        harness.drain(subscriber.id)
+        XCTAssertEqual(subscriber.take(), [], "a drain does not free the window")
+        harness.confirm(subscriber.id)
+        XCTAssertEqual(payloads(subscriber.take()), ["msg-4", "msg-5"])
+    }
+
     func test_dropPolicyDropsNewDeliveriesToACongestedSubscriberAndLogsTheEpisode() {
         let harness = Harness(configuration(policy: .drop, queued: 2))
         let subscriber = harness.connect("s")

@@ -74,6 +74,13 @@ final class Harness {
         record(produced)
     }
 
+    /// ... or answered `ReadingChange.confirmOutput`.
+    func confirm(_ connection: ConnectionID) {
+        var produced: [Action] = []
+        broker.outputConfirmed(connection, now: now, into: &produced)
+        record(produced)
+    }
+
     func takeReadingChanges() -> [ReadingChange] {
         defer { readingChanges = [] }
         return readingChanges

@@ -77,7 +77,11 @@ extension Broker {
         }
         session.username = connect.username
         session.connection = connection
-        session.outputBlocked = false
+        session.outputBlocks = []
+        if let flows = session.flows {
+            flows.unconfirmedOutputBytes = 0
+            flows.confirmingOutputBytes = 0
+        }
         if !session.cleanSession {
             // Created, or seen again: the last-seen time `persistent_client_expiration` starts from.
             if let journal {

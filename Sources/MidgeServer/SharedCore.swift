@@ -1,0 +1,21 @@
+// The core as the loops share it: loop 0 creates it and runs it every turn; any other loop runs it when it is free.
+import MidgeCore
+import Synchronization
+
+/// Loop 0 holds `lock` for each of its turns. Another loop takes it only when it is free, at the end of its own
+/// turn, to run its events through the core at once instead of handing them to loop 0: when the broker is quiet
+/// a message then crosses no thread at all on its way from a publisher to a subscriber on the same loop, and one
+/// at most to a subscriber elsewhere. When loop 0 is busy the other loops hand their events over as before, in
+/// batches. Everything here is touched only by the thread holding `lock`, which is what makes it Sendable.
+final class SharedCore: @unchecked Sendable {
+    let lock = Mutex<Void>(())
+    /// Set by loop 0 under the lock as it starts (after restoring from the store); nil until then.
+    var broker: Broker?
+    /// The core's dropped-delivery count last published to `ServerState.droppedMessages`.
+    var publishedDropCount: UInt64 = 0
+    /// The latest loop time the core was given: a loop whose clock reading is older than another's gives the core
+    /// this instead, so the core's time never runs backwards.
+    var latestNow: Int64 = 0
+
+    init() {}
+}
