@@ -30,15 +30,20 @@ final class FlowControlTests: XCTestCase {
         XCTAssertEqual(payloads(subscriber.take()), ["after"])
     }
 
-    func test_outputWindowAsksForConfirmationAtHalfAndWaitsWhenFull() {
-        // Each delivery of "t" with a 5-byte payload counts 1 + 5 + 8 = 14 bytes against a 40-byte window: the
-        // second passes half of it (a confirmation is asked for), the third fills it.
-        var settings = configuration(policy: .drop, queued: 10)
+    /// A 40-byte output window, a QoS 0 subscriber of "t" and a publisher.
+    private func windowed(_ policy: QueueFullPolicy) -> (Harness, Client, Client) {
+        var settings = configuration(policy: policy, queued: 10)
         settings.outputWindowBytes = 40
         let harness = Harness(settings)
         let subscriber = harness.connect("s")
         subscriber.subscribeOnly([("t", .atMostOnce)])
-        let publisher = harness.connect("p")
+        return (harness, subscriber, harness.connect("p"))
+    }
+
+    func test_outputWindowAsksForConfirmationAtHalfAndWaitsWhenFull() {
+        // Each delivery of "t" with a 5-byte payload counts 1 + 5 + 8 = 14 bytes against a 40-byte window: the
+        // second passes half of it (a confirmation is asked for), the third fills it.
+        let (harness, subscriber, publisher) = windowed(.drop)
         for n in 1...5 { publisher.publish("t", "msg-\(n)") }
         XCTAssertEqual(payloads(subscriber.take()), ["msg-1", "msg-2", "msg-3"])
         XCTAssertEqual(harness.takeReadingChanges(), [.confirmOutput(subscriber.id)])
@@ -54,12 +59,7 @@ final class FlowControlTests: XCTestCase {
     }
 
     func test_aDriverThatAnswersInTimeNeverStallsTheStream() {
-        var settings = configuration(policy: .drop, queued: 10)
-        settings.outputWindowBytes = 40
-        let harness = Harness(settings)
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (harness, subscriber, publisher) = windowed(.drop)
         for n in 1...20 {
             publisher.publish("t", "msg-\(n % 10)")
             for change in harness.takeReadingChanges() { harness.confirm(change.connection) }
@@ -69,12 +69,7 @@ final class FlowControlTests: XCTestCase {
     }
 
     func test_congestionAndAFullWindowBlockTheOutputEachOnItsOwn() {
-        var settings = configuration(policy: .block, queued: 10)
-        settings.outputWindowBytes = 40
-        let harness = Harness(settings)
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (harness, subscriber, publisher) = windowed(.block)
         publisher.publish("t", "msg-1")
         harness.congest(subscriber.id)
         for n in 2...5 { publisher.publish("t", "msg-\(n)") }
