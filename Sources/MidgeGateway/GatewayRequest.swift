@@ -3,21 +3,6 @@
 import MQTTCodec
 import MidgeText
 
-/// One message to publish, validated: the topic is a valid name, so the broker can take it as is.
-public struct PublishCommand: Sendable, Equatable {
-    public var topic: TopicName
-    public var payload: [UInt8]
-    public var qos: QoS
-    public var retain: Bool
-
-    public init(topic: TopicName, payload: [UInt8], qos: QoS = .atMostOnce, retain: Bool = false) {
-        self.topic = topic
-        self.payload = payload
-        self.qos = qos
-        self.retain = retain
-    }
-}
-
 /// How a subscriber's messages are delivered over HTTP.
 public enum SubscribeMode: Sendable, Equatable {
     /// A `text/event-stream` response that stays open.
@@ -62,7 +47,7 @@ public struct SubscribeCommand: Sendable, Equatable {
 
 public enum GatewayRequest: Sendable, Equatable {
     /// Answer once every message is accepted by the broker (for QoS 1/2: stored as a PUBACK/PUBREC would be).
-    case publish([PublishCommand])
+    case publish([GatewayMessage])
     case subscribe(SubscribeCommand)
     case metrics
 }
@@ -79,7 +64,8 @@ public struct GatewayCredentials: Sendable, Equatable {
     }
 }
 
-/// A message on its way to an HTTP subscriber.
+/// A message crossing the gateway: one to publish (its topic validated, so the broker can take it as is), or one
+/// on its way to an HTTP subscriber.
 public struct GatewayMessage: Sendable, Equatable {
     public var topic: TopicName
     public var payload: [UInt8]

@@ -112,7 +112,7 @@ public struct GatewayRouter: Sendable {
 
     // MARK: - POST /publish
 
-    private func publishCommands(_ request: HTTPRequest, query: Query) throws(RouteError) -> [PublishCommand] {
+    private func publishCommands(_ request: HTTPRequest, query: Query) throws(RouteError) -> [GatewayMessage] {
         let qos = try query.first("qos").map { value throws(RouteError) in try GatewayRouter.qos(value) }
         let retain = try query.first("retain").map { value throws(RouteError) in
             try GatewayRouter.flag(value, "retain")
@@ -121,7 +121,7 @@ public struct GatewayRouter: Sendable {
             // The raw form: the body is the payload, whatever its type, JSON included.
             let topic = try GatewayRouter.topicName(topicBytes)
             return [
-                PublishCommand(topic: topic, payload: request.body, qos: qos ?? .atMostOnce, retain: retain ?? false)
+                GatewayMessage(topic: topic, payload: request.body, qos: qos ?? .atMostOnce, retain: retain ?? false)
             ]
         }
         guard !request.body.isEmpty else {
@@ -144,7 +144,7 @@ public struct GatewayRouter: Sendable {
             throw RouteError(
                 .contentTooLarge, "more than \(configuration.maxMessagesPerRequest) messages in one request")
         }
-        var commands: [PublishCommand] = []
+        var commands: [GatewayMessage] = []
         commands.reserveCapacity(array.count)
         for (index, element) in array.enumerated() {
             let label = "message \(index): "
@@ -156,7 +156,7 @@ public struct GatewayRouter: Sendable {
 
     private func publishCommand(
         _ object: [String: Any], defaultQoS: QoS?, defaultRetain: Bool?, label: String
-    ) throws(RouteError) -> PublishCommand {
+    ) throws(RouteError) -> GatewayMessage {
         let known: Set<String> = ["topic", "payload", "payload_base64", "qos", "retain"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw RouteError(.badRequest, label + "unknown field \(JSONText.string(unknown))")
@@ -199,7 +199,7 @@ public struct GatewayRouter: Sendable {
             }
             retain = number.boolValue
         }
-        return PublishCommand(topic: topic, payload: payload, qos: qos, retain: retain)
+        return GatewayMessage(topic: topic, payload: payload, qos: qos, retain: retain)
     }
 
     /// JSONSerialization gives `true`/`false` as NSNumber too; only their type tells them from 1 and 0.

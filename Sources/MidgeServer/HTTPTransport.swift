@@ -56,7 +56,7 @@ final class HTTPTransport: ConnectionTransport {
         var pingAnswered = false
         /// The request's messages while its CONNECT is unanswered: what a client may publish is only known once the
         /// core has authenticated it (a token's claims are its permissions), so the ACL is asked at the CONNACK.
-        var pending: [PublishCommand] = []
+        var pending: [GatewayMessage] = []
     }
 
     private struct SubscriptionExchange {
@@ -294,7 +294,7 @@ final class HTTPTransport: ConnectionTransport {
     }
 
     private func startPublish(
-        _ commands: [PublishCommand], credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8],
+        _ commands: [GatewayMessage], credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8],
         wire: inout [UInt8]
     ) {
         let wanted = identity(for: credentials, request: request, clientID: nil)
@@ -327,7 +327,7 @@ final class HTTPTransport: ConnectionTransport {
     /// Asks the ACL before anything is published: the core would acknowledge and drop a refused message
     /// [MQTT-3.3.5-2], and an HTTP caller must hear about it.
     private func publishOrRefuse(
-        _ commands: [PublishCommand], request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8]
+        _ commands: [GatewayMessage], request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8]
     ) {
         let refused = commands.first {
             !gateway.accessControl.mayPublish(

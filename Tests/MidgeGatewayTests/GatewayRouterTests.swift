@@ -28,7 +28,7 @@ final class GatewayRouterTests: XCTestCase {
         }
     }
 
-    func publishes(_ request: HTTPRequest, file: StaticString = #filePath, line: UInt = #line) -> [PublishCommand] {
+    func publishes(_ request: HTTPRequest, file: StaticString = #filePath, line: UInt = #line) -> [GatewayMessage] {
         guard case .publish(let commands)? = routed(request, file: file, line: line)?.0 else {
             XCTFail("expected a publish", file: file, line: line)
             return []
@@ -56,8 +56,8 @@ final class GatewayRouterTests: XCTestCase {
         return (response.status.code, body)
     }
 
-    func command(_ topic: String, _ payload: String, qos: QoS = .atMostOnce, retain: Bool = false) -> PublishCommand {
-        PublishCommand(topic: TopicName(topic)!, payload: Array(payload.utf8), qos: qos, retain: retain)
+    func command(_ topic: String, _ payload: String, qos: QoS = .atMostOnce, retain: Bool = false) -> GatewayMessage {
+        GatewayMessage(topic: TopicName(topic)!, payload: Array(payload.utf8), qos: qos, retain: retain)
     }
 
     // MARK: - Routes
