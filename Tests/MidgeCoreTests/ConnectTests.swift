@@ -297,9 +297,7 @@ final class ConnectTests: XCTestCase {
 
     func test_MQTT_3_2_0_1_connackIsTheFirstPacketOnAResumedSession() {
         let harness = Harness()
-        let subscriber = harness.connect("s", clean: false)
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce, clean: false)
         publisher.publish("t", "in flight", qos: .atLeastOnce, id: 1)
         subscriber.drop()
         publisher.publish("t", "queued", qos: .atLeastOnce, id: 2)

@@ -74,9 +74,7 @@ final class DurabilityTests: XCTestCase {
         let harness = Harness()
         harness.enableDurability()
         harness.commitsAtOnce = false
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .exactlyOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.exactlyOnce)
         publisher.publish("t", "x", qos: .exactlyOnce, id: 4)
         XCTAssertEqual(publisher.take(), [.pubrec(pid(4))])
         publisher.send(.pubrel(pid(4)))
@@ -113,9 +111,7 @@ final class DurabilityTests: XCTestCase {
         // Nothing already acknowledged is touched; new QoS 1/2 PUBLISHes are neither routed nor acknowledged.
         let harness = Harness()
         harness.enableDurability()
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .exactlyOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.exactlyOnce)
         harness.broker.setStoreWritable(false)
         XCTAssertFalse(harness.broker.storeWritable)
         publisher.publish("t", "q1", qos: .atLeastOnce, id: 1)

@@ -16,9 +16,7 @@ final class FlowControlTests: XCTestCase {
 
     func test_congestedOutputQueuesQoS0UntilItDrains() {
         let harness = Harness()
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atMostOnce)
         publisher.publish("t", "before")
         XCTAssertEqual(payloads(subscriber.take()), ["before"])
         harness.congest(subscriber.id)
@@ -85,9 +83,7 @@ final class FlowControlTests: XCTestCase {
 
     func test_dropPolicyDropsNewDeliveriesToACongestedSubscriberAndLogsTheEpisode() {
         let harness = Harness(configuration(policy: .drop, queued: 2))
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atMostOnce)
         harness.congest(subscriber.id)
         for n in 1...5 { publisher.publish("t", "\(n)") }
         XCTAssertEqual(harness.broker.statistics.messagesDropped, 3)
@@ -100,9 +96,7 @@ final class FlowControlTests: XCTestCase {
 
     func test_blockPolicyHoldsThePublisherUntilTheQueueIsHalfEmpty() {
         let harness = Harness(configuration(policy: .block, queued: 2, inflight: 1))
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce)
         for n in 1...5 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: UInt16(n)) }
         // Every PUBLISH is acknowledged: the broker has taken responsibility for all five.
         XCTAssertEqual(publisher.take(), (1...5).map { Packet.puback(pid(UInt16($0))) })
@@ -170,9 +164,7 @@ final class FlowControlTests: XCTestCase {
     /// queue drops at the limit as mosquitto's does.
     func test_aSubscriberGoingOfflineReleasesItsPublishersAndItsQueueDrops() {
         let harness = Harness(configuration(policy: .block, queued: 1, inflight: 1))
-        let subscriber = harness.connect("s", clean: false)
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce, clean: false)
         for n in 1...3 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: UInt16(n)) }
         XCTAssertEqual(harness.takeReadingChanges(), [.pause(publisher.id)])
         subscriber.drop()

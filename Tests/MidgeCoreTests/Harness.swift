@@ -184,6 +184,15 @@ final class Harness {
         return client
     }
 
+    /// The usual cast: client "s" subscribed to `filter` with `qos`, then client "p" to publish.
+    func subscriberAndPublisher(
+        _ qos: QoS, filter: String = "t", clean: Bool = true, file: StaticString = #filePath, line: UInt = #line
+    ) -> (subscriber: Client, publisher: Client) {
+        let subscriber = connect("s", clean: clean, file: file, line: line)
+        subscriber.subscribeOnly([(filter, qos)], file: file, line: line)
+        return (subscriber, connect("p", file: file, line: line))
+    }
+
     /// Sends a CONNECT on a fresh connection and leaves its answer in the outbox.
     func connectExpectingAnything(
         _ clientID: String, clean: Bool = true, keepAlive: UInt16 = 0, will: Will? = nil, username: String? = nil,

@@ -175,9 +175,7 @@ final class PublishTests: XCTestCase {
         var configuration = BrokerConfiguration()
         configuration.maxInflightMessages = 10
         let harness = Harness(configuration)
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce)
         var inFlight: Set<UInt16> = []
         var everUsed = 0
         for round in 0..<200 {
@@ -203,9 +201,7 @@ final class PublishTests: XCTestCase {
         var configuration = BrokerConfiguration()
         configuration.maxInflightMessages = 2
         let harness = Harness(configuration)
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce)
         publisher.publish("t", "held", qos: .atLeastOnce, id: 1)
         XCTAssertEqual(subscriber.take(), [pub("t", "held", qos: .atLeastOnce, id: 1)])  // never acknowledged
         var ids: [UInt16] = []
@@ -227,9 +223,7 @@ final class PublishTests: XCTestCase {
         var configuration = BrokerConfiguration()
         configuration.maxInflightMessages = 0
         let harness = Harness(configuration)
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .exactlyOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.exactlyOnce)
         for n in 1...500 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: 1) }
         XCTAssertEqual(subscriber.take().count, 500)
         XCTAssertEqual(harness.broker.statistics.inflightMessages, 500)
@@ -239,9 +233,7 @@ final class PublishTests: XCTestCase {
         var configuration = BrokerConfiguration()
         configuration.maxInflightMessages = 2
         let harness = Harness(configuration)
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce)
         for n in 1...5 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: UInt16(n)) }
         XCTAssertEqual(
             subscriber.take(), [pub("t", "1", qos: .atLeastOnce, id: 1), pub("t", "2", qos: .atLeastOnce, id: 2)])
@@ -283,9 +275,7 @@ final class PublishTests: XCTestCase {
 
     func test_MQTT_4_6_0_4_pubrelsInTheOrderPubrecsArrived() {
         let harness = Harness()
-        let subscriber = harness.connect("s", clean: false)
-        subscriber.subscribeOnly([("t", .exactlyOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.exactlyOnce, clean: false)
         for n in 1...3 { publisher.publish("t", "\(n)", qos: .exactlyOnce, id: UInt16(n)) }
         XCTAssertEqual(subscriber.take().count, 3)
         for raw: UInt16 in [3, 1, 2] { subscriber.send(.pubrec(pid(raw))) }
@@ -299,9 +289,7 @@ final class PublishTests: XCTestCase {
 
     func test_MQTT_4_4_0_1_reconnectResendsUnackedPublishesAndPubrelsWithTheirIDs() {
         let harness = Harness()
-        let subscriber = harness.connect("s", clean: false)
-        subscriber.subscribeOnly([("t", .exactlyOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.exactlyOnce, clean: false)
         publisher.publish("t", "q1", qos: .atLeastOnce, id: 1)
         publisher.publish("t", "q2-released", qos: .exactlyOnce, id: 2)
         publisher.publish("t", "q2", qos: .exactlyOnce, id: 3)
@@ -329,9 +317,7 @@ final class PublishTests: XCTestCase {
 
     func test_MQTT_4_6_0_1_resentPublishesKeepTheirOriginalOrder() {
         let harness = Harness()
-        let subscriber = harness.connect("s", clean: false)
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce, clean: false)
         for n in 1...5 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: UInt16(n)) }
         _ = subscriber.take()
         subscriber.drop()
@@ -347,9 +333,7 @@ final class PublishTests: XCTestCase {
         var configuration = BrokerConfiguration()
         configuration.maxInflightMessages = 2
         let harness = Harness(configuration)
-        let subscriber = harness.connect("s", clean: false)
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce, clean: false)
         for n in 1...3 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: UInt16(n)) }
         XCTAssertEqual(payloads(subscriber.take()), ["1", "2"])
         subscriber.drop()
@@ -450,9 +434,7 @@ final class PublishTests: XCTestCase {
         configuration.maxInflightMessages = 1
         configuration.maxQueuedMessages = 1
         let harness = Harness(configuration)
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce)
         for n in 1...3 { publisher.publish("t", "\(n)", qos: .atLeastOnce, id: UInt16(n)) }
         XCTAssertEqual(payloads(subscriber.take()), ["1"])
         subscriber.send(.puback(pid(1)))
@@ -515,9 +497,7 @@ final class PublishTests: XCTestCase {
 
     func test_messageReceivedAndSentCounters() {
         let harness = Harness()
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("t", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atMostOnce)
         publisher.publish("t", "1")
         publisher.publish("u", "2")
         let statistics = harness.broker.statistics

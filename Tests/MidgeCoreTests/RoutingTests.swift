@@ -47,9 +47,7 @@ final class RoutingTests: XCTestCase {
 
     func test_MQTT_4_7_1_2_multiLevelWildcardAlsoMatchesTheParent() {
         let harness = Harness()
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("sport/#", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atMostOnce, filter: "sport/#")
         publisher.publish("sport", "parent")
         publisher.publish("sport/tennis/player1", "child")
         publisher.publish("sports", "no")
@@ -70,9 +68,7 @@ final class RoutingTests: XCTestCase {
 
     func test_MQTT_4_7_3_4_levelsAreComparedByteForByte() {
         let harness = Harness()
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("Accounts/caf\u{E9}", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atMostOnce, filter: "Accounts/caf\u{E9}")
         publisher.publish("ACCOUNTS/caf\u{E9}", "case")
         publisher.publish("Accounts/cafe\u{301}", "nfd")
         publisher.publish("Accounts/caf\u{E9}", "exact")
@@ -96,9 +92,7 @@ final class RoutingTests: XCTestCase {
 
     func test_MQTT_3_3_2_3_subscriberOnlyReceivesTopicsItsFilterMatches() {
         let harness = Harness()
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("a/+", .atMostOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atMostOnce, filter: "a/+")
         for name in ["a", "a/b", "a/b/c", "b/a", "a/c"] { publisher.publish(name, name) }
         let topics = subscriber.take().compactMap { packet -> String? in
             if case .publish(let publish) = packet { publish.topic.description } else { nil }
@@ -116,9 +110,7 @@ final class RoutingTests: XCTestCase {
 
     func test_mayReceiveIsCheckedForEveryDelivery() {
         let harness = Harness(accessControl: DenyTopics(receive: ["private"]))
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("#", .atLeastOnce)])
-        let publisher = harness.connect("p")
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.atLeastOnce, filter: "#")
         publisher.publish("private", "no", retain: true)
         publisher.publish("public", "yes", retain: true)
         XCTAssertEqual(payloads(subscriber.take()), ["yes"])
