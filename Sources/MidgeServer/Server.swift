@@ -193,7 +193,7 @@ public final class Server: Sendable {
         let server = Server(
             listeners: groups.map { BoundListener(address: $0.address, port: $0.port) }, state: state)
         let threads = (0..<settings.threads).map { index in
-            spawnThread(name: "midge-loop-\(index)") {
+            startThread(name: "midge-loop-\(index)") {
                 EventLoop(server: state, index: index).run()
             }
         }
@@ -298,33 +298,3 @@ public func raiseOpenFileLimit(logger: Logger) {
 
 /// RLIMIT_NOFILE is an enum case in Glibc's module (`__rlimit_resource`); getrlimit takes its raw value.
 private let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-
-// MARK: Threads
-
-/// The closure a new thread runs; a Sendable box, so nothing non-Sendable crosses into the thread.
-private final class ThreadBody: Sendable {
-    let name: String
-    let body: @Sendable () -> Void
-    init(name: String, body: @escaping @Sendable () -> Void) {
-        self.name = name
-        self.body = body
-    }
-}
-
-/// A joinable pthread running `body`. Event loops are built inside `body`, on their own thread.
-private func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-    let context = Unmanaged.passRetained(ThreadBody(name: name, body: body)).toOpaque()
-    var thread = pthread_t()
-    let result = pthread_create(
-        &thread, nil,
-        { argument in
-            guard let argument else { return nil }
-            let box = Unmanaged<ThreadBody>.fromOpaque(argument).takeRetainedValue()
-            // Linux thread names are at most 15 bytes; visible in top -H and debuggers.
-            _ = clinux_pthread_setname_np(pthread_self(), String(box.name.utf8.prefix(15)) ?? box.name)
-            box.body()
-            return nil
-        }, context)
-    precondition(result == 0, "pthread_create failed: \(String(cString: strerror(result)))")
-    return thread
-}

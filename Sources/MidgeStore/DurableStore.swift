@@ -176,7 +176,7 @@ public final class DurableStore: Sendable {
             state: outcome.state, lock: lock, segment: segment, segmentNumber: segmentNumber,
             segmentEnd: Int64(segmentEnd),
             logBytes: outcome.appendTarget == nil ? outcome.logBytes + segmentEnd : outcome.logBytes)
-        let thread = startThread { StoreWriter(setup).run() }
+        let thread = startThread(name: "midge-store") { StoreWriter(setup).run() }
         let store = DurableStore(directory: directory, policy: policy, shared: shared, writerThread: thread)
         return (store, outcome.state, outcome.report)
     }

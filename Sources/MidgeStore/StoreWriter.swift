@@ -265,7 +265,7 @@ final class StoreWriter {
         // A copy of the state as of the end of the previous segment: later appends change the writer's own copy.
         let snapshot = state
         let (shared, fs, directory, log) = (self.shared, self.fs, self.directory, self.log)
-        snapshotThread = startThread {
+        snapshotThread = startThread(name: "midge-snapshot") {
             do {
                 let size = try Snapshot.write(snapshot, firstSegment: next, directory: directory, fileSystem: fs)
                 shared.snapshotBytes.store(size, ordering: .relaxed)
