@@ -116,10 +116,11 @@ extension EventLoop {
         guard weight > 0 else { return }
         let backlog = server.coreBacklog.subtract(weight, ordering: .sequentiallyConsistent).newValue
         if backlog <= settings.coreBacklogLowWater {
-            for other in server.handles.dropFirst() where other.awaitsCoreDrain.load(ordering: .sequentiallyConsistent) {
-                if other.awaitsCoreDrain.exchange(false, ordering: .sequentiallyConsistent) {
-                    other.post { $0.resumeReads = true }
-                }
+            for other in server.handles.dropFirst()
+            where other.awaitsCoreDrain.load(ordering: .sequentiallyConsistent)
+                && other.awaitsCoreDrain.exchange(false, ordering: .sequentiallyConsistent)
+            {
+                other.post { $0.resumeReads = true }
             }
         }
     }
@@ -152,8 +153,7 @@ extension EventLoop {
         return ran ?? false
     }
 
-    /// Under the core's lock, after a run: the drop count, the run's records to the store, and the actions for
-    /// other loops' connections to their mailboxes (in core order, since no other run can come between).
+    /// Under the core's lock, after a run: the drop count and the run's records to the store.
     func endCoreRun() {
         guard let broker else { return }
         if broker.messagesDropped != sharedCore.publishedDropCount {
@@ -164,6 +164,8 @@ extension EventLoop {
         if let persistence = server.persistence { persistence.endOfTurn(broker, owner: server.handles[0]) }
     }
 
+    /// Under the core's lock: the run's actions for other loops' connections to their mailboxes, in core order,
+    /// since no other run can come between.
     func postCoreActions() {
         for target in actionsForLoops.indices where target != index {
             guard !actionsForLoops[target].isEmpty || !readingChangesForLoops[target].isEmpty else { continue }
@@ -185,7 +187,9 @@ extension EventLoop {
         } else {
             flushDirtyConnections()
             // The run's actions for this loop's own connections are written at once.
-            if !eventsForCore.isEmpty && eventsForCore.count <= Self.inlineCoreRunLimit && !stopping && runCoreIfFree() {
+            if !eventsForCore.isEmpty && eventsForCore.count <= Self.inlineCoreRunLimit && !stopping
+                && runCoreIfFree()
+            {
                 flushDirtyConnections()
             }
             if !eventsForCore.isEmpty || stopping {
