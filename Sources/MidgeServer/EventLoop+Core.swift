@@ -23,7 +23,7 @@ extension EventLoop {
     /// Loop 0: one event into the core, its actions out to their connections' loops.
     func coreReceive(_ event: CoreEvent) {
         guard let broker else { return }
-        let time = coreTime()
+        let time = MonotonicTime(nanoseconds: sharedCore.latestNow)
         switch event {
         case .connect(let id, let packet, let info):
             broker.handle(packet, from: id, info: info, now: time, into: &coreActions)
@@ -45,16 +45,16 @@ extension EventLoop {
         guard let broker, !stopping else { return }
         let deadlineDue = broker.nextDeadline.map { $0.nanoseconds <= now } ?? false
         guard deadlineDue || now >= nextTick else { return }
-        broker.tick(now: coreTime(), into: &coreActions)
+        broker.tick(now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &coreActions)
         routeCoreActions()
         nextTick = now + Self.tickInterval
         publishSystemTopics()
     }
 
-    /// This loop's time for the core, never earlier than what another loop gave it last.
-    func coreTime() -> MonotonicTime {
+    /// On taking the core: its clock moves to this loop's time, unless another loop gave it a later one.
+    func startCoreRun() {
+        runningCore = true
         if now > sharedCore.latestNow { sharedCore.latestNow = now }
-        return MonotonicTime(nanoseconds: sharedCore.latestNow)
     }
 
     /// Loop 0's own connections get their actions at once; the rest are batched per loop, in core order,
@@ -136,7 +136,7 @@ extension EventLoop {
     func runCoreIfFree() -> Bool {
         let ran = sharedCore.lock.withLockIfAvailable { _ -> Bool in
             guard sharedCore.broker != nil else { return false }
-            runningCore = true
+            startCoreRun()
             defer { runningCore = false }
             // Older actions for this loop's connections, and events handed to loop 0 earlier (this loop's among
             // them), go before this turn's: the core's order is every connection's order [MQTT-4.6.0-6].

@@ -131,7 +131,7 @@ final class EventLoop {
             now = Syscall.monotonicNanoseconds()
             if index == 0 {
                 sharedCore.lock.withLock { _ in
-                    runningCore = true
+                    startCoreRun()
                     turn(events.prefix(count))
                     runningCore = false
                 }

@@ -13,8 +13,8 @@ final class SharedCore: @unchecked Sendable {
     var broker: Broker?
     /// The core's dropped-delivery count last published to `ServerState.droppedMessages`.
     var publishedDropCount: UInt64 = 0
-    /// The latest loop time the core was given: a loop whose clock reading is older than another's gives the core
-    /// this instead, so the core's time never runs backwards.
+    /// The core's clock: the time of the loop running it, or a later one another loop gave it before (see
+    /// `EventLoop.startCoreRun`), so it never runs backwards.
     var latestNow: Int64 = 0
 
     init() {}
