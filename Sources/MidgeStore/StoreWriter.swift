@@ -131,7 +131,11 @@ final class StoreWriter {
     /// One write for the whole batch (after a failure, again from the same offset) and the fsync `.always` wants.
     /// The batch's completions stay held until `runCompletions`.
     private func writeHeld() throws(FileError) {
-        if batchesWithoutCancelling > 0 {
+        if failure != nil {
+            // A retry writes at least what the failed write held: had later appends cancelled some of it, a shorter
+            // batch would leave the failed one's tail, checksums intact, past `segmentEnd` if its truncation failed.
+            cancelled.skip()
+        } else if batchesWithoutCancelling > 0 {
             batchesWithoutCancelling -= 1
             cancelled.skip()
         } else {
