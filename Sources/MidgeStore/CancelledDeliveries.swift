@@ -55,7 +55,7 @@ struct CancelledDeliveries {
     /// How many records of the batch last examined are cancelled.
     private(set) var count = 0
     /// Whether the batch last examined stored any body that could have cancelled.
-    private(set) var hadCandidates = false
+    var hadCandidates: Bool { !candidates.isEmpty }
 
     /// Whether record `index` of the batch last examined is neither written nor applied.
     func isCancelled(_ index: Int) -> Bool { count > 0 && owner[index] >= 0 }
@@ -63,7 +63,7 @@ struct CancelledDeliveries {
     /// Cancels nothing in the next batch, without looking at it.
     mutating func skip() {
         count = 0
-        hadCandidates = false
+        candidates.removeAll(keepingCapacity: true)
     }
 
     /// Decides which records of `records` cancel out, given the writer's state before the batch. The state is only
@@ -79,7 +79,6 @@ struct CancelledDeliveries {
         owner.append(contentsOf: repeatElement(-1, count: records.count))
         lastClientID = ""
         count = 0
-        var anyCandidate = false
         for index in records.indices {
             switch records[index] {
             case .messageStored(let id, _, _, _):
@@ -90,10 +89,9 @@ struct CancelledDeliveries {
                     candidates.append(Candidate(viable: true))
                     candidateNumbers[id] = number
                     owner[index] = number
-                    anyCandidate = true
                 }
             case .deliveryQueued(let clientID, let messageID, _, _):
-                guard anyCandidate, let candidate = viable(messageID) else { continue }
+                guard !candidates.isEmpty, let candidate = viable(messageID) else { continue }
                 let session = number(clientID, in: state)
                 guard sessions[Int(session)].usable else {
                     candidates[Int(candidate)].viable = false
@@ -105,17 +103,17 @@ struct CancelledDeliveries {
                 candidates[Int(candidate)].delivered = true
                 owner[index] = candidate
             case .deliveryInFlight(let clientID, let messageID, let packetID, _, _, let deliveryState):
-                guard anyCandidate else { continue }
+                guard !candidates.isEmpty else { continue }
                 let session = number(clientID, in: state)
                 inFlight(session, packetID.rawValue, messageID, deliveryState, index, &state)
             case .deliveryCompleted(let clientID, .packet(let packetID)):
-                guard anyCandidate else { continue }
+                guard !candidates.isEmpty else { continue }
                 let key = UInt64(number(clientID, in: state)) << 16 | UInt64(packetID.rawValue)
                 guard let holder = slots.removeValue(forKey: key), holder >= 0 else { continue }
                 candidates[Int(holder)].open -= 1
                 owner[index] = holder
             case .deliveryCompleted(let clientID, .queued(let messageID)):
-                guard anyCandidate, let candidate = viable(messageID) else { continue }
+                guard !candidates.isEmpty, let candidate = viable(messageID) else { continue }
                 let key = UInt64(number(clientID, in: state)) << 32 | UInt64(candidate)
                 guard let waiting = queued[key], waiting > 0 else {
                     // It would take a queued delivery recorded before the batch: not one of ours.
@@ -132,8 +130,7 @@ struct CancelledDeliveries {
                 continue
             }
         }
-        hadCandidates = anyCandidate
-        guard anyCandidate else {
+        guard !candidates.isEmpty else {
             owner.removeAll(keepingCapacity: true)
             return
         }
@@ -194,6 +191,7 @@ struct CancelledDeliveries {
 
     private mutating func sessionEnded(_ session: Int32) {
         sessions[Int(session)].usable = false
+        guard !slots.isEmpty || !queued.isEmpty else { return }
         var gone: [UInt64] = []
         slots.forEach { key, holder in
             guard key >> 16 == UInt64(session) else { return }

@@ -19,8 +19,7 @@ enum LogBatch {
     enum Read {
         case batch([StoreRecord], size: Int)
         case end
-        /// `records`: how many records the damaged batch held, when its header could still be trusted.
-        case damaged(FrameDamage, records: Int?)
+        case damaged(FrameDamage)
     }
 
     /// Reserves the header of a batch at the end of `buffer`; returns where it starts, for `finish`.
@@ -87,25 +86,25 @@ enum LogBatch {
         let zeroTail = { StoreRecord.isZero(bytes, from: offset) }
         guard available >= headerSize else {
             return .damaged(
-                zeroTail() ? .zeroFilledTail(bytes: available) : .tornBatchHeader(available: available), records: nil)
+                zeroTail() ? .zeroFilledTail(bytes: available) : .tornBatchHeader(available: available))
         }
         guard let (length, count, checksum) = header(in: bytes, at: offset) else {
             return .damaged(
-                zeroTail() ? .zeroFilledTail(bytes: available) : .invalidBatchHeader("checksum mismatch"), records: nil)
+                zeroTail() ? .zeroFilledTail(bytes: available) : .invalidBatchHeader("checksum mismatch"))
         }
-        guard count > 0 else { return .damaged(.invalidBatchHeader("no records"), records: nil) }
+        guard count > 0 else { return .damaged(.invalidBatchHeader("no records")) }
         guard length >= UInt64(count) * UInt64(minimumRecordSize), length <= UInt64(Int.max - headerSize - offset)
         else {
-            return .damaged(.invalidBatchHeader("\(length) bytes cannot hold \(count) records"), records: count)
+            return .damaged(.invalidBatchHeader("\(length) bytes cannot hold \(count) records"))
         }
         let size = headerSize + Int(length)
         guard size <= available else {
-            return .damaged(.tornBatch(size: size, available: available, records: count), records: count)
+            return .damaged(.tornBatch(size: size, available: available, records: count))
         }
         let region = UnsafeRawBufferPointer(rebasing: bytes[(offset + headerSize)..<(offset + size)])
         guard CRC32C.checksum(region) == checksum else {
             let zeros = StoreRecord.isZero(bytes, from: offset + headerSize)
-            return .damaged(zeros ? .zeroFilledTail(bytes: available) : .checksumMismatch, records: count)
+            return .damaged(zeros ? .zeroFilledTail(bytes: available) : .checksumMismatch)
         }
         var records: [StoreRecord] = []
         records.reserveCapacity(count)
@@ -116,14 +115,14 @@ enum LogBatch {
                 records.append(record)
                 position += recordSize
             case .end:
-                return .damaged(.malformedBatch("\(index) records where its header says \(count)"), records: count)
+                return .damaged(.malformedBatch("\(index) records where its header says \(count)"))
             case .damaged(let damage):
-                return .damaged(.inBatch(record: index + 1, of: count, damage), records: count)
+                return .damaged(.inBatch(record: index + 1, of: count, damage))
             }
         }
         guard position == region.count else {
             return .damaged(
-                .malformedBatch("\(region.count - position) bytes after its \(count) records"), records: count)
+                .malformedBatch("\(region.count - position) bytes after its \(count) records"))
         }
         return .batch(records, size: size)
     }
@@ -134,7 +133,9 @@ enum LogBatch {
         var offset = start
         var total = 0
         while offset < bytes.count {
-            if let (length, count, _) = header(in: bytes, at: offset), count > 0 {
+            if let (length, count, _) = header(in: bytes, at: offset), count > 0,
+                length >= UInt64(count) * UInt64(minimumRecordSize)
+            {
                 total += count
                 guard length <= UInt64(bytes.count - offset - headerSize) else { break }
                 offset += headerSize + Int(length)

@@ -227,22 +227,12 @@ enum Recovery {
                     for record in records { outcome.state.apply(record) }
                     outcome.report.recordsReplayed += records.count
                     offset += size
-                case .damaged(let damage, let records):
+                case .damaged(let damage):
                     // The damaged batch's own count when its header holds, then whatever follows it.
-                    guard let records else { return (damage, offset, LogBatch.countRecords(in: raw, from: offset)) }
-                    let after = nextBatch(raw, at: offset).map { LogBatch.countRecords(in: raw, from: $0) } ?? 0
-                    return (damage, offset, records + after)
+                    return (damage, offset, LogBatch.countRecords(in: raw, from: offset))
                 }
             }
         }
-    }
-
-    /// Where the batch after the one at `offset` starts, when its header holds and its length is within the file.
-    private static func nextBatch(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Int? {
-        guard raw.count - offset >= LogBatch.headerSize else { return nil }
-        let length = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-        guard length <= UInt64(raw.count - offset - LogBatch.headerSize) else { return nil }
-        return offset + LogBatch.headerSize + Int(length)
     }
 
     /// Records replay stopped and counts what the segments after the stop point held.

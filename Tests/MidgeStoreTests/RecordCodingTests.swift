@@ -137,7 +137,7 @@ final class RecordCodingTests: XCTestCase {
 
     private func batchDamage(_ bytes: [UInt8]) -> FrameDamage? {
         let read = bytes.withUnsafeBytes { LogBatch.read(in: $0, at: 0) }
-        if case .damaged(let damage, _) = read { return damage }
+        if case .damaged(let damage) = read { return damage }
         XCTFail("expected damage, got \(read)")
         return nil
     }
