@@ -22,15 +22,13 @@ enum LogBatch {
         case damaged(FrameDamage)
     }
 
-    /// Reserves the header of a batch at the end of `buffer`; returns where it starts, for `finish`.
-    static func begin(in buffer: inout [UInt8]) -> Int {
-        let start = buffer.count
+    /// Reserves the header of a batch at the end of `buffer`, for `finish`.
+    private static func begin(in buffer: inout [UInt8]) {
         buffer.append(contentsOf: repeatElement(0, count: headerSize))
-        return start
     }
 
     /// Fills in the header reserved by `begin` once the `count` records behind it are appended (`appendEntry`).
-    static func finish(in buffer: inout [UInt8], start: Int, count: Int) {
+    private static func finish(in buffer: inout [UInt8], start: Int, count: Int) {
         let length = UInt64(buffer.count - start - headerSize)
         buffer.withUnsafeMutableBytes { raw in
             let records = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[(start + headerSize)...]))
@@ -53,7 +51,7 @@ enum LogBatch {
         // Through the buffer: `records[index]` would copy each record (a retain per field) to read it.
         records.withUnsafeBufferPointer { records in
             for index in records.indices where include(index) {
-                if count == 0 { _ = begin(in: &buffer) }
+                if count == 0 { begin(in: &buffer) }
                 records[index].appendEntry(to: &buffer)
                 count += 1
             }

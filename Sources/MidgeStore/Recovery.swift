@@ -278,7 +278,7 @@ enum Recovery {
                         continue
                     }
                 }
-                if raw[offset...].contains(where: { $0 != 0 }) { count += 1 }
+                if !StoreRecord.isZero(raw, from: offset) { count += 1 }
                 break
             }
             return count
