@@ -101,6 +101,7 @@ extension EventLoop {
         if spare.resumeReads { resumeReads() }
         if index == 0 {
             runHandedOverEvents(&spare.events, weight: spare.eventsWeight)
+            runOwnReportsFromWhileAsleep()
             releaseDurableBatches()
             stoppedLoops += spare.stoppedLoops
         }
@@ -123,6 +124,15 @@ extension EventLoop {
                 other.post { $0.resumeReads = true }
             }
         }
+    }
+
+    /// Loop 0's reports are run at once while it holds the core; those made while another loop delivered to its
+    /// connections (see `deliverWhileAsleep`) waited for this turn.
+    private func runOwnReportsFromWhileAsleep() {
+        guard !eventsForCore.isEmpty else { return }
+        eventsForCore.reverse()
+        while let event = eventsForCore.popLast() { coreReceive(event) }
+        eventsForCoreWeight = 0
     }
 
     /// A turn with more events than this hands them to loop 0 even when the core is free: a busy broker keeps
@@ -165,20 +175,63 @@ extension EventLoop {
     }
 
     /// Under the core's lock: the run's actions for other loops' connections to their mailboxes, in core order,
-    /// since no other run can come between.
+    /// since no other run can come between; a few for a loop that sleeps are carried out here instead.
     func postCoreActions() {
         for target in actionsForLoops.indices where target != index {
             guard !actionsForLoops[target].isEmpty || !readingChangesForLoops[target].isEmpty else { continue }
-            server.handles[target].post(
-                actions: &actionsForLoops[target], readingChanges: &readingChangesForLoops[target])
+            let handle = server.handles[target]
+            if actionsForLoops[target].count + readingChangesForLoops[target].count <= Self.inlineDeliveryLimit,
+                deliverWhileAsleep(
+                    &actionsForLoops[target], readingChanges: &readingChangesForLoops[target], to: handle)
+            {
+                continue
+            }
+            handle.post(actions: &actionsForLoops[target], readingChanges: &readingChangesForLoops[target])
         }
+    }
+
+    /// Batches up to this size for a sleeping loop are written by the loop that ran the core. Larger ones go to
+    /// the loop's own thread, so a busy broker writes on every core while loop 0 runs the core.
+    static let inlineDeliveryLimit = 16
+
+    /// Under the core's lock, when the target loop waits in `epoll_wait` and nothing of the core's waits in its
+    /// mailbox: carries out the actions on its connections from this thread, under its turn lock, and writes them.
+    /// On a quiet broker whose publisher and subscriber landed on different loops, this saves the subscriber's loop
+    /// a wake-up per message (an eventfd write, a wake of a thread on another CPU, and a turn): the latency and
+    /// CPU a second loop added over one thread. Whatever the target must still do itself (the core's
+    /// answers to output reports, input a resume released, transport follow-ups) wakes it as a post would.
+    private func deliverWhileAsleep(
+        _ actions: inout [Action], readingChanges: inout [ReadingChange], to handle: LoopHandle
+    ) -> Bool {
+        let done = handle.turnLock.withLockIfAvailable { _ -> Bool in
+            guard let loop = handle.loop, !loop.stopping, !handle.holdsCoreOutput else { return false }
+            if now > loop.now { loop.now = now }
+            actions.reverse()
+            while let action = actions.popLast() { loop.apply(action) }
+            for change in readingChanges { loop.apply(change) }
+            readingChanges.removeAll(keepingCapacity: true)
+            loop.flushDirtyConnections()
+            if loop.hasWorkForItsOwnTurn { Syscall.signalEventFD(handle.wakeFD) }
+            settings.metrics.loops[handle.index].countBatchWhileAsleep()
+            return true
+        }
+        return done ?? false
+    }
+
+    /// After another thread carried out actions for this loop: what only this loop's own turn takes care of.
+    var hasWorkForItsOwnTurn: Bool {
+        !eventsForCore.isEmpty || !released.isEmpty || !transports.followUps.isEmpty || !dirty.isEmpty
     }
 
     /// Writes, then hands this turn's batches to the other loops.
     func endTurn() {
         if index == 0 {
             endCoreRun()
+            // Other loops' deliveries first (they may be written from here, see `deliverWhileAsleep`): a message
+            // reaches its subscriber before its publisher's acknowledgement is written, as on one loop.
+            postCoreActions()
             flushDirtyConnections()
+            // What the core said in answer to the flush's reports.
             postCoreActions()
             if let broker {
                 coreWakeAt = min(nextTick, broker.nextDeadline?.nanoseconds ?? Int64.max)

@@ -126,17 +126,31 @@ final class EventLoop {
         defer { events.deallocate() }
         nextTick = now + Self.tickInterval
         coreWakeAt = nextTick
-        while !finished {
-            let count = Syscall.epollWait(handle.epollFD, into: events, timeoutMilliseconds: timeout())
-            now = Syscall.monotonicNanoseconds()
-            if index == 0 {
-                sharedCore.lock.withLock { _ in
-                    startCoreRun()
+        // Everything but the wait is done under the turn lock: while this thread sleeps, another may deliver to
+        // its connections (see `deliverWhileAsleep`), and what it leaves for this loop wakes it.
+        var wait = handle.turnLock.withLock { _ -> Int32? in
+            handle.loop = self
+            return timeout()
+        }
+        while let milliseconds = wait {
+            let count = Syscall.epollWait(handle.epollFD, into: events, timeoutMilliseconds: milliseconds)
+            wait = handle.turnLock.withLock { _ -> Int32? in
+                now = Syscall.monotonicNanoseconds()
+                settings.metrics.loops[index].countTurn()
+                if index == 0 {
+                    sharedCore.lock.withLock { _ in
+                        startCoreRun()
+                        turn(events.prefix(count))
+                        runningCore = false
+                    }
+                } else {
                     turn(events.prefix(count))
-                    runningCore = false
                 }
-            } else {
-                turn(events.prefix(count))
+                guard !finished else {
+                    handle.loop = nil
+                    return nil
+                }
+                return timeout()
             }
         }
         for connection in connections.all { close(connection) }

@@ -98,6 +98,11 @@ final class LoopHandle: Sendable {
     private let mailbox = Mutex(Mailbox())
     /// This loop stopped reading because the core is behind, and wants `resumeReads` when it catches up.
     let awaitsCoreDrain = Atomic<Bool>(false)
+    /// Held by the loop's thread for each of its turns, and free while it waits in `epoll_wait`; whoever holds
+    /// it may touch `loop` (see `EventLoop.deliverWhileAsleep`).
+    let turnLock = Mutex<Void>(())
+    /// The loop, from its start to its end; read and written only under `turnLock`.
+    nonisolated(unsafe) var loop: EventLoop?
 
     init(index: Int, epollFD: Int32, wakeFD: Int32, listeners: [(fd: Int32, port: UInt16)]) {
         self.index = index
@@ -142,6 +147,11 @@ final class LoopHandle: Sendable {
             defer { box.eventsWeight = 0 }
             return box.eventsWeight
         }
+    }
+
+    /// Whether actions or reading changes from an earlier run of the core still wait here for the loop.
+    var holdsCoreOutput: Bool {
+        mailbox.withLock { !$0.actions.isEmpty || !$0.readingChanges.isEmpty }
     }
 
     /// Swaps the whole mailbox with `spare` (which must be empty). Call after draining the eventfd, so a

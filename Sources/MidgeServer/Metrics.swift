@@ -6,7 +6,8 @@ import MidgeCore
 import MidgeStore
 import Synchronization
 
-/// One event loop's traffic. Only its loop writes it: a relaxed load and store of a single writer compile to a plain
+/// One event loop's traffic. Only the thread holding the loop's turn lock writes it (its own, or one carrying out
+/// deliveries while it sleeps, see `EventLoop.deliverWhileAsleep`): a relaxed load and store of a single writer compile to a plain
 /// add (no `lock` prefix), so counting costs an integer add per read, write or packet. Readers (loop 0, `/metrics`)
 /// sum the loops with relaxed loads; a sum may mix counts from slightly different moments, which monitoring accepts.
 /// One object per loop, so two loops never write the same cache line.
@@ -25,6 +26,10 @@ final class LoopCounters: Sendable {
     /// Payload bytes of PUBLISH packets (mosquitto's `publish/bytes/received|sent`).
     let publishBytesReceived = Atomic<UInt64>(0)
     let publishBytesSent = Atomic<UInt64>(0)
+    /// Turns the loop's own thread ran, one per return from `epoll_wait`.
+    let turns = Atomic<UInt64>(0)
+    /// Batches of the core's actions another loop carried out on this loop's connections while it slept.
+    let batchesWhileAsleep = Atomic<UInt64>(0)
 
     /// Single-writer increment: see the type's comment.
     @inline(__always)
@@ -35,6 +40,10 @@ final class LoopCounters: Sendable {
     @inline(__always) func countRead(_ count: Int) { Self.bump(bytesReceived, UInt64(truncatingIfNeeded: count)) }
 
     @inline(__always) func countWritten(_ count: Int) { Self.bump(bytesSent, UInt64(truncatingIfNeeded: count)) }
+
+    @inline(__always) func countTurn() { Self.bump(turns, 1) }
+
+    @inline(__always) func countBatchWhileAsleep() { Self.bump(batchesWhileAsleep, 1) }
 
     /// A decoded packet; PUBLISH counted by QoS with its payload size.
     @inline(__always)
@@ -112,6 +121,12 @@ struct LoopCountersRef: @unchecked Sendable {
     @inline(__always) func countPublishSent(_ qos: QoS, payloadBytes: Int) {
         counters._withUnsafeGuaranteedRef { $0.countPublishSent(qos, payloadBytes: payloadBytes) }
     }
+
+    @inline(__always) func countTurn() { counters._withUnsafeGuaranteedRef { $0.countTurn() } }
+
+    @inline(__always) func countBatchWhileAsleep() {
+        counters._withUnsafeGuaranteedRef { $0.countBatchWhileAsleep() }
+    }
 }
 
 /// Traffic summed over loops (or of one loop).
@@ -182,7 +197,7 @@ final class GatewayCounters: Sendable {
 
 /// The numbers every loop and every `/metrics` request share. Created once per server.
 final class ServerMetrics: Sendable {
-    /// `loops[i]` is written by event loop i only.
+    /// `loops[i]` is written under event loop i's turn lock only.
     let loops: [LoopCountersRef]
     /// Keeps the counters `loops` refers to alive.
     private let counters: [LoopCounters]
@@ -206,6 +221,11 @@ final class ServerMetrics: Sendable {
 
     /// Every loop's traffic, summed now.
     var traffic: TrafficTotals { counters.reduce(TrafficTotals()) { $0 + $1.totals } }
+
+    /// Each loop's own turns and the batches others wrote for it while it slept, indexed by loop.
+    var loopTurns: [(own: UInt64, whileAsleep: UInt64)] {
+        counters.map { ($0.turns.load(ordering: .relaxed), $0.batchesWhileAsleep.load(ordering: .relaxed)) }
+    }
 
     /// Stores what loop 0 just read from the core, keeping the running maximum of connected clients.
     func record(_ statistics: BrokerStatistics, openConnections: Int, store: StoreStatistics?, at now: Int64) {

@@ -83,6 +83,19 @@ enum MetricsExposition {
                     help: "CPU time of each event loop thread: the time it was busy, not waiting in epoll.",
                     samples: loops.map { .init(labels: [("loop", String($0.loop))], value: $0.seconds) })
 
+        // The counters exist for the most loops a server may have; those of running loop threads are shown.
+        let turns = metrics.loopTurns.prefix(loops.count)
+        text.family("midge_event_loop_turns_total", type: .counter,
+                    help: "Wake-ups of each event loop thread (returns from epoll_wait).",
+                    samples: turns.enumerated().map {
+                        .init(labels: [("loop", String($0.offset))], value: Double($0.element.own))
+                    })
+        text.family("midge_event_loop_batches_while_asleep_total", type: .counter,
+                    help: "Deliveries another loop wrote to this loop's clients while it slept, saving a wake-up.",
+                    samples: turns.enumerated().map {
+                        .init(labels: [("loop", String($0.offset))], value: Double($0.element.whileAsleep))
+                    })
+
         text.counter("midge_http_requests_total", help: "HTTP requests received by the gateway.",
                      value: Double(gateway.requests.load(ordering: .relaxed)))
         text.family("midge_http_responses_total", type: .counter, help: "HTTP answers by status class.",

@@ -33,6 +33,7 @@ final class LogCapture: Sendable {
 final class RunningServer {
     let server: Server
     let log: LogCapture
+    let metrics: ServerMetrics
 
     init(threads: Int = 3, config: String = "", adjust: (inout ServerSettings) -> Void = { _ in }) throws {
         let text = "listener 0 127.0.0.1\nallow_anonymous true\nthreads \(threads)\n" + config
@@ -43,6 +44,7 @@ final class RunningServer {
         adjust(&settings)
         server = try Server.start(settings: settings, logger: logger)
         self.log = log
+        metrics = settings.metrics
     }
 
     var port: UInt16 { server.listeners[0].port }
