@@ -47,6 +47,7 @@ extension EventLoop {
         guard deadlineDue || now >= nextTick else { return }
         broker.tick(now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &coreActions)
         routeCoreActions()
+        for handle in server.handles { handle.releaseSpentActions() }
         nextTick = now + Self.tickInterval
         publishSystemTopics()
     }
@@ -96,7 +97,8 @@ extension EventLoop {
     func processMailbox() {
         handle.take(into: &spare)
         // Actions first: they come from earlier runs of the core than anything this turn produces.
-        spare.actions.drain { apply($0) }
+        spare.actions.visit { apply($0) }
+        if spare.actions.hasRecycled { handle.returnSpent(&spare.actions) }
         for change in spare.readingChanges { apply(change) }
         if spare.resumeReads { resumeReads() }
         if index == 0 {

@@ -8,8 +8,8 @@ import MidgeCore
 extension EventLoop {
     /// Carries out one of the core's actions for a connection of this loop. One flat pattern per case: matching
     /// the outbound packet in a nested switch made the compiler copy the whole action first.
-    func apply(_ action: consuming Action) {
-        switch consume action {
+    func apply(_ action: borrowing Action) {
+        switch action {
         case .send(let id, .publish(let delivery)):
             guard let connection = connections[id], connection.state != .closing else { return }
             prepareOutput(connection)
