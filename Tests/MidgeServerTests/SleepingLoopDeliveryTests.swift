@@ -7,6 +7,18 @@ import XCTest
 @testable import MidgeServer
 
 final class SleepingLoopDeliveryTests: XCTestCase {
+    /// A subscriber to `topic` on loop 0 or on another loop, and a connected publisher on a loop other than its.
+    private func connectPair(
+        _ running: RunningServer, _ subscriberOnLoopZero: Bool, topic: String
+    ) throws -> (subscriber: TestClient, publisher: TestClient, subscriberLoop: Int) {
+        let (subscriber, loop) = try running.client(onLoopOtherThan: subscriberOnLoopZero ? [1, 2] : [0])
+        let (publisher, _) = try running.client(onLoopOtherThan: [loop])
+        try subscriber.connect("sub")
+        try subscriber.subscribe(topic)
+        try publisher.connect("pub")
+        return (subscriber, publisher, loop)
+    }
+
     /// A subscriber alone on its loop (loop 0, which runs the core, or another) gets a one-at-a-time QoS 0 stream
     /// from a publisher on another loop. Nothing arrives on the subscriber's socket, so its loop has no reason to
     /// wake: the deliveries are written for it.
@@ -14,11 +26,7 @@ final class SleepingLoopDeliveryTests: XCTestCase {
         for subscriberOnLoopZero in [true, false] {
             let running = try RunningServer()
             defer { running.stop() }
-            let (subscriber, loop) = try running.client(onLoopOtherThan: subscriberOnLoopZero ? [1, 2] : [0])
-            let (publisher, _) = try running.client(onLoopOtherThan: [loop])
-            try subscriber.connect("sub")
-            try subscriber.subscribe("stream")
-            try publisher.connect("pub")
+            let (subscriber, publisher, loop) = try connectPair(running, subscriberOnLoopZero, topic: "stream")
             let before = running.metrics.loopTurns[loop]
 
             let messages = 50
@@ -45,11 +53,7 @@ final class SleepingLoopDeliveryTests: XCTestCase {
         for subscriberOnLoopZero in [true, false] {
             let running = try RunningServer { $0.broker.outputWindowBytes = 8 * 1024 }
             defer { running.stop() }
-            let (subscriber, loop) = try running.client(onLoopOtherThan: subscriberOnLoopZero ? [1, 2] : [0])
-            let (publisher, _) = try running.client(onLoopOtherThan: [loop])
-            try subscriber.connect("sub")
-            try subscriber.subscribe("window")
-            try publisher.connect("pub")
+            let (subscriber, publisher, loop) = try connectPair(running, subscriberOnLoopZero, topic: "window")
             let before = running.metrics.loopTurns[loop].whileAsleep
 
             let messages = 200
