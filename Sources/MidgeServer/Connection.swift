@@ -2,7 +2,8 @@
 import MQTTCodec
 import MidgeCore
 
-/// Thread-confined to the loop that accepted it; never crosses threads (its `ConnectionID` does).
+/// Owned by the loop that accepted it and touched only under that loop's turn lock (its `ConnectionID` is what
+/// other threads pass around).
 /// Kept small: an idle connection is this object, its slot in the loop's table and the core's records.
 final class Connection {
     enum State: UInt8 {

@@ -98,12 +98,13 @@ extension EventLoop {
         handle.take(into: &spare)
         // Actions first: they come from earlier runs of the core than anything this turn produces.
         spare.actions.visit { apply($0) }
-        if spare.actions.hasRecycled { handle.returnSpent(&spare.actions) }
+        if !spare.actions.spent.isEmpty { handle.returnSpent(&spare.actions) }
         for change in spare.readingChanges { apply(change) }
         if spare.resumeReads { resumeReads() }
         if index == 0 {
-            runHandedOverEvents(&spare.events, weight: spare.eventsWeight)
+            // Its own first: they were made before the loop that delivered for it took the events handed over then.
             runOwnReportsFromWhileAsleep()
+            runHandedOverEvents(&spare.events, weight: spare.eventsWeight)
             releaseDurableBatches()
             stoppedLoops += spare.stoppedLoops
         }
@@ -182,7 +183,7 @@ extension EventLoop {
         for target in actionsForLoops.indices where target != index {
             guard !actionsForLoops[target].isEmpty || !readingChangesForLoops[target].isEmpty else { continue }
             let handle = server.handles[target]
-            if actionsForLoops[target].count + readingChangesForLoops[target].count <= Self.inlineDeliveryLimit,
+            if isSmallBatch(actionsForLoops[target], readingChangesForLoops[target]),
                 deliverWhileAsleep(
                     &actionsForLoops[target], readingChanges: &readingChangesForLoops[target], to: handle)
             {
@@ -192,12 +193,24 @@ extension EventLoop {
         }
     }
 
-    /// Batches up to this size for a sleeping loop are written by the loop that ran the core. Larger ones go to
-    /// the loop's own thread, so a busy broker writes on every core while loop 0 runs the core.
+    /// Batches up to this many actions and payload bytes for a sleeping loop are written by the loop that ran the
+    /// core, while it holds the core. Larger ones go to the loop's own thread, so a busy broker writes on every core
+    /// while loop 0 runs the core, and a few large messages are not copied (or encrypted) under the core's lock.
     static let inlineDeliveryLimit = 16
+    static let inlineDeliveryBytes = 64 * 1024
 
-    /// Under the core's lock, when the target loop waits in `epoll_wait` and nothing of the core's waits in its
-    /// mailbox: carries out the actions on its connections from this thread, under its turn lock, and writes them.
+    private func isSmallBatch(_ actions: [Action], _ readingChanges: [ReadingChange]) -> Bool {
+        guard actions.count + readingChanges.count <= Self.inlineDeliveryLimit else { return false }
+        var bytes = 0
+        for index in actions.indices {
+            if case .send(_, .publish(let delivery)) = actions[index] { bytes += delivery.message.payload.count }
+        }
+        return bytes <= Self.inlineDeliveryBytes
+    }
+
+    /// Under the core's lock, when the target loop's turn lock is free (it waits in `epoll_wait`, or has not yet
+    /// taken the lock after it) and nothing of the core's waits in its mailbox: carries out the actions on its
+    /// connections from this thread, under its turn lock, and writes them.
     /// On a quiet broker whose publisher and subscriber landed on different loops, this saves the subscriber's loop
     /// a wake-up per message (an eventfd write, a wake of a thread on another CPU, and a turn): the latency and
     /// CPU a second loop added over one thread. Whatever the target must still do itself (the core's
@@ -205,19 +218,20 @@ extension EventLoop {
     private func deliverWhileAsleep(
         _ actions: inout [Action], readingChanges: inout [ReadingChange], to handle: LoopHandle
     ) -> Bool {
-        let done = handle.turnLock.withLockIfAvailable { _ -> Bool in
-            guard let loop = handle.loop, !loop.stopping, !handle.holdsCoreOutput else { return false }
+        let outcome = handle.turnLock.withLockIfAvailable { _ -> (done: Bool, wake: Bool) in
+            guard let loop = handle.loop, !loop.stopping, !handle.holdsCoreOutput else { return (false, false) }
             if now > loop.now { loop.now = now }
             actions.reverse()
             while let action = actions.popLast() { loop.apply(action) }
             for change in readingChanges { loop.apply(change) }
             readingChanges.removeAll(keepingCapacity: true)
             loop.flushDirtyConnections()
-            if loop.hasWorkForItsOwnTurn { Syscall.signalEventFD(handle.wakeFD) }
             settings.metrics.loops[handle.index].countBatchWhileAsleep()
-            return true
+            return (true, loop.hasWorkForItsOwnTurn)
         }
-        return done ?? false
+        // After its turn lock is free, so the loop does not wake only to wait for it.
+        if outcome?.wake == true { Syscall.signalEventFD(handle.wakeFD) }
+        return outcome?.done ?? false
     }
 
     /// After another thread carried out actions for this loop: what only this loop's own turn takes care of.

@@ -5,8 +5,9 @@ import Glibc
 import MQTTCodec
 import MidgeCore
 
-/// Thread-confined: created on its loop's thread and never shared. Loop 0 creates the `Broker` and runs it every
-/// turn; the others run it while they hold it (see `SharedCore`).
+/// Touched only under its handle's turn lock: by its own thread for each turn, and while it sleeps by a loop that
+/// ran the core and carries out a small batch for it (`deliverWhileAsleep`). Loop 0 creates the `Broker` and runs
+/// it every turn; the others run it while they hold it (see `SharedCore`).
 final class EventLoop {
     /// Bytes read per `read` call; one buffer per loop, packets are decoded straight out of it.
     static let readBufferSize = 64 * 1024

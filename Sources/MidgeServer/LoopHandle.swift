@@ -27,15 +27,17 @@ enum CoreEvent: Sendable {
 }
 
 /// Whole arrays handed from one thread to another, in order. A batch is moved in, never copied element by
-/// element (a copied PUBLISH action is an atomic retain and release of its message); the consumer returns each
-/// buffer, so producers reuse buffers with their capacity instead of allocating. Events are moved out (`drain`);
-/// actions are only lent to the loop (`visit`) and go back inside their buffer, so the last reference to a message
-/// is dropped on the thread that runs the core, which allocated it. Freed on the writing loop instead, messages
-/// went from one malloc arena to another every time, and the fan-in bench with its subscriber off loop 0 spent a
-/// quarter of its CPU in glibc's malloc and free (0.6–0.9M msg/s instead of 1.1–1.3M).
+/// element (a copied PUBLISH action is an atomic retain and release of its message). Events are moved out
+/// (`drain`) and their emptied buffers recycled for producers. Actions are only lent to the loop (`visit`) and their
+/// buffers come back full (`spent`): a thread that runs the core empties them, so the last reference to a message is
+/// dropped on a thread that runs the core — loop 0 under load, which allocated nearly all of them. Freed on the
+/// writing loop instead, messages went from one malloc arena to another every time, and the fan-in bench with its
+/// subscriber off loop 0 spent a quarter of its CPU in glibc's malloc and free (0.6–0.9M msg/s, not 1.1–1.3M).
 struct BatchQueue<Element: Sendable>: Sendable {
     private(set) var batches: [[Element]] = []
     private var recycled: [[Element]] = []
+    /// Buffers whose elements the consumer has carried out (`visit`), still holding them; not capped.
+    private(set) var spent: [[Element]] = []
 
     var isEmpty: Bool { batches.isEmpty }
 
@@ -56,37 +58,34 @@ struct BatchQueue<Element: Sendable>: Sendable {
         batches.removeAll(keepingCapacity: true)
     }
 
-    /// Consumer side: hands every element to `body`, oldest batch first, and gives the buffers back with their
-    /// elements, so the producer that reuses one releases them (see `LoopHandle.post(actions:readingChanges:)`).
+    /// Consumer side: lends every element to `body`, oldest batch first, and keeps the buffers, elements and all, as
+    /// `spent`, for `LoopHandle.returnSpent`.
     mutating func visit(_ body: (Element) -> Void) {
         for batch in batches.indices {
             // By index: the element is lent to `body`, not copied (a retain and release of a message per action).
             for index in batches[batch].indices { body(batches[batch][index]) }
         }
-        while recycled.count < 4, let buffer = batches.popLast() { recycled.append(buffer) }
+        spent.append(contentsOf: batches)
         batches.removeAll(keepingCapacity: true)
     }
 
-    /// Moves `other`'s recycled buffers (a consumer's copy after `visit`) here, where producers and
-    /// `takeSpentBuffers` find them; those beyond four stay in `other` for the caller to drop.
-    mutating func adoptRecycled(from other: inout BatchQueue) {
-        while recycled.count < 4, let buffer = other.recycled.popLast() { recycled.append(buffer) }
+    /// Moves `other`'s spent buffers here, all of them.
+    mutating func adoptSpent(from other: inout BatchQueue) {
+        spent.append(contentsOf: other.spent)
+        other.spent.removeAll(keepingCapacity: true)
     }
 
-    var hasRecycled: Bool { !recycled.isEmpty }
-
-    mutating func dropRecycled() { recycled.removeAll() }
-
-    /// The recycled buffers that still hold elements no producer has released.
-    mutating func takeSpentBuffers() -> [[Element]] {
-        let spent = recycled.filter { !$0.isEmpty }
-        recycled.removeAll { !$0.isEmpty }
-        return spent
+    /// Swaps the buffer lists (recycled and spent) with `other`'s, leaving the batches where they are.
+    mutating func swapBuffers(with other: inout BatchQueue) {
+        swap(&recycled, &other.recycled)
+        swap(&spent, &other.spent)
     }
 
-    /// Emptied buffers back for producers, up to four in all.
-    mutating func giveBack(_ buffers: inout [[Element]]) {
-        while recycled.count < 4, let buffer = buffers.popLast() { recycled.append(buffer) }
+    /// Takes the spent buffers out, leaving none.
+    mutating func takeSpent() -> [[Element]] {
+        var taken: [[Element]] = []
+        swap(&taken, &spent)
+        return taken
     }
 }
 
@@ -128,7 +127,8 @@ struct Mailbox: Sendable {
 final class LoopHandle: Sendable {
     let index: Int
     let epollFD: Int32
-    /// An eventfd in the loop's epoll set; written only when the mailbox goes from empty to non-empty.
+    /// An eventfd in the loop's epoll set; a post writes it only when the mailbox goes from empty to non-empty (a
+    /// wake-up is pending otherwise). Also written for auth verdicts and after `EventLoop.deliverWhileAsleep`.
     let wakeFD: Int32
     /// This loop's SO_REUSEPORT socket of every listener group, with the group's port.
     let listeners: [(fd: Int32, port: UInt16)]
@@ -168,15 +168,19 @@ final class LoopHandle: Sendable {
         }
     }
 
+    /// Under the core's lock. Also takes the buffers of actions the loop has carried out since (`BatchQueue.visit`)
+    /// and releases what they hold here, outside the mailbox's lock, on the thread that runs the core.
     func post(actions: inout [Action], readingChanges: inout [ReadingChange]) {
+        var spent: [[Action]] = []
         post { box in
             if !actions.isEmpty { box.actions.push(&actions) }
             if !readingChanges.isEmpty { box.readingChanges.append(contentsOf: readingChanges) }
+            if !box.actions.spent.isEmpty { spent = box.actions.takeSpent() }
         }
-        // The buffer handed back still holds actions the loop carried out (`BatchQueue.visit`): their messages are
-        // released here, on the thread that runs the core, where they were allocated.
-        actions.removeAll(keepingCapacity: true)
         readingChanges.removeAll(keepingCapacity: true)
+        for index in spent.indices { spent[index].removeAll(keepingCapacity: true) }
+        // One emptied buffer serves the next batch for this loop; the rest are freed.
+        if actions.capacity == 0, let buffer = spent.popLast() { actions = buffer }
     }
 
     /// Takes only the events for the core (with their summed weight), for a loop about to run the core itself;
@@ -189,20 +193,17 @@ final class LoopHandle: Sendable {
         }
     }
 
-    /// After the loop carried out its actions (`BatchQueue.visit`): their buffers go back into the mailbox, where
-    /// the next producer releases what they hold on its own thread, or `releaseSpentActions` does.
+    /// After the loop carried out its actions (`BatchQueue.visit`): their buffers go into the mailbox, where the next
+    /// `post(actions:readingChanges:)` or `releaseSpentActions` releases what they hold.
     func returnSpent(_ actions: inout BatchQueue<Action>) {
-        mailbox.withLock { $0.actions.adoptRecycled(from: &actions) }
-        actions.dropRecycled()
+        mailbox.withLock { $0.actions.adoptSpent(from: &actions) }
     }
 
-    /// Loop 0, every tick: releases what carried-out actions no producer has reused a buffer of since, so an idle
-    /// loop does not keep its last messages alive for longer than a tick.
+    /// Loop 0, every tick: releases what carried-out actions no producer has taken since, so an idle loop does not
+    /// keep its last messages alive for longer than a tick.
     func releaseSpentActions() {
-        var spent = mailbox.withLock { $0.actions.takeSpentBuffers() }
-        guard !spent.isEmpty else { return }
-        for index in spent.indices { spent[index].removeAll(keepingCapacity: true) }
-        mailbox.withLock { $0.actions.giveBack(&spent) }
+        // Discarded after the lock is let go: the messages are released outside it.
+        _ = mailbox.withLock { $0.actions.takeSpent() }
     }
 
     /// Whether actions or reading changes from an earlier run of the core still wait here for the loop.
@@ -210,9 +211,13 @@ final class LoopHandle: Sendable {
         mailbox.withLock { !$0.actions.isEmpty || !$0.readingChanges.isEmpty }
     }
 
-    /// Swaps the whole mailbox with `spare` (which must be empty). Call after draining the eventfd, so a
-    /// producer that finds the mailbox empty after this swap wakes the loop again.
+    /// Swaps the whole mailbox with `spare` (which must be empty), except the actions' buffer lists, which stay
+    /// where producers and `releaseSpentActions` look for them. Call after draining the eventfd, so a producer that
+    /// finds the mailbox empty after this swap wakes the loop again.
     func take(into spare: inout Mailbox) {
-        mailbox.withLock { box in swap(&box, &spare) }
+        mailbox.withLock { box in
+            swap(&box, &spare)
+            box.actions.swapBuffers(with: &spare.actions)
+        }
     }
 }

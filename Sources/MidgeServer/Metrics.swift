@@ -222,9 +222,14 @@ final class ServerMetrics: Sendable {
     /// Every loop's traffic, summed now.
     var traffic: TrafficTotals { counters.reduce(TrafficTotals()) { $0 + $1.totals } }
 
-    /// Each loop's own turns and the batches others wrote for it while it slept, indexed by loop.
+    /// How many loops the server started (the counters exist for the most it may have); set at start.
+    let runningLoops = Atomic<Int>(0)
+
+    /// Each running loop's own turns and the batches others wrote for it while it slept, indexed by loop.
     var loopTurns: [(own: UInt64, whileAsleep: UInt64)] {
-        counters.map { ($0.turns.load(ordering: .relaxed), $0.batchesWhileAsleep.load(ordering: .relaxed)) }
+        counters.prefix(runningLoops.load(ordering: .relaxed)).map {
+            ($0.turns.load(ordering: .relaxed), $0.batchesWhileAsleep.load(ordering: .relaxed))
+        }
     }
 
     /// Stores what loop 0 just read from the core, keeping the running maximum of connected clients.

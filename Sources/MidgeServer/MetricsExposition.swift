@@ -83,8 +83,7 @@ enum MetricsExposition {
                     help: "CPU time of each event loop thread: the time it was busy, not waiting in epoll.",
                     samples: loops.map { .init(labels: [("loop", String($0.loop))], value: $0.seconds) })
 
-        // The counters exist for the most loops a server may have; those of running loop threads are shown.
-        let turns = metrics.loopTurns.prefix(loops.count)
+        let turns = metrics.loopTurns
         text.family("midge_event_loop_turns_total", type: .counter,
                     help: "Wake-ups of each event loop thread (returns from epoll_wait).",
                     samples: turns.enumerated().map {

@@ -138,6 +138,7 @@ public final class Server: Sendable {
     /// Binds every listener, then starts one thread per event loop.
     public static func start(settings: ServerSettings, logger: Logger) throws(ServerError) -> Server {
         precondition((1...128).contains(settings.threads), "threads must be 1...128")
+        settings.metrics.runningLoops.store(settings.threads, ordering: .relaxed)
         // A write to a socket the peer has reset must fail with EPIPE, not kill the process.
         signal(SIGPIPE, SIG_IGN)
 

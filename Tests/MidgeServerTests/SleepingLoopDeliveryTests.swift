@@ -45,6 +45,35 @@ final class SleepingLoopDeliveryTests: XCTestCase {
         }
     }
 
+    /// Single messages, written for the sleeping subscriber loop, alternate with bursts of 40 in one write (a batch
+    /// too large to write for it, so it goes through its mailbox): every message arrives once and in order
+    /// [MQTT-4.6.0-6], whichever way each went.
+    func testSmallAndLargeBatchesToASleepingLoopKeepTheirOrder() throws {
+        for subscriberOnLoopZero in [true, false] {
+            let running = try RunningServer()
+            defer { running.stop() }
+            let (subscriber, publisher, loop) = try connectPair(running, subscriberOnLoopZero, topic: "mixed")
+            var next = 0
+            var expected = 0
+            for round in 0..<20 {
+                let count = round % 2 == 0 ? 1 : 40
+                var wire: [UInt8] = []
+                for _ in 0..<count {
+                    let payload = withUnsafeBytes(of: UInt32(next).bigEndian) { Array($0) }
+                    Packet.publish(Publish(topic: TopicName("mixed")!, payload: payload)).encode(into: &wire)
+                    next += 1
+                }
+                try publisher.send(wire)
+                for _ in 0..<count {
+                    let received = try subscriber.receivePublish()
+                    XCTAssertEqual(received.payload.reduce(0) { $0 << 8 | Int($1) }, expected, "loop \(loop)")
+                    expected += 1
+                }
+            }
+            XCTAssertEqual(expected, next)
+        }
+    }
+
     /// With an output window of 8 KiB, a 1 KiB stream needs a confirmation from the subscriber's loop every few
     /// messages. Those deliveries are written while that loop sleeps, so its confirmations are reports made
     /// outside its own turn: they must still reach the core (for loop 0 too, which hands nothing to anyone), or the
