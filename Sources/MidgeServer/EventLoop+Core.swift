@@ -236,7 +236,7 @@ extension EventLoop {
 
     /// After another thread carried out actions for this loop: what only this loop's own turn takes care of.
     var hasWorkForItsOwnTurn: Bool {
-        !eventsForCore.isEmpty || !released.isEmpty || !transports.followUps.isEmpty || !dirty.isEmpty
+        !eventsForCore.isEmpty || !released.isEmpty || !transports.followUps.isEmpty
     }
 
     /// Writes, then hands this turn's batches to the other loops.

@@ -7,9 +7,10 @@ import MidgeStore
 import Synchronization
 
 /// One event loop's traffic. Only the thread holding the loop's turn lock writes it (its own, or one carrying out
-/// deliveries while it sleeps, see `EventLoop.deliverWhileAsleep`): a relaxed load and store of a single writer compile to a plain
-/// add (no `lock` prefix), so counting costs an integer add per read, write or packet. Readers (loop 0, `/metrics`)
-/// sum the loops with relaxed loads; a sum may mix counts from slightly different moments, which monitoring accepts.
+/// deliveries while it sleeps, see `EventLoop.deliverWhileAsleep`): a relaxed load and store of a single writer
+/// compile to a plain add (no `lock` prefix), so counting costs an integer add per read, write or packet. Readers
+/// (loop 0, `/metrics`) sum the loops with relaxed loads; a sum may mix counts from slightly different moments,
+/// which monitoring accepts.
 /// One object per loop, so two loops never write the same cache line.
 final class LoopCounters: Sendable {
     let bytesReceived = Atomic<UInt64>(0)

@@ -40,7 +40,8 @@ final class SleepingLoopDeliveryTests: XCTestCase {
             let written = after.whileAsleep - before.whileAsleep
             let woken = after.own - before.own
             // Loop 0 also wakes for its 100 ms tick; a handful of turns either way is not the point.
-            XCTAssertGreaterThanOrEqual(written, UInt64(messages / 2), "loop \(loop): \(written) batches written for it")
+            XCTAssertGreaterThanOrEqual(
+                written, UInt64(messages / 2), "loop \(loop): \(written) batches written for it")
             XCTAssertLessThan(woken, UInt64(messages / 2), "loop \(loop) woke \(woken) times for \(messages) messages")
         }
     }
