@@ -260,10 +260,7 @@ func deliveryHistory(count: Int, seed: UInt64) -> [StoreRecord] {
                 let done = session.inFlight.inSendOrder.randomElement(using: &random)
             else { continue }
             if done.qos == .exactlyOnce && done.state == .publishSent {
-                emit(
-                    .deliveryInFlight(
-                        clientID: client, messageID: done.messageID, packetID: done.packetID, qos: done.qos,
-                        retain: done.retain, state: .pubrelSent))
+                emit(.deliveryInFlight(clientID: client, done, state: .pubrelSent))
             } else {
                 emit(.deliveryCompleted(clientID: client, delivery: .packet(done.packetID)))
             }
@@ -275,10 +272,7 @@ func deliveryHistory(count: Int, seed: UInt64) -> [StoreRecord] {
             guard let session = model.sessions[client],
                 let again = session.inFlight.inSendOrder.first(where: { $0.state == .publishSent })
             else { continue }
-            emit(
-                .deliveryInFlight(
-                    clientID: client, messageID: again.messageID, packetID: again.packetID, qos: again.qos,
-                    retain: again.retain, state: .publishSent))
+            emit(.deliveryInFlight(clientID: client, again, state: .publishSent))
         case 84..<88:
             // A retained body stored again for a session subscribing later, under its first id.
             guard let id = model.messages.keys.sorted().randomElement(using: &random), let body = model.messages[id]

@@ -147,10 +147,7 @@ func brokerHistory(count: Int, seed: UInt64) -> [StoreRecord] {
                     $0.qos == .exactlyOnce && $0.state == .publishSent
                 })
             else { continue }
-            emit(
-                .deliveryInFlight(
-                    clientID: client, messageID: sent.messageID, packetID: sent.packetID, qos: sent.qos,
-                    retain: sent.retain, state: .pubrelSent))
+            emit(.deliveryInFlight(clientID: client, sent, state: .pubrelSent))
         case 75..<88:
             guard let session = model.sessions[client], let done = session.inFlight.inSendOrder.first else { continue }
             emit(.deliveryCompleted(clientID: client, delivery: .packet(done.packetID)))
@@ -297,4 +294,13 @@ func appendAndWait(_ store: DurableStore, _ records: [StoreRecord], file: Static
     let done = Counter()
     for record in records { store.append([record]) { done.increment() } }
     XCTAssertTrue(eventually { done.count == records.count }, "completions did not all run", file: file, line: line)
+}
+
+extension StoreRecord {
+    /// `delivery` recorded again, in `state`: a PUBREL sent for it, or the same PUBLISH resent.
+    static func deliveryInFlight(clientID: String, _ delivery: InflightDelivery, state: DeliveryState) -> StoreRecord {
+        .deliveryInFlight(
+            clientID: clientID, messageID: delivery.messageID, packetID: delivery.packetID, qos: delivery.qos,
+            retain: delivery.retain, state: state)
+    }
 }
