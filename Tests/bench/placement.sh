@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The latency row (1 → 1, QoS 1, 1000 msg/s) against mosquitto and Midge under different CPU placements, the
+# variants interleaved per round so drifting load hits all alike. Prints one line per run: percentiles, broker CPU
+# per message and the broker's CPU migrations (perf stat, when perf is installed).
+#
+#   Tests/bench/placement.sh [--rounds N] [--duration S] [--variants "plain warm colocated pinned spread"]
+#                            [--scratch-path DIR]
+#
+# plain      as compare.sh runs it
+# warm       every CPU kept out of its idle state by a SCHED_IDLE spinner (yields to any other thread at once), so
+#            no wake-up waits for a halted vCPU
+# colocated  broker and midge-bench both confined to CPU 0: no wake-up crosses CPUs
+# pinned     the broker confined to the last CPU, midge-bench free
+# spread     Midge only: event loop i pinned to CPU i mod the CPU count, midge-bench free
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+rounds=3
+duration=5
+variants="plain warm colocated pinned spread"
+scratch=.build
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --variants) variants=$2; shift 2 ;;
+    --scratch-path) scratch=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+[ -x "$MOSQUITTO" ] || { echo "needs Debian's mosquitto package" >&2; exit 2; }
+swift build -c release --scratch-path "$scratch" --product midge >/dev/null
+swift build -c release --scratch-path "$scratch" --product midge-bench >/dev/null
+BIN=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
+last_cpu=$(( $(nproc) - 1 ))
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+run() {  # broker variant
+  local broker=$1 variant=$2 port wrap="" bench_wrap="" pid perf_pid="" spinners=()
+  port=$(free_port)
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 20\nmax_queued_messages 1000\n' \
+    "$port" > "$work/broker.conf"
+  case "$variant" in
+    colocated) wrap="taskset -c 0"; bench_wrap="taskset -c 0" ;;
+    pinned) wrap="taskset -c $last_cpu" ;;
+    warm)
+      for cpu in $(seq 0 "$last_cpu"); do
+        timeout $(( duration + 10 )) chrt --idle 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
+        spinners+=($!)
+      done ;;
+  esac
+  if [ "$broker" = midge ]; then
+    $wrap "$BIN/midge" -c "$work/broker.conf" > "$work/broker.log" 2>&1 &
+  else
+    $wrap "$MOSQUITTO" -c "$work/broker.conf" > "$work/broker.log" 2>&1 &
+  fi
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  if [ "$variant" = spread ]; then
+    for task in /proc/"$pid"/task/*; do
+      case $(cat "$task/comm") in
+        midge-loop-*) loop=$(cut -d- -f3 < "$task/comm"); taskset -p -c $(( loop % (last_cpu + 1) )) "${task##*/}" >/dev/null ;;
+      esac
+    done
+  fi
+  if command -v perf >/dev/null; then
+    perf stat -e cpu-migrations -p "$pid" -o "$work/perf.txt" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  local line
+  line=$($bench_wrap "$BIN/midge-bench" --scenario latency --duration "$duration" --port "$port" --broker-pid "$pid" \
+    | grep '^RESULT' || true)
+  local migrations=n/a
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true
+    migrations=$(awk '/cpu-migrations/ {print $1}' "$work/perf.txt")
+  fi
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  for spinner in "${spinners[@]}"; do kill "$spinner" 2>/dev/null || true; wait "$spinner" 2>/dev/null || true; done
+  field() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
+  printf '%-9s %-10s p50 %7s  p99 %7s  p99.9 %8s us  CPU %6s us/msg  migrations %s\n' "$broker" "$variant" \
+    "$(field p50_us)" "$(field p99_us)" "$(field p999_us)" "$(field cpu_us_per_delivery)" "$migrations"
+}
+
+for round in $(seq 1 "$rounds"); do
+  echo "round $round"
+  for variant in $variants; do
+    [ "$variant" = spread ] || run mosquitto "$variant"
+    run midge "$variant"
+  done
+done
