@@ -29,17 +29,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "needs Debian's mosquitto package" >&2; exit 2; }
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-swift build -c release --scratch-path "$scratch" --product midge >/dev/null
-swift build -c release --scratch-path "$scratch" --product midge-bench >/dev/null
-BIN=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=Tests/bench/common.sh
+source Tests/bench/common.sh
 
 # Equivalent settings for both: loopback listener, anonymous clients, the same queue and in-flight limits.
 common_config() {
@@ -110,19 +101,13 @@ for scenario in $scenarios; do
       pids+=("$pid")
       extra=""
       [ "$scenario" != idle ] && extra="--duration $duration"
-      spinners=()
-      if [ "$scenario" = latency-warm ]; then
-        for cpu in $(seq 0 $(( $(nproc) - 1 ))); do
-          timeout $(( duration + 10 )) chrt --idle 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
-          spinners+=($!)
-        done
-      fi
+      if [ "$scenario" = latency-warm ]; then start_spinners $(( duration + 10 )); fi
       # shellcheck disable=SC2046
       line=$("$BIN/midge-bench" $(bench_args "$scenario") $extra --port "$port" --broker-pid "$pid" | tee "$work/last.txt" | grep '^RESULT' || true)
       [ -z "$line" ] && { echo "no result for $broker $scenario:"; cat "$work/last.txt"; }
       echo "$broker $scenario $run $line" | tee -a "$results"
       kill "$pid"; wait "$pid" 2>/dev/null || true
-      for spinner in "${spinners[@]}"; do kill "$spinner" 2>/dev/null || true; wait "$spinner" 2>/dev/null || true; done
+      stop_spinners
     done
   done
 done

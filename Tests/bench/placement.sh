@@ -29,32 +29,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-[ -x "$MOSQUITTO" ] || { echo "needs Debian's mosquitto package" >&2; exit 2; }
-swift build -c release --scratch-path "$scratch" --product midge >/dev/null
-swift build -c release --scratch-path "$scratch" --product midge-bench >/dev/null
-BIN=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
+# shellcheck source=Tests/bench/common.sh
+source Tests/bench/common.sh
 last_cpu=$(( $(nproc) - 1 ))
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 run() {  # broker variant
-  local broker=$1 variant=$2 port wrap="" bench_wrap="" pid perf_pid="" spinners=()
+  local broker=$1 variant=$2 port wrap="" bench_wrap="" pid perf_pid=""
   port=$(free_port)
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 20\nmax_queued_messages 1000\n' \
     "$port" > "$work/broker.conf"
   case "$variant" in
     colocated) wrap="taskset -c 0"; bench_wrap="taskset -c 0" ;;
     pinned) wrap="taskset -c $last_cpu" ;;
-    warm)
-      for cpu in $(seq 0 "$last_cpu"); do
-        timeout $(( duration + 10 )) chrt --idle 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
-        spinners+=($!)
-      done ;;
+    warm) start_spinners $(( duration + 10 )) ;;
   esac
   if [ "$broker" = midge ]; then
     $wrap "$BIN/midge" -c "$work/broker.conf" > "$work/broker.log" 2>&1 &
@@ -84,7 +71,7 @@ run() {  # broker variant
     migrations=$(awk '/cpu-migrations/ {print $1}' "$work/perf.txt")
   fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  for spinner in "${spinners[@]}"; do kill "$spinner" 2>/dev/null || true; wait "$spinner" 2>/dev/null || true; done
+  stop_spinners
   field() { echo "$line" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
   printf '%-9s %-10s p50 %7s  p99 %7s  p99.9 %8s us  CPU %6s us/msg  migrations %s\n' "$broker" "$variant" \
     "$(field p50_us)" "$(field p99_us)" "$(field p999_us)" "$(field cpu_us_per_delivery)" "$migrations"
