@@ -7,7 +7,8 @@
 #
 # `latency-warm` is the latency row with every CPU kept out of its idle state by a SCHED_IDLE spinner (it yields to
 # any other thread at once). On a VM a wake-up sent to a halted vCPU can wait hundreds of microseconds for the host;
-# that decides the plain row's p99 for both brokers. The warm row shows what the brokers themselves add.
+# that decides the plain row's p99 for both brokers. The warm row takes that away (not the host's preemption of
+# busy vCPUs, which it makes likelier); see Docs/benchmarks.md, "Fourth round".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
