@@ -103,7 +103,7 @@ extension EventLoop {
         if spare.resumeReads { resumeReads() }
         if index == 0 {
             // Its own first: they were made before the loop that delivered for it took the events handed over then.
-            runOwnReportsFromWhileAsleep()
+            runOwnEventsForCore()
             runHandedOverEvents(&spare.events, weight: spare.eventsWeight)
             releaseDurableBatches()
             stoppedLoops += spare.stoppedLoops
@@ -129,9 +129,9 @@ extension EventLoop {
         }
     }
 
-    /// Loop 0's reports are run at once while it holds the core; those made while another loop delivered to its
-    /// connections (see `deliverWhileAsleep`) waited for this turn.
-    private func runOwnReportsFromWhileAsleep() {
+    /// Under the core's lock: this loop's own events for the core, in order. On loop 0 these are the reports made
+    /// while another loop delivered to its connections (see `deliverWhileAsleep`); its others run at once.
+    private func runOwnEventsForCore() {
         guard !eventsForCore.isEmpty else { return }
         eventsForCore.reverse()
         while let event = eventsForCore.popLast() { coreReceive(event) }
@@ -156,9 +156,7 @@ extension EventLoop {
             processMailbox()
             let weight = server.handles[0].takeEvents(into: &handedOver)
             runHandedOverEvents(&handedOver, weight: weight)
-            eventsForCore.reverse()
-            while let event = eventsForCore.popLast() { coreReceive(event) }
-            eventsForCoreWeight = 0
+            runOwnEventsForCore()
             endCoreRun()
             postCoreActions()
             return true
