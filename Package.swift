@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "midge", targets: ["midge"]),
         .executable(name: "midge-bench", targets: ["midge-bench"]),
+        .executable(name: "midge-floor", targets: ["midge-floor"]),
     ],
     targets: [
         .target(name: "MQTTCodec"),
@@ -32,6 +33,8 @@ let package = Package(
             dependencies: ["MidgeCore", "MQTTCodec", "MidgeAuth", "MidgeStore", "MidgeTLS", "MidgeGateway", "CLinux"]),
         .executableTarget(name: "midge", dependencies: ["MidgeServer", "MidgeAuth"]),
         .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
+        // The latency floor of this machine: a relay doing the least a broker must (see its main.swift).
+        .executableTarget(name: "midge-floor", dependencies: ["CLinux"]),
         // Fuzz entry points for the frame decoder and the core; replays its corpus when built without libFuzzer.
         .executableTarget(name: "midge-fuzz", dependencies: ["MQTTCodec", "MidgeCore", "MidgeStore"]),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),

@@ -5,6 +5,7 @@ MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$MOSQUITTO" ] || { echo "needs Debian's mosquitto package" >&2; exit 2; }
 swift build -c release --scratch-path "$scratch" --product midge >/dev/null
 swift build -c release --scratch-path "$scratch" --product midge-bench >/dev/null
+swift build -c release --scratch-path "$scratch" --product midge-floor >/dev/null
 BIN=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
 work=$(mktemp -d)
 pids=()

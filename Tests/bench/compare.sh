@@ -5,6 +5,9 @@
 #   Tests/bench/compare.sh [--runs N] [--duration S] [--scenarios "fanin fanout topics qos1 qos2 latency idle"]
 #                          [--threads N] [--idle-connections N] [--scratch-path DIR]
 #
+# The latency rows also run midge-floor (Sources/midge-floor): one thread that copies each PUBLISH to the subscriber
+# and acknowledges it, nothing else. Its percentiles are the machine's share of the row.
+#
 # `latency-warm` is the latency row with every CPU kept out of its idle state by a SCHED_IDLE spinner (it yields to
 # any other thread at once). On a VM a wake-up sent to a halted vCPU can wait hundreds of microseconds for the host;
 # that decides the plain row's p99 for both brokers. The warm row takes that away (not the host's preemption of
@@ -66,6 +69,8 @@ start_broker() {  # name port scenario -> prints pid
   if [ "$name" = midge ]; then
     [ -n "$threads" ] && echo "threads $threads" >> "$config"
     "$BIN/midge" -c "$config" > "$work/$name.log" 2>&1 &
+  elif [ "$name" = floor ]; then
+    "$BIN/midge-floor" --port "$port" > "$work/$name.log" 2>&1 &
   else
     "$MOSQUITTO" -c "$config" > "$work/$name.log" 2>&1 &
   fi
@@ -95,7 +100,11 @@ results="$work/results.txt"
 for scenario in $scenarios; do
   [ "$scenario" = restart ] && continue  # measured on its own below
   for run in $(seq 1 "$runs"); do
-    for broker in mosquitto midge; do
+    # The latency rows also run midge-floor, a relay that does none of a broker's work: the row as it reads when
+    # the broker costs nothing.
+    brokers="mosquitto midge"
+    [[ $scenario == latency* ]] && brokers="$brokers floor"
+    for broker in $brokers; do
       # A fresh broker per run: idle-connection memory and queues must not carry over.
       port=$(free_port)
       pid=$(start_broker "$broker" "$port" "$scenario")
@@ -174,12 +183,17 @@ for scenario, _ in rows:
 print(f"\nmedians of {len(rows.get((seen[0], 'midge'), [])) if seen else 0} run(s) per broker and scenario")
 # Latency is noisy on a shared machine: the pairs (each run's brokers ran back to back) say more than one median.
 for scenario in ("latency", "latency-warm"):
-    pairs = list(zip(rows.get((scenario, "mosquitto"), []), rows.get((scenario, "midge"), [])))
-    ratios = [float(g["p99_us"]) / float(m["p99_us"]) for m, g in pairs if "p99_us" in m and "p99_us" in g]
-    if ratios:
-        lower = sum(1 for r in ratios if r < 1)
-        print(f"{scenario} p99 midge/mosquitto per run: " + " ".join(f"{r:.2f}" for r in ratios)
-              + f" (midge lower in {lower} of {len(ratios)})")
+    for broker in ("midge", "floor"):
+        pairs = list(zip(rows.get((scenario, "mosquitto"), []), rows.get((scenario, broker), [])))
+        ratios = [float(g["p99_us"]) / float(m["p99_us"]) for m, g in pairs if "p99_us" in m and "p99_us" in g]
+        if ratios:
+            lower = sum(1 for r in ratios if r < 1)
+            print(f"{scenario} p99 {broker}/mosquitto per run: " + " ".join(f"{r:.2f}" for r in ratios)
+                  + f" ({broker} lower in {lower} of {len(ratios)})")
+    floor = [median(scenario, "floor", key) for key in ("p50_us", "p99_us", "p999_us")]
+    if None not in floor:
+        print(f"{scenario} floor (midge-floor, no broker work): p50 {floor[0]:.1f} us, p99 {floor[1]:.1f} us, "
+              f"p99.9 {floor[2]:.1f} us")
 durable, memory = median("durable", "midge", "delivered_per_s"), median("qos1", "midge", "delivered_per_s")
 if durable is not None and memory:
     print(f"midge durable qos1 / in-memory qos1: {durable / memory:.2f} (target >= 0.50)")

@@ -12,6 +12,9 @@
 # colocated  broker and midge-bench both confined to CPU 0: no wake-up crosses CPUs
 # pinned     the broker confined to the last CPU, midge-bench free
 # spread     Midge only: event loop i pinned to CPU i mod the CPU count, midge-bench free
+#
+# Every variant but spread also runs midge-floor, a relay that does no broker work: what the placement costs any
+# broker.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -45,6 +48,8 @@ run() {  # broker variant
   esac
   if [ "$broker" = midge ]; then
     $wrap "$BIN/midge" -c "$work/broker.conf" > "$work/broker.log" 2>&1 &
+  elif [ "$broker" = floor ]; then
+    $wrap "$BIN/midge-floor" --port "$port" > "$work/broker.log" 2>&1 &
   else
     $wrap "$MOSQUITTO" -c "$work/broker.conf" > "$work/broker.log" 2>&1 &
   fi
@@ -82,5 +87,6 @@ for round in $(seq 1 "$rounds"); do
   for variant in $variants; do
     [ "$variant" = spread ] || run mosquitto "$variant"
     run midge "$variant"
+    [ "$variant" = spread ] || run floor "$variant"
   done
 done
