@@ -34,7 +34,7 @@ let package = Package(
         .executableTarget(name: "midge", dependencies: ["MidgeServer", "MidgeAuth"]),
         .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
         // The latency floor of this machine: a relay doing the least a broker must (see its main.swift).
-        .executableTarget(name: "midge-floor", dependencies: ["CLinux"]),
+        .executableTarget(name: "midge-floor", dependencies: ["MQTTCodec", "CLinux"]),
         // Fuzz entry points for the frame decoder and the core; replays its corpus when built without libFuzzer.
         .executableTarget(name: "midge-fuzz", dependencies: ["MQTTCodec", "MidgeCore", "MidgeStore"]),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),

@@ -1,18 +1,18 @@
 // The fixed header (§2.2): packet type, the flag bits Table 2.2 fixes for each type, and the remaining length.
 
-struct FixedHeader {
-    let type: PacketType
+public struct FixedHeader: Sendable {
+    public let type: PacketType
     /// The low nibble of the first byte; meaningful only for PUBLISH (DUP, QoS, RETAIN).
-    let flags: UInt8
-    let remainingLength: Int
+    public let flags: UInt8
+    public let remainingLength: Int
     /// 2...5: the type byte plus 1...4 length bytes.
-    let byteCount: Int
+    public let byteCount: Int
 
     /// Parses the fixed header at the front of `bytes`. Returns nil while it is incomplete, and throws as soon as
     /// the bytes present prove it bad, so an oversized or broken frame is refused before its body is buffered.
     /// Every check depends only on bytes already seen: feeding a bad frame byte by byte raises the same error
     /// as feeding it whole.
-    static func parse(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(DecodeError) -> FixedHeader? {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, limit: Int) throws(DecodeError) -> FixedHeader? {
         guard !bytes.isEmpty else { return nil }
         let first = bytes[0]
         guard let type = PacketType(rawValue: first >> 4) else {

@@ -1,8 +1,8 @@
 // The Remaining Length field of the fixed header (§2.2.3): 7 bits per byte, low group first, at most 4 bytes.
 
-enum RemainingLength {
+public enum RemainingLength {
     /// 0xFF 0xFF 0xFF 0x7F, the largest value four bytes can carry (§2.2.3).
-    static let maximum = 268_435_455
+    public static let maximum = 268_435_455
 
     /// How many bytes `value` takes on the wire: 1 up to 127, 2 up to 16 383, 3 up to 2 097 151, else 4.
     @inline(__always)

@@ -3,6 +3,7 @@
 // share of a latency figure: the wake-ups and the loopback TCP path that any broker pays as well.
 import CLinux
 import Glibc
+import MQTTCodec
 
 final class FloorConnection {
     let fd: Int32
@@ -14,12 +15,6 @@ final class FloorConnection {
     var watchesWritable = false
 
     init(fd: Int32) { self.fd = fd }
-}
-
-enum FloorFrame {
-    case whole(type: UInt8, flags: UInt8, body: Range<Int>)
-    case incomplete
-    case malformed
 }
 
 final class FloorRelay {
@@ -83,17 +78,22 @@ final class FloorRelay {
             if count < 0 { return }
             connection.input.append(contentsOf: readBuffer[0..<count])
             var consumed = 0
-            frames: while true {
-                switch Self.frame(in: connection.input, from: consumed) {
-                case .incomplete:
-                    break frames
-                case .malformed:
+            while true {
+                let parsed = connection.input.withUnsafeBytes { bytes in
+                    Result { () throws(DecodeError) in
+                        try FixedHeader.parse(
+                            UnsafeRawBufferPointer(rebasing: bytes[consumed...]), limit: RemainingLength.maximum)
+                    }
+                }
+                guard case .success(let parsedHeader) = parsed else { return drop(connection) }
+                guard let header = parsedHeader,
+                    connection.input.count - consumed - header.byteCount >= header.remainingLength
+                else { break }
+                let start = consumed
+                let body = start + header.byteCount..<start + header.byteCount + header.remainingLength
+                consumed = body.upperBound
+                guard handle(header, frame: start..<body.upperBound, body: body, from: connection) else {
                     return drop(connection)
-                case .whole(let type, let flags, let body):
-                    let start = consumed
-                    consumed = body.upperBound
-                    guard handle(type: type, flags: flags, frame: start..<body.upperBound, body: body, from: connection)
-                    else { return drop(connection) }
                 }
             }
             connection.input.removeFirst(consumed)
@@ -101,33 +101,16 @@ final class FloorRelay {
         }
     }
 
-    /// The packet starting at `start`: its type, flags and body, once all of it has arrived.
-    static func frame(in bytes: [UInt8], from start: Int) -> FloorFrame {
-        var length = 0
-        var cursor = start + 1
-        for shift in stride(from: 0, through: 21, by: 7) {
-            guard cursor < bytes.count else { return .incomplete }
-            let byte = bytes[cursor]
-            cursor += 1
-            length |= Int(byte & 0x7F) << shift
-            if byte & 0x80 == 0 {
-                guard bytes.count - cursor >= length else { return .incomplete }
-                return .whole(type: bytes[start] >> 4, flags: bytes[start] & 0x0F, body: cursor..<cursor + length)
-            }
-        }
-        return .malformed
-    }
-
     /// Returns false for what the floor does not do (QoS 2, anything a benchmark client does not send).
     private func handle(
-        type: UInt8, flags: UInt8, frame: Range<Int>, body: Range<Int>, from connection: FloorConnection
+        _ header: FixedHeader, frame: Range<Int>, body: Range<Int>, from connection: FloorConnection
     ) -> Bool {
         let input = connection.input
-        switch type {
-        case 1:  // CONNECT
+        switch header.type {
+        case .connect:
             send([0x20, 0x02, 0x00, 0x00], to: connection)
-        case 3:  // PUBLISH
-            let qos = (flags >> 1) & 3
+        case .publish:
+            let qos = (header.flags >> 1) & 3
             guard qos < 2, body.count >= 2 else { return false }
             for subscriber in subscribers { send(input[frame], to: subscriber) }
             if qos == 1 {
@@ -135,9 +118,9 @@ final class FloorRelay {
                 guard id + 2 <= body.upperBound else { return false }
                 send([0x40, 0x02, input[id], input[id + 1]], to: connection)
             }
-        case 4:  // PUBACK from a subscriber: nothing is kept to release
+        case .puback:  // from a subscriber: nothing is kept to release
             break
-        case 8:  // SUBSCRIBE: every filter granted at its own QoS, capped at 1
+        case .subscribe:  // every filter granted at its own QoS, capped at 1
             guard body.count >= 2 else { return false }
             var granted: [UInt8] = [input[body.lowerBound], input[body.lowerBound + 1]]
             var cursor = body.lowerBound + 2
@@ -152,11 +135,9 @@ final class FloorRelay {
                 connection.isSubscriber = true
                 subscribers.append(connection)
             }
-        case 12:  // PINGREQ
+        case .pingreq:
             send([0xD0, 0x00], to: connection)
-        case 14:  // DISCONNECT
-            return false
-        default:
+        default:  // DISCONNECT, QoS 2's packets, and what a server never receives
             return false
         }
         return true

@@ -38,7 +38,7 @@ done
 source Tests/bench/common.sh
 last_cpu=$(( $(nproc) - 1 ))
 
-run() {  # broker variant
+run() {  # broker variant (the round is the caller's `round`)
   local broker=$1 variant=$2 port wrap="" bench_wrap="" pid perf_pid=""
   port=$(free_port)
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 20\nmax_queued_messages 1000\n' \
