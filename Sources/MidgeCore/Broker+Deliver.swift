@@ -138,6 +138,18 @@ extension Broker {
     @discardableResult
     private func enqueue(_ item: QueuedMessage, for session: Session, from publisher: ClientConnection?) -> Bool {
         let flows = session.activeFlows
+        if memoryCeilingReached {
+            // Above `memory_limit` nothing new is queued, whatever the policy: holding publishers would not free
+            // memory, and the limit is what keeps the broker serving the clients it has.
+            counters.messagesDropped += 1
+            counters.messagesDroppedForMemory += 1
+            flows.droppedInEpisode &+= 1
+            if !flows.isDropping {
+                flows.isDropping = true
+                log(.notice, "Outgoing messages are being dropped for client \(session.clientID): memory_limit reached.")
+            }
+            return false
+        }
         if isFull(flows.queue, adding: item.message.payload.count) {
             guard configuration.queueFullPolicy == .block, session.connection != nil else {
                 counters.messagesDropped += 1

@@ -154,6 +154,20 @@ public final class Broker {
         route(message, from: nil, into: &actions)
     }
 
+    /// Whether the process is above its memory ceiling (`memory_limit`), as the driver measured it. While it is, the
+    /// core refuses what would grow it for new work (CONNECTs, new retained messages, queued deliveries) and keeps
+    /// serving the clients it has. Logged once per change.
+    public var memoryCeilingReached: Bool = false {
+        didSet {
+            guard memoryCeilingReached != oldValue else { return }
+            if memoryCeilingReached {
+                log(.warning, "Memory limit reached: refusing new connections, retained messages and queued messages.")
+            } else {
+                log(.notice, "Memory use is below the limit again: accepting new connections and messages.")
+            }
+        }
+    }
+
     /// Hands over the reading changes decided so far (see `ReadingChange`), leaving an empty list. Cheap when
     /// there are none, which is always the case with `QueueFullPolicy.drop`.
     public func takeReadingChanges(into changes: inout [ReadingChange]) {
@@ -174,6 +188,7 @@ public final class Broker {
         snapshot.connectedClients = connections.count
         snapshot.sessions = sessions.count
         snapshot.retainedMessages = retained.count
+        snapshot.retainedBytes = retained.bytes
         var inflight = 0
         var queued = 0
         for session in sessions.values {
@@ -197,12 +212,16 @@ enum ProtocolViolation {
     case serverOnlyPacket(PacketType)
     /// A PUBLISH above `max_qos`: mosquitto 2.0 disconnects such a client.
     case qosAboveMaximum(QoS)
+    /// A topic name or filter (PUBLISH, SUBSCRIBE, UNSUBSCRIBE, a Will) deeper than `max_topic_levels`: mosquitto
+    /// treats one past its hierarchy limit as a malformed packet and disconnects.
+    case topicTooDeep(PacketType, levels: Int)
 
     var closeReason: CloseReason {
         switch self {
         case .secondConnect: .protocolError("second CONNECT")
         case .serverOnlyPacket(let type): .protocolError("\(type) sent by a client")
         case .qosAboveMaximum(let qos): .protocolError("PUBLISH with QoS \(qos.rawValue) above max_qos")
+        case .topicTooDeep(let type, let levels): .protocolError("\(type) topic of \(levels) levels, above max_topic_levels")
         }
     }
 }

@@ -6,8 +6,9 @@ public struct BrokerConfiguration: Sendable {
     public var maxInflightMessages: Int = 20
     /// Messages queued per client beyond the in-flight window; 0 means no limit [max_queued_messages].
     public var maxQueuedMessages: Int = 1000
-    /// Payload bytes queued per client; 0 means no limit [max_queued_bytes].
-    public var maxQueuedBytes: Int = 0
+    /// Payload bytes queued per client; 0 means no limit [max_queued_bytes]. Not unlimited by default (mosquitto's
+    /// is): with 1000 messages of up to 256 MB each, one offline session could otherwise hold 256 GB.
+    public var maxQueuedBytes: Int = 64 * 1024 * 1024
     /// What happens to a delivery for a connected client whose queue is full [queue_full_policy].
     public var queueFullPolicy: QueueFullPolicy = .drop
     /// Queue QoS 0 messages for offline persistent sessions too [queue_qos0_messages].
@@ -24,6 +25,18 @@ public struct BrokerConfiguration: Sendable {
     public var maxClientIDLength: Int = 65535
     /// Store retained messages [retain_available].
     public var retainAvailable: Bool = true
+    /// Deepest topic name or filter accepted, in levels; 0 means no limit [max_topic_levels]. Each level of a
+    /// filter or retained topic is state in a trie, so without it one 64 KB SUBSCRIBE could build 32,000 levels.
+    public var maxTopicLevels: Int = 200
+    /// Subscriptions one session may hold; a SUBSCRIBE beyond it is refused per filter (0x80); 0 means no
+    /// limit [max_subscriptions].
+    public var maxSubscriptions: Int = 10_000
+    /// Topics with a retained message, broker-wide; a new retained topic beyond it is not stored; 0 means no
+    /// limit [retained_messages_max].
+    public var retainedMessagesMax: Int = 1_000_000
+    /// Topic and payload bytes of every retained message together; a retained message that would pass it is not
+    /// stored; 0 means no limit [retained_bytes_max].
+    public var retainedBytesMax: Int = 1024 * 1024 * 1024
     /// Ceiling on granted subscription QoS [max_qos].
     public var maxQoS: QoS = .exactlyOnce
     /// Persistent sessions whose client has been away this many seconds are removed; 0 keeps them for ever

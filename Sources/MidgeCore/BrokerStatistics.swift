@@ -18,6 +18,18 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var publishesRefused: UInt64 = 0
     /// Topics with a retained message.
     public var retainedMessages: Int = 0
+    /// Topic and payload bytes of the retained messages.
+    public var retainedBytes: Int = 0
+    /// Retained messages not stored: past `retained_messages_max`, `retained_bytes_max` or the memory ceiling.
+    public var retainedRefused: UInt64 = 0
+    /// SUBSCRIBE filters refused (0x80) because the session held `max_subscriptions` already.
+    public var subscriptionsRefused: UInt64 = 0
+    /// Connections closed for a topic name or filter deeper than `max_topic_levels`.
+    public var topicsTooDeep: UInt64 = 0
+    /// CONNECTs refused (server unavailable) while the broker was above `memory_limit`.
+    public var connectionsRefusedForMemory: UInt64 = 0
+    /// Deliveries not queued (and counted in `messagesDropped` too) while the broker was above `memory_limit`.
+    public var messagesDroppedForMemory: UInt64 = 0
     /// Subscriptions over all sessions.
     public var subscriptions: Int = 0
     /// Outbound QoS 1/2 deliveries waiting for their acknowledgement, over all sessions.

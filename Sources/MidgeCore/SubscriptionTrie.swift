@@ -11,39 +11,61 @@ struct Subscriber {
     var qos: QoS
 }
 
-/// The subscribers of one filter: a dense array so fan-out walks contiguous memory, plus each session's
-/// position so replacing or removing one is O(1) even on a filter with many thousands of subscribers.
+/// The subscribers of one filter: a dense array so fan-out walks contiguous memory. Past a few subscribers, each
+/// session's position is indexed too, so replacing or removing one is O(1) even on a filter with many thousands of
+/// them; below that a scan is as fast and saves a dictionary per filter (~200 bytes, most of a lone subscription).
 struct SubscriberSet {
     private(set) var entries: [Subscriber] = []
     private var positions: [UInt64: Int] = [:]
+    private static let indexedFrom = 8
 
     var isEmpty: Bool { entries.isEmpty }
 
     /// Adds the session or changes its QoS [MQTT-3.8.4-3]. True when it was not subscribed yet.
     mutating func set(_ session: Session, qos: QoS) -> Bool {
-        if let position = positions[session.serial] {
+        if let position = position(of: session.serial) {
             entries[position].qos = qos
             return false
         }
-        positions[session.serial] = entries.count
+        if !positions.isEmpty || entries.count + 1 >= Self.indexedFrom {
+            if positions.isEmpty {
+                for (index, entry) in entries.enumerated() { positions[entry.session.takeUnretainedValue().serial] = index }
+            }
+            positions[session.serial] = entries.count
+        }
         entries.append(Subscriber(session: Unmanaged.passUnretained(session), qos: qos))
         return true
     }
 
     /// True when the session was subscribed.
     mutating func remove(_ session: Session) -> Bool {
-        guard let position = positions.removeValue(forKey: session.serial) else { return false }
+        guard let position = position(of: session.serial) else { return false }
         let last = entries.count - 1
         if position != last {
             entries[position] = entries[last]
-            positions[entries[position].session.takeUnretainedValue().serial] = position
+            if !positions.isEmpty { positions[entries[position].session.takeUnretainedValue().serial] = position }
         }
         entries.removeLast()
+        if !positions.isEmpty {
+            positions[session.serial] = nil
+            if entries.isEmpty { positions = [:] }
+        }
         return true
+    }
+
+    private func position(of serial: UInt64) -> Int? {
+        if !positions.isEmpty { return positions[serial] }
+        return entries.firstIndex { $0.session.takeUnretainedValue().serial == serial }
     }
 }
 
+/// A node of the trie. A node reached through `children` holds one or more whole literal levels in `label`, joined
+/// by `/`: nodes exist only where a filter ends, filters part, or a wildcard follows, so `a/b/…/z` alone is one node
+/// however deep. (One node per level cost ~220 bytes a level: a 65 KB filter of 32,000 levels took 14 MB.) The root
+/// and the `+` and `#` nodes have empty labels.
 final class SubscriptionNode {
+    @exclusivity(unchecked) var label: [UInt8]
+    /// Keyed by the first level of each child's label, a slice of that child's own label (no copy).
     @exclusivity(unchecked) var children: [LevelKey: SubscriptionNode] = [:]
     /// The `+` level below this one.
     @exclusivity(unchecked) var singleLevel: SubscriptionNode?
@@ -51,7 +73,14 @@ final class SubscriptionNode {
     @exclusivity(unchecked) var multiLevel: SubscriptionNode?
     @exclusivity(unchecked) var subscribers = SubscriberSet()
 
+    init(label: [UInt8]) {
+        self.label = label
+    }
+
     var isEmpty: Bool { subscribers.isEmpty && children.isEmpty && singleLevel == nil && multiLevel == nil }
+
+    /// The key a literal node is filed under in its parent's `children`.
+    var key: LevelKey { LevelKey(label[0..<TopicLevels.levelEnd(label, from: 0)]) }
 }
 
 /// Which filters a topic reaches, level by level (the rules live in `SubscriptionTrie.match`):
@@ -64,13 +93,15 @@ final class SubscriptionNode {
 /// | `$SYS/x`    | `$SYS/x`, `$SYS/+`, `$SYS/#`                   | `#`, `+/x`, `+/#` [MQTT-4.7.2-1] |
 /// Every walk is a loop, never recursion: a 65535-byte topic can have 32768 levels, too deep for a thread's stack.
 final class SubscriptionTrie {
-    private let root = SubscriptionNode()
+    private let root = SubscriptionNode(label: [])
     /// The match walk's pending branches, kept between calls so a PUBLISH allocates nothing here.
     /// `start` is where the topic's next level begins, or -1 once every level has been consumed.
     @exclusivity(unchecked) private var pending: [(node: SubscriptionNode, start: Int)] = []
     /// Rises with every change to any subscription, so a remembered match result (`RouteCache`) can tell it is
     /// still what a walk would find.
     private(set) var version: UInt64 = 0
+    /// Nodes below the root, for the memory figures in `Docs/security.md`.
+    private(set) var nodeCount = 0
 
     /// Adds or replaces the session's subscription to `filter`. True when it is new.
     func subscribe(_ filter: TopicFilter, session: Session, qos: QoS) -> Bool {
@@ -79,36 +110,78 @@ final class SubscriptionTrie {
         var start = 0
         while true {
             let end = TopicLevels.levelEnd(bytes, from: start)
-            node = child(of: node, bytes, start, end, creating: true) ?? node
-            guard let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) else { break }
+            let consumed: Int
+            if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "+")) {
+                node = wildcardChild(of: node, \.singleLevel)
+                consumed = end
+            } else if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "#")) {
+                node = wildcardChild(of: node, \.multiLevel)
+                consumed = end
+            } else if let child = node.children[LevelKey(bytes[start..<end])] {
+                let matched = TopicLevels.commonLevels(of: child.label, and: bytes, from: start)
+                node = matched == child.label.count ? child : split(child, at: matched, under: node)
+                consumed = start + matched
+            } else {
+                // A new branch: every literal level up to the next wildcard (or the end) in one node.
+                var runEnd = end
+                while let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: runEnd) {
+                    let nextEnd = TopicLevels.levelEnd(bytes, from: next)
+                    if TopicLevels.isWildcard(bytes, next, nextEnd, UInt8(ascii: "+"))
+                        || TopicLevels.isWildcard(bytes, next, nextEnd, UInt8(ascii: "#"))
+                    {
+                        break
+                    }
+                    runEnd = nextEnd
+                }
+                let created = SubscriptionNode(label: Array(bytes[start..<runEnd]))
+                node.children[created.key] = created
+                nodeCount += 1
+                node = created
+                consumed = runEnd
+            }
+            guard let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: consumed) else { break }
             start = next
         }
         version &+= 1
         return node.subscribers.set(session, qos: qos)
     }
 
-    /// Removes the session's subscription to exactly `filter` [MQTT-3.10.4-1], pruning emptied nodes.
-    /// True when there was one.
+    /// Removes the session's subscription to exactly `filter` [MQTT-3.10.4-1], pruning emptied nodes and joining a
+    /// literal node left with a single literal child. True when there was one.
     func unsubscribe(_ filter: TopicFilter, session: Session) -> Bool {
         let bytes = filter.bytes
-        // The nodes on the filter's path, each with the range of the level that leads to the next one.
-        var path: [(node: SubscriptionNode, level: Range<Int>)] = []
+        // The nodes on the filter's path, each with its parent.
+        var path: [(parent: SubscriptionNode, node: SubscriptionNode)] = []
         var node = root
         var start = 0
         while true {
             let end = TopicLevels.levelEnd(bytes, from: start)
-            guard let next = child(of: node, bytes, start, end, creating: false) else { return false }
-            path.append((node, start..<end))
-            node = next
-            guard let following = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) else { break }
-            start = following
+            let child: SubscriptionNode
+            let consumed: Int
+            if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "+")) {
+                guard let single = node.singleLevel else { return false }
+                (child, consumed) = (single, end)
+            } else if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "#")) {
+                guard let multi = node.multiLevel else { return false }
+                (child, consumed) = (multi, end)
+            } else {
+                guard let literal = node.children[LevelKey(bytes[start..<end])] else { return false }
+                let matched = TopicLevels.commonLevels(of: literal.label, and: bytes, from: start)
+                guard matched == literal.label.count else { return false }
+                (child, consumed) = (literal, start + matched)
+            }
+            path.append((node, child))
+            node = child
+            guard let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: consumed) else { break }
+            start = next
         }
         guard node.subscribers.remove(session) else { return false }
         version &+= 1
-        while node.isEmpty, let (parent, level) = path.popLast() {
-            detach(level, of: bytes, from: parent)
+        while node.isEmpty, let (parent, emptied) = path.popLast() {
+            detach(emptied, from: parent)
             node = parent
         }
+        if let (parent, kept) = path.last { joinWithOnlyChild(kept, under: parent) }
         return true
     }
 
@@ -132,48 +205,73 @@ final class SubscriptionTrie {
                 continue
             }
             let end = TopicLevels.levelEnd(bytes, from: start)
-            let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: end) ?? -1
-            // Exact byte comparison of the level, no normalisation [MQTT-4.7.3-4].
-            if let child = node.children[LevelKey(bytes[start..<end])] { stack.append((child, next)) }
-            if !skipWildcards, let single = node.singleLevel { stack.append((single, next)) }
+            // Exact byte comparison of the levels, no normalisation [MQTT-4.7.3-4]: a label is whole levels joined
+            // by `/`, so it matches when the topic holds the same bytes followed by a level end.
+            if let child = node.children[LevelKey(bytes[start..<end])] {
+                let labelEnd = start + child.label.count
+                if labelEnd == end
+                    || (labelEnd <= bytes.count && (labelEnd == bytes.count || bytes[labelEnd] == TopicLevels.separator)
+                        && bytes[start..<labelEnd].elementsEqual(child.label))
+                {
+                    stack.append((child, TopicLevels.nextStart(bytes, afterLevelEndingAt: labelEnd) ?? -1))
+                }
+            }
+            if !skipWildcards, let single = node.singleLevel {
+                stack.append((single, TopicLevels.nextStart(bytes, afterLevelEndingAt: end) ?? -1))
+            }
         }
         pending = stack
     }
 
-    // MARK: - Levels
+    // MARK: - Nodes
 
-    private func child(
-        of node: SubscriptionNode, _ filter: [UInt8], _ start: Int, _ end: Int, creating: Bool
-    ) -> SubscriptionNode? {
-        if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "+")) {
-            if let existing = node.singleLevel { return existing }
-            guard creating else { return nil }
-            let created = SubscriptionNode()
-            node.singleLevel = created
-            return created
-        }
-        if TopicLevels.isWildcard(filter, start, end, UInt8(ascii: "#")) {
-            if let existing = node.multiLevel { return existing }
-            guard creating else { return nil }
-            let created = SubscriptionNode()
-            node.multiLevel = created
-            return created
-        }
-        let key = LevelKey(filter[start..<end])
-        if let existing = node.children[key] { return existing }
-        guard creating else { return nil }
-        let created = SubscriptionNode()
-        node.children[key.owned] = created
+    private func wildcardChild(
+        of node: SubscriptionNode, _ slot: ReferenceWritableKeyPath<SubscriptionNode, SubscriptionNode?>
+    ) -> SubscriptionNode {
+        if let existing = node[keyPath: slot] { return existing }
+        let created = SubscriptionNode(label: [])
+        node[keyPath: slot] = created
+        nodeCount += 1
         return created
     }
 
-    private func detach(_ level: Range<Int>, of filter: [UInt8], from parent: SubscriptionNode) {
-        if TopicLevels.isWildcard(filter, level.lowerBound, level.upperBound, UInt8(ascii: "+")) {
+    /// Cuts `child`'s label after `matched` bytes (a level boundary): a new node holding the first part takes its
+    /// place under `parent`, with `child` below it keeping the rest.
+    private func split(_ child: SubscriptionNode, at matched: Int, under parent: SubscriptionNode) -> SubscriptionNode {
+        parent.children[child.key] = nil
+        let middle = SubscriptionNode(label: Array(child.label[0..<matched]))
+        child.label = Array(child.label[(matched + 1)...])
+        middle.children[child.key] = child
+        parent.children[middle.key] = middle
+        nodeCount += 1
+        return middle
+    }
+
+    private func detach(_ node: SubscriptionNode, from parent: SubscriptionNode) {
+        nodeCount -= 1
+        if parent.singleLevel === node {
             parent.singleLevel = nil
-        } else if TopicLevels.isWildcard(filter, level.lowerBound, level.upperBound, UInt8(ascii: "#")) {
+        } else if parent.multiLevel === node {
             parent.multiLevel = nil
         } else {
-            parent.children[LevelKey(filter[level])] = nil
+            parent.children[node.key] = nil
         }
+    }
+
+    /// A literal node with no subscribers and no wildcard below it, whose only child is literal, is just a stretch
+    /// of that child's path: the two become one node again, as if the filter that parted them had never come.
+    private func joinWithOnlyChild(_ node: SubscriptionNode, under parent: SubscriptionNode) {
+        guard parent.singleLevel !== node, parent.multiLevel !== node, node.subscribers.isEmpty,
+            node.singleLevel == nil, node.multiLevel == nil, node.children.count == 1,
+            let only = node.children.values.first
+        else { return }
+        parent.children[node.key] = nil
+        node.label = node.label + [TopicLevels.separator] + only.label
+        node.children = only.children
+        node.singleLevel = only.singleLevel
+        node.multiLevel = only.multiLevel
+        node.subscribers = only.subscribers
+        parent.children[node.key] = node
+        nodeCount -= 1
     }
 }

@@ -49,6 +49,21 @@ enum TopicLevels {
         end < bytes.count ? end + 1 : nil
     }
 
+    /// How many bytes of `label` (whole levels joined by `/`) equal whole levels of `other` from `start`: the end
+    /// of the last level both share, so the result is `label.count` or the position of a `/` in `label`. The first
+    /// levels must be equal (the caller found `label` by it).
+    static func commonLevels(of label: [UInt8], and other: [UInt8], from start: Int) -> Int {
+        var boundary = 0
+        var index = 0
+        while index < label.count, start + index < other.count, label[index] == other[start + index] {
+            if label[index] == separator { boundary = index }
+            index += 1
+        }
+        let otherEnded = start + index == other.count
+        if index == label.count { return otherEnded || other[start + index] == separator ? index : boundary }
+        return otherEnded && label[index] == separator ? index : boundary
+    }
+
     /// True when the single level `bytes[start..<end]` is exactly `marker` (`+` or `#`).
     @inline(__always)
     static func isWildcard(_ bytes: [UInt8], _ start: Int, _ end: Int, _ marker: UInt8) -> Bool {

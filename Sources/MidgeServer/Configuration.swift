@@ -80,6 +80,9 @@ public struct Configuration: Sendable {
     public var persistence = false
     /// `persistence_location`: the store's directory; empty means the working directory, as in mosquitto.
     public var persistenceLocation = ""
+    /// `memory_limit`: resident bytes above which new connections, retained and queued messages are refused; 0 means
+    /// no limit (mosquitto's default).
+    public var memoryLimit = 0
     /// `persistence_fsync`: when acknowledged QoS 1/2 messages are forced to disk.
     public var persistenceFsync = PersistenceFsync.always
 
@@ -125,7 +128,8 @@ public struct Configuration: Sendable {
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
-        "max_client_message_rate", "max_client_byte_rate",
+        "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
+        "retained_messages_max", "retained_bytes_max", "memory_limit",
     ]
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
@@ -141,7 +145,7 @@ public struct Configuration: Sendable {
         "connection_messages", "crlfile", "dhparamfile", "enable_control_api", "global_max_clients",
         "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
         "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
-        "log_timestamp_format", "max_inflight_bytes", "memory_limit", "mount_point",
+        "log_timestamp_format", "max_inflight_bytes", "mount_point",
         "notification_topic", "notifications", "notifications_local_only", "per_listener_settings",
         "persistence_file", "pid_file", "plugin",
         "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
@@ -376,6 +380,16 @@ private struct Parser {
             case "block": configuration.broker.queueFullPolicy = .block
             case let value: throw fail("'\(value)' is not drop or block")
             }
+        case "max_topic_levels":
+            configuration.broker.maxTopicLevels = try integer(0...65535)
+        case "max_subscriptions":
+            configuration.broker.maxSubscriptions = try integer(0...Int(Int32.max))
+        case "retained_messages_max":
+            configuration.broker.retainedMessagesMax = try integer(0...Int(Int32.max))
+        case "retained_bytes_max":
+            configuration.broker.retainedBytesMax = try integer(0...Int.max)
+        case "memory_limit":
+            configuration.memoryLimit = try integer(0...Int.max)
         case "queue_qos0_messages":
             configuration.broker.queueQoS0Messages = try boolean()
         case "max_keepalive":

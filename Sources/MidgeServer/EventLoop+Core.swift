@@ -43,6 +43,7 @@ extension EventLoop {
 
     func tickIfDue() {
         guard let broker, !stopping else { return }
+        if let reached = settings.metrics.memory.sampleIfDue(now: now) { broker.memoryCeilingReached = reached }
         let deadlineDue = broker.nextDeadline.map { $0.nanoseconds <= now } ?? false
         guard deadlineDue || now >= nextTick else { return }
         broker.tick(now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &coreActions)

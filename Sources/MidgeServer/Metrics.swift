@@ -212,7 +212,11 @@ final class ServerMetrics: Sendable {
     /// Loop 0's `$SYS` and snapshot state. Only loop 0 touches it (from `EventLoop.publishSystemTopics`).
     let loopZero: LoopZeroMetricsState
 
-    init(loopCount: Int, sysInterval: Int, startedAt: Int64) {
+    /// `memory_limit` and the latest resident-size reading.
+    let memory: MemoryCeiling
+
+    init(loopCount: Int, sysInterval: Int, startedAt: Int64, memoryLimit: Int = 0) {
+        memory = MemoryCeiling(limit: memoryLimit)
         counters = (0..<max(1, loopCount)).map { _ in LoopCounters() }
         loops = counters.map { LoopCountersRef(Unmanaged.passUnretained($0)) }
         self.sysInterval = sysInterval

@@ -52,9 +52,31 @@ enum MetricsExposition {
                      value: Double(traffic.publishBytesReceived))
         text.counter("midge_publish_bytes_sent_total", help: "Payload bytes of PUBLISH packets sent.",
                      value: Double(traffic.publishBytesSent))
+        text.gauge("midge_retained_bytes", help: "Topic and payload bytes of the retained messages.",
+                   value: Double(statistics.retainedBytes))
+        text.family("midge_limit_refusals_total", type: .counter,
+                    help: "Work refused at a configured limit (max_topic_levels closes the connection).",
+                    samples: [
+                        .init(labels: [("limit", "max_topic_levels")], value: Double(statistics.topicsTooDeep)),
+                        .init(labels: [("limit", "max_subscriptions")], value: Double(statistics.subscriptionsRefused)),
+                        .init(labels: [("limit", "retained")], value: Double(statistics.retainedRefused)),
+                        .init(labels: [("limit", "memory_limit_connect")],
+                              value: Double(statistics.connectionsRefusedForMemory)),
+                        .init(labels: [("limit", "memory_limit_queue")],
+                              value: Double(statistics.messagesDroppedForMemory)),
+                    ])
+        let memory = metrics.memory
+        text.gauge("midge_resident_memory_bytes", help: "Resident memory at the latest memory_limit reading.",
+                   value: Double(memory.limit > 0 ? memory.residentBytes.load(ordering: .relaxed)
+                                                  : MemoryCeiling.readResidentBytes() ?? 0))
+        text.gauge("midge_memory_limit_bytes", help: "memory_limit; 0 when there is none.", value: Double(memory.limit))
+        text.gauge("midge_memory_limit_reached", help: "1 while resident memory is above memory_limit.",
+                   value: memory.reached.load(ordering: .relaxed) ? 1 : 0)
         text.family("midge_messages_dropped_total", type: .counter, help: "Messages not delivered, by reason.",
                     samples: [
-                        .init(labels: [("reason", "queue_full")], value: Double(statistics.messagesDropped)),
+                        .init(labels: [("reason", "queue_full")],
+                              value: Double(statistics.messagesDropped - statistics.messagesDroppedForMemory)),
+                        .init(labels: [("reason", "memory_limit")], value: Double(statistics.messagesDroppedForMemory)),
                         .init(labels: [("reason", "store_failed")], value: Double(statistics.publishesRefused)),
                     ])
         text.counter("midge_publishers_held_total",

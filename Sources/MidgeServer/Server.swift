@@ -22,6 +22,8 @@ public struct ServerSettings: Sendable {
     public var maxClientMessageRate: Int
     public var maxClientByteRate: Int
     public var maxRemainingLength: Int
+    /// `memory_limit`: resident bytes above which the core takes no new work; 0 means no limit.
+    public var memoryLimit: Int { metrics.memory.limit }
     public var broker: BrokerConfiguration
     public var authenticator: any Authenticator
     public var accessControl: any AccessControl
@@ -68,7 +70,8 @@ public struct ServerSettings: Sendable {
         self.accessControl = accessControl
         persistence = PersistenceSettings(configuration: configuration)
         metrics = ServerMetrics(
-            loopCount: 128, sysInterval: configuration.sysInterval, startedAt: Syscall.monotonicNanoseconds())
+            loopCount: 128, sysInterval: configuration.sysInterval, startedAt: Syscall.monotonicNanoseconds(),
+            memoryLimit: configuration.memoryLimit)
     }
 
     /// See `BrokerConfiguration.outputWindowBytes`. One turn of the core can route a whole `coreBacklogHighWater`

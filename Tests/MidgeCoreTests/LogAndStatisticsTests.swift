@@ -79,6 +79,7 @@ final class LogAndStatisticsTests: XCTestCase {
         expected.messagesSent = 2
         expected.messagesDropped = 0
         expected.retainedMessages = 1
+        expected.retainedBytes = 2  // topic `a`, payload `1`
         expected.subscriptions = 2
         expected.inflightMessages = 1
         expected.queuedMessages = 1

@@ -168,7 +168,7 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testMosquittoKeysNotImplementedSaySo() {
-        for text in ["memory_limit 1000000", "crlfile /x", "include_dir /etc", "auth_opt_x y", "log_dest syslog",
+        for text in ["crlfile /x", "include_dir /etc", "auth_opt_x y", "log_dest syslog",
                      "log_type subscribe"] {
             let error = parseError(text + "\n")
             XCTAssertEqual(error?.line, 1)

@@ -14,6 +14,8 @@
 // not built with; the wrappers live in shim.c, which is compiled with it.
 int clinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int clinux_pthread_setname_np(pthread_t thread, const char *name);
+// glibc's malloc_trim: hands free arena pages back to the kernel (memory_limit measures resident pages).
+int clinux_malloc_trim(size_t pad);
 
 // EPOLL* are enumerators of `enum EPOLL_EVENTS` plus self-referential #defines; plain uint32_t constants
 // spare the Swift side `.rawValue` conversions.

@@ -19,6 +19,8 @@ enum ConnectRefusal {
     case authentication(ConnectReturnCode)
     /// The client may not publish to its own Will topic.
     case willDenied
+    /// The broker is above `memory_limit`: it keeps serving the clients it has and takes no new ones.
+    case memoryLimit
 
     var returnCode: ConnectReturnCode {
         switch self {
@@ -27,6 +29,7 @@ enum ConnectRefusal {
             .identifierRejected
         case .anonymous, .willDenied: .notAuthorized
         case .authentication(let code): code
+        case .memoryLimit: .serverUnavailable
         }
     }
 
@@ -41,6 +44,7 @@ enum ConnectRefusal {
         case .authentication(.badUsernameOrPassword): "bad user name or password"
         case .authentication(let code): "not authorised (\(code))"
         case .willDenied: "not authorised (will topic denied)"
+        case .memoryLimit: "server unavailable (memory_limit reached)"
         }
     }
 }
@@ -51,6 +55,15 @@ extension Broker {
         into actions: inout [Action]
     ) {
         var clientID = connect.clientID
+        if let will = connect.will, TopicDepth.exceeds(will.topic.bytes, limit: configuration.maxTopicLevels) {
+            // As mosquitto: a protocol error, closed without a CONNACK.
+            let levels = TopicDepth.levelCount(will.topic.bytes)
+            counters.topicsTooDeep += 1
+            log(.notice, "Client \(clientID) from \(info.remoteAddress) disconnected: Will topic of \(levels) levels, above max_topic_levels.")
+            recentlyClosed.insert(connection)
+            actions.append(.close(connection, ProtocolViolation.topicTooDeep(.connect, levels: levels).closeReason))
+            return
+        }
         if let refusal = refusal(of: connect, assigning: &clientID) {
             refuse(connection, clientID: clientID, info: info, refusal, into: &actions)
             return
@@ -115,6 +128,10 @@ extension Broker {
             if length > configuration.maxClientIDLength { return .clientIDTooLong(length) }
         }
         if connect.keepAlive > configuration.maxKeepalive { return .keepaliveTooLarge(connect.keepAlive) }
+        if memoryCeilingReached {
+            counters.connectionsRefusedForMemory += 1
+            return .memoryLimit
+        }
         if connect.username == nil && !configuration.allowAnonymous { return .anonymous }
         let answer = authenticator.authenticate(
             clientID: clientID, username: connect.username, password: connect.password)

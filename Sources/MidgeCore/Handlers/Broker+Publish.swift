@@ -8,6 +8,7 @@ extension Broker {
             close(client, for: .qosAboveMaximum(publish.qos), into: &actions)
             return
         }
+        guard !isTooDeep(publish.topic.bytes, in: .publish, from: client, into: &actions) else { return }
         let session = client.session
         if publish.qos != .atMostOnce, let journal, !journal.writable {
             refuseWhileStoreFails(publish, from: client, journal)
@@ -73,9 +74,43 @@ extension Broker {
         if message.payload.isEmpty {
             retained.remove(message.topic)
             journal?.records.append(.retainedCleared(topic: message.topic))
-        } else {
-            retained.store(message)
-            journal?.records.append(.retainedSet(topic: message.topic, payload: message.payload, qos: message.qos))
+            return
         }
+        let outcome = retained.store(
+            message, maxCount: configuration.retainedMessagesMax, maxBytes: configuration.retainedBytesMax,
+            growthAllowed: !memoryCeilingReached)
+        switch outcome {
+        case .stored:
+            journal?.records.append(.retainedSet(topic: message.topic, payload: message.payload, qos: message.qos))
+        case .refused:
+            // The message is still routed; only its retained copy is refused (and any older one of the topic gone).
+            journal?.records.append(.retainedCleared(topic: message.topic))
+            if counters.retainedRefused == 0 || counters.retainedRefused.isMultiple(of: 1000) {
+                log(
+                    .warning,
+                    "Retained message on \(message.topic) not stored: \(retainedLimitReason) "
+                        + "(\(counters.retainedRefused + 1) refused so far).")
+            }
+            counters.retainedRefused += 1
+        }
+    }
+
+    private var retainedLimitReason: String {
+        if memoryCeilingReached { return "memory_limit reached" }
+        if configuration.retainedMessagesMax > 0 && retained.count >= configuration.retainedMessagesMax {
+            return "retained_messages_max (\(configuration.retainedMessagesMax)) reached"
+        }
+        return "retained_bytes_max (\(configuration.retainedBytesMax)) reached"
+    }
+
+    /// Closes the connection when a topic name or filter it sent is deeper than `max_topic_levels` (checked before
+    /// anything is stored, so the trie never sees it). True when it did.
+    func isTooDeep(
+        _ topic: [UInt8], in type: PacketType, from client: ClientConnection, into actions: inout [Action]
+    ) -> Bool {
+        guard TopicDepth.exceeds(topic, limit: configuration.maxTopicLevels) else { return false }
+        counters.topicsTooDeep += 1
+        close(client, for: .topicTooDeep(type, levels: TopicDepth.levelCount(topic)), into: &actions)
+        return true
     }
 }

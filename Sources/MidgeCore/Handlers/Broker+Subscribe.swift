@@ -4,7 +4,12 @@ import MQTTCodec
 extension Broker {
     func handleSubscribe(_ subscribe: Subscribe, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
+        for request in subscribe.requests
+        where isTooDeep(request.filter.bytes, in: .subscribe, from: client, into: &actions) {
+            return
+        }
         var codes: [SubAckReturnCode] = []
+        var loggedRefusal = false
         codes.reserveCapacity(subscribe.requests.count)
         // Granted filters in order; a filter repeated in the packet keeps only its last grant, at its last place.
         // Each filter's slot is found through `grantedSlot`, so a packet of n filters costs O(n), not O(n²).
@@ -17,6 +22,16 @@ extension Broker {
                     clientID: session.clientID, username: client.username, filter: request.filter)
             else {
                 log(.debug, "Client \(session.clientID) denied subscription to \(request.filter).")
+                codes.append(.failure)
+                continue
+            }
+            let limit = configuration.maxSubscriptions
+            if limit > 0 && session.subscriptions.count >= limit && session.subscriptions[request.filter] == nil {
+                if !loggedRefusal {
+                    loggedRefusal = true
+                    log(.notice, "Client \(session.clientID) refused subscription to \(request.filter): max_subscriptions (\(limit)) reached.")
+                }
+                counters.subscriptionsRefused += 1
                 codes.append(.failure)
                 continue
             }

@@ -4,6 +4,9 @@ import MQTTCodec
 extension Broker {
     func handleUnsubscribe(_ unsubscribe: Unsubscribe, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
+        for filter in unsubscribe.filters where isTooDeep(filter.bytes, in: .unsubscribe, from: client, into: &actions) {
+            return
+        }
         for filter in unsubscribe.filters {
             // Byte-exact comparison, no wildcard matching [MQTT-3.10.4-1]. Deliveries already in flight or queued
             // are not touched and complete [MQTT-3.10.4-3]; nothing new arrives through the filter [MQTT-3.10.4-2].
