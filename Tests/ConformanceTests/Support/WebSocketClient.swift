@@ -13,17 +13,21 @@ final class WebSocketClient {
     private var stream: [UInt8] = []
     /// The server sent a Close frame.
     private(set) var receivedClose = false
+    /// The upgrade request's size, for tests that count what a client sent.
+    private(set) var requestBytes = 0
 
     /// The RFC 6455 sample key, whose expected accept value the RFC gives, so no SHA-1 is needed here.
     static let sampleKey = "dGhlIHNhbXBsZSBub25jZQ=="
     static let sampleAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
-    init(port: UInt16, subprotocol: String? = "mqtt", path: String = "/mqtt") throws {
+    init(port: UInt16, subprotocol: String? = "mqtt", path: String = "/mqtt", extensions: String? = nil) throws {
         socket = try RawClient(port: port, name: "websocket")
         var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: \(WebSocketClient.sampleKey)\r\nSec-WebSocket-Version: 13\r\n"
         if let subprotocol { request += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
+        if let extensions { request += "Sec-WebSocket-Extensions: \(extensions)\r\n" }
         request += "\r\n"
+        requestBytes = request.utf8.count
         try socket.send(Array(request.utf8))
         let deadline = Date().addingTimeInterval(5)
         let terminator: [UInt8] = [13, 10, 13, 10]
