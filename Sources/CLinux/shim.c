@@ -13,3 +13,8 @@ int clinux_pthread_setname_np(pthread_t thread, const char *name) {
 int clinux_malloc_trim(size_t pad) {
     return malloc_trim(pad);
 }
+
+size_t clinux_heap_bytes_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+}

@@ -16,6 +16,8 @@ int clinux_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int clinux_pthread_setname_np(pthread_t thread, const char *name);
 // glibc's malloc_trim: hands free arena pages back to the kernel (memory_limit measures resident pages).
 int clinux_malloc_trim(size_t pad);
+// Bytes the allocator has handed out and not had back (mallinfo2: arena plus mmap'd chunks), for memory tests.
+size_t clinux_heap_bytes_in_use(void);
 
 // EPOLL* are enumerators of `enum EPOLL_EVENTS` plus self-referential #defines; plain uint32_t constants
 // spare the Swift side `.rawValue` conversions.
