@@ -16,7 +16,9 @@ extension Broker {
     /// `publisher` is the client it came from, held back if it overfills a queue under `QueueFullPolicy.block`.
     func route(_ message: Message, from publisher: ClientConnection?, into actions: inout [Action]) {
         journal?.lastStoredMessage = 0
-        if let cache = publisher?.routeCache, cache.version == subscriptionTrie.version, cache.topic == message.topic {
+        if let cache = publisher?.routeCache, cache.version == subscriptionTrie.version, cache.topic == message.topic,
+            !cache.reachesSharedGroups
+        {
             deliver(message, to: cache.targets, from: publisher, into: &actions)
             return
         }
@@ -25,20 +27,33 @@ extension Broker {
         targets.removeAll(keepingCapacity: true)
         collectTargets(of: message.topic, into: &targets)
         deliver(message, to: targets, from: publisher, into: &actions)
+        // One member of each shared group, picked afresh for every message, so a remembered route never holds them.
+        let reachesSharedGroups = !sharedPicks.isEmpty
+        if reachesSharedGroups {
+            var picks: [RouteTarget] = []
+            swap(&picks, &sharedPicks)
+            deliver(message, to: picks, from: publisher, into: &actions)
+            picks.removeAll(keepingCapacity: true)
+            swap(&picks, &sharedPicks)
+        }
         if let publisher {
             if let cache = publisher.routeCache {
                 cache.topic = message.topic
                 cache.version = subscriptionTrie.version
+                cache.reachesSharedGroups = reachesSharedGroups
                 swap(&targets, &cache.targets)
             } else {
-                publisher.routeCache = RouteCache(topic: message.topic, version: subscriptionTrie.version, targets: targets)
+                publisher.routeCache = RouteCache(
+                    topic: message.topic, version: subscriptionTrie.version, targets: targets,
+                    reachesSharedGroups: reachesSharedGroups)
             }
         } else {
             swap(&targets, &routeScratch)
         }
     }
 
-    /// Walks the trie once, appending each matching session once with the highest QoS its filters grant.
+    /// Walks the trie once, appending each matching session once with the highest QoS its filters grant, and one
+    /// member of each matching shared group to `sharedPicks`.
     private func collectTargets(of topic: TopicName, into targets: inout [RouteTarget]) {
         routeEpoch &+= 1
         if routeEpoch == 0 {
@@ -47,21 +62,54 @@ extension Broker {
             routeEpoch = 1
         }
         let epoch = routeEpoch
-        subscriptionTrie.forEachMatch(topic) { subscriber in
-            subscriber.session._withUnsafeGuaranteedRef { session in
-                if session.routeEpoch != epoch {
-                    session.routeEpoch = epoch
-                    session.routeQoS = subscriber.qos
-                    targets.append(RouteTarget(session: subscriber.session, qos: subscriber.qos))
-                } else if subscriber.qos > session.routeQoS {
-                    session.routeQoS = subscriber.qos
+        subscriptionTrie.forEachMatch(
+            topic,
+            { subscriber in
+                subscriber.session._withUnsafeGuaranteedRef { session in
+                    if session.routeEpoch != epoch {
+                        session.routeEpoch = epoch
+                        session.routeQoS = subscriber.qos
+                        targets.append(RouteTarget(session: subscriber.session, qos: subscriber.qos))
+                    } else if subscriber.qos > session.routeQoS {
+                        session.routeQoS = subscriber.qos
+                    }
                 }
-            }
-        }
+            },
+            group: { group in
+                if let member = pickMember(of: group) { sharedPicks.append(member) }
+            })
         // A session matched by several filters was listed at its first; it gets the highest grant.
         for index in targets.indices {
             targets[index].qos = targets[index].session._withUnsafeGuaranteedRef { $0.routeQoS }
         }
+    }
+
+    /// The member of a shared group that gets the next message: round robin over the members, preferring one that
+    /// is connected and can send it at once, then one connected with room in its queue, then any member (an offline
+    /// persistent member queues it, within its limits). A group's copy is separate from what the same session gets
+    /// through ordinary subscriptions, as each group is its own subscriber.
+    private func pickMember(of group: SharedGroup) -> RouteTarget? {
+        let members = group.members.entries
+        guard !members.isEmpty else { return nil }
+        let start = group.cursor % members.count
+        func take(_ offset: Int) -> RouteTarget {
+            let index = (start + offset) % members.count
+            group.cursor = index + 1
+            return RouteTarget(session: members[index].session, qos: members[index].qos)
+        }
+        for offset in 0..<members.count {
+            let ready = members[(start + offset) % members.count].session._withUnsafeGuaranteedRef {
+                $0.connection != nil && $0.queueIsEmpty && !$0.outputBlocked
+            }
+            if ready { return take(offset) }
+        }
+        for offset in 0..<members.count {
+            let hasRoom = members[(start + offset) % members.count].session._withUnsafeGuaranteedRef {
+                $0.connection != nil && !isFull($0.activeFlows.queue, adding: 0)
+            }
+            if hasRoom { return take(offset) }
+        }
+        return take(0)
     }
 
     private func deliver(
@@ -178,7 +226,7 @@ extension Broker {
         flows.droppedInEpisode = 0
     }
 
-    private func isFull(_ queue: MessageQueue, adding bytes: Int) -> Bool {
+    func isFull(_ queue: MessageQueue, adding bytes: Int) -> Bool {
         let countLimit = configuration.maxQueuedMessages
         let byteLimit = configuration.maxQueuedBytes
         return (countLimit > 0 && queue.count >= countLimit) || (byteLimit > 0 && queue.bytes + bytes > byteLimit)
@@ -306,10 +354,13 @@ final class RouteCache {
     var topic: TopicName
     var version: UInt64
     var targets: [RouteTarget]
+    /// The topic reaches shared groups, whose member is picked per message: the walk cannot be skipped.
+    var reachesSharedGroups: Bool
 
-    init(topic: TopicName, version: UInt64, targets: [RouteTarget]) {
+    init(topic: TopicName, version: UInt64, targets: [RouteTarget], reachesSharedGroups: Bool) {
         self.topic = topic
         self.version = version
         self.targets = targets
+        self.reachesSharedGroups = reachesSharedGroups
     }
 }

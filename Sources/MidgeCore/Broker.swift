@@ -32,6 +32,8 @@ public final class Broker {
     /// Routing scratch reused by every PUBLISH, see `route`.
     @exclusivity(unchecked) var routeEpoch: UInt32 = 0
     @exclusivity(unchecked) var routeScratch: [RouteTarget] = []
+    /// The shared-group members picked for the message being routed.
+    @exclusivity(unchecked) var sharedPicks: [RouteTarget] = []
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),
@@ -189,6 +191,7 @@ public final class Broker {
         snapshot.sessions = sessions.count
         snapshot.retainedMessages = retained.count
         snapshot.retainedBytes = retained.bytes
+        snapshot.sharedSubscriptions = subscriptionTrie.sharedSubscriptionCount
         var inflight = 0
         var queued = 0
         for session in sessions.values {

@@ -32,6 +32,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var messagesDroppedForMemory: UInt64 = 0
     /// Subscriptions over all sessions.
     public var subscriptions: Int = 0
+    /// Of those, shared subscriptions (`$share/<group>/<filter>`).
+    public var sharedSubscriptions: Int = 0
     /// Outbound QoS 1/2 deliveries waiting for their acknowledgement, over all sessions.
     public var inflightMessages: Int = 0
     /// Deliveries waiting in session queues, over all sessions.

@@ -72,12 +72,16 @@ final class SubscriptionNode {
     /// The `#` level below this one; `#` is always last [MQTT-4.7.1-2], so that node only has subscribers.
     @exclusivity(unchecked) var multiLevel: SubscriptionNode?
     @exclusivity(unchecked) var subscribers = SubscriberSet()
+    /// Shared subscriptions to this filter, one entry per group (`$share/<group>/…`).
+    @exclusivity(unchecked) var sharedGroups: [SharedGroup] = []
 
     init(label: [UInt8]) {
         self.label = label
     }
 
-    var isEmpty: Bool { subscribers.isEmpty && children.isEmpty && singleLevel == nil && multiLevel == nil }
+    var isEmpty: Bool {
+        subscribers.isEmpty && sharedGroups.isEmpty && children.isEmpty && singleLevel == nil && multiLevel == nil
+    }
 
     /// The key a literal node is filed under in its parent's `children`.
     var key: LevelKey { LevelKey(label[0..<TopicLevels.levelEnd(label, from: 0)]) }
@@ -103,9 +107,13 @@ final class SubscriptionTrie {
     /// Nodes below the root, for the memory figures in `Docs/security.md`.
     private(set) var nodeCount = 0
 
-    /// Adds or replaces the session's subscription to `filter`. True when it is new.
+    /// Shared subscriptions held, over all groups.
+    private(set) var sharedSubscriptionCount = 0
+
+    /// Adds or replaces the session's subscription to `filter`, which may be a shared one (`$share/<group>/…`, valid:
+    /// the SUBSCRIBE handler refuses the others). True when it is new.
     func subscribe(_ filter: TopicFilter, session: Session, qos: QoS) -> Bool {
-        let bytes = filter.bytes
+        let (group, bytes) = Self.split(filter)
         var node = root
         var start = 0
         while true {
@@ -143,13 +151,29 @@ final class SubscriptionTrie {
             start = next
         }
         version &+= 1
-        return node.subscribers.set(session, qos: qos)
+        guard let group else { return node.subscribers.set(session, qos: qos) }
+        let shared: SharedGroup
+        if let existing = node.sharedGroups.first(where: { $0.name == group }) {
+            shared = existing
+        } else {
+            shared = SharedGroup(name: group)
+            node.sharedGroups.append(shared)
+        }
+        guard shared.members.set(session, qos: qos) else { return false }
+        sharedSubscriptionCount += 1
+        return true
+    }
+
+    /// A filter's group, if it is a shared subscription, and the filter its messages are matched with.
+    private static func split(_ filter: TopicFilter) -> (group: [UInt8]?, filter: [UInt8]) {
+        if case .shared(let group, let inner) = SharedSubscription(filter) { return (group, inner) }
+        return (nil, filter.bytes)
     }
 
     /// Removes the session's subscription to exactly `filter` [MQTT-3.10.4-1], pruning emptied nodes and joining a
     /// literal node left with a single literal child. True when there was one.
     func unsubscribe(_ filter: TopicFilter, session: Session) -> Bool {
-        let bytes = filter.bytes
+        let (group, bytes) = Self.split(filter)
         // The nodes on the filter's path, each with its parent.
         var path: [(parent: SubscriptionNode, node: SubscriptionNode)] = []
         var node = root
@@ -175,7 +199,15 @@ final class SubscriptionTrie {
             guard let next = TopicLevels.nextStart(bytes, afterLevelEndingAt: consumed) else { break }
             start = next
         }
-        guard node.subscribers.remove(session) else { return false }
+        if let group {
+            guard let index = node.sharedGroups.firstIndex(where: { $0.name == group }),
+                node.sharedGroups[index].members.remove(session)
+            else { return false }
+            if node.sharedGroups[index].members.isEmpty { node.sharedGroups.remove(at: index) }
+            sharedSubscriptionCount -= 1
+        } else {
+            guard node.subscribers.remove(session) else { return false }
+        }
         version &+= 1
         while node.isEmpty, let (parent, emptied) = path.popLast() {
             detach(emptied, from: parent)
@@ -186,8 +218,9 @@ final class SubscriptionTrie {
     }
 
     /// Calls `body` once per matching subscription; a session with several matching filters is seen once
-    /// per filter (the caller merges them [MQTT-3.3.5-1]).
-    func forEachMatch(_ topic: TopicName, _ body: (Subscriber) -> Void) {
+    /// per filter (the caller merges them [MQTT-3.3.5-1]). `group` is called once per shared group on a matching
+    /// filter, for the caller to pick the member that gets the message.
+    func forEachMatch(_ topic: TopicName, _ body: (Subscriber) -> Void, group: (SharedGroup) -> Void = { _ in }) {
         let bytes = topic.bytes
         // Wildcards at the root never match a `$` topic [MQTT-4.7.2-1].
         let dollar = topic.isDollarTopic
@@ -199,9 +232,11 @@ final class SubscriptionTrie {
             // `x/#` matches below `x` and `x` itself (`sport/#` ~ `sport`) [MQTT-4.7.1-2].
             if !skipWildcards, let multi = node.multiLevel {
                 for subscriber in multi.subscribers.entries { body(subscriber) }
+                for shared in multi.sharedGroups { group(shared) }
             }
             guard start >= 0 else {
                 for subscriber in node.subscribers.entries { body(subscriber) }
+                for shared in node.sharedGroups { group(shared) }
                 continue
             }
             let end = TopicLevels.levelEnd(bytes, from: start)
@@ -262,7 +297,7 @@ final class SubscriptionTrie {
     /// of that child's path: the two become one node again, as if the filter that parted them had never come.
     private func joinWithOnlyChild(_ node: SubscriptionNode, under parent: SubscriptionNode) {
         guard parent.singleLevel !== node, parent.multiLevel !== node, node.subscribers.isEmpty,
-            node.singleLevel == nil, node.multiLevel == nil, node.children.count == 1,
+            node.sharedGroups.isEmpty, node.singleLevel == nil, node.multiLevel == nil, node.children.count == 1,
             let only = node.children.values.first
         else { return }
         parent.children[node.key] = nil
@@ -271,6 +306,7 @@ final class SubscriptionTrie {
         node.singleLevel = only.singleLevel
         node.multiLevel = only.multiLevel
         node.subscribers = only.subscribers
+        node.sharedGroups = only.sharedGroups
         parent.children[node.key] = node
         nodeCount -= 1
     }

@@ -28,6 +28,8 @@ enum MetricsExposition {
                    value: Double(statistics.sessions))
         text.gauge("midge_subscriptions", help: "Subscriptions over all sessions.",
                    value: Double(statistics.subscriptions))
+        text.gauge("midge_shared_subscriptions", help: "Shared subscriptions ($share/<group>/<filter>) over all sessions.",
+                   value: Double(statistics.sharedSubscriptions))
         text.gauge("midge_retained_messages", help: "Topics with a retained message.",
                    value: Double(statistics.retainedMessages))
         text.gauge("midge_queued_messages", help: "Deliveries waiting in session queues (queue depth).",

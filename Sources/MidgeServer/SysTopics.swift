@@ -52,6 +52,7 @@ struct SysTopics: Sendable {
         values.append(("$SYS/broker/store/messages/count", "\(stored)"))
         values.append(("$SYS/broker/retained messages/count", "\(statistics.retainedMessages)"))
         values.append(("$SYS/broker/subscriptions/count", "\(statistics.subscriptions)"))
+        values.append(("$SYS/broker/shared_subscriptions/count", "\(statistics.sharedSubscriptions)"))
         values.append(("$SYS/broker/publish/messages/dropped", "\(statistics.messagesDropped)"))
         values.append(("$SYS/broker/publish/messages/received", "\(inputs.traffic.publishReceivedTotal)"))
         values.append(("$SYS/broker/publish/messages/sent", "\(inputs.traffic.publishSentTotal)"))

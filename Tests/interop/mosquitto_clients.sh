@@ -12,6 +12,7 @@ CHECKS=(
     qos0_round_trip qos1_round_trip qos2_round_trip qos_downgrade large_payload
     retained_replay retained_clear wildcard_plus wildcard_hash
     will_on_sigkill no_will_on_clean_exit persistent_session line_mode_ordered sys_not_matched_by_hash
+    shared_subscription_group
 )
 
 # shellcheck source=lib.sh
@@ -163,6 +164,26 @@ check_sys_not_matched_by_hash() {
     pub -q 1 -t "\$interop/$RUN" -m dollar
     pub -q 1 -t "$sentinel" -m sentinel || return 1
     expect all "1 0 $sentinel sentinel"
+}
+
+# Shared subscriptions as mosquitto 2.0 serves them to 3.1.1 clients: `$share/<group>/<filter>` gives each message to
+# one member of the group, in turn, while an ordinary subscriber to the same filter still gets all of them.
+check_shared_subscription_group() {
+    local topic="$PREFIX/shared" n=10 pid_a pid_b union expected
+    sub_ready share_a -q 1 -C 5 -W $WAIT_SECS -t "\$share/workers/$topic/#" || return 1
+    pid_a=$SUB_PID
+    sub_ready share_b -q 1 -C 5 -W $WAIT_SECS -t "\$share/workers/$topic/#" || return 1
+    pid_b=$SUB_PID
+    sub_ready share_all -q 1 -C $n -W $WAIT_SECS -t "$topic/#" || return 1
+    for i in $(seq 1 $n); do pub -q 1 -t "$topic/job" -m "job $i" || return 1; done
+    wait "$pid_a" "$pid_b" 2>/dev/null
+    expected=$(seq 1 $n | sed "s|^|1 0 $topic/job job |")
+    union=$(sed -n 's/^MSG //p' "$WORK/share_a.out" "$WORK/share_b.out" | sort -t' ' -k5n)
+    if [ "$union" != "$expected" ]; then
+        WHY="the group's two members together got [$(printf '%s' "$union" | tr '\n' '|')], not each job once"
+        return 1
+    fi
+    expect share_all "$expected"
 }
 
 interop_main "$@"

@@ -17,9 +17,21 @@ extension Broker {
         var grantedSlot: [TopicFilter: Int] = [:]
         // Several filters act like a series of SUBSCRIBEs answered by one SUBACK [MQTT-3.8.4-4].
         for request in subscribe.requests {
+            // A shared subscription is authorised on the filter its messages match, as if it were not shared.
+            let checkedFilter: TopicFilter
+            switch SharedSubscription(request.filter) {
+            case .plain:
+                checkedFilter = request.filter
+            case .shared(_, let inner):
+                checkedFilter = TopicFilter(bytes: inner) ?? request.filter
+            case .invalid:
+                log(.notice, "Client \(session.clientID) refused subscription to \(request.filter): invalid shared subscription.")
+                codes.append(.failure)
+                continue
+            }
             guard
                 accessControl.maySubscribe(
-                    clientID: session.clientID, username: client.username, filter: request.filter)
+                    clientID: session.clientID, username: client.username, filter: checkedFilter)
             else {
                 log(.debug, "Client \(session.clientID) denied subscription to \(request.filter).")
                 codes.append(.failure)
@@ -45,7 +57,12 @@ extension Broker {
             }
             codes.append(.granted(qos))
             if let earlier = grantedSlot.updateValue(granted.count, forKey: request.filter) { granted[earlier] = nil }
-            granted.append(SubscriptionRequest(filter: request.filter, qos: qos))
+            // No retained messages for a shared subscription, as mosquitto does (the MQTT 5 rule).
+            if case .plain = SharedSubscription(request.filter) {
+                granted.append(SubscriptionRequest(filter: request.filter, qos: qos))
+            } else {
+                granted.append(nil)
+            }
         }
         // One code per filter, in order, same packet id [MQTT-3.8.4-1][MQTT-3.8.4-5][MQTT-3.9.3-1].
         // With persistence on, the SUBACK waits for the subscriptions to be durable; the retained messages need not
