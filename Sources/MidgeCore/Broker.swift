@@ -218,6 +218,10 @@ enum ProtocolViolation {
     /// A topic name or filter (PUBLISH, SUBSCRIBE, UNSUBSCRIBE, a Will) deeper than `max_topic_levels`: mosquitto
     /// treats one past its hierarchy limit as a malformed packet and disconnects.
     case topicTooDeep(PacketType, levels: Int)
+    /// PUBREC or PUBCOMP for a QoS 1 delivery, PUBACK for a QoS 2 one: mosquitto closes the connection.
+    case wrongAcknowledgement(PacketType, deliveryQoS: QoS)
+    /// A PUBLISH with RETAIN=1 while `retain_available` is false: mosquitto closes the connection.
+    case retainUnavailable
 
     var closeReason: CloseReason {
         switch self {
@@ -225,6 +229,9 @@ enum ProtocolViolation {
         case .serverOnlyPacket(let type): .protocolError("\(type) sent by a client")
         case .qosAboveMaximum(let qos): .protocolError("PUBLISH with QoS \(qos.rawValue) above max_qos")
         case .topicTooDeep(let type, let levels): .protocolError("\(type) topic of \(levels) levels, above max_topic_levels")
+        case .wrongAcknowledgement(let type, let qos):
+            .protocolError("\(String(describing: type).uppercased()) for a QoS \(qos.rawValue) delivery")
+        case .retainUnavailable: .protocolError("retained PUBLISH while retain_available is false")
         }
     }
 }

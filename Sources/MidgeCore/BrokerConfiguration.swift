@@ -23,7 +23,11 @@ public struct BrokerConfiguration: Sendable {
     public var autoIDPrefix: String = "auto-"
     /// Longest client id accepted, in bytes (MQTT 3.1 clients are always limited to 23).
     public var maxClientIDLength: Int = 65535
-    /// Store retained messages [retain_available].
+    /// Largest PUBLISH payload routed, in bytes; a larger one is acknowledged and dropped, the connection stays open,
+    /// as mosquitto does for 3.1.1 clients; 0 means no limit [message_size_limit].
+    public var messageSizeLimit: Int = 0
+    /// Store retained messages; when false a retained PUBLISH closes the connection, as in mosquitto
+    /// [retain_available].
     public var retainAvailable: Bool = true
     /// Deepest topic name or filter accepted, in levels; 0 means no limit [max_topic_levels]. Each level of a
     /// filter or retained topic is state in a trie, so without it one 64 KB SUBSCRIBE could build 32,000 levels.

@@ -16,6 +16,8 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var publishersHeld: UInt64 = 0
     /// QoS 1/2 PUBLISHes neither routed nor acknowledged because the persistence store could not write.
     public var publishesRefused: UInt64 = 0
+    /// PUBLISHes acknowledged but dropped for a payload above `message_size_limit`.
+    public var messagesOversized: UInt64 = 0
     /// Topics with a retained message.
     public var retainedMessages: Int = 0
     /// Topic and payload bytes of the retained messages.

@@ -88,11 +88,13 @@ public struct Configuration: Sendable {
 
     public init() {}
 
-    /// Remaining length cap for the frame decoder: the tighter of `message_size_limit` and `max_packet_size`, or
-    /// the protocol maximum (§2.2.3). A larger packet is refused from its fixed header and closes the connection.
+    /// Remaining length cap for the frame decoder: `max_packet_size`, or the protocol maximum (§2.2.3). A larger packet
+    /// is refused from its fixed header and closes the connection. `message_size_limit` is the core's (an oversized
+    /// payload is acknowledged and dropped); a packet too long to hold a payload within it even with the longest
+    /// topic (65,535 bytes, plus the lengths and the packet id) is refused here as well, so it is never buffered.
     public var maxRemainingLength: Int {
         var limit = 268_435_455
-        if messageSizeLimit > 0 { limit = min(limit, messageSizeLimit) }
+        if messageSizeLimit > 0 { limit = min(limit, messageSizeLimit + 2 + 65_535 + 2) }
         if maxPacketSize > 0 { limit = min(limit, Configuration.remainingLengthLimit(packetSize: maxPacketSize)) }
         return limit
     }
@@ -361,6 +363,7 @@ private struct Parser {
             }
         case "message_size_limit":
             configuration.messageSizeLimit = try integer(0...268_435_455)
+            configuration.broker.messageSizeLimit = configuration.messageSizeLimit
         case "max_packet_size":
             // The smallest whole packets are 2 bytes; mosquitto's limit counts the fixed header too.
             let value = try integer(0...268_435_460)

@@ -210,8 +210,9 @@ final class BenchLoop {
                 let publisher = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: payload, as: UInt32.self)))
                 let sequence = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: payload + PayloadLayout.sequence, as: UInt64.self))
                 let sentAt = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: payload + PayloadLayout.sentAt, as: UInt64.self))
+                // The members of a shared group are one subscriber between them: a message reaching two is a duplicate.
                 tracker.record(
-                    subscriber: subscriber, publisher: publisher, sequence: sequence, latency: now &- sentAt,
+                    subscriber: settings.sharedGroup ? 0 : subscriber, publisher: publisher, sequence: sequence, latency: now &- sentAt,
                     inWindow: now >= windowStart && now <= windowEnd)
             }
             if qos == 1 { appendAck(0x40, id, to: connection) }

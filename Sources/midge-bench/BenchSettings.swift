@@ -23,9 +23,13 @@ struct BenchSettings: Sendable {
     var drainSeconds = 10.0
     /// Subscribers connect with clean session 0, so a broker with persistence writes their deliveries to disk.
     var persistentSubscribers = false
+    /// The subscribers are the members of one shared group (`$share/…`): each message is expected once between them.
+    var sharedGroup: Bool { filter.hasPrefix("$share/") }
+    /// Copies of each message the subscribers should get between them.
+    var expectedCopies: Int { sharedGroup ? 1 : subscribers }
 
     static let usage = """
-        usage: midge-bench [--scenario fanin|fanout|topics|latency|idle] [--host 127.0.0.1] [--port 1883]
+        usage: midge-bench [--scenario fanin|fanout|topics|latency|shared|idle] [--host 127.0.0.1] [--port 1883]
                            [--qos 0|1|2] [--publishers N] [--subscribers N] [--payload BYTES] [--duration SECONDS]
                            [--rate MSG_PER_S] [--window N] [--topics N] [--connections N] [--sources N]
                            [--broker-pid PID] [--drain SECONDS] [--persistent 0|1]
@@ -34,6 +38,7 @@ struct BenchSettings: Sendable {
           fanout   1 publisher -> 100 subscribers, one topic
           topics   8 publishers over 1000 topics -> one bench/# subscriber
           latency  1 -> 1 at QoS 1, 1000 msg/s
+          shared   1 publisher -> 8 subscribers sharing $share/workers/bench/shared (each message to one of them)
           idle     N connections that only connect; reports broker RSS per connection (needs --broker-pid)
         """
 
@@ -64,6 +69,11 @@ struct BenchSettings: Sendable {
             settings.rate = 1000
             settings.topics = ["bench/latency"]
             settings.filter = "bench/latency"
+        case "shared":
+            settings.publishers = 1
+            settings.subscribers = 8
+            settings.topics = ["bench/shared"]
+            settings.filter = "$share/workers/bench/shared"
         case "idle":
             settings.publishers = 0
             settings.subscribers = 0

@@ -95,10 +95,9 @@ func runSubscribers(_ settings: BenchSettings, _ coordinator: Coordinator) {
             coordinator.publishersDone.load(ordering: .acquiring)
         })
         // Drain: stop when everything arrived, or when nothing more has arrived for two seconds.
-        let subscribers = settings.subscribers
         let expected = (settings.qos == .atMostOnce
             ? coordinator.publishedTotal.load(ordering: .relaxed)
-            : coordinator.acknowledgedTotal.load(ordering: .relaxed)) * subscribers
+            : coordinator.acknowledgedTotal.load(ordering: .relaxed)) * settings.expectedCopies
         let drainDeadline = monotonicNanoseconds() + UInt64(settings.drainSeconds * 1e9)
         var lastCount = -1
         var lastProgress = monotonicNanoseconds()
@@ -166,7 +165,7 @@ func runTraffic(_ settings: BenchSettings) -> Int32 {
     }
     let published = coordinator.publishedTotal.load(ordering: .relaxed)
     let acknowledged = coordinator.acknowledgedTotal.load(ordering: .relaxed)
-    let expected = (settings.qos == .atMostOnce ? published : acknowledged) * settings.subscribers
+    let expected = (settings.qos == .atMostOnce ? published : acknowledged) * settings.expectedCopies
     let unique = tracker.unique
     let lost = max(0, expected - unique)
     let perSecond = Double(tracker.receivedInWindow) / settings.duration

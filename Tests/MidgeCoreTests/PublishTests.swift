@@ -362,13 +362,46 @@ final class PublishTests: XCTestCase {
         subscriber.send(.puback(pid(99)))
         subscriber.send(.pubrec(pid(99)))
         subscriber.send(.pubcomp(pid(99)))
-        subscriber.send(.pubrec(pid(1)))  // id 1 is a QoS 1 flow
-        subscriber.send(.puback(pid(2)))  // id 2 is a QoS 2 flow
-        subscriber.send(.pubcomp(pid(2)))  // not released yet
+        subscriber.send(.pubcomp(pid(2)))  // a QoS 2 flow not released yet
         XCTAssertEqual(subscriber.take(), [])
         XCTAssertFalse(subscriber.isClosed)
         XCTAssertEqual(harness.broker.statistics.inflightMessages, 2)
         XCTAssertTrue(harness.logs.lines.contains { $0.0 == .debug && $0.1.contains("PUBACK for packet id 99") })
+    }
+
+    func test_anAcknowledgementOfTheWrongKindClosesTheConnection() {
+        // mosquitto treats these as protocol errors: PUBREC or PUBCOMP for a QoS 1 delivery, PUBACK for a QoS 2 one.
+        for (ack, id, reason) in [
+            (Packet.pubrec(pid(1)), 1, "PUBREC for a QoS 1 delivery"),
+            (Packet.pubcomp(pid(1)), 1, "PUBCOMP for a QoS 1 delivery"),
+            (Packet.puback(pid(2)), 2, "PUBACK for a QoS 2 delivery"),
+        ] {
+            let harness = Harness()
+            let subscriber = harness.connect("s")
+            subscriber.subscribeOnly([("a", .atLeastOnce), ("b", .exactlyOnce)])
+            let publisher = harness.connect("p")
+            publisher.publish("a", "1", qos: .atLeastOnce, id: 1)
+            publisher.publish("b", "2", qos: .exactlyOnce, id: 2)
+            XCTAssertEqual(subscriber.take().count, 2)
+            subscriber.send(ack)
+            XCTAssertEqual(subscriber.closeReason, .protocolError(reason), "id \(id)")
+        }
+    }
+
+    func test_messageSizeLimitAcknowledgesAndDropsAnOversizedPayload() {
+        var configuration = BrokerConfiguration()
+        configuration.messageSizeLimit = 4
+        let harness = Harness(configuration)
+        let (subscriber, publisher) = harness.subscriberAndPublisher(.exactlyOnce)
+        publisher.publish("t", "12345", qos: .atLeastOnce, id: 1)
+        publisher.publish("t", "123456", qos: .exactlyOnce, id: 2)
+        publisher.send(.pubrel(pid(2)))
+        publisher.publish("t", "1234", qos: .atLeastOnce, id: 3)
+        XCTAssertEqual(publisher.take(), [.puback(pid(1)), .pubrec(pid(2)), .pubcomp(pid(2)), .puback(pid(3))])
+        XCTAssertFalse(publisher.isClosed, "the connection stays open, as in mosquitto")
+        XCTAssertEqual(payloads(subscriber.take()), ["1234"])
+        XCTAssertEqual(harness.broker.statistics.messagesOversized, 2)
+        XCTAssertEqual(harness.logs.count("above message_size_limit (4)"), 2)
     }
 
     func test_MQTT_3_1_2_5_offlinePersistentSessionQueuesQoS1And2ButNotQoS0() {

@@ -119,17 +119,19 @@ final class RetainTests: XCTestCase {
         XCTAssertEqual(late.take(), [pub("t", "stays", retain: true)])
     }
 
-    func test_retainUnavailableStoresNothingButStillForwards() {
+    func test_retainUnavailableClosesARetainedPublish() {
+        // As mosquitto: with retain_available false a PUBLISH with RETAIN=1 is a protocol error; RETAIN=0 flows.
         var configuration = BrokerConfiguration()
         configuration.retainAvailable = false
         let harness = Harness(configuration)
         let live = harness.connect("live")
         live.subscribeOnly([("t", .atMostOnce)])
-        harness.connect("p").publish("t", "x", retain: true)
-        XCTAssertEqual(live.take(), [pub("t", "x")])
-        let late = harness.connect("late")
-        late.subscribe([("t", .atMostOnce)])
-        XCTAssertEqual(late.take(), [])
+        let publisher = harness.connect("p")
+        publisher.publish("t", "plain")
+        publisher.publish("t", "x", retain: true)
+        XCTAssertEqual(publisher.closeReason, .protocolError("retained PUBLISH while retain_available is false"))
+        XCTAssertEqual(live.take(), [pub("t", "plain")])
+        XCTAssertEqual(harness.broker.statistics.retainedMessages, 0)
     }
 
     func test_retainedReplayToAnOfflineSessionIsQueued() {

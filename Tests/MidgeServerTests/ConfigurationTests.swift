@@ -99,7 +99,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.connectTimeout, 2)
         XCTAssertEqual(configuration.maxConnections, 100)
         XCTAssertEqual(configuration.messageSizeLimit, 1024)
-        XCTAssertEqual(configuration.maxRemainingLength, 1024)
+        XCTAssertEqual(configuration.broker.messageSizeLimit, 1024)
+        XCTAssertEqual(configuration.maxRemainingLength, 1024 + 65_539, "only packets that cannot fit are refused")
         XCTAssertEqual(configuration.broker.maxInflightMessages, 7)
         XCTAssertEqual(configuration.broker.maxQueuedMessages, 50)
         XCTAssertEqual(configuration.broker.maxQueuedBytes, 4096)
@@ -116,7 +117,7 @@ final class ConfigurationTests: XCTestCase {
     }
 
     /// mosquitto's max_packet_size counts the whole packet: 1000 bytes leave 997 for the body behind a type byte and
-    /// two length bytes; the tighter of it and message_size_limit wins.
+    /// two length bytes. message_size_limit limits payloads in the core; the decoder only refuses what cannot fit.
     func testMaxPacketSizeCountsTheWholePacket() throws {
         XCTAssertEqual(try parse("max_packet_size 1000\n").maxRemainingLength, 997)
         XCTAssertEqual(try parse("max_packet_size 129\n").maxRemainingLength, 127)
@@ -124,8 +125,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(try parse("max_packet_size 2\n").maxRemainingLength, 0)
         XCTAssertEqual(try parse("max_packet_size 0\n").maxRemainingLength, 268_435_455)
         XCTAssertEqual(try parse("max_packet_size 268435460\n").maxRemainingLength, 268_435_455)
-        XCTAssertEqual(try parse("max_packet_size 1000\nmessage_size_limit 500\n").maxRemainingLength, 500)
-        XCTAssertEqual(try parse("message_size_limit 5000\nmax_packet_size 1000\n").maxRemainingLength, 997)
+        XCTAssertEqual(try parse("max_packet_size 1000\nmessage_size_limit 500\n").maxRemainingLength, 997)
+        XCTAssertEqual(try parse("message_size_limit 5000\n").maxRemainingLength, 5000 + 65_539)
         XCTAssertEqual(parseError("max_packet_size 1\n")?.key, "max_packet_size")
     }
 

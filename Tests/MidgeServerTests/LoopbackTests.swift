@@ -483,7 +483,7 @@ final class LoopbackTests: XCTestCase {
     }
 
     func testOversizedPacketIsRefusedFromItsHeader() throws {
-        let running = try RunningServer(config: "message_size_limit 64\n")
+        let running = try RunningServer(config: "max_packet_size 64\n")
         defer { running.stop() }
         let client = try TestClient(port: running.port)
         try client.connect("big")

@@ -182,7 +182,7 @@ final class TransportTests: XCTestCase {
     }
 
     func testWebSocketOversizedFrameClosesWithMessageTooBig() throws {
-        let running = try start(second: "protocol websockets\n", config: "message_size_limit 1000\n")
+        let running = try start(second: "protocol websockets\n", config: "max_packet_size 1000\n")
         defer { running.stop() }
         let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
         try socket.sendFrame(opcode: 0x2, [UInt8](repeating: 0, count: 2000))

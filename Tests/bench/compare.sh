@@ -2,7 +2,7 @@
 # Runs the same midge-bench scenarios against mosquitto and Midge in one run on this machine, alternating
 # brokers per repetition so drifting background load hits both alike, and prints medians and ratios.
 #
-#   Tests/bench/compare.sh [--runs N] [--duration S] [--scenarios "fanin fanout topics qos1 qos2 latency idle"]
+#   Tests/bench/compare.sh [--runs N] [--duration S] [--scenarios "fanin fanout topics qos1 qos2 latency shared idle"]
 #                          [--threads N] [--idle-connections N] [--scratch-path DIR]
 #
 # The latency rows also run midge-floor (Sources/midge-floor): one thread that copies each PUBLISH to the subscriber
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 
 runs=3
 duration=10
-scenarios="fanin fanout topics qos1 qos2 latency idle durable restart"
+scenarios="fanin fanout topics qos1 qos2 latency shared idle durable restart"
 threads=""
 idle_connections=19000
 scratch=.build
@@ -91,6 +91,8 @@ bench_args() {  # scenario -> midge-bench arguments
     qos2) echo "--scenario fanin --qos 2" ;;
     durable) echo "--scenario fanin --qos 1 --persistent 1" ;;
     latency|latency-warm) echo "--scenario latency" ;;
+    # 1 -> 8 workers of one $share group at QoS 1, 20,000 msg/s offered: CPU per delivery, each job to one worker.
+    shared) echo "--scenario shared --qos 1 --rate 20000" ;;
     idle) echo "--scenario idle --connections $idle_connections --sources 4" ;;
   esac
 }

@@ -5,8 +5,12 @@ extension Broker {
     /// Completes an outbound QoS 1 delivery; the freed slot goes to the next queued message.
     func handlePuback(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
-        guard let flows = session.flows, let entry = flows.inflight[id], entry.state == .awaitingPuback else {
+        guard let flows = session.flows, let entry = flows.inflight[id] else {
             ignoreAck("PUBACK", id, client)
+            return
+        }
+        guard entry.state == .awaitingPuback else {
+            close(client, for: .wrongAcknowledgement(.puback, deliveryQoS: entry.qos), into: &actions)
             return
         }
         flows.inflight.remove(id)
@@ -19,8 +23,12 @@ extension Broker {
     /// Outbound QoS 2, step two: answer with PUBREL, same id [MQTT-4.3.3-1], in PUBREC order [MQTT-4.6.0-4].
     /// A repeated PUBREC gets the PUBREL again.
     func handlePubrec(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
-        guard let flows = client.session.flows, let entry = flows.inflight[id], entry.state != .awaitingPuback else {
+        guard let flows = client.session.flows, let entry = flows.inflight[id] else {
             ignoreAck("PUBREC", id, client)
+            return
+        }
+        guard entry.state != .awaitingPuback else {
+            close(client, for: .wrongAcknowledgement(.pubrec, deliveryQoS: entry.qos), into: &actions)
             return
         }
         if entry.state == .awaitingPubrec {
@@ -51,8 +59,13 @@ extension Broker {
     /// Completes an outbound QoS 2 delivery.
     func handlePubcomp(_ id: PacketID, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
-        guard let flows = session.flows, let entry = flows.inflight[id], entry.state == .awaitingPubcomp else {
+        guard let flows = session.flows, let entry = flows.inflight[id], entry.state != .awaitingPubrec else {
+            // Unknown, or before its PUBREC: nothing to complete yet.
             ignoreAck("PUBCOMP", id, client)
+            return
+        }
+        guard entry.state == .awaitingPubcomp else {
+            close(client, for: .wrongAcknowledgement(.pubcomp, deliveryQoS: entry.qos), into: &actions)
             return
         }
         flows.inflight.remove(id)

@@ -14,19 +14,30 @@ extension Broker {
             refuseWhileStoreFails(publish, from: client, journal)
             return
         }
+        if publish.retain && !configuration.retainAvailable {
+            close(client, for: .retainUnavailable, into: &actions)
+            return
+        }
+        // [MQTT-4.6.0-2][MQTT-4.6.0-3] acknowledgements go in arrival order, each PUBLISH answered as it is handled.
+        // Without a store the acknowledgement goes before the message's own deliveries (a client subscribed to its
+        // own topic sees its PUBACK first, as from mosquitto); with one it follows the records it waits for.
+        let acknowledgesFirst = journal == nil
         switch publish.qos {
         case .atMostOnce:
             accept(publish, from: client, into: &actions)
         case .atLeastOnce:
+            // Same id [MQTT-4.3.2-2]; with persistence on, once what it changed is on disk.
+            guard let id = publish.packetID else { return }
+            if acknowledgesFirst { sendAcknowledgement(.puback(id), to: client.id, into: &actions) }
             accept(publish, from: client, into: &actions)
-            // Same id [MQTT-4.3.2-2], in arrival order since each PUBLISH is answered as it is handled [MQTT-4.6.0-2];
-            // with persistence on, once what it changed is on disk.
-            if let id = publish.packetID { sendAcknowledgement(.puback(id), to: client.id, into: &actions) }
+            if !acknowledgesFirst { sendAcknowledgement(.puback(id), to: client.id, into: &actions) }
         case .exactlyOnce:
             guard let id = publish.packetID else { return }
             // Method B: route now, remember the id until PUBREL; a repeat is answered but not routed again
             // [MQTT-4.3.3-2].
-            if session.activeFlows.inboundQoS2.insert(id.rawValue).inserted {
+            let isNew = session.activeFlows.inboundQoS2.insert(id.rawValue).inserted
+            if acknowledgesFirst { sendAcknowledgement(.pubrec(id), to: client.id, into: &actions) }  // [MQTT-4.6.0-3]
+            if isNew {
                 accept(publish, from: client, into: &actions)
                 // After the routing records: a torn write that keeps this id but not the message would make the
                 // client's resend look like a repeat.
@@ -34,7 +45,7 @@ extension Broker {
                     journal.records.append(.inboundReceived(clientID: session.clientID, packetID: id))
                 }
             }
-            sendAcknowledgement(.pubrec(id), to: client.id, into: &actions)  // [MQTT-4.6.0-3]
+            if !acknowledgesFirst { sendAcknowledgement(.pubrec(id), to: client.id, into: &actions) }
         }
     }
 
@@ -57,6 +68,16 @@ extension Broker {
         guard !publish.topic.isSysTopic,
             accessControl.mayPublish(clientID: client.clientID, username: client.username, topic: publish.topic)
         else { return }
+        let limit = configuration.messageSizeLimit
+        if limit > 0 && publish.payload.count > limit {
+            // mosquitto's message_size_limit for 3.1.1 clients: acknowledged as usual, dropped, connection kept.
+            counters.messagesOversized += 1
+            log(
+                .notice,
+                "Client \(client.clientID): dropped a PUBLISH to \(publish.topic) with a \(publish.payload.count)-byte "
+                    + "payload, above message_size_limit (\(limit)).")
+            return
+        }
         // The publisher's DUP is never copied [MQTT-3.3.1-3]; the message keeps its own QoS for downgrading.
         let message = Message(
             topic: publish.topic, payload: publish.payload, qos: publish.qos,
