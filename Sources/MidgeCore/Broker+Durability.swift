@@ -230,6 +230,7 @@ extension Broker {
                 .notice,
                 "Expiring client \(session.clientID), its session has not been used for \(scan.limit) seconds.")
             discardSession(session)
+            counters.clientsExpired += 1
         }
     }
 }

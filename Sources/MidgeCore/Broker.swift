@@ -194,12 +194,15 @@ public final class Broker {
         snapshot.sharedSubscriptions = subscriptionTrie.sharedSubscriptionCount
         var inflight = 0
         var queued = 0
+        var queuedBytes = 0
         for session in sessions.values {
             inflight += session.inflightCount
             queued += session.flows?.queue.count ?? 0
+            queuedBytes += session.flows?.queue.bytes ?? 0
         }
         snapshot.inflightMessages = inflight
         snapshot.queuedMessages = queued
+        snapshot.queuedBytes = queuedBytes
         return snapshot
     }
 }

@@ -36,6 +36,10 @@ public struct BrokerStatistics: Sendable, Equatable {
     public var subscriptions: Int = 0
     /// Of those, shared subscriptions (`$share/<group>/<filter>`).
     public var sharedSubscriptions: Int = 0
+    /// Persistent sessions removed by `persistent_client_expiration`.
+    public var clientsExpired: UInt64 = 0
+    /// Payload bytes waiting in session queues, over all sessions.
+    public var queuedBytes: Int = 0
     /// Outbound QoS 1/2 deliveries waiting for their acknowledgement, over all sessions.
     public var inflightMessages: Int = 0
     /// Deliveries waiting in session queues, over all sessions.

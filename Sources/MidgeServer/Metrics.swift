@@ -256,6 +256,8 @@ final class LoopZeroMetricsState: @unchecked Sendable {
     /// Monotonic nanoseconds of the next core snapshot and the next `$SYS` round; 0 before the first.
     var nextSnapshot: Int64 = 0
     var nextSysRound: Int64 = 0
+    /// The most resident memory a `$SYS` round has read (`heap/maximum`).
+    var residentMaximum = 0
 
     init(version: String) {
         sys = SysTopics(version: version)

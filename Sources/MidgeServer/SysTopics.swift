@@ -12,6 +12,9 @@ struct SysInputs: Sendable {
     /// Open sockets, counted by the server (clients that have not sent CONNECT yet included).
     var openConnections: Int
     var uptimeSeconds: Int64
+    /// Resident memory now and the most seen, for `heap/current` and `heap/maximum`.
+    var residentBytes: Int = 0
+    var residentMaximum: Int = 0
 }
 
 /// Builds each round's messages. Like mosquitto, a topic is published only when its text changed since the last
@@ -44,12 +47,16 @@ struct SysTopics: Sendable {
         values.append(("$SYS/broker/clients/disconnected", "\(disconnected)"))
         values.append(("$SYS/broker/clients/inactive", "\(disconnected)"))
         values.append(("$SYS/broker/clients/maximum", "\(inputs.clientsMaximum)"))
-        values.append(("$SYS/broker/clients/expired", "0"))
+        values.append(("$SYS/broker/clients/expired", "\(statistics.clientsExpired)"))
+        // mosquitto counts the bytes its allocator wrapper handed out; Midge the process's resident memory.
+        values.append(("$SYS/broker/heap/current", "\(inputs.residentBytes)"))
+        values.append(("$SYS/broker/heap/maximum", "\(inputs.residentMaximum)"))
         values.append(("$SYS/broker/messages/stored", "\(stored)"))
         values.append(("$SYS/broker/messages/inflight", "\(statistics.inflightMessages)"))
         values.append(("$SYS/broker/messages/received", "\(inputs.traffic.packetsReceived)"))
         values.append(("$SYS/broker/messages/sent", "\(inputs.traffic.packetsSent)"))
         values.append(("$SYS/broker/store/messages/count", "\(stored)"))
+        values.append(("$SYS/broker/store/messages/bytes", "\(statistics.retainedBytes + statistics.queuedBytes)"))
         values.append(("$SYS/broker/retained messages/count", "\(statistics.retainedMessages)"))
         values.append(("$SYS/broker/subscriptions/count", "\(statistics.subscriptions)"))
         values.append(("$SYS/broker/shared_subscriptions/count", "\(statistics.sharedSubscriptions)"))
@@ -131,10 +138,13 @@ extension EventLoop {
             statistics, openConnections: openConnections, store: server.persistence?.statistics, at: now)
         guard metrics.sysInterval > 0, now >= state.nextSysRound else { return }
         state.nextSysRound = now + Int64(metrics.sysInterval) * 1_000_000_000
+        let resident = MemoryCeiling.readResidentBytes() ?? 0
+        state.residentMaximum = max(state.residentMaximum, resident)
         let inputs = SysInputs(
             statistics: statistics, clientsMaximum: metrics.core.withLock { $0.clientsMaximum },
             traffic: metrics.traffic, openConnections: openConnections,
-            uptimeSeconds: (now - metrics.startedAt) / 1_000_000_000)
+            uptimeSeconds: (now - metrics.startedAt) / 1_000_000_000, residentBytes: resident,
+            residentMaximum: state.residentMaximum)
         for (topic, payload) in state.sys.round(inputs, at: Double(now) / 1e9) {
             guard let name = TopicName(bytes: Array(topic.utf8)) else { continue }
             // Retained, as mosquitto publishes them, so a new subscriber sees the latest values at once.

@@ -189,9 +189,11 @@ final class DurabilityTests: XCTestCase {
         harness.connect("s", clean: false, sessionPresent: true).disconnect()
         harness.advance(100)
         XCTAssertFalse(harness.logs.contains("Expiring client s"), "away 100 of 120 seconds")
+        XCTAssertEqual(harness.broker.statistics.clientsExpired, 0)
         // Offline sessions are checked once a minute: gone within the limit plus a minute.
         harness.advance(60)
         XCTAssertTrue(harness.logs.contains("Expiring client s"))
+        XCTAssertEqual(harness.broker.statistics.clientsExpired, 1, "$SYS/broker/clients/expired counts it")
         XCTAssertNil(harness.store?.sessions["s"], "the store keeps the expired session")
         harness.connect("s", clean: false, sessionPresent: false)
     }

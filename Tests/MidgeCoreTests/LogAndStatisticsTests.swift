@@ -83,6 +83,7 @@ final class LogAndStatisticsTests: XCTestCase {
         expected.subscriptions = 2
         expected.inflightMessages = 1
         expected.queuedMessages = 1
+        expected.queuedBytes = 1
         XCTAssertEqual(harness.broker.statistics, expected)
     }
 

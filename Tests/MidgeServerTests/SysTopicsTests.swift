@@ -10,14 +10,18 @@ final class SysTopicsTests: XCTestCase {
         statistics.connectedClients = connected
         statistics.sessions = sessions
         statistics.retainedMessages = 2
+        statistics.retainedBytes = 40
+        statistics.queuedBytes = 2
         statistics.subscriptions = 3
+        statistics.sharedSubscriptions = 1
+        statistics.clientsExpired = 4
         var traffic = TrafficTotals()
         traffic.packetsReceived = received
         traffic.publishReceived = [received, 0, 0]
         traffic.bytesReceived = received * 10
         return SysInputs(
             statistics: statistics, clientsMaximum: connected, traffic: traffic, openConnections: connected,
-            uptimeSeconds: uptime)
+            uptimeSeconds: uptime, residentBytes: 1000, residentMaximum: 2000)
     }
 
     func testFirstRoundHasMosquittosTopicsAndFormats() {
@@ -32,6 +36,11 @@ final class SysTopicsTests: XCTestCase {
         XCTAssertEqual(round["$SYS/broker/clients/maximum"], "2")
         XCTAssertEqual(round["$SYS/broker/retained messages/count"], "2")
         XCTAssertEqual(round["$SYS/broker/subscriptions/count"], "3")
+        XCTAssertEqual(round["$SYS/broker/shared_subscriptions/count"], "1")
+        XCTAssertEqual(round["$SYS/broker/clients/expired"], "4")
+        XCTAssertEqual(round["$SYS/broker/store/messages/bytes"], "42")
+        XCTAssertEqual(round["$SYS/broker/heap/current"], "1000")
+        XCTAssertEqual(round["$SYS/broker/heap/maximum"], "2000")
         for topic in ["messages/received", "messages/sent", "publish/messages/dropped", "publish/messages/received",
                       "publish/messages/sent", "bytes/received", "bytes/sent"] {
             XCTAssertNotNil(round["$SYS/broker/\(topic)"], topic)
