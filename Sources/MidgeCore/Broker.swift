@@ -225,6 +225,8 @@ enum ProtocolViolation {
     case wrongAcknowledgement(PacketType, deliveryQoS: QoS)
     /// A PUBLISH with RETAIN=1 while `retain_available` is false: mosquitto closes the connection.
     case retainUnavailable
+    /// A topic or filter that passes 65,535 bytes once the listener's `mount_point` is put before it.
+    case mountedTopicTooLong
 
     var closeReason: CloseReason {
         switch self {
@@ -235,6 +237,7 @@ enum ProtocolViolation {
         case .wrongAcknowledgement(let type, let qos):
             .protocolError("\(String(describing: type).uppercased()) for a QoS \(qos.rawValue) delivery")
         case .retainUnavailable: .protocolError("retained PUBLISH while retain_available is false")
+        case .mountedTopicTooLong: .protocolError("topic longer than 65535 bytes under mount_point")
         }
     }
 }

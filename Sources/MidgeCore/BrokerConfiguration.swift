@@ -21,6 +21,9 @@ public struct BrokerConfiguration: Sendable {
     public var allowZeroLengthClientID: Bool = true
     /// Prefix for assigned client ids [auto_id_prefix].
     public var autoIDPrefix: String = "auto-"
+    /// The CONNECT's user name replaces its client id; a CONNECT without one is refused as not authorised
+    /// [use_username_as_clientid].
+    public var useUsernameAsClientID: Bool = false
     /// Longest client id accepted, in bytes (MQTT 3.1 clients are always limited to 23).
     public var maxClientIDLength: Int = 65535
     /// Largest PUBLISH payload routed, in bytes; a larger one is acknowledged and dropped, the connection stays open,

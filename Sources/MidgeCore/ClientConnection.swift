@@ -27,7 +27,9 @@ final class ClientConnection {
         self.info = info
         self.session = session
         self.protocolVersion = connect.protocolVersion
-        self.will = connect.will.map { Message(topic: $0.topic, payload: $0.payload, qos: $0.qos) }
+        self.will = connect.will.map {
+            Message(topic: Mount.topic($0.topic, under: info.mountPoint) ?? $0.topic, payload: $0.payload, qos: $0.qos)
+        }
         self.willRetain = connect.will?.retain ?? false
         self.keepAlive = connect.keepAlive
         self.lastPacketReceived = now

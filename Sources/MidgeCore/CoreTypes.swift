@@ -169,9 +169,13 @@ public enum ReadingChange: Sendable, Equatable {
 public struct ConnectionInfo: Sendable {
     public var remoteAddress: String
     public var listenerPort: UInt16
-    public init(remoteAddress: String, listenerPort: UInt16) {
+    /// The listener's `mount_point`: put before every topic and filter the client sends, and taken off every topic
+    /// it is sent (the driver does that as it encodes), so clients of that listener live in their own subtree.
+    public var mountPoint: [UInt8]
+    public init(remoteAddress: String, listenerPort: UInt16, mountPoint: [UInt8] = []) {
         self.remoteAddress = remoteAddress
         self.listenerPort = listenerPort
+        self.mountPoint = mountPoint
     }
 }
 

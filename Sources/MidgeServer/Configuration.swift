@@ -32,6 +32,8 @@ public struct ListenerConfiguration: Sendable, Equatable {
     /// `max_connection_rate`: new connections accepted per second on this listener; beyond it the rest wait in
     /// the kernel's backlog. Nil: the value given before any `listener` line, or no limit.
     public var maxConnectionRate: Int?
+    /// `mount_point`: prefix of every topic of this listener's clients (see `ConnectionInfo.mountPoint`).
+    public var mountPoint: [UInt8] = []
 
     public init(port: UInt16, address: IPAddress? = nil) {
         self.port = port
@@ -131,7 +133,7 @@ public struct Configuration: Sendable {
         "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
-        "retained_messages_max", "retained_bytes_max", "memory_limit",
+        "retained_messages_max", "retained_bytes_max", "memory_limit", "mount_point", "use_username_as_clientid",
     ]
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
@@ -147,14 +149,14 @@ public struct Configuration: Sendable {
         "connection_messages", "crlfile", "dhparamfile", "enable_control_api", "global_max_clients",
         "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
         "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
-        "log_timestamp_format", "max_inflight_bytes", "mount_point",
+        "log_timestamp_format", "max_inflight_bytes",
         "notification_topic", "notifications", "notifications_local_only", "per_listener_settings",
         "persistence_file", "pid_file", "plugin",
         "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
         "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
         "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
         "topic", "try_private", "upgrade_outgoing_qos", "use_subject_as_username",
-        "use_username_as_clientid", "user", "websockets_log_level",
+        "user", "websockets_log_level",
     ]
 
     /// Parses a whole file. `fileName` only labels errors.
@@ -383,6 +385,15 @@ private struct Parser {
             case "block": configuration.broker.queueFullPolicy = .block
             case let value: throw fail("'\(value)' is not drop or block")
             }
+        case "mount_point":
+            // mosquitto refuses wildcards in it; it is a topic prefix, usually ending in `/`.
+            let prefix = try text()
+            guard TopicName(prefix) != nil else {
+                throw fail("'\(prefix)' is not a topic prefix (no + or #, valid UTF-8)")
+            }
+            listener { $0.mountPoint = Array(prefix.utf8) }
+        case "use_username_as_clientid":
+            configuration.broker.useUsernameAsClientID = try boolean()
         case "max_topic_levels":
             configuration.broker.maxTopicLevels = try integer(0...65535)
         case "max_subscriptions":

@@ -16,7 +16,8 @@ extension EventLoop {
             settings.metrics.loops[index].countPublishSent(delivery.qos, payloadBytes: delivery.message.payload.count)
             Publish.encode(
                 topic: delivery.message.topic, payload: delivery.message.payload, qos: delivery.qos,
-                retain: delivery.retain, dup: delivery.dup, packetID: delivery.packetID, into: &connection.output)
+                retain: delivery.retain, dup: delivery.dup, packetID: delivery.packetID,
+                droppingTopicPrefix: connection.info.mountPoint.count, into: &connection.output)
             markDirty(connection)
         case .send(let id, .control(let control)):
             guard let connection = connections[id], connection.state != .closing else { return }

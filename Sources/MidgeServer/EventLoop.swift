@@ -252,7 +252,8 @@ final class EventLoop {
                 Syscall.close(fd)
                 continue
             }
-            let info = ConnectionInfo(remoteAddress: address, listenerPort: port)
+            let info = ConnectionInfo(
+                remoteAddress: address, listenerPort: port, mountPoint: runtime.configuration.mountPoint)
             let connection = Connection(id: id, fd: fd, info: info, hasTransport: runtime.factory != nil)
             connections.insert(connection)
             adopt(connection, on: runtime)

@@ -64,7 +64,7 @@ extension Broker {
             actions.append(.close(connection, ProtocolViolation.topicTooDeep(.connect, levels: levels).closeReason))
             return
         }
-        if let refusal = refusal(of: connect, assigning: &clientID) {
+        if let refusal = refusal(of: connect, info: info, assigning: &clientID) {
             refuse(connection, clientID: clientID, info: info, refusal, into: &actions)
             return
         }
@@ -116,7 +116,14 @@ extension Broker {
     }
 
     /// Checks in mosquitto's order; assigns an id to an acceptable empty one [MQTT-3.1.3-6].
-    private func refusal(of connect: Connect, assigning clientID: inout String) -> ConnectRefusal? {
+    private func refusal(
+        of connect: Connect, info: ConnectionInfo, assigning clientID: inout String
+    ) -> ConnectRefusal? {
+        if configuration.useUsernameAsClientID {
+            // mosquitto's use_username_as_clientid: the user name is the client id; without one, not authorised.
+            guard let username = connect.username else { return .anonymous }
+            clientID = username
+        }
         if clientID.isEmpty {
             if connect.protocolVersion == .v3_1 { return .emptyClientIDOnMQTT31 }
             if !connect.cleanSession { return .emptyClientIDWithPersistentSession }
@@ -136,10 +143,11 @@ extension Broker {
         let answer = authenticator.authenticate(
             clientID: clientID, username: connect.username, password: connect.password)
         if answer != .accepted { return .authentication(answer) }
-        if let will = connect.will,
-            !accessControl.mayPublish(clientID: clientID, username: connect.username, topic: will.topic)
-        {
-            return .willDenied
+        if let will = connect.will {
+            // The Will is published under the listener's mount point, so that is where it is authorised.
+            guard let topic = Mount.topic(will.topic, under: info.mountPoint),
+                accessControl.mayPublish(clientID: clientID, username: connect.username, topic: topic)
+            else { return .willDenied }
         }
         return nil
     }

@@ -2,8 +2,16 @@
 import MQTTCodec
 
 extension Broker {
-    func handlePublish(_ publish: Publish, from client: ClientConnection, into actions: inout [Action]) {
+    func handlePublish(_ received: Publish, from client: ClientConnection, into actions: inout [Action]) {
         counters.messagesReceived += 1
+        var publish = received
+        if !client.info.mountPoint.isEmpty {
+            guard let mounted = Mount.topic(received.topic, under: client.info.mountPoint) else {
+                close(client, for: .mountedTopicTooLong, into: &actions)
+                return
+            }
+            publish.topic = mounted
+        }
         guard publish.qos <= configuration.maxQoS else {
             close(client, for: .qosAboveMaximum(publish.qos), into: &actions)
             return

@@ -2,8 +2,18 @@
 import MQTTCodec
 
 extension Broker {
-    func handleSubscribe(_ subscribe: Subscribe, from client: ClientConnection, into actions: inout [Action]) {
+    func handleSubscribe(_ received: Subscribe, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
+        var subscribe = received
+        if !client.info.mountPoint.isEmpty {
+            for index in subscribe.requests.indices {
+                guard let mounted = Mount.filter(subscribe.requests[index].filter, under: client.info.mountPoint) else {
+                    close(client, for: .mountedTopicTooLong, into: &actions)
+                    return
+                }
+                subscribe.requests[index].filter = mounted
+            }
+        }
         for request in subscribe.requests
         where isTooDeep(request.filter.bytes, in: .subscribe, from: client, into: &actions) {
             return

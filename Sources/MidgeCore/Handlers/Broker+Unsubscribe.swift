@@ -2,8 +2,18 @@
 import MQTTCodec
 
 extension Broker {
-    func handleUnsubscribe(_ unsubscribe: Unsubscribe, from client: ClientConnection, into actions: inout [Action]) {
+    func handleUnsubscribe(_ received: Unsubscribe, from client: ClientConnection, into actions: inout [Action]) {
         let session = client.session
+        var unsubscribe = received
+        if !client.info.mountPoint.isEmpty {
+            for index in unsubscribe.filters.indices {
+                guard let mounted = Mount.filter(unsubscribe.filters[index], under: client.info.mountPoint) else {
+                    close(client, for: .mountedTopicTooLong, into: &actions)
+                    return
+                }
+                unsubscribe.filters[index] = mounted
+            }
+        }
         for filter in unsubscribe.filters where isTooDeep(filter.bytes, in: .unsubscribe, from: client, into: &actions) {
             return
         }
