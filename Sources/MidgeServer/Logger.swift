@@ -81,9 +81,10 @@ public struct LoggerError: Error, CustomStringConvertible {
 /// Formats and writes log lines. The level check comes before the message is built, so disabled
 /// levels cost one bit test; a lock keeps lines from different loops whole, and lets SIGHUP swap files under it.
 public final class Logger: Sendable {
-    public let types: LogTypes
-    public let timestamps: Bool
-    private let format: LogFormat
+    /// `log_type`, replaceable on SIGHUP: an atomic so the per-line check stays one load and a bit test.
+    private let typeBits: Atomic<UInt8>
+    /// How lines are written, replaceable on SIGHUP; read under the same lock that keeps lines whole.
+    private let format: Mutex<LogFormat>
     /// Open outputs; empty for a logger that hands lines to a sink instead.
     private let outputs: Mutex<[Output]>
     /// Every finished line, for tests and embedding.
@@ -118,11 +119,10 @@ public final class Logger: Sendable {
                 }
             }
         }
-        self.types = types
-        self.timestamps = timestamps
+        self.typeBits = Atomic(types.rawValue)
         var format = format
         format.timestamps = timestamps
-        self.format = format
+        self.format = Mutex(format)
         self.outputs = Mutex(opened)
         self.sink = nil
     }
@@ -132,17 +132,29 @@ public final class Logger: Sendable {
         types: LogTypes = .all, timestamps: Bool = false, format: LogFormat = LogFormat(),
         sink: @escaping @Sendable (String) -> Void
     ) {
-        self.types = types
-        self.timestamps = timestamps
+        self.typeBits = Atomic(types.rawValue)
         var format = format
         format.timestamps = timestamps
-        self.format = format
+        self.format = Mutex(format)
         self.outputs = Mutex([])
         self.sink = sink
     }
 
     deinit {
         outputs.withLock { Self.close($0) }
+    }
+
+    public var types: LogTypes { LogTypes(rawValue: typeBits.load(ordering: .relaxed)) }
+
+    /// SIGHUP: the re-read `log_type`, `log_timestamp`, `log_timestamp_format` and `connection_messages` apply
+    /// from the next line; destinations and the syslog facility stay as opened.
+    public func reconfigure(types: LogTypes, timestamps: Bool, format newFormat: LogFormat) {
+        typeBits.store(types.rawValue, ordering: .relaxed)
+        format.withLock { format in
+            format.timestamps = timestamps
+            format.timestampFormat = newFormat.timestampFormat
+            format.connectionMessages = newFormat.connectionMessages
+        }
     }
 
     @inline(__always)
@@ -154,7 +166,7 @@ public final class Logger: Sendable {
         guard isEnabled(level) else { return }
         let text = message()
         // The core words these lines as mosquitto does; `connection_messages false` is about exactly them.
-        if !format.connectionMessages && level >= .info && Self.isConnectionMessage(text) { return }
+        if level >= .info && Self.isConnectionMessage(text) && !format.withLock({ $0.connectionMessages }) { return }
         write(text, priority: Self.syslogPriority(level))
     }
 
@@ -201,9 +213,10 @@ public final class Logger: Sendable {
     }
 
     private func timestampPrefix() -> String {
-        guard format.timestamps else { return "" }
+        let (timestamps, pattern) = format.withLock { ($0.timestamps, $0.timestampFormat) }
+        guard timestamps else { return "" }
         var now = time(nil)
-        guard let pattern = format.timestampFormat else { return "\(now): " }
+        guard let pattern else { return "\(now): " }
         var parts = tm()
         localtime_r(&now, &parts)
         var buffer = [CChar](repeating: 0, count: 256)

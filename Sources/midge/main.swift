@@ -165,9 +165,6 @@ do {
     logger.log(.error, "Error: \(error)")
     exit(1)
 }
-if configuration.logTypes.contains(.subscribe) {
-    accessControl = SubscriptionLoggingAccessControl(accessControl, logger: logger)
-}
 
 // Token clients and password clients side by side: a JWT in the password goes to the token verifier.
 if let tokenKey = configuration.tokenKey {
@@ -194,6 +191,9 @@ if let tokenKey = configuration.tokenKey {
         fail("Error: the JWT key is not usable: \(error)")
     }
 }
+
+// Always in place, so a SIGHUP that adds `log_type subscribe` takes effect; without it the cost is a bit test.
+accessControl = SubscriptionLoggingAccessControl(accessControl, logger: logger)
 
 raiseOpenFileLimit(logger: logger)
 
@@ -274,8 +274,14 @@ Daemon.ready()
         let reread = try loadConfiguration(configFile)
         if reloadablePasswords != nil, let path = reread.passwordFile { configuration.passwordFile = path }
         if reloadableRules != nil, let path = reread.aclFile { configuration.aclFile = path }
-        logger.log(.notice, "Reloaded the configuration from \(configFile); listener, persistence and logging "
-            + "changes take effect at the next start.")
+        var format = LogFormat()
+        format.timestampFormat = reread.logTimestampFormat
+        format.connectionMessages = reread.connectionMessages
+        logger.reconfigure(
+            types: verbose ? .all : reread.logTypes, timestamps: reread.logTimestamp, format: format)
+        logger.log(.notice, "Reloaded the configuration from \(configFile): log_type, log_timestamp, "
+            + "log_timestamp_format and connection_messages apply now; listener, persistence and log_dest changes "
+            + "at the next start.")
     } catch {
         logger.log(.error, "Unable to reload the configuration, keeping the running one: \(error)")
     }

@@ -230,6 +230,20 @@ final class DropInConfigurationTests: XCTestCase {
         XCTAssertEqual(lines.all, ["midge version 0 running", "a t/#"])
     }
 
+    /// SIGHUP's re-read log settings apply from the next line.
+    func testReconfigureChangesTypesAndConnectionMessages() {
+        let lines = LinesBox()
+        let logger = Logger(types: [.notice]) { lines.append($0) }
+        logger.log(.notice, "Client a disconnected.")
+        logger.log(.debug, "hidden")
+        var format = LogFormat()
+        format.connectionMessages = false
+        logger.reconfigure(types: [.notice, .debug], timestamps: false, format: format)
+        logger.log(.notice, "Client b disconnected.")
+        logger.log(.debug, "shown")
+        XCTAssertEqual(lines.all, ["Client a disconnected.", "shown"])
+    }
+
     func testTimestampFormat() {
         let lines = LinesBox()
         var format = LogFormat()
