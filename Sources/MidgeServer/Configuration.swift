@@ -439,9 +439,7 @@ struct Parser {
                 guard !path.isEmpty else { throw fail("'file' needs a path") }
                 destination = .file(path)
             case "syslog": destination = .syslog
-            case "topic":
-                warn(number, key, "Midge does not publish its log to $SYS/broker/log yet; lines go to the other log_dest")
-                destination = nil
+            case "topic": destination = .topic
             case "dlt":
                 throw fail("log destination 'dlt' (the GENIVI diagnostic log) is not available in Midge")
             default:

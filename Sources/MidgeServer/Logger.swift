@@ -59,6 +59,8 @@ public enum LogDestination: Sendable, Equatable {
     case file(String)
     /// The system log, as mosquitto's `log_dest syslog` (ident `midge`, facility `log_facility`).
     case syslog
+    /// `$SYS/broker/log/<E|W|N|I|M>` messages, once the server is attached (`attachTopicSink`).
+    case topic
 }
 
 /// How lines are written, beyond which types and where.
@@ -89,6 +91,10 @@ public final class Logger: Sendable {
     private let outputs: Mutex<[Output]>
     /// Every finished line, for tests and embedding.
     private let sink: (@Sendable (String) -> Void)?
+    /// `log_dest topic`: set once the server runs; takes the topic and the line.
+    private let topicSink = Mutex<(@Sendable (String, String) -> Void)?>(nil)
+    /// Whether `log_dest topic` was asked for.
+    public let publishesToTopic: Bool
 
     private enum Output: Sendable {
         /// A descriptor, and the file it was opened from here (and so must be closed and reopened here).
@@ -103,6 +109,7 @@ public final class Logger: Sendable {
         var opened: [Output] = []
         for destination in destinations {
             switch destination {
+            case .topic: break
             case .stderr: opened.append(.descriptor(STDERR_FILENO, path: nil))
             case .stdout: opened.append(.descriptor(STDOUT_FILENO, path: nil))
             case .syslog:
@@ -125,6 +132,7 @@ public final class Logger: Sendable {
         self.format = Mutex(format)
         self.outputs = Mutex(opened)
         self.sink = nil
+        self.publishesToTopic = destinations.contains(.topic)
     }
 
     /// A logger that hands every finished line (without the newline) to `sink`.
@@ -138,6 +146,7 @@ public final class Logger: Sendable {
         self.format = Mutex(format)
         self.outputs = Mutex([])
         self.sink = sink
+        self.publishesToTopic = false
     }
 
     deinit {
@@ -167,13 +176,18 @@ public final class Logger: Sendable {
         let text = message()
         // The core words these lines as mosquitto does; `connection_messages false` is about exactly them.
         if level >= .info && Self.isConnectionMessage(text) && !format.withLock({ $0.connectionMessages }) { return }
-        write(text, priority: Self.syslogPriority(level))
+        write(text, priority: Self.syslogPriority(level), topicLetter: Self.topicLetter(level))
+    }
+
+    /// `log_dest topic`: from now on lines also go to `sink` as `($SYS/broker/log/X, line)`.
+    public func attachTopicSink(_ sink: @escaping @Sendable (String, String) -> Void) {
+        topicSink.withLock { $0 = sink }
     }
 
     /// `log_type subscribe`: a client's subscription, as mosquitto logs it.
     public func logSubscription(_ message: @autoclosure () -> String) {
         guard types.contains(.subscribe) else { return }
-        write(message(), priority: LOG_INFO)
+        write(message(), priority: LOG_INFO, topicLetter: "M")
     }
 
     /// SIGHUP: reopens every log file by its path, so after a rotation that moved the file (logrotate
@@ -195,7 +209,12 @@ public final class Logger: Sendable {
         return failures
     }
 
-    private func write(_ message: String, priority: Int32) {
+    /// `topicLetter` nil keeps the line off `$SYS/broker/log`: debug lines, which delivering a log message to a
+    /// subscriber could produce again, without end.
+    private func write(_ message: String, priority: Int32, topicLetter: String?) {
+        if publishesToTopic, let topicLetter, let publish = topicSink.withLock({ $0 }) {
+            publish("$SYS/broker/log/\(topicLetter)", timestampPrefix() + message)
+        }
         if let sink {
             sink(timestampPrefix() + message)
             return
@@ -233,6 +252,17 @@ public final class Logger: Sendable {
         return text.hasPrefix("Client ")
             && (text.contains(" disconnected") || text.hasSuffix("closed its connection.")
                 || text.hasSuffix("has exceeded timeout, disconnecting."))
+    }
+
+    /// mosquitto's `$SYS/broker/log/` letters.
+    private static func topicLetter(_ level: LogLevel) -> String? {
+        switch level {
+        case .debug: nil
+        case .info: "I"
+        case .notice: "N"
+        case .warning: "W"
+        case .error: "E"
+        }
     }
 
     private static func syslogPriority(_ level: LogLevel) -> Int32 {

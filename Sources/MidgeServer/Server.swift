@@ -110,6 +110,10 @@ final class ServerState: Sendable {
     let authGate: AuthGate
     /// The broker core, run by whichever loop holds its lock.
     let core = SharedCore()
+    /// `log_dest topic`: log lines waiting for loop 0 to publish them on `$SYS/broker/log/…` (see `SysTopics`).
+    let pendingLogMessages = Mutex<[(topic: String, line: String)]>([])
+    /// Lines beyond this wait are dropped: a log storm must not grow memory while loop 0 is busy.
+    static let pendingLogLimit = 10_000
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
@@ -199,6 +203,13 @@ public final class Server: Sendable {
             settings: settings, logger: logger, handles: handles, persistence: persistence, listeners: groupListeners)
         let server = Server(
             listeners: groups.map { BoundListener(address: $0.address, port: $0.port) }, state: state)
+        if logger.publishesToTopic {
+            logger.attachTopicSink { [weak state] topic, line in
+                state?.pendingLogMessages.withLock { pending in
+                    if pending.count < ServerState.pendingLogLimit { pending.append((topic, line)) }
+                }
+            }
+        }
         let threads = (0..<settings.threads).map { index in
             startThread(name: "midge-loop-\(index)") {
                 EventLoop(server: state, index: index).run()

@@ -180,8 +180,9 @@ final class DropInConfigurationTests: XCTestCase {
             XCTAssertEqual(error?.key, key)
             XCTAssertTrue(error?.message.hasPrefix("true is not available in Midge") ?? false, key)
         }
-        let warned = try parse("max_inflight_bytes 65536\nlog_dest topic\nlog_type unsubscribe\nlog_type websockets\n")
-        XCTAssertEqual(warned.warnings.map(\.key), ["max_inflight_bytes", "log_dest", "log_type", "log_type"])
+        let warned = try parse("max_inflight_bytes 65536\nlog_type unsubscribe\nlog_type websockets\n")
+        XCTAssertEqual(warned.warnings.map(\.key), ["max_inflight_bytes", "log_type", "log_type"])
+        XCTAssertEqual(try parse("log_dest topic\nlog_dest stderr\n").logDestinations, [.topic, .stderr])
     }
 
     /// Bridge keys belong to the bridges work and stay refused, naming the key.

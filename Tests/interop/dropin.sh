@@ -11,7 +11,7 @@ set -uo pipefail
 
 CHECKS=(
     debian_stock_conf localhost_listeners unix_socket several_ports user_nobody log_rotation_sighup
-    signals_usr1_usr2 daemonize sd_notify_ready moot_keys_warn_once errors_name_file_line_key
+    signals_usr1_usr2 log_dest_topic daemonize sd_notify_ready moot_keys_warn_once errors_name_file_line_key
     systemd_unit deb_install
 )
 # Configuration.mootKeys, which the moot_keys check expects one warning for each.
@@ -229,6 +229,24 @@ check_signals_usr1_usr2() {
     until_true $WAIT_SECS grep -q "Received SIGUSR2" "$DIR/signals.out" || { WHY="no SIGUSR2 line"; return 1; }
     kill -0 "$PID" 2>/dev/null || { WHY="broker exited after SIGUSR1/SIGUSR2"; return 1; }
     roundtrip aftersignals -h 127.0.0.1 -p "$port" || return 1
+    stop "$PID"
+}
+
+# log_dest topic: a line logged while a client subscribes to $SYS/broker/log/N reaches it.
+check_log_dest_topic() {
+    local port i
+    port=$(free_port)
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nlog_dest topic\nlog_dest stderr\n' "$port" >"$DIR/topic.conf"
+    start topic -c "$DIR/topic.conf" || return 1
+    timeout $WAIT_SECS stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$port" -d -t '$SYS/broker/log/N' -W $WAIT_SECS \
+        >"$DIR/topic.sub" 2>&1 &
+    PIDS+=("$!")
+    until_true $WAIT_SECS grep -qs "received SUBACK" "$DIR/topic.sub" || { WHY="no SUBACK"; return 1; }
+    kill -USR1 "$PID"
+    until_true $WAIT_SECS grep -qs "Received SIGUSR1" "$DIR/topic.sub" || {
+        WHY="log line not published: $(tail -n 3 "$DIR/topic.sub" | tr '\n' ' ')"
+        return 1
+    }
     stop "$PID"
 }
 
