@@ -18,6 +18,7 @@ let usage = """
 
     Usage: midge [-c config_file] [-d] [-p port]... [-v]
            midge passwd [options] password_file username
+           midge import-mosquitto [-c config_file] DIR_OR_FILE
            midge -h
 
      -c : read the configuration from a file. Without one, midge listens on the loopback
@@ -31,6 +32,8 @@ let usage = """
     Signals: SIGHUP reopens log files and re-reads the password, ACL and TLS files; SIGUSR1
     reports the store's durability; SIGUSR2 logs a subscription summary; SIGINT/SIGTERM stop.
      passwd : manage a password file (run `midge passwd` for its options).
+     import-mosquitto : carry a mosquitto.db's retained messages and persistent sessions
+          into this broker's store (run `midge import-mosquitto -h`).
     """
 
 /// Reads a whole file as UTF-8 text.
@@ -57,6 +60,9 @@ func readTextFile(_ path: String) -> String? {
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "passwd" {
     exit(PasswordCommand.run(arguments: Array(CommandLine.arguments.dropFirst(2))))
+}
+if arguments.first == "import-mosquitto" {
+    exit(ImportCommand.run(arguments: Array(arguments.dropFirst())))
 }
 
 var configFile: String?

@@ -12,7 +12,7 @@ set -uo pipefail
 CHECKS=(
     debian_stock_conf localhost_listeners unix_socket several_ports user_nobody log_rotation_sighup
     signals_usr1_usr2 log_dest_topic daemonize sd_notify_ready moot_keys_warn_once errors_name_file_line_key
-    systemd_unit deb_install
+    systemd_unit deb_install import_mosquitto_db
 )
 # Configuration.mootKeys, which the moot_keys check expects one warning for each.
 MOOT_KEYS=(
@@ -402,6 +402,46 @@ check_deb_install() {
     BROKER="$root/usr/sbin/midge" LOGFILE="$root/var/log/midge/midge.log" start installed -c "$root/etc/midge/test.conf" \
         || { WHY="$WHY; log: $(tail -n 3 "$root/var/log/midge/midge.log" 2>/dev/null | tr '\n' ' ')"; return 1; }
     roundtrip packaged -h 127.0.0.1 -p "$port" || return 1
+    stop "$PID"
+}
+
+# The real mosquitto writes a mosquitto.db (a retained message, a persistent session with a queued message);
+# `midge import-mosquitto` carries both into midge's store, where a restarted client finds them.
+check_import_mosquitto_db() {
+    local port mpid got
+    command -v mosquitto >/dev/null || { WHY="mosquitto not installed"; return 1; }
+    port=$(free_port)
+    mkdir -p "$DIR/mosq"
+    chmod 777 "$DIR/mosq"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/mosq/\n' \
+        "$port" "$DIR" >"$DIR/mosq.conf"
+    [ "$(id -u)" != 0 ] || echo "user root" >>"$DIR/mosq.conf"
+    mosquitto -c "$DIR/mosq.conf" >"$DIR/mosq.log" 2>&1 &
+    mpid=$!
+    PIDS+=("$mpid")
+    until_true $WAIT_SECS grep -qs "mosquitto version .* running" "$DIR/mosq.log" || { WHY="mosquitto did not start"; return 1; }
+    timeout $WAIT_SECS mosquitto_pub -p "$port" -h 127.0.0.1 -q 1 -r -t mig/retained -m kept || { WHY="pub"; return 1; }
+    timeout $WAIT_SECS mosquitto_sub -p "$port" -h 127.0.0.1 -i migrant -c -q 1 -t 'mig/queue/#' -E >/dev/null 2>&1
+    timeout $WAIT_SECS mosquitto_pub -p "$port" -h 127.0.0.1 -q 1 -t mig/queue/1 -m waiting || { WHY="pub"; return 1; }
+    kill -TERM "$mpid"
+    until_true $WAIT_SECS eval "! kill -0 $mpid 2>/dev/null" || { WHY="mosquitto did not stop"; return 1; }
+    [ -s "$DIR/mosq/mosquitto.db" ] || { WHY="mosquitto wrote no mosquitto.db"; return 1; }
+    port=$(free_port)
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/store\n' \
+        "$port" "$DIR" >"$DIR/midge.conf"
+    "$BROKER" import-mosquitto -c "$DIR/midge.conf" "$DIR/mosq" >"$DIR/import.out" 2>&1 || {
+        WHY="import failed: $(cat "$DIR/import.out")"
+        return 1
+    }
+    grep -q "Imported 1 retained messages and 1 persistent sessions" "$DIR/import.out" || {
+        WHY="import said: $(cat "$DIR/import.out")"
+        return 1
+    }
+    start imported -c "$DIR/midge.conf" || return 1
+    got=$(timeout $WAIT_SECS mosquitto_sub -p "$port" -h 127.0.0.1 -t mig/retained -C 1 -W $WAIT_SECS 2>&1)
+    [ "$got" = "kept" ] || { WHY="retained message: [$got]"; return 1; }
+    got=$(timeout $WAIT_SECS mosquitto_sub -p "$port" -h 127.0.0.1 -i migrant -c -q 1 -t 'mig/queue/#' -C 1 -W $WAIT_SECS 2>&1)
+    [ "$got" = "waiting" ] || { WHY="queued message: [$got]"; return 1; }
     stop "$PID"
 }
 
