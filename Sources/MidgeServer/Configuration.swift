@@ -175,6 +175,7 @@ struct Parser {
     var legacyPort: UInt16?
     var legacyBindAddress: IPAddress?
     var legacyBindHost: String?
+    var legacyOrigin = ConfigOrigin(fileName: "", line: 0, key: "")
     var logTypeGiven = false
     var logDestGiven = false
     /// Listener settings given before any `listener` line belong to mosquitto's default listener (`port`).
@@ -216,6 +217,7 @@ struct Parser {
             legacy.port = legacyPort ?? 1883
             legacy.address = legacyBindAddress
             legacy.host = legacyBindHost
+            legacy.origin = legacyOrigin
             configuration.listeners.insert(legacy, at: 0)
         }
         if let defaultConnectionRate {
@@ -293,9 +295,11 @@ struct Parser {
             guard (1...2).contains(arguments.count) else { throw fail("expects PORT [ADDRESS]") }
             guard let port = UInt16(arguments[0]) else { throw fail("'\(arguments[0])' is not a port (0-65535)") }
             var listener = ListenerConfiguration(port: port)
+            listener.origin = ConfigOrigin(fileName: fileName, line: number, key: key)
             if arguments.count == 2, arguments[1].hasPrefix("/") {
                 // mosquitto's unix socket form: port 0 and a path.
                 guard port == 0 else { throw fail("a unix socket listener takes port 0: listener 0 \(arguments[1])") }
+                guard arguments[1].utf8.count < 108 else { throw fail("a unix socket path has at most 107 bytes") }
                 listener.unixSocketPath = arguments[1]
             } else if arguments.count == 2 {
                 (listener.address, listener.host) = try address(arguments[1])
@@ -359,6 +363,7 @@ struct Parser {
             configuration.sysInterval = try integer(0...86_400)
         case "port":
             legacyPort = UInt16(try integer(0...65535))
+            legacyOrigin = ConfigOrigin(fileName: fileName, line: number, key: key)
         case "bind_address":
             (legacyBindAddress, legacyBindHost) = try address(try single())
         case "threads":

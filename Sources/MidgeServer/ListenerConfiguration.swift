@@ -15,6 +15,8 @@ public struct ListenerConfiguration: Sendable, Equatable {
     public var socketDomain: SocketDomain?
     /// `bind_interface NAME`: the sockets only take connections arriving on that interface (SO_BINDTODEVICE).
     public var bindInterface: String?
+    /// The line that declared the listener, for errors when it cannot be opened; line 0 when none did.
+    public var origin = ConfigOrigin(fileName: "", line: 0, key: "")
     /// `protocol`: MQTT over TCP (the default), MQTT over WebSocket, or the HTTP gateway.
     public var `protocol`: ListenerProtocol = .mqtt
     /// Set when the listener has `certfile` and `keyfile`: every connection starts with a TLS handshake.
@@ -40,4 +42,16 @@ public struct ListenerConfiguration: Sendable, Equatable {
         if let address { return [address] }
         return [IPAddress.anyIPv4, .anyIPv6].filter { (socketDomain?.family ?? $0.family) == $0.family }
     }
+}
+
+/// Where a setting was written: `file:line: key`. Not part of the setting's value: two listeners that bind the same
+/// way are equal wherever they were declared.
+public struct ConfigOrigin: Sendable, Equatable, CustomStringConvertible {
+    public var fileName: String
+    public var line: Int
+    public var key: String
+
+    public var description: String { line > 0 ? "\(fileName):\(line): \(key)" : "" }
+
+    public static func == (lhs: ConfigOrigin, rhs: ConfigOrigin) -> Bool { true }
 }

@@ -164,7 +164,14 @@ public final class Server: Sendable {
                 let runtime = try ListenerRuntime(configuration: listener, settings: settings)
                 // With port 0 the first address picks the port and the listener's other address reuses it.
                 var port = listener.port
-                for address in try listener.resolvedBindAddresses() {
+                let place = listener.origin.line > 0 ? "\(listener.origin): " : ""
+                let addresses: [IPAddress]
+                do {
+                    addresses = try listener.resolvedBindAddresses()
+                } catch {
+                    throw ServerError(description: place + error.description)
+                }
+                for address in addresses {
                     do {
                         let group = try ListenSocketGroup.open(
                             address: address, port: port, count: settings.threads, interface: listener.bindInterface)
@@ -177,7 +184,7 @@ public final class Server: Sendable {
                             logger.log(.notice, "Opening \(address.familyName) listen socket on port \(port).")
                         }
                     } catch {
-                        throw ServerError(description: Server.explain(error, address: address, port: port))
+                        throw ServerError(description: place + Server.explain(error, address: address, port: port))
                     }
                 }
             }

@@ -29,11 +29,13 @@ let usage = """
      -p : listen on this port instead of 1883, loopback only; may be repeated. Ignored when
           the configuration file declares listeners, as in mosquitto.
      -v : verbose mode: enable every log type, overriding log_type in the configuration file.
-    Signals: SIGHUP reopens log files and re-reads the password, ACL and TLS files; SIGUSR1
-    reports the store's durability; SIGUSR2 logs a subscription summary; SIGINT/SIGTERM stop.
      passwd : manage a password file (run `midge passwd` for its options).
      import-mosquitto : carry a mosquitto.db's retained messages and persistent sessions
           into this broker's store (run `midge import-mosquitto -h`).
+
+    Signals: SIGHUP reopens log files and re-reads the configuration, password, ACL and TLS
+    files; SIGUSR1 reports the store's durability; SIGUSR2 logs a subscription summary;
+    SIGINT and SIGTERM stop.
     """
 
 /// Reads a whole file as UTF-8 text.
@@ -306,11 +308,13 @@ while true {
     }
     if received == SIGHUP {
         ServiceNotifier.notify("RELOADING=1")
-        for problem in logger.reopenFiles() { logger.log(.error, "Error: \(problem)") }
-        rereadConfiguration()
+        // First, so that after a rotation every line about this reload lands in the new file.
+        let reopenProblems = logger.reopenFiles()
         // As mosquitto: re-read the password file, the ACL file and the certificates; connections stay. A broken
         // file keeps the previous one, and the log says why.
         logger.log(.notice, "Received SIGHUP, reloading the password file, ACL file and TLS certificates.")
+        for problem in reopenProblems { logger.log(.error, "Error: \(problem)") }
+        rereadConfiguration()
         if let path = configuration.passwordFile, let reloadablePasswords {
             do {
                 reloadablePasswords.replace(with: try PasswordFile(path: path))

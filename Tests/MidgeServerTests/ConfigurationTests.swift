@@ -181,6 +181,7 @@ final class ConfigurationTests: XCTestCase {
             ("listener", "listener"), ("listener abc", "listener"), ("listener 70000", "listener"),
             ("listener 1883 local_host", "listener"), ("listener 1 2 3", "listener"),
             ("listener 1883 /tmp/mqtt.sock", "listener"),
+            ("listener 0 /" + String(repeating: "x", count: 107), "listener"),
             ("port -1", "port"), ("bind_address example/com", "bind_address"),
             ("threads 0", "threads"), ("threads 129", "threads"), ("connect_timeout 0", "connect_timeout"),
             ("allow_anonymous yes", "allow_anonymous"), ("max_connections -2", "max_connections"),

@@ -195,6 +195,12 @@ final class DropInConfigurationTests: XCTestCase {
         }
     }
 
+    /// A listener that cannot be opened is reported with the line that declared it.
+    func testListenersRememberTheLineThatDeclaredThem() throws {
+        let configuration = try parse("# x\nlistener 1883\nport 1884\n")
+        XCTAssertEqual(configuration.listeners.map(\.origin.description), ["test.conf:3: port", "test.conf:2: listener"])
+    }
+
     func testSeveralCommandLinePortsEachOnBothLoopbackAddresses() throws {
         let listeners = try parse("").effectiveListeners(commandLinePorts: [1884, 1885])
         XCTAssertEqual(

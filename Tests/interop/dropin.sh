@@ -335,7 +335,8 @@ check_errors_name_file_line_key() {
     holder=$!
     PIDS+=("$holder")
     until_true $WAIT_SECS eval "ss -ltn 2>/dev/null | grep -q ':$port ' || ! command -v ss >/dev/null" || true
-    expect_error busy "in use by another program" -c "$DIR/busy.conf" || return 1
+    expect_error busy "Error: $DIR/busy.conf:1: listener: Unable to listen on 127.0.0.1 port $port: it is in use" \
+        -c "$DIR/busy.conf" || return 1
     kill "$holder" 2>/dev/null
     [ ! -e "$DIR/busy.pid" ] || { WHY="pid file left by a failed start"; return 1; }
 }
