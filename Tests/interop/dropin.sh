@@ -10,7 +10,7 @@
 set -uo pipefail
 
 CHECKS=(
-    debian_stock_conf localhost_listeners unix_socket several_ports user_nobody log_rotation_sighup
+    debian_stock_conf localhost_listeners interface_and_domain unix_socket several_ports user_nobody log_rotation_sighup
     signals_usr1_usr2 log_dest_topic daemonize sd_notify_ready moot_keys_warn_once errors_name_file_line_key
     systemd_unit deb_install import_mosquitto_db
 )
@@ -154,6 +154,22 @@ check_localhost_listeners() {
         }
         roundtrip "lh$family" -h "$address" -p "$port" || return 1
     done
+    stop "$PID"
+}
+
+# A wildcard listener narrowed to the loopback interface and to IPv4: nothing else of the machine is listened on.
+check_interface_and_domain() {
+    local port interface="bind_interface lo"
+    port=$(free_port)
+    if [ "$(id -u)" != 0 ]; then
+        echo "interface_and_domain: not root, so without bind_interface (SO_BINDTODEVICE needs CAP_NET_RAW)"
+        interface=""
+    fi
+    printf 'listener %s\nsocket_domain ipv4\n%s\nallow_anonymous true\n' "$port" "$interface" >"$DIR/lo.conf"
+    start lo -c "$DIR/lo.conf" || return 1
+    grep -q "Opening ipv4 listen socket on port $port" "$DIR/lo.out" || { WHY="no ipv4 listener"; return 1; }
+    ! grep -q "Opening ipv6" "$DIR/lo.out" || { WHY="socket_domain ipv4 opened an ipv6 listener"; return 1; }
+    roundtrip onlo -h 127.0.0.1 -p "$port" || return 1
     stop "$PID"
 }
 
