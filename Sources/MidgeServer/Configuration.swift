@@ -10,38 +10,17 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
     public var key: String
     public var message: String
 
-    public var description: String { "\(fileName):\(line): \(key): \(message)" }
-}
-
-/// One `listener PORT [ADDRESS]` line (or the legacy `port` / `bind_address` pair), with the settings that follow
-/// it in the file, as in mosquitto: what it speaks, its TLS settings and its limits.
-public struct ListenerConfiguration: Sendable, Equatable {
-    public var port: UInt16
-    /// Nil listens on every interface, IPv4 and IPv6.
-    public var address: IPAddress?
-    /// `protocol`: MQTT over TCP (the default), MQTT over WebSocket, or the HTTP gateway.
-    public var `protocol`: ListenerProtocol = .mqtt
-    /// Set when the listener has `certfile` and `keyfile`: every connection starts with a TLS handshake.
-    public var tls: TLSConfiguration?
-    /// `max_connections` after this `listener` line: open connections on this listener; -1 means no limit.
-    public var maxConnections: Int = -1
-    /// `websockets_headers_size`: the largest WebSocket upgrade request header section.
-    public var webSocketHeadersSize: Int = 4096
-    /// `websockets_compression` (Midge): offer permessage-deflate to WebSocket clients that ask for it.
-    public var webSocketCompression = false
-    /// `max_connection_rate`: new connections accepted per second on this listener; beyond it the rest wait in
-    /// the kernel's backlog. Nil: the value given before any `listener` line, or no limit.
-    public var maxConnectionRate: Int?
-    /// `mount_point`: prefix of every topic of this listener's clients (see `ConnectionInfo.mountPoint`).
-    public var mountPoint: [UInt8] = []
-
-    public init(port: UInt16, address: IPAddress? = nil) {
-        self.port = port
-        self.address = address
+    /// Line 0 is the file as a whole (it cannot be opened).
+    public var description: String {
+        line > 0 ? "\(fileName):\(line): \(key): \(message)" : "\(fileName): \(message)"
     }
 
-    /// The addresses actually bound: one, or both wildcard addresses when none was given.
-    public var bindAddresses: [IPAddress] { address.map { [$0] } ?? [.anyIPv4, .anyIPv6] }
+    public init(fileName: String, line: Int, key: String, message: String) {
+        self.fileName = fileName
+        self.line = line
+        self.key = key
+        self.message = message
+    }
 }
 
 /// Everything the configuration file can say. Values not given keep mosquitto 2.0's defaults.
@@ -87,6 +66,18 @@ public struct Configuration: Sendable {
     public var memoryLimit = 0
     /// `persistence_fsync`: when acknowledged QoS 1/2 messages are forced to disk.
     public var persistenceFsync = PersistenceFsync.always
+    /// `pid_file`: written with the broker's pid once it runs, removed when it stops.
+    public var pidFile: String?
+    /// `user`: the account to switch to after binding and opening files, when started as root.
+    public var user: String?
+    /// `log_timestamp_format`: an strftime(3) format for the timestamps; nil prints seconds since 1970.
+    public var logTimestampFormat: String?
+    /// `log_facility`: the syslog facility number 0-7 of LOG_LOCAL0..7; nil is LOG_DAEMON.
+    public var logFacility: Int?
+    /// `connection_messages`: log clients connecting and disconnecting.
+    public var connectionMessages = true
+    /// Keys accepted without effect, one line each, for the log once it is open.
+    public var warnings: [ConfigWarning] = []
 
     public init() {}
 
@@ -116,10 +107,16 @@ public struct Configuration: Sendable {
     /// What is listened on: the file's listeners, or with none mosquitto 2.0's local-only mode, loopback on
     /// `commandLinePort` (`-p`) or 1883. As in mosquitto, `-p` is ignored when the file declares listeners.
     public func effectiveListeners(commandLinePort: UInt16?) -> [ListenerConfiguration] {
+        effectiveListeners(commandLinePorts: commandLinePort.map { [$0] } ?? [])
+    }
+
+    /// As above with several `-p` options: each port on both loopback addresses.
+    public func effectiveListeners(commandLinePorts: [UInt16]) -> [ListenerConfiguration] {
         if !listeners.isEmpty { return listeners }
-        let port = commandLinePort ?? 1883
-        return [ListenerConfiguration(port: port, address: .loopbackIPv4),
-                ListenerConfiguration(port: port, address: .loopbackIPv6)]
+        return (commandLinePorts.isEmpty ? [1883] : commandLinePorts).flatMap { port in
+            [ListenerConfiguration(port: port, address: .loopbackIPv4),
+             ListenerConfiguration(port: port, address: .loopbackIPv6)]
+        }
     }
 
     /// Every key the parser reads; `broker.conf.example` documents each of them.
@@ -134,51 +131,55 @@ public struct Configuration: Sendable {
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
         "retained_messages_max", "retained_bytes_max", "memory_limit", "mount_point", "use_username_as_clientid",
+        "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format", "log_facility",
+        "connection_messages", "per_listener_settings", "check_retain_source", "upgrade_outgoing_qos",
+        "max_inflight_bytes",
     ]
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
     /// rather than silently ignored or reported as typos.
     public static let unimplementedMosquittoKeys: Set<String> = [
-        "acl_file_reload", "address", "addresses", "allow_duplicate_messages", "auth_plugin",
-        "auth_plugin_deny_special_chars", "autosave_interval", "autosave_on_changes", "bind_interface",
+        "acl_file_reload", "address", "addresses", "auth_plugin",
         "bridge_alpn", "bridge_attempt_unsubscribe", "bridge_bind_address", "bridge_cafile", "bridge_capath",
         "bridge_certfile", "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
         "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_reload_type",
-        "bridge_require_ocsp", "bridge_tls_version", "check_retain_source",
+        "bridge_require_ocsp", "bridge_tls_version",
         "cleansession", "clientid", "clientid_prefixes", "connection",
-        "connection_messages", "crlfile", "dhparamfile", "enable_control_api", "global_max_clients",
-        "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
-        "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
-        "log_timestamp_format", "max_inflight_bytes",
-        "notification_topic", "notifications", "notifications_local_only", "per_listener_settings",
-        "persistence_file", "pid_file", "plugin",
+        "crlfile", "enable_control_api", "global_max_clients",
+        "global_max_connections", "global_plugin", "idle_timeout", "keepalive_interval",
+        "local_cleansession", "local_clientid", "local_password", "local_username",
+        "notification_topic", "notifications", "notifications_local_only",
+        "plugin",
         "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
-        "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
+        "restart_timeout", "round_robin", "start_type",
         "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
-        "topic", "try_private", "upgrade_outgoing_qos", "use_subject_as_username",
-        "user", "websockets_log_level",
+        "topic", "try_private", "use_subject_as_username",
     ]
 
     /// Parses a whole file. `fileName` only labels errors.
-    public static func parse(text: String, fileName: String) throws(ConfigError) -> Configuration {
-        var parser = Parser(fileName: fileName)
-        var lineNumber = 0
-        // "\r\n" is one Character in Swift, and a newline: CRLF files split the same way.
-        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
-            lineNumber += 1
-            try parser.parse(line: line, number: lineNumber)
-        }
+    /// `files` serves `include_dir`; without one an `include_dir` line is an error.
+    public static func parse(text: String, fileName: String, files: (any ConfigFileSource)? = nil)
+        throws(ConfigError) -> Configuration
+    {
+        var parser = Parser(fileName: fileName, files: files)
+        try parser.parse(text: text)
         return try parser.finish()
     }
 }
 
 /// The parse state that only matters while reading: which defaults a line has already replaced.
-private struct Parser {
-    let fileName: String
+struct Parser {
+    /// The file being read: changes while an `include_dir` file is read.
+    var fileName: String
+    let files: (any ConfigFileSource)?
+    /// `include_dir` nesting, bounded so a directory that includes itself cannot recurse for ever.
+    var includeDepth = 0
     var configuration = Configuration()
     var allowAnonymous: Bool?
     var legacyPort: UInt16?
     var legacyBindAddress: IPAddress?
+    var legacyBindHost: String?
+    var legacyOrigin = ConfigOrigin(fileName: "", line: 0, key: "")
     var logTypeGiven = false
     var logDestGiven = false
     /// Listener settings given before any `listener` line belong to mosquitto's default listener (`port`).
@@ -190,8 +191,18 @@ private struct Parser {
     /// `max_connection_rate` before any `listener` line.
     var defaultConnectionRate: Int?
 
-    init(fileName: String) {
+    init(fileName: String, files: (any ConfigFileSource)?) {
         self.fileName = fileName
+        self.files = files
+    }
+
+    mutating func parse(text: String) throws(ConfigError) {
+        var lineNumber = 0
+        // "\r\n" is one Character in Swift, and a newline: CRLF files split the same way.
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            lineNumber += 1
+            try parse(line: line, number: lineNumber)
+        }
     }
 
     mutating func finish() throws(ConfigError) -> Configuration {
@@ -203,12 +214,14 @@ private struct Parser {
                 configuration.listeners[index].tls = tls
             }
         }
-        if legacyPort != nil || legacyBindAddress != nil || defaultListenerSettingsGiven {
+        if legacyPort != nil || legacyBindAddress != nil || legacyBindHost != nil || defaultListenerSettingsGiven {
             // mosquitto's "default listener": `port`, `bind_address` and listener settings outside any `listener`
             // block.
             var legacy = defaultListener
             legacy.port = legacyPort ?? 1883
             legacy.address = legacyBindAddress
+            legacy.host = legacyBindHost
+            legacy.origin = legacyOrigin
             configuration.listeners.insert(legacy, at: 0)
         }
         if let defaultConnectionRate {
@@ -257,11 +270,11 @@ private struct Parser {
             case let value: throw fail("'\(value)' is not true or false")
             }
         }
-        func address(_ value: String) throws(ConfigError) -> IPAddress {
-            guard let address = IPAddress(value) else {
-                throw fail("'\(value)' is not a numeric IPv4 or IPv6 address (host names are not resolved)")
-            }
-            return address
+        /// A numeric address, or a host name resolved when the listener is opened.
+        func address(_ value: String) throws(ConfigError) -> (IPAddress?, String?) {
+            if let address = IPAddress(value) { return (address, nil) }
+            guard Parser.isHostName(value) else { throw fail("'\(value)' is not an IP address or a host name") }
+            return (nil, value)
         }
 
         /// The listener a listener-scoped key applies to: the last `listener` line's, or the default listener's.
@@ -285,8 +298,17 @@ private struct Parser {
         case "listener":
             guard (1...2).contains(arguments.count) else { throw fail("expects PORT [ADDRESS]") }
             guard let port = UInt16(arguments[0]) else { throw fail("'\(arguments[0])' is not a port (0-65535)") }
-            let bound = arguments.count == 2 ? try address(arguments[1]) : nil
-            configuration.listeners.append(ListenerConfiguration(port: port, address: bound))
+            var listener = ListenerConfiguration(port: port)
+            listener.origin = ConfigOrigin(fileName: fileName, line: number, key: key)
+            if arguments.count == 2, arguments[1].hasPrefix("/") {
+                // mosquitto's unix socket form: port 0 and a path.
+                guard port == 0 else { throw fail("a unix socket listener takes port 0: listener 0 \(arguments[1])") }
+                guard arguments[1].utf8.count < 108 else { throw fail("a unix socket path has at most 107 bytes") }
+                listener.unixSocketPath = arguments[1]
+            } else if arguments.count == 2 {
+                (listener.address, listener.host) = try address(arguments[1])
+            }
+            configuration.listeners.append(listener)
         case "protocol":
             let value = try single()
             guard let kind = ListenerProtocol(rawValue: value) else {
@@ -345,8 +367,9 @@ private struct Parser {
             configuration.sysInterval = try integer(0...86_400)
         case "port":
             legacyPort = UInt16(try integer(0...65535))
+            legacyOrigin = ConfigOrigin(fileName: fileName, line: number, key: key)
         case "bind_address":
-            legacyBindAddress = try address(try single())
+            (legacyBindAddress, legacyBindHost) = try address(try single())
         case "threads":
             // ConnectionID keeps the loop index in 8 bits and epoll tokens need the top bit: 128 loops at most.
             configuration.threads = try integer(1...128)
@@ -420,10 +443,14 @@ private struct Parser {
         case "log_type":
             let value = try single()
             guard let types = LogTypes(name: value) else {
-                if ["subscribe", "unsubscribe", "websockets"].contains(value) {
-                    throw fail("log type '\(value)' is a mosquitto option that Midge does not implement yet")
-                }
-                throw fail("unknown log type '\(value)' (error, warning, notice, information, debug, all, none)")
+                throw fail(
+                    "unknown log type '\(value)' (error, warning, notice, information, debug, subscribe, "
+                        + "unsubscribe, websockets, all, none)")
+            }
+            if value == "unsubscribe" {
+                warn(number, key, "Midge does not log unsubscriptions yet; the other log types are logged")
+            } else if value == "websockets" {
+                warn(number, key, "WebSocket events are logged under the other types; this type adds nothing")
             }
             // The first log_type line replaces the default set; later ones add to it, as in mosquitto.
             if !logTypeGiven { configuration.logTypes = [] }
@@ -440,10 +467,12 @@ private struct Parser {
                 let path = String(rest.dropFirst(kind.count)).trimmingWhitespace()
                 guard !path.isEmpty else { throw fail("'file' needs a path") }
                 destination = .file(path)
-            case "syslog", "topic", "dlt":
-                throw fail("log destination '\(kind)' is a mosquitto option that Midge does not implement yet")
+            case "syslog": destination = .syslog
+            case "topic": destination = .topic
+            case "dlt":
+                throw fail("log destination 'dlt' (the GENIVI diagnostic log) is not available in Midge")
             default:
-                throw fail("unknown log destination '\(kind)' (stderr, stdout, file PATH, none)")
+                throw fail("unknown log destination '\(kind)' (stderr, stdout, file PATH, syslog, topic, none)")
             }
             if kind != "file" && arguments.count != 1 { throw fail("expects one value, got \(arguments.count)") }
             if !logDestGiven { configuration.logDestinations = [] }
@@ -480,6 +509,7 @@ private struct Parser {
         case "jwt_audience":
             configuration.tokenAudience = try text()
         default:
+            if try parseDropInKey(key, arguments: arguments, rest: rest, number: number) { return }
             if Configuration.unimplementedMosquittoKeys.contains(key) || key.hasPrefix("auth_opt_")
                 || key.hasPrefix("plugin_opt_")
             {
@@ -488,53 +518,4 @@ private struct Parser {
             throw fail("unknown configuration key")
         }
     }
-}
-
-/// A listener's TLS keys as read; `certfile` and `keyfile` turn TLS on, the others only refine it.
-private struct ListenerTLSSettings {
-    /// The first TLS key's line, for errors about the set as a whole.
-    let line: Int
-    var certificateFile: String?
-    var privateKeyFile: String?
-    var caFile: String?
-    var caPath: String?
-    var minimumVersion = TLSVersion.tlsv12
-    var ciphers: String?
-    var ciphersuites: String?
-    var requireCertificate = false
-    var useIdentityAsUsername = false
-
-    init(line: Int) {
-        self.line = line
-    }
-
-    func configuration(fileName: String) throws(ConfigError) -> TLSConfiguration {
-        func fail(_ key: String, _ message: String) -> ConfigError {
-            ConfigError(fileName: fileName, line: line, key: key, message: message)
-        }
-        guard let certificateFile else { throw fail("certfile", "a TLS listener needs certfile (and keyfile)") }
-        guard let privateKeyFile else { throw fail("keyfile", "a TLS listener needs keyfile (and certfile)") }
-        if requireCertificate && caFile == nil && caPath == nil {
-            throw fail("require_certificate", "needs cafile or capath to verify client certificates")
-        }
-        return TLSConfiguration(
-            certificateFile: certificateFile, privateKeyFile: privateKeyFile, caFile: caFile, caPath: caPath,
-            minimumVersion: minimumVersion, ciphers: ciphers, ciphersuites: ciphersuites,
-            requireCertificate: requireCertificate, useIdentityAsUsername: useIdentityAsUsername)
-    }
-}
-
-extension String {
-    fileprivate func trimmingWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
-        return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
-    }
-}
-
-/// Where the key that verifies client tokens comes from.
-public enum TokenKeySetting: Sendable, Equatable {
-    /// A file holding the HS256 shared secret (at least 32 bytes; a trailing newline is not part of it).
-    case hs256SecretFile(String)
-    /// A PEM file with the RSA public key for RS256.
-    case rs256PublicKey(String)
 }

@@ -54,10 +54,11 @@ public struct ServerSettings: Sendable {
     var outputPoolSize = 64
 
     public init(
-        configuration: Configuration, commandLinePort: UInt16? = nil, authenticator: any Authenticator = AllowAll(),
-        accessControl: any AccessControl = AllowAll()
+        configuration: Configuration, commandLinePort: UInt16? = nil, commandLinePorts: [UInt16] = [],
+        authenticator: any Authenticator = AllowAll(), accessControl: any AccessControl = AllowAll()
     ) {
-        listeners = configuration.effectiveListeners(commandLinePort: commandLinePort)
+        listeners = configuration.effectiveListeners(
+            commandLinePorts: commandLinePorts + (commandLinePort.map { [$0] } ?? []))
         threads = configuration.threads ?? ServerSettings.onlineCores
         connectTimeout = configuration.connectTimeout
         maxConnections = configuration.maxConnections
@@ -112,6 +113,10 @@ final class ServerState: Sendable {
     let authGate: AuthGate
     /// The broker core, run by whichever loop holds its lock.
     let core = SharedCore()
+    /// `log_dest topic`: log lines waiting for loop 0 to publish them on `$SYS/broker/log/…` (see `SysTopics`).
+    let pendingLogMessages = Mutex<[(topic: String, line: String)]>([])
+    /// Lines beyond this wait are dropped: a log storm must not grow memory while loop 0 is busy.
+    static let pendingLogLimit = 10_000
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
@@ -162,15 +167,27 @@ public final class Server: Sendable {
                 let runtime = try ListenerRuntime(configuration: listener, settings: settings)
                 // With port 0 the first address picks the port and the listener's other address reuses it.
                 var port = listener.port
-                for address in listener.bindAddresses {
+                let place = listener.origin.line > 0 ? "\(listener.origin): " : ""
+                let addresses: [IPAddress]
+                do {
+                    addresses = try listener.resolvedBindAddresses()
+                } catch {
+                    throw ServerError(description: place + error.description)
+                }
+                for address in addresses {
                     do {
-                        let group = try ListenSocketGroup.open(address: address, port: port, count: settings.threads)
+                        let group = try ListenSocketGroup.open(
+                            address: address, port: port, count: settings.threads, interface: listener.bindInterface)
                         groups.append(group)
                         groupListeners.append(runtime)
                         port = group.port
-                        logger.log(.notice, "Opening \(address.familyName) listen socket on port \(port).")
+                        if case .unix(let path) = address {
+                            logger.log(.notice, "Opening unix listen socket on path \(path).")
+                        } else {
+                            logger.log(.notice, "Opening \(address.familyName) listen socket on port \(port).")
+                        }
                     } catch {
-                        throw ServerError(description: "Unable to listen on \(address) port \(port): \(error).")
+                        throw ServerError(description: place + Server.explain(error, address: address, port: port))
                     }
                 }
             }
@@ -196,6 +213,13 @@ public final class Server: Sendable {
             settings: settings, logger: logger, handles: handles, persistence: persistence, listeners: groupListeners)
         let server = Server(
             listeners: groups.map { BoundListener(address: $0.address, port: $0.port) }, state: state)
+        if logger.publishesToTopic {
+            logger.attachTopicSink { [weak state] topic, line in
+                state?.pendingLogMessages.withLock { pending in
+                    if pending.count < ServerState.pendingLogLimit { pending.append((topic, line)) }
+                }
+            }
+        }
         let threads = (0..<settings.threads).map { index in
             startThread(name: "midge-loop-\(index)") {
                 EventLoop(server: state, index: index).run()
@@ -271,6 +295,29 @@ public final class Server: Sendable {
                         + "ones: \(error).")
             }
         }
+    }
+
+    /// One line a user can act on: which address, what went wrong, what to do.
+    static func explain(_ error: SyscallError, address: IPAddress, port: UInt16) -> String {
+        let place: String
+        if case .unix(let path) = address { place = "the unix socket \(path)" } else { place = "\(address) port \(port)" }
+        switch error.errno {
+        case EADDRINUSE:
+            return "Unable to listen on \(place): it is in use by another program; stop it or choose another "
+                + "listener port."
+        case EACCES, EPERM:
+            return "Unable to listen on \(place): permission denied; start as root (ports below 1024, "
+                + "bind_interface) or fix the directory's permissions."
+        case EADDRNOTAVAIL:
+            return "Unable to listen on \(place): no interface of this machine has that address."
+        default:
+            return "Unable to listen on \(place): \(error)."
+        }
+    }
+
+    /// The core's counters, read under its lock (briefly holding up loop 0): for SIGUSR2's report.
+    public var coreStatistics: BrokerStatistics? {
+        state.core.lock.withLock { _ in state.core.broker?.statistics }
     }
 
     /// Open client connections right now.

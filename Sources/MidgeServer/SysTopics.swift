@@ -128,6 +128,7 @@ extension EventLoop {
     /// `sys_interval` seconds a `$SYS` round published through the core like any broker message.
     func publishSystemTopics() {
         guard let broker, !stopping else { return }
+        publishLogMessages(broker)
         let metrics = settings.metrics
         let state = metrics.loopZero
         guard now >= state.nextSnapshot else { return }
@@ -149,6 +150,21 @@ extension EventLoop {
             guard let name = TopicName(bytes: Array(topic.utf8)) else { continue }
             // Retained, as mosquitto publishes them, so a new subscriber sees the latest values at once.
             broker.publish(Message(topic: name, payload: Array(payload.utf8), qos: .atMostOnce), retain: true,
+                           into: &coreActions)
+        }
+        routeCoreActions()
+    }
+
+    /// `log_dest topic`: the lines logged since the last tick, as mosquitto publishes them (not retained).
+    private func publishLogMessages(_ broker: Broker) {
+        let lines = server.pendingLogMessages.withLock { pending in
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
+        }
+        guard !lines.isEmpty else { return }
+        for (topic, line) in lines {
+            guard let name = TopicName(bytes: Array(topic.utf8)) else { continue }
+            broker.publish(Message(topic: name, payload: Array(line.utf8), qos: .atMostOnce), retain: false,
                            into: &coreActions)
         }
         routeCoreActions()
