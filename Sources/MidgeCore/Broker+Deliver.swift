@@ -115,11 +115,12 @@ extension Broker {
     private func deliver(
         _ message: Message, to targets: [RouteTarget], from publisher: ClientConnection?, into actions: inout [Action]
     ) {
-        let checksDeliveries = accessControl.checksDeliveries
+        let checksDeliveries = self.checksDeliveries
         for target in targets {
             target.session._withUnsafeGuaranteedRef { session in
+                // Each session is checked by the ACL of the listener it last connected through.
                 if checksDeliveries
-                    && !accessControl.mayReceive(
+                    && !security(session.securityProfile).accessControl.mayReceive(
                         clientID: session.clientID, username: session.username, topic: message.topic)
                 {
                     return

@@ -125,10 +125,7 @@ extension Parser {
         case "connection_messages":
             configuration.connectionMessages = try boolean()
         case "per_listener_settings":
-            // Ignoring `true` would let every listener's clients in under one set of rules.
-            guard try !boolean() else {
-                throw fail("true is not available in Midge: authentication and ACLs are broker-wide")
-            }
+            if try boolean() { try enablePerListenerSettings(number: number) }
         case "check_retain_source":
             // Ignoring `true` would deliver retained messages whose publisher has since lost its permission.
             guard try !boolean() else {

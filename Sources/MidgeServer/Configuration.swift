@@ -52,6 +52,8 @@ public struct Configuration: Sendable {
     public var logTimestamp = true
     public var passwordFile: String?
     public var aclFile: String?
+    /// `per_listener_settings true`: the security keys belong to each listener (`ListenerConfiguration.security`).
+    public var perListenerSettings = false
     /// `jwt_hs256_secret_file` / `jwt_rs256_public_key`: clients may present a signed JWT as their password.
     public var tokenKey: TokenKeySetting?
     /// `jwt_issuer` / `jwt_audience`: claims a token must carry when set.
@@ -190,6 +192,8 @@ struct Parser {
     var tlsSettings: [Int: ListenerTLSSettings] = [:]
     /// `max_connection_rate` before any `listener` line.
     var defaultConnectionRate: Int?
+    /// With `per_listener_settings true`, the security keys given before the first listener.
+    var perListenerDefaults = ListenerSecuritySettings()
 
     init(fileName: String, files: (any ConfigFileSource)?) {
         self.fileName = fileName
@@ -231,6 +235,7 @@ struct Parser {
         }
         // mosquitto 2.0: anonymous clients are allowed by default only in local-only mode (no listener declared).
         configuration.broker.allowAnonymous = allowAnonymous ?? configuration.listeners.isEmpty
+        finishPerListenerSettings()
         return configuration
     }
 
@@ -294,6 +299,7 @@ struct Parser {
             tlsSettings[index] = settings
         }
 
+        if try parsePerListenerKey(key, arguments: arguments, rest: rest, number: number) { return }
         switch key {
         case "listener":
             guard (1...2).contains(arguments.count) else { throw fail("expects PORT [ADDRESS]") }

@@ -107,7 +107,8 @@ final class EventLoop {
             let settings = server.settings
             let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
-                accessControl: settings.accessControl, log: { level, message in logger.log(level, message) })
+                accessControl: settings.accessControl, listenerSecurity: settings.listenerAuth.map(\.security),
+                log: { level, message in logger.log(level, message) })
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock { _ in
                 server.persistence?.restore(into: broker, now: now)
@@ -253,7 +254,8 @@ final class EventLoop {
                 continue
             }
             let info = ConnectionInfo(
-                remoteAddress: address, listenerPort: port, mountPoint: runtime.configuration.mountPoint)
+                remoteAddress: address, listenerPort: port, mountPoint: runtime.configuration.mountPoint,
+                securityProfile: runtime.configuration.securityProfile)
             let connection = Connection(id: id, fd: fd, info: info, hasTransport: runtime.factory != nil)
             connections.insert(connection)
             adopt(connection, on: runtime)

@@ -175,7 +175,7 @@ final class DropInConfigurationTests: XCTestCase {
             connection_messages true
             """)
         XCTAssertEqual(quiet.warnings, [])
-        for key in ["per_listener_settings", "check_retain_source", "upgrade_outgoing_qos"] {
+        for key in ["check_retain_source", "upgrade_outgoing_qos"] {
             let error = parseError("\(key) true\n")
             XCTAssertEqual(error?.key, key)
             XCTAssertTrue(error?.message.hasPrefix("true is not available in Midge") ?? false, key)
