@@ -84,15 +84,7 @@ extension Parser {
             case let value: throw fail("'\(value)' is not true or false")
             }
         }
-        /// Listener keys after a `listener` line belong to it; before any, to the default listener.
-        func listener(_ change: (inout ListenerConfiguration) -> Void) {
-            if configuration.listeners.isEmpty {
-                defaultListenerSettingsGiven = true
-                change(&defaultListener)
-            } else {
-                change(&configuration.listeners[configuration.listeners.count - 1])
-            }
-        }
+        func listener(_ change: (inout ListenerConfiguration) -> Void) { changeCurrentListener(change) }
 
         if let why = Configuration.mootKeys[key] {
             guard !arguments.isEmpty else { throw fail("missing value") }

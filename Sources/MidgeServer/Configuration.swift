@@ -200,6 +200,16 @@ struct Parser {
         self.files = files
     }
 
+    /// The listener a listener-scoped key applies to: the last `listener` line's, or the default listener's.
+    mutating func changeCurrentListener(_ change: (inout ListenerConfiguration) -> Void) {
+        if configuration.listeners.isEmpty {
+            defaultListenerSettingsGiven = true
+            change(&defaultListener)
+        } else {
+            change(&configuration.listeners[configuration.listeners.count - 1])
+        }
+    }
+
     mutating func parse(text: String) throws(ConfigError) {
         var lineNumber = 0
         // "\r\n" is one Character in Swift, and a newline: CRLF files split the same way.
@@ -282,15 +292,7 @@ struct Parser {
             return (nil, value)
         }
 
-        /// The listener a listener-scoped key applies to: the last `listener` line's, or the default listener's.
-        func listener(_ change: (inout ListenerConfiguration) -> Void) {
-            if configuration.listeners.isEmpty {
-                defaultListenerSettingsGiven = true
-                change(&defaultListener)
-            } else {
-                change(&configuration.listeners[configuration.listeners.count - 1])
-            }
-        }
+        func listener(_ change: (inout ListenerConfiguration) -> Void) { changeCurrentListener(change) }
         func tls(_ change: (inout ListenerTLSSettings) -> Void) {
             let index = configuration.listeners.count - 1
             if index < 0 { defaultListenerSettingsGiven = true }

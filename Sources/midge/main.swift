@@ -38,8 +38,8 @@ let usage = """
     SIGINT and SIGTERM stop.
     """
 
-/// Reads a whole file as UTF-8 text.
-func readTextFile(_ path: String) -> String? {
+/// Reads a whole file; nil when it cannot be opened or read.
+func readFileBytes(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -50,11 +50,16 @@ func readTextFile(_ path: String) -> String? {
         if count > 0 {
             bytes.append(contentsOf: chunk[0..<count])
         } else if count == 0 {
-            return String(decoding: bytes, as: UTF8.self)
+            return bytes
         } else if errno != EINTR {
             return nil
         }
     }
+}
+
+/// Reads a whole file as UTF-8 text.
+func readTextFile(_ path: String) -> String? {
+    readFileBytes(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 // MARK: Command line

@@ -7,19 +7,8 @@ import XCTest
 
 final class PerListenerSettingsTests: ConformanceCase {
     func test_perListener_anonymousOnOneListenerPasswordsAndACLOnTheOther() throws {
-        let tool = "/usr/bin/mosquitto_passwd"
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: tool), "mosquitto_passwd is not installed")
-        let directory = try BrokerProcess.makeScratchDirectory()
-        scratchDirectories.append(directory)
-        let passwords = directory.appendingPathComponent("passwords").path
-        let acl = directory.appendingPathComponent("acl").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["-c", "-b", passwords, "alice", "secret"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        let passwords = try makePasswordFile(user: "alice", password: "secret")
+        let acl = URL(fileURLWithPath: passwords).deletingLastPathComponent().appendingPathComponent("acl").path
         try "user alice\ntopic readwrite alice/#\n".write(toFile: acl, atomically: true, encoding: .utf8)
         let securePort = try BrokerProcess.freePort()
         // The first listener (the harness's own) allows anonymous clients; the second wants alice and her ACL.
