@@ -110,7 +110,7 @@ final class EventLoop {
                 accessControl: settings.accessControl, listenerSecurity: settings.listenerAuth.map(\.security),
                 log: { level, message in logger.log(level, message) })
             // Under the lock: the other loops hand their events over until the core is restored.
-            sharedCore.lock.withLock { _ in
+            sharedCore.lock.withLock {
                 server.persistence?.restore(into: broker, now: now)
                 sharedCore.broker = broker
             }
@@ -130,17 +130,17 @@ final class EventLoop {
         coreWakeAt = nextTick
         // Everything but the wait is done under the turn lock: while this thread sleeps, another may deliver to
         // its connections (see `deliverWhileAsleep`), and what it leaves for this loop wakes it.
-        var wait = handle.turnLock.withLock { _ -> Int32? in
+        var wait = handle.turnLock.withLock { () -> Int32? in
             handle.loop = self
             return timeout()
         }
         while let milliseconds = wait {
             let count = Syscall.epollWait(handle.epollFD, into: events, timeoutMilliseconds: milliseconds)
-            wait = handle.turnLock.withLock { _ -> Int32? in
+            wait = handle.turnLock.withLock { () -> Int32? in
                 now = Syscall.monotonicNanoseconds()
                 settings.metrics.loops[index].countTurn()
                 if index == 0 {
-                    sharedCore.lock.withLock { _ in
+                    sharedCore.lock.withLock {
                         startCoreRun()
                         turn(events.prefix(count))
                         runningCore = false

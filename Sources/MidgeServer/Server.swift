@@ -331,7 +331,7 @@ public final class Server: Sendable {
 
     /// The core's counters, read under its lock (briefly holding up loop 0): for SIGUSR2's report.
     public var coreStatistics: BrokerStatistics? {
-        state.core.lock.withLock { _ in state.core.broker?.statistics }
+        state.core.lock.withLock { state.core.broker?.statistics }
     }
 
     /// Open client connections right now.
