@@ -130,6 +130,7 @@ public struct Configuration: Sendable {
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
+        "crlfile",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
         "retained_messages_max", "retained_bytes_max", "memory_limit",
     ]
@@ -144,7 +145,7 @@ public struct Configuration: Sendable {
         "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_reload_type",
         "bridge_require_ocsp", "bridge_tls_version", "check_retain_source",
         "cleansession", "clientid", "clientid_prefixes", "connection",
-        "connection_messages", "crlfile", "dhparamfile", "enable_control_api", "global_max_clients",
+        "connection_messages", "dhparamfile", "enable_control_api", "global_max_clients",
         "global_max_connections", "global_plugin", "http_dir", "idle_timeout", "include_dir", "keepalive_interval",
         "local_cleansession", "local_clientid", "local_password", "local_username", "log_facility",
         "log_timestamp_format", "max_inflight_bytes", "mount_point",
@@ -339,6 +340,9 @@ private struct Parser {
         case "use_identity_as_username":
             let value = try boolean()
             tls { $0.useIdentityAsUsername = value }
+        case "crlfile":
+            let path = try text()
+            tls { $0.crlFile = path }
         case "sys_interval":
             configuration.sysInterval = try integer(0...86_400)
         case "port":
@@ -492,6 +496,7 @@ private struct ListenerTLSSettings {
     var ciphersuites: String?
     var requireCertificate = false
     var useIdentityAsUsername = false
+    var crlFile: String?
 
     init(line: Int) {
         self.line = line
@@ -506,10 +511,14 @@ private struct ListenerTLSSettings {
         if requireCertificate && caFile == nil && caPath == nil {
             throw fail("require_certificate", "needs cafile or capath to verify client certificates")
         }
+        if crlFile != nil && !requireCertificate {
+            throw fail("crlfile", "needs require_certificate true (and cafile or capath): no client certificate is "
+                + "asked for otherwise, so nothing would be checked against the revocation list")
+        }
         return TLSConfiguration(
             certificateFile: certificateFile, privateKeyFile: privateKeyFile, caFile: caFile, caPath: caPath,
             minimumVersion: minimumVersion, ciphers: ciphers, ciphersuites: ciphersuites,
-            requireCertificate: requireCertificate, useIdentityAsUsername: useIdentityAsUsername)
+            requireCertificate: requireCertificate, useIdentityAsUsername: useIdentityAsUsername, crlFile: crlFile)
     }
 }
 

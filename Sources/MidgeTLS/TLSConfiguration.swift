@@ -1,5 +1,5 @@
 // What a TLS listener is configured with: mosquitto 2.0's `certfile`, `keyfile`, `cafile`, `capath`, `tls_version`,
-// `ciphers`, `ciphers_tls1.3`, `require_certificate` and `use_identity_as_username`, as plain values.
+// `ciphers`, `ciphers_tls1.3`, `require_certificate`, `crlfile` and `use_identity_as_username`, as plain values.
 
 /// The oldest protocol version a listener accepts (mosquitto's `tls_version`: a minimum, not an exact version).
 public enum TLSVersion: String, Sendable, CaseIterable {
@@ -35,11 +35,15 @@ public struct TLSConfiguration: Sendable, Equatable {
     /// As in mosquitto, it is accepted without `requireCertificate`, but then no certificate is asked for, the CN
     /// is nil and the server refuses every CONNECT with return code 4.
     public var useIdentityAsUsername: Bool
+    /// PEM certificate revocation list(s) of the CA (`crlfile`): a client certificate listed there fails the
+    /// handshake. As in mosquitto, only the client's own certificate is checked, so the file must hold a current
+    /// list from the CA that issued it, or every client certificate is refused ("unable to get certificate CRL").
+    public var crlFile: String?
 
     public init(
         certificateFile: String, privateKeyFile: String, caFile: String? = nil, caPath: String? = nil,
         minimumVersion: TLSVersion = .tlsv12, ciphers: String? = nil, ciphersuites: String? = nil,
-        requireCertificate: Bool = false, useIdentityAsUsername: Bool = false
+        requireCertificate: Bool = false, useIdentityAsUsername: Bool = false, crlFile: String? = nil
     ) {
         self.certificateFile = certificateFile
         self.privateKeyFile = privateKeyFile
@@ -50,6 +54,7 @@ public struct TLSConfiguration: Sendable, Equatable {
         self.ciphersuites = ciphersuites
         self.requireCertificate = requireCertificate
         self.useIdentityAsUsername = useIdentityAsUsername
+        self.crlFile = crlFile
     }
 
     /// The cipher list mosquitto 2.0 sets when `ciphers` is not configured.
@@ -61,6 +66,11 @@ public struct TLSConfiguration: Sendable, Equatable {
         if privateKeyFile.isEmpty { throw .invalidConfiguration("keyfile must be set on a TLS listener") }
         if requireCertificate && (caFile ?? "").isEmpty && (caPath ?? "").isEmpty {
             throw .invalidConfiguration("require_certificate needs cafile or capath to verify client certificates")
+        }
+        // mosquitto loads the list and then never asks for a certificate to check against it; say so instead.
+        if crlFile != nil && !requireCertificate {
+            throw .invalidConfiguration(
+                "crlfile needs require_certificate true: otherwise no client certificate is asked for or checked")
         }
     }
 }

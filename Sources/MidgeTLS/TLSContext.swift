@@ -108,10 +108,43 @@ public final class TLSContext: @unchecked Sendable {
                     reason: OpenSSLErrorQueue.reason(orElse: "cannot use the CA directory"))
             }
         }
+        if let crlFile = configuration.crlFile {
+            try loadRevocationList(crlFile, into: context)
+        }
         // With require_certificate false mosquitto does not even ask for a certificate (since 1.3.4).
         let verifyMode = configuration.requireCertificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0
         SSL_CTX_set_verify(context, verifyMode, nil)
     }
+}
+
+/// Adds the CRLs of `path` to the context's certificate store and turns on the check of the client's certificate
+/// (mosquitto's `crlfile`). The store belongs to this context only, so a reload starts from an empty one.
+private func loadRevocationList(_ path: String, into context: OpaquePointer) throws(TLSError) {
+    func rejected(_ fallback: String) -> TLSError {
+        .rejectedSetting(key: "crlfile", value: path, reason: OpenSSLErrorQueue.reason(orElse: fallback))
+    }
+    OpenSSLErrorQueue.clear()
+    guard let store = SSL_CTX_get_cert_store(context) else { throw rejected("the context has no certificate store") }
+    guard let file = BIO_new_file(path, "r") else { throw rejected("cannot open the file") }
+    defer { BIO_free(file) }
+    // Read here rather than with X509_load_crl_file, which keeps the lists before a damaged one and says nothing.
+    var count = 0
+    while count < 100_000, let list = PEM_read_bio_X509_CRL(file, nil, nil, nil) {
+        defer { X509_CRL_free(list) }
+        guard X509_STORE_add_crl(store, list) == 1 else { throw rejected("cannot add the revocation list") }
+        count += 1
+    }
+    // The loop ends on "no start line" at a clean end of file; anything else is a damaged list.
+    let end = ERR_peek_last_error()
+    if count == 0 { throw rejected("no revocation list in the file") }
+    if end != 0 && ERR_GET_REASON(end) != PEM_R_NO_START_LINE {
+        let text = OpenSSLErrorQueue.drain().text
+        throw .rejectedSetting(
+            key: "crlfile", value: path, reason: "the revocation list after the first \(count) is damaged (\(text))")
+    }
+    OpenSSLErrorQueue.clear()
+    // Only the leaf, as mosquitto: X509_V_FLAG_CRL_CHECK_ALL would also want a list for every intermediate CA.
+    _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
 }
 
 /// Why the key did not load, with the two causes operators meet most spelled out.

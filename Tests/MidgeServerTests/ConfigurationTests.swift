@@ -169,7 +169,7 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testMosquittoKeysNotImplementedSaySo() {
-        for text in ["crlfile /x", "include_dir /etc", "auth_opt_x y", "log_dest syslog",
+        for text in ["dhparamfile /x", "include_dir /etc", "auth_opt_x y", "log_dest syslog",
                      "log_type subscribe"] {
             let error = parseError(text + "\n")
             XCTAssertEqual(error?.line, 1)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Interop checks of the TLS and WebSocket listeners with real clients: mosquitto_pub/mosquitto_sub with --cafile,
-# --cert/--key and -u/-P; a TLS client stalled mid-handshake; mqtt.js under Node over ws:// and wss://; headless
-# Chromium running a page whose WebSocket connects, subscribes, publishes and receives (MQTT §6, RFC 6455).
+# --cert/--key (and a certificate revoked by crlfile) and -u/-P; a TLS client stalled mid-handshake; mqtt.js under
+# Node over ws:// and wss://; headless Chromium running a page whose WebSocket connects, subscribes, publishes and
+# receives (MQTT §6, RFC 6455).
 #
 # Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT
-#            write DIR/passwd, DIR/broker.conf (a plain listener, TLS, TLS with client certificates and
+#            write DIR/passwd, DIR/broker.conf (a plain listener, TLS, TLS with client certificates, crlfile and
 #            use_identity_as_username, WebSocket, WebSocket over TLS) and copy the certificates from FIXTURES
 #        tls_websockets.sh DIR HOST PORT [CHECK...]    run the named checks (all when none are named)
 #        tls_websockets.sh --list                       print the check names, one a line
@@ -12,7 +13,7 @@
 set -uo pipefail
 
 CHECKS=(
-    tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate
+    tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate mtls_revoked
     tls_stalled_handshake ws_mqttjs wss_mqttjs ws_browser sighup_reload
 )
 
@@ -26,7 +27,8 @@ if [ "${1:-}" = "--setup" ]; then
     [ $# -eq 8 ] || { echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT" >&2; exit 2; }
     dir=$2
     mkdir -p "$dir"
-    for file in ca.crt server.crt server.key client.crt client.key other-ca.crt; do
+    for file in ca.crt ca.crl server.crt server.key client.crt client.key revoked-client.crt revoked-client.key \
+        other-ca.crt; do
         cp "$3/$file" "$dir/$file" || exit 1
     done
     rm -f "$dir/passwd"
@@ -55,6 +57,7 @@ certfile $dir/server.crt
 keyfile $dir/server.key
 require_certificate true
 use_identity_as_username true
+crlfile $dir/ca.crl
 
 listener $7 127.0.0.1
 protocol websockets
@@ -125,6 +128,18 @@ check_mtls_without_certificate() {
         return 1
     fi
     return 0
+}
+
+# crlfile on the client-certificate listener: the certificate ca.crl revokes is refused in the handshake, and a
+# valid one from the same CA still gets through.
+check_mtls_revoked() {
+    if PORT=$MTLS_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/revoked-client.crt" --key "$DIR/revoked-client.key" \
+        -t interop/mtls/revoked -m x; then
+        WHY="a revoked client certificate got through crlfile"
+        return 1
+    fi
+    PORT=$MTLS_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/client.crt" --key "$DIR/client.key" \
+        -t interop/mtls/valid -m x
 }
 
 # A client that stops in the middle of its handshake: others keep connecting, and connect_timeout (2 s) closes it.
