@@ -130,7 +130,7 @@ public struct Configuration: Sendable {
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
-        "crlfile",
+        "crlfile", "use_subject_as_username",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
         "retained_messages_max", "retained_bytes_max", "memory_limit",
     ]
@@ -154,7 +154,7 @@ public struct Configuration: Sendable {
         "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
         "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
         "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
-        "topic", "try_private", "upgrade_outgoing_qos", "use_subject_as_username",
+        "topic", "try_private", "upgrade_outgoing_qos",
         "use_username_as_clientid", "user", "websockets_log_level",
     ]
 
@@ -343,6 +343,9 @@ private struct Parser {
         case "crlfile":
             let path = try text()
             tls { $0.crlFile = path }
+        case "use_subject_as_username":
+            let value = try boolean()
+            tls { $0.useSubjectAsUsername = value }
         case "sys_interval":
             configuration.sysInterval = try integer(0...86_400)
         case "port":
@@ -497,6 +500,7 @@ private struct ListenerTLSSettings {
     var requireCertificate = false
     var useIdentityAsUsername = false
     var crlFile: String?
+    var useSubjectAsUsername = false
 
     init(line: Int) {
         self.line = line
@@ -515,10 +519,15 @@ private struct ListenerTLSSettings {
             throw fail("crlfile", "needs require_certificate true (and cafile or capath): no client certificate is "
                 + "asked for otherwise, so nothing would be checked against the revocation list")
         }
+        if useSubjectAsUsername && !requireCertificate {
+            throw fail("use_subject_as_username", "needs require_certificate true: without a certificate there is no "
+                + "subject, and every CONNECT would be refused")
+        }
         return TLSConfiguration(
             certificateFile: certificateFile, privateKeyFile: privateKeyFile, caFile: caFile, caPath: caPath,
             minimumVersion: minimumVersion, ciphers: ciphers, ciphersuites: ciphersuites,
-            requireCertificate: requireCertificate, useIdentityAsUsername: useIdentityAsUsername, crlFile: crlFile)
+            requireCertificate: requireCertificate, useIdentityAsUsername: useIdentityAsUsername, crlFile: crlFile,
+            useSubjectAsUsername: useSubjectAsUsername)
     }
 }
 

@@ -1,5 +1,6 @@
 // What a TLS listener is configured with: mosquitto 2.0's `certfile`, `keyfile`, `cafile`, `capath`, `tls_version`,
-// `ciphers`, `ciphers_tls1.3`, `require_certificate`, `crlfile` and `use_identity_as_username`, as plain values.
+// `ciphers`, `ciphers_tls1.3`, `require_certificate`, `crlfile`, `use_identity_as_username` and
+// `use_subject_as_username`, as plain values.
 
 /// The oldest protocol version a listener accepts (mosquitto's `tls_version`: a minimum, not an exact version).
 public enum TLSVersion: String, Sendable, CaseIterable {
@@ -9,6 +10,14 @@ public enum TLSVersion: String, Sendable, CaseIterable {
 
     /// Parses the config value as mosquitto spells it; nil for anything else.
     public init?(configValue: String) { self.init(rawValue: configValue) }
+}
+
+/// What identifies a client to the broker when the listener takes its username from TLS.
+public enum PeerIdentity: Sendable, Equatable {
+    /// The certificate subject's first CN (`use_identity_as_username`).
+    case certificateCommonName
+    /// The certificate's whole subject DN, RFC 2253 (`use_subject_as_username`).
+    case certificateSubject
 }
 
 /// Everything needed to build a `TLSContext`. File paths are read only when a context is built, never by a
@@ -39,11 +48,16 @@ public struct TLSConfiguration: Sendable, Equatable {
     /// handshake. As in mosquitto, only the client's own certificate is checked, so the file must hold a current
     /// list from the CA that issued it, or every client certificate is refused ("unable to get certificate CRL").
     public var crlFile: String?
+    /// The client certificate's whole subject, in the RFC 2253 form OpenSSL prints (what mosquitto uses), becomes
+    /// the MQTT username (`use_subject_as_username`). `useIdentityAsUsername` wins when both are set, as in
+    /// mosquitto. Needs `requireCertificate`: without a certificate there is no subject.
+    public var useSubjectAsUsername: Bool
 
     public init(
         certificateFile: String, privateKeyFile: String, caFile: String? = nil, caPath: String? = nil,
         minimumVersion: TLSVersion = .tlsv12, ciphers: String? = nil, ciphersuites: String? = nil,
-        requireCertificate: Bool = false, useIdentityAsUsername: Bool = false, crlFile: String? = nil
+        requireCertificate: Bool = false, useIdentityAsUsername: Bool = false, crlFile: String? = nil,
+        useSubjectAsUsername: Bool = false
     ) {
         self.certificateFile = certificateFile
         self.privateKeyFile = privateKeyFile
@@ -55,6 +69,13 @@ public struct TLSConfiguration: Sendable, Equatable {
         self.requireCertificate = requireCertificate
         self.useIdentityAsUsername = useIdentityAsUsername
         self.crlFile = crlFile
+        self.useSubjectAsUsername = useSubjectAsUsername
+    }
+
+    /// Where the transport takes the MQTT username from on this listener; nil leaves CONNECT's own.
+    public var usernameSource: PeerIdentity? {
+        if useIdentityAsUsername { return .certificateCommonName }
+        return useSubjectAsUsername ? .certificateSubject : nil
     }
 
     /// The cipher list mosquitto 2.0 sets when `ciphers` is not configured.
@@ -71,6 +92,10 @@ public struct TLSConfiguration: Sendable, Equatable {
         if crlFile != nil && !requireCertificate {
             throw .invalidConfiguration(
                 "crlfile needs require_certificate true: otherwise no client certificate is asked for or checked")
+        }
+        // mosquitto accepts it and then refuses every CONNECT, since no certificate (so no subject) is asked for.
+        if useSubjectAsUsername && !requireCertificate {
+            throw .invalidConfiguration("use_subject_as_username needs require_certificate true")
         }
     }
 }

@@ -322,6 +322,14 @@ public final class TLSConnection {
         }
     }
 
+    /// The username `source` yields for this client, or nil when it has none.
+    public func peerIdentity(_ source: PeerIdentity) -> String? {
+        switch source {
+        case .certificateCommonName: return peerCertificateSubjectCommonName
+        case .certificateSubject: return peerCertificateSubject
+        }
+    }
+
     private func withPeerSubject(_ body: (OpaquePointer) -> String?) -> String? {
         guard isHandshakeComplete, let certificate = SSL_get1_peer_certificate(ssl) else { return nil }
         defer { X509_free(certificate) }

@@ -37,4 +37,16 @@ final class TLSKeyConfigurationTests: XCTestCase {
         // And without any certificate at all the listener is not even TLS.
         _ = refusal("listener 8883\ncrlfile /ca.crl\n", key: "certfile")
     }
+
+    func testSubjectAsUsername() throws {
+        let verified = "listener 8883\n" + certificate + "cafile /ca.crt\nrequire_certificate true\n"
+        XCTAssertEqual(try tls(verified + "use_subject_as_username true\n")?.usernameSource, .certificateSubject)
+        XCTAssertEqual(
+            try tls(verified + "use_subject_as_username true\nuse_identity_as_username true\n")?.usernameSource,
+            .certificateCommonName)
+        XCTAssertNil(try tls(verified + "use_subject_as_username false\n")?.usernameSource)
+        let unverified = "listener 8883\n" + certificate + "use_subject_as_username true\n"
+        let message = refusal(unverified, key: "use_subject_as_username")
+        XCTAssertTrue(message?.contains("require_certificate true") ?? false, message ?? "")
+    }
 }

@@ -4,9 +4,10 @@
 # Node over ws:// and wss://; headless Chromium running a page whose WebSocket connects, subscribes, publishes and
 # receives (MQTT §6, RFC 6455).
 #
-# Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT
+# Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT
 #            write DIR/passwd, DIR/broker.conf (a plain listener, TLS, TLS with client certificates, crlfile and
-#            use_identity_as_username, WebSocket, WebSocket over TLS) and copy the certificates from FIXTURES
+#            use_identity_as_username, WebSocket, WebSocket over TLS, TLS with use_subject_as_username) and copy
+#            the certificates from FIXTURES
 #        tls_websockets.sh DIR HOST PORT [CHECK...]    run the named checks (all when none are named)
 #        tls_websockets.sh --list                       print the check names, one a line
 # Each check prints `ok NAME` or `FAIL NAME: why`; the exit status is non-zero when any check failed.
@@ -14,6 +15,7 @@ set -uo pipefail
 
 CHECKS=(
     tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate mtls_revoked
+    mtls_subject
     tls_stalled_handshake ws_mqttjs wss_mqttjs ws_browser sighup_reload
 )
 
@@ -24,7 +26,10 @@ INTEROP_DIR="$(cd "$(dirname "$0")" && pwd)"
 source "$INTEROP_DIR/lib.sh"
 
 if [ "${1:-}" = "--setup" ]; then
-    [ $# -eq 8 ] || { echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT" >&2; exit 2; }
+    [ $# -eq 9 ] || {
+        echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT" >&2
+        exit 2
+    }
     dir=$2
     mkdir -p "$dir"
     for file in ca.crt ca.crl server.crt server.key client.crt client.key revoked-client.crt revoked-client.key \
@@ -38,6 +43,7 @@ TLS_PORT=$5
 MTLS_PORT=$6
 WS_PORT=$7
 WSS_PORT=$8
+SUBJECT_PORT=$9
 PORTS
     cat >"$dir/broker.conf" <<CONF
 allow_anonymous false
@@ -67,6 +73,13 @@ listener $8 127.0.0.1
 protocol websockets
 certfile $dir/server.crt
 keyfile $dir/server.key
+
+listener $9 127.0.0.1
+cafile $dir/ca.crt
+certfile $dir/server.crt
+keyfile $dir/server.key
+require_certificate true
+use_subject_as_username true
 CONF
     chmod 755 "$dir"
     chmod 644 "$dir"/*
@@ -140,6 +153,19 @@ check_mtls_revoked() {
     fi
     PORT=$MTLS_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/client.crt" --key "$DIR/client.key" \
         -t interop/mtls/valid -m x
+}
+
+# use_subject_as_username: the certificate alone logs in (its subject, not in the password file, is the user name)
+# and the message reaches a subscriber on the plain listener; a client without a certificate does not get in.
+check_mtls_subject() {
+    plain_sub subject interop/subject/x || return 1
+    PORT=$SUBJECT_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/client.crt" --key "$DIR/client.key" -q 1 \
+        -t interop/subject/x -m "by subject" || return 1
+    expect subject "1 0 interop/subject/x by subject" || return 1
+    if PORT=$SUBJECT_PORT pub "${alice[@]}" --cafile "$DIR/ca.crt" -t interop/subject/no -m x; then
+        WHY="a client without a certificate got through use_subject_as_username"
+        return 1
+    fi
 }
 
 # A client that stops in the middle of its handshake: others keep connecting, and connect_timeout (2 s) closes it.
