@@ -130,7 +130,7 @@ public struct Configuration: Sendable {
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
-        "crlfile", "use_subject_as_username",
+        "crlfile", "use_subject_as_username", "psk_hint", "psk_file",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
         "retained_messages_max", "retained_bytes_max", "memory_limit",
     ]
@@ -151,7 +151,7 @@ public struct Configuration: Sendable {
         "log_timestamp_format", "max_inflight_bytes", "mount_point",
         "notification_topic", "notifications", "notifications_local_only", "per_listener_settings",
         "persistence_file", "pid_file", "plugin",
-        "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
+        "remote_clientid", "remote_password", "remote_username",
         "restart_timeout", "round_robin", "set_tcp_nodelay", "socket_domain", "start_type",
         "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
         "topic", "try_private", "upgrade_outgoing_qos",
@@ -188,6 +188,8 @@ private struct Parser {
     var tlsSettings: [Int: ListenerTLSSettings] = [:]
     /// `max_connection_rate` before any `listener` line.
     var defaultConnectionRate: Int?
+    /// `psk_file` before any `listener` line (and its line): mosquitto's global form, for every `psk_hint` listener.
+    var defaultPSKFile: (path: String, line: Int)?
 
     init(fileName: String) {
         self.fileName = fileName
@@ -195,12 +197,16 @@ private struct Parser {
 
     mutating func finish() throws(ConfigError) -> Configuration {
         for (index, settings) in tlsSettings.sorted(by: { $0.key < $1.key }) {
-            let tls = try settings.configuration(fileName: fileName)
+            let tls = try settings.configuration(fileName: fileName, defaultPSKFile: defaultPSKFile?.path)
             if index < 0 {
                 defaultListener.tls = tls
             } else {
                 configuration.listeners[index].tls = tls
             }
+        }
+        if let defaultPSKFile, !tlsSettings.values.contains(where: { $0.pskHint != nil }) {
+            throw ConfigError(
+                fileName: fileName, line: defaultPSKFile.line, key: "psk_file", message: "no listener has psk_hint")
         }
         if legacyPort != nil || legacyBindAddress != nil || defaultListenerSettingsGiven {
             // mosquitto's "default listener": `port`, `bind_address` and listener settings outside any `listener`
@@ -346,6 +352,14 @@ private struct Parser {
         case "use_subject_as_username":
             let value = try boolean()
             tls { $0.useSubjectAsUsername = value }
+        case "psk_hint":
+            let hint = try text()
+            tls { $0.pskHint = hint }
+        case "psk_file":
+            // mosquitto (without per_listener_settings) has one psk_file for all listeners; Midge reads it per
+            // listener when it follows a `listener` line, and as that shared file before any.
+            let path = try text()
+            if configuration.listeners.isEmpty { defaultPSKFile = (path, number) } else { tls { $0.pskFile = path } }
         case "sys_interval":
             configuration.sysInterval = try integer(0...86_400)
         case "port":
@@ -487,7 +501,7 @@ private struct Parser {
 }
 
 /// A listener's TLS keys as read; `certfile` and `keyfile` turn TLS on, the others only refine it.
-private struct ListenerTLSSettings {
+struct ListenerTLSSettings {
     /// The first TLS key's line, for errors about the set as a whole.
     let line: Int
     var certificateFile: String?
@@ -501,14 +515,21 @@ private struct ListenerTLSSettings {
     var useIdentityAsUsername = false
     var crlFile: String?
     var useSubjectAsUsername = false
+    var pskHint: String?
+    var pskFile: String?
 
     init(line: Int) {
         self.line = line
     }
 
-    func configuration(fileName: String) throws(ConfigError) -> TLSConfiguration {
+    func configuration(fileName: String, defaultPSKFile: String?) throws(ConfigError) -> TLSConfiguration {
         func fail(_ key: String, _ message: String) -> ConfigError {
             ConfigError(fileName: fileName, line: line, key: key, message: message)
+        }
+        if let pskHint { return try pskConfiguration(hint: pskHint, file: pskFile ?? defaultPSKFile, fail: fail) }
+        if pskFile != nil {
+            throw fail("psk_file", "only a listener with psk_hint uses it (before the first listener line it is "
+                + "shared by every psk_hint listener)")
         }
         guard let certificateFile else { throw fail("certfile", "a TLS listener needs certfile (and keyfile)") }
         guard let privateKeyFile else { throw fail("keyfile", "a TLS listener needs keyfile (and certfile)") }

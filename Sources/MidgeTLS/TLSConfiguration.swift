@@ -1,6 +1,6 @@
 // What a TLS listener is configured with: mosquitto 2.0's `certfile`, `keyfile`, `cafile`, `capath`, `tls_version`,
-// `ciphers`, `ciphers_tls1.3`, `require_certificate`, `crlfile`, `use_identity_as_username` and
-// `use_subject_as_username`, as plain values.
+// `ciphers`, `ciphers_tls1.3`, `require_certificate`, `crlfile`, `use_identity_as_username`,
+// `use_subject_as_username`, `psk_hint` and `psk_file`, as plain values.
 
 /// The oldest protocol version a listener accepts (mosquitto's `tls_version`: a minimum, not an exact version).
 public enum TLSVersion: String, Sendable, CaseIterable {
@@ -18,6 +18,22 @@ public enum PeerIdentity: Sendable, Equatable {
     case certificateCommonName
     /// The certificate's whole subject DN, RFC 2253 (`use_subject_as_username`).
     case certificateSubject
+    /// The identity the client's pre-shared key was found under (`use_identity_as_username` on a PSK listener).
+    case pskIdentity
+}
+
+/// A TLS-PSK listener (mosquitto's `psk_hint` and `psk_file`): clients prove they hold a key shared in advance
+/// instead of the server presenting a certificate.
+public struct PreSharedKeySettings: Sendable, Equatable {
+    /// Sent to TLS 1.2 clients during the handshake (TLS 1.3 has no hint); turns PSK on for the listener.
+    public var hint: String
+    /// The `identity:hexkey` file, read when a context is built (start-up, SIGHUP).
+    public var file: String
+
+    public init(hint: String, file: String) {
+        self.hint = hint
+        self.file = file
+    }
 }
 
 /// Everything needed to build a `TLSContext`. File paths are read only when a context is built, never by a
@@ -52,12 +68,14 @@ public struct TLSConfiguration: Sendable, Equatable {
     /// the MQTT username (`use_subject_as_username`). `useIdentityAsUsername` wins when both are set, as in
     /// mosquitto. Needs `requireCertificate`: without a certificate there is no subject.
     public var useSubjectAsUsername: Bool
+    /// TLS-PSK instead of certificates; `certificateFile` and `privateKeyFile` are then empty.
+    public var preSharedKeys: PreSharedKeySettings?
 
     public init(
         certificateFile: String, privateKeyFile: String, caFile: String? = nil, caPath: String? = nil,
         minimumVersion: TLSVersion = .tlsv12, ciphers: String? = nil, ciphersuites: String? = nil,
         requireCertificate: Bool = false, useIdentityAsUsername: Bool = false, crlFile: String? = nil,
-        useSubjectAsUsername: Bool = false
+        useSubjectAsUsername: Bool = false, preSharedKeys: PreSharedKeySettings? = nil
     ) {
         self.certificateFile = certificateFile
         self.privateKeyFile = privateKeyFile
@@ -70,11 +88,12 @@ public struct TLSConfiguration: Sendable, Equatable {
         self.useIdentityAsUsername = useIdentityAsUsername
         self.crlFile = crlFile
         self.useSubjectAsUsername = useSubjectAsUsername
+        self.preSharedKeys = preSharedKeys
     }
 
     /// Where the transport takes the MQTT username from on this listener; nil leaves CONNECT's own.
     public var usernameSource: PeerIdentity? {
-        if useIdentityAsUsername { return .certificateCommonName }
+        if useIdentityAsUsername { return preSharedKeys == nil ? .certificateCommonName : .pskIdentity }
         return useSubjectAsUsername ? .certificateSubject : nil
     }
 
@@ -83,6 +102,20 @@ public struct TLSConfiguration: Sendable, Equatable {
 
     /// Checks the combinations that cannot work, before any file is read.
     func validate() throws(TLSError) {
+        if let preSharedKeys {
+            // Newer mosquitto refuses the mix too; 2.0 accepts it and then, with use_identity_as_username, refuses
+            // every certificate client at CONNECT.
+            guard certificateFile.isEmpty && privateKeyFile.isEmpty else {
+                throw .invalidConfiguration("a listener uses certificates (certfile, keyfile) or psk_hint, not both")
+            }
+            if requireCertificate || caFile != nil || caPath != nil || crlFile != nil || useSubjectAsUsername {
+                throw .invalidConfiguration(
+                    "cafile, capath, require_certificate, crlfile and use_subject_as_username have no meaning with "
+                        + "psk_hint: PSK clients present no certificate")
+            }
+            if preSharedKeys.file.isEmpty { throw .invalidConfiguration("psk_hint needs psk_file") }
+            return
+        }
         if certificateFile.isEmpty { throw .invalidConfiguration("certfile must be set on a TLS listener") }
         if privateKeyFile.isEmpty { throw .invalidConfiguration("keyfile must be set on a TLS listener") }
         if requireCertificate && (caFile ?? "").isEmpty && (caPath ?? "").isEmpty {

@@ -195,7 +195,7 @@ while true {
     if received == SIGHUP {
         // As mosquitto: re-read the password file, the ACL file and the certificates; connections stay. A broken
         // file keeps the previous one, and the log says why.
-        logger.log(.notice, "Received SIGHUP, reloading the password file, ACL file and TLS certificates.")
+        logger.log(.notice, "Received SIGHUP, reloading the password file, ACL file, TLS certificates and PSK files.")
         if let path = configuration.passwordFile, let reloadablePasswords {
             do {
                 reloadablePasswords.replace(with: try PasswordFile(path: path))

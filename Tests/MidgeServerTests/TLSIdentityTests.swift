@@ -1,5 +1,6 @@
 // Usernames a TLS listener takes from the client rather than from CONNECT: the certificate's whole subject
-// (use_subject_as_username) in mosquitto's RFC 2253 form.
+// (use_subject_as_username) in mosquitto's RFC 2253 form, and the PSK identity (psk_hint with
+// use_identity_as_username), whose psk_file SIGHUP re-reads.
 import Foundation
 import XCTest
 
@@ -43,5 +44,43 @@ final class TLSIdentityTests: XCTestCase {
         let running = try start(settings)
         defer { running.stop() }
         XCTAssertEqual(try loggedUsername(running, certificate: "client", clientID: "both"), "device-42")
+    }
+
+    // MARK: TLS-PSK
+
+    private func pskClient(_ running: RunningServer, _ identity: String, _ key: [UInt8]) throws -> ChannelClient {
+        ChannelClient(
+            try TLSChannel(
+                port: running.server.listeners[1].port, psk: PSKClientCredential(identity: identity, key: key)))
+    }
+
+    func testPSKIdentityIsTheUsernameAndSIGHUPReReadsTheFile() throws {
+        let directory = NSTemporaryDirectory() + "midge-psk-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/psk"
+        try "sensor-1:00112233\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let running = try start("psk_hint midge\npsk_file \(file)\nuse_identity_as_username true\n")
+        defer { running.stop() }
+
+        let sensor = try pskClient(running, "sensor-1", [0x00, 0x11, 0x22, 0x33])
+        XCTAssertEqual(try sensor.connect("psk-user", username: "ignored", password: "wrong").returnCode, .accepted)
+        let line = running.log.waitForLine { $0.contains("as psk-user ") }
+        XCTAssertTrue(line?.contains("u'sensor-1'") ?? false, line ?? "no connect line")
+        XCTAssertNil(try? pskClient(running, "sensor-1", [0x00, 0x11, 0x22, 0x34]), "a wrong key got through")
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("is known but its key does not match") })
+
+        // A broken file keeps the previous keys; a good one adds sensor-2 and drops sensor-1 for new handshakes.
+        try "sensor-2 00aa\n".write(toFile: file, atomically: true, encoding: .utf8)
+        running.server.hangup()
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("Unable to reload") && $0.contains("line 1") })
+        let kept = try pskClient(running, "sensor-1", [0x00, 0x11, 0x22, 0x33])
+        XCTAssertEqual(try kept.connect("still").returnCode, .accepted)
+        try "sensor-2:00aa\n".write(toFile: file, atomically: true, encoding: .utf8)
+        running.server.hangup()
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("Reloaded the PSK file") })
+        XCTAssertEqual(try pskClient(running, "sensor-2", [0x00, 0xAA]).connect("new").returnCode, .accepted)
+        XCTAssertNil(try? pskClient(running, "sensor-1", [0x00, 0x11, 0x22, 0x33]), "a removed identity got in")
+        try sensor.ping()
     }
 }

@@ -49,4 +49,42 @@ final class TLSKeyConfigurationTests: XCTestCase {
         let message = refusal(unverified, key: "use_subject_as_username")
         XCTAssertTrue(message?.contains("require_certificate true") ?? false, message ?? "")
     }
+
+    func testPSKListenerWithItsOwnFileOrTheSharedOne() throws {
+        let own = try tls("listener 8884\npsk_hint midge one\npsk_file /psk\nuse_identity_as_username true\n")
+        XCTAssertEqual(own?.preSharedKeys, PreSharedKeySettings(hint: "midge one", file: "/psk"))
+        XCTAssertEqual(own?.usernameSource, .pskIdentity)
+        XCTAssertEqual(own?.certificateFile, "")
+        // Before the first listener line: mosquitto's global psk_file, for every psk_hint listener without its own.
+        let parsed = try Configuration.parse(
+            text: "psk_file /shared\nlistener 8884\npsk_hint a\nlistener 8885\npsk_hint b\npsk_file /b\n",
+            fileName: "test.conf")
+        XCTAssertEqual(parsed.listeners.map { $0.tls?.preSharedKeys?.file }, ["/shared", "/b"])
+        XCTAssertEqual(parsed.listeners.count, 2, "a psk_file before any listener makes no default listener")
+    }
+
+    func testPSKCombinationsThatCannotWorkAreRefused() {
+        let psk = "listener 8884\npsk_hint h\npsk_file /psk\n"
+        XCTAssertTrue(refusal(psk + certificate, key: "certfile")?.contains("not both") ?? false)
+        for key in ["cafile /ca.crt", "capath /ca", "require_certificate true", "crlfile /ca.crl",
+                    "use_subject_as_username true"] {
+            let name = String(key.prefix { $0 != " " })
+            let message = refusal(psk + key + "\n", key: name)
+            XCTAssertTrue(message?.contains("PSK clients present no certificate") ?? false, message ?? "")
+        }
+        XCTAssertTrue(refusal("listener 8884\npsk_hint h\n", key: "psk_hint")?.contains("needs psk_file") ?? false)
+        XCTAssertTrue(
+            refusal("listener 8884\n" + certificate + "psk_file /psk\n", key: "psk_file")?.contains("psk_hint")
+                ?? false)
+        // A shared psk_file that no listener can use is named on its own line.
+        let unused = "listener 1883\npsk_file /psk\n"
+        _ = refusal(unused, key: "psk_file")
+        do {
+            _ = try Configuration.parse(text: "# psk\npsk_file /psk\nlistener 1883\n", fileName: "test.conf")
+            XCTFail("an unused shared psk_file was accepted")
+        } catch {
+            XCTAssertEqual(error.line, 2)
+            XCTAssertEqual(error.key, "psk_file")
+        }
+    }
 }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Interop checks of the TLS and WebSocket listeners with real clients: mosquitto_pub/mosquitto_sub with --cafile,
-# --cert/--key (and a certificate revoked by crlfile) and -u/-P; a TLS client stalled mid-handshake; mqtt.js under
-# Node over ws:// and wss://; headless Chromium running a page whose WebSocket connects, subscribes, publishes and
-# receives (MQTT §6, RFC 6455).
+# --cert/--key (and a certificate revoked by crlfile), --psk/--psk-identity and -u/-P; a TLS client stalled
+# mid-handshake; mqtt.js under Node over ws:// and wss://; headless Chromium running a page whose WebSocket
+# connects, subscribes, publishes and receives (MQTT §6, RFC 6455).
 #
-# Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT
-#            write DIR/passwd, DIR/broker.conf (a plain listener, TLS, TLS with client certificates, crlfile and
-#            use_identity_as_username, WebSocket, WebSocket over TLS, TLS with use_subject_as_username) and copy
-#            the certificates from FIXTURES
+# Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT PSK_PORT
+#            write DIR/passwd, DIR/psk, DIR/broker.conf (a plain listener, TLS, TLS with client certificates,
+#            crlfile and use_identity_as_username, WebSocket, WebSocket over TLS, TLS with use_subject_as_username,
+#            TLS-PSK with use_identity_as_username) and copy the certificates from FIXTURES
 #        tls_websockets.sh DIR HOST PORT [CHECK...]    run the named checks (all when none are named)
 #        tls_websockets.sh --list                       print the check names, one a line
 # Each check prints `ok NAME` or `FAIL NAME: why`; the exit status is non-zero when any check failed.
@@ -15,19 +15,21 @@ set -uo pipefail
 
 CHECKS=(
     tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate mtls_revoked
-    mtls_subject
+    mtls_subject psk_identity psk_tls12 psk_refused psk_sighup
     tls_stalled_handshake ws_mqttjs wss_mqttjs ws_browser sighup_reload
 )
 
 ALICE_PASSWORD="alice-Secret-1"
+PSK_IDENTITY="interop-device"
+PSK_KEY="4d6964676550534b496e7465726f70"
 INTEROP_DIR="$(cd "$(dirname "$0")" && pwd)"
 
 # shellcheck source=lib.sh
 source "$INTEROP_DIR/lib.sh"
 
 if [ "${1:-}" = "--setup" ]; then
-    [ $# -eq 9 ] || {
-        echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT" >&2
+    [ $# -eq 10 ] || {
+        echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT PSK_PORT" >&2
         exit 2
     }
     dir=$2
@@ -38,12 +40,14 @@ if [ "${1:-}" = "--setup" ]; then
     done
     rm -f "$dir/passwd"
     mosquitto_passwd -c -b "$dir/passwd" alice "$ALICE_PASSWORD" || exit 1
+    printf '# identity:hexkey\n%s:%s\n' "$PSK_IDENTITY" "$PSK_KEY" >"$dir/psk"
     cat >"$dir/ports" <<PORTS
 TLS_PORT=$5
 MTLS_PORT=$6
 WS_PORT=$7
 WSS_PORT=$8
 SUBJECT_PORT=$9
+PSK_PORT=${10}
 PORTS
     cat >"$dir/broker.conf" <<CONF
 allow_anonymous false
@@ -80,6 +84,11 @@ certfile $dir/server.crt
 keyfile $dir/server.key
 require_certificate true
 use_subject_as_username true
+
+listener ${10} 127.0.0.1
+psk_hint midge-interop
+psk_file $dir/psk
+use_identity_as_username true
 CONF
     chmod 755 "$dir"
     chmod 644 "$dir"/*
@@ -166,6 +175,49 @@ check_mtls_subject() {
         WHY="a client without a certificate got through use_subject_as_username"
         return 1
     fi
+}
+
+# TLS-PSK with use_identity_as_username: the right key alone logs in (the identity, not in the password file, is the
+# user name; allow_anonymous is false), over TLS 1.3 as mosquitto_pub offers it first.
+psk=(--psk "$PSK_KEY" --psk-identity "$PSK_IDENTITY")
+check_psk_identity() {
+    plain_sub psk interop/psk/x || return 1
+    PORT=$PSK_PORT pub "${psk[@]}" -q 1 -t interop/psk/x -m "by psk" || return 1
+    expect psk "1 0 interop/psk/x by psk"
+}
+
+# TLS 1.2: one of the PSK cipher suites of mosquitto's default list.
+check_psk_tls12() {
+    PORT=$PSK_PORT pub "${psk[@]}" --tls-version tlsv1.2 -q 1 -t interop/psk/tls12 -m x
+}
+
+# A wrong key and an unknown identity fail the handshake, whatever CONNECT would have said.
+check_psk_refused() {
+    if PORT=$PSK_PORT pub --psk "${PSK_KEY%?}1" --psk-identity "$PSK_IDENTITY" "${alice[@]}" -t interop/psk/no -m x
+    then
+        WHY="a wrong PSK key got through"
+        return 1
+    fi
+    if PORT=$PSK_PORT pub --psk "$PSK_KEY" --psk-identity stranger --tls-version tlsv1.2 -t interop/psk/no -m x; then
+        WHY="an identity missing from psk_file got through"
+        return 1
+    fi
+    return 0
+}
+
+# SIGHUP re-reads psk_file: an identity added to it can connect afterwards (INTEROP_BROKER_PID, as sighup_reload).
+check_psk_sighup() {
+    [ -n "${INTEROP_BROKER_PID:-}" ] || { WHY="INTEROP_BROKER_PID is not set"; return 1; }
+    echo "late-device:0123456789abcdef" >>"$DIR/psk"
+    kill -HUP "$INTEROP_BROKER_PID" || { WHY="could not signal the broker"; return 1; }
+    local i
+    for ((i = 0; i < 50; i++)); do
+        PORT=$PSK_PORT pub --psk 0123456789abcdef --psk-identity late-device -t interop/psk/late -m x \
+            2>/dev/null && return 0
+        sleep 0.1
+    done
+    WHY="late-device, added to psk_file before SIGHUP, could not connect: $WHY"
+    return 1
 }
 
 # A client that stops in the middle of its handshake: others keep connecting, and connect_timeout (2 s) closes it.
