@@ -55,10 +55,10 @@ public struct TLSConfiguration: Sendable, Equatable {
     public var ciphersuites: String?
     /// Ask for a client certificate and refuse the handshake without a valid one (`require_certificate`).
     public var requireCertificate: Bool
-    /// The client certificate's subject CN becomes the MQTT username (`use_identity_as_username`). The TLS layer
-    /// only exposes the CN (`TLSConnection.peerCertificateSubjectCommonName`); the server applies it at CONNECT.
-    /// As in mosquitto, it is accepted without `requireCertificate`, but then no certificate is asked for, the CN
-    /// is nil and the server refuses every CONNECT with return code 4.
+    /// The client certificate's subject CN, or on a PSK listener the PSK identity, becomes the MQTT username
+    /// (`use_identity_as_username`). The TLS layer only exposes it (`TLSConnection.peerIdentity`); the server
+    /// applies it at CONNECT. As in mosquitto, it is accepted without `requireCertificate`, but then no certificate
+    /// is asked for, the CN is nil and the server refuses every CONNECT with return code 4.
     public var useIdentityAsUsername: Bool
     /// PEM certificate revocation list(s) of the CA (`crlfile`): a client certificate listed there fails the
     /// handshake. As in mosquitto, only the client's own certificate is checked, so the file must hold a current

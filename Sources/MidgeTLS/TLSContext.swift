@@ -147,6 +147,9 @@ extension TLSContext {
                 key: "psk_hint", value: hint,
                 reason: OpenSSLErrorQueue.reason(orElse: "longer than \(PSK_MAX_IDENTITY_LEN) bytes"))
         }
+        // OpenSSL's built-in DH groups, as mosquitto 2.0 enables them: its TLS 1.2 PSK clients then get the same
+        // first choice, DHE-PSK-AES256-GCM-SHA384, rather than falling back to ECDHE-PSK with ChaCha20.
+        _ = SSL_CTX_ctrl(context, SSL_CTRL_SET_DH_AUTO, 1, nil)
         _ = SSL_CTX_set_ex_data(context, 0, Unmanaged.passUnretained(keys).toOpaque())
         SSL_CTX_set_psk_server_callback(context, pskServerLookup)
         // No resumption: a resumed handshake skips the lookup, so it would neither name the identity (for

@@ -186,9 +186,20 @@ check_psk_identity() {
     expect psk "1 0 interop/psk/x by psk"
 }
 
-# TLS 1.2: one of the PSK cipher suites of mosquitto's default list.
+# TLS 1.2 with OpenSSL's own client, since mosquitto_pub applies --tls-version only with --cafile/--capath and so
+# always offers TLS 1.3 with --psk: a PSK suite of mosquitto's default list, and CONNECT answered with CONNACK 0.
 check_psk_tls12() {
-    PORT=$PSK_PORT pub "${psk[@]}" --tls-version tlsv1.2 -q 1 -t interop/psk/tls12 -m x
+    command -v openssl >/dev/null || { WHY="openssl is not installed"; return 1; }
+    local out="$WORK/psk12.out"
+    # CONNECT (MQTT 3.1.1, clean session, keepalive 60, client id "psk12"), then DISCONNECT.
+    printf '\x10\x11\x00\x04MQTT\x04\x02\x00\x3c\x00\x05psk12\xe0\x00' \
+        | timeout $WAIT_SECS openssl s_client -connect "$HOST:$PSK_PORT" -psk "$PSK_KEY" \
+            -psk_identity "$PSK_IDENTITY" -tls1_2 -ign_eof >"$out" 2>&1
+    grep -aq 'Cipher is .*PSK' "$out" \
+        || { WHY="no TLS 1.2 PSK suite: $(grep -a -m 2 'Cipher is\|error' "$out" | tr '\n' ' ')"; return 1; }
+    od -An -tx1 -v "$out" | tr -s ' \n' '  ' | grep -q '20 02 00 00' && return 0
+    WHY="no CONNACK 0 over TLS 1.2 PSK"
+    return 1
 }
 
 # A wrong key and an unknown identity fail the handshake, whatever CONNECT would have said.
