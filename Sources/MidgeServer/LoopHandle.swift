@@ -132,7 +132,7 @@ final class LoopHandle: Sendable {
     let wakeFD: Int32
     /// This loop's SO_REUSEPORT socket of every listener group, with the group's port.
     let listeners: [(fd: Int32, port: UInt16)]
-    private let mailbox = Mutex(Mailbox())
+    private let mailbox = LoopLocked(Mailbox())
     /// This loop stopped reading because the core is behind, and wants `resumeReads` when it catches up.
     let awaitsCoreDrain = Atomic<Bool>(false)
     /// Held by the loop's thread for each of its turns, and free while it waits in `epoll_wait`; whoever holds

@@ -1,4 +1,4 @@
-// The lock of a loop's turn and of the shared core: pthread's mutex, whose try-lock ThreadSanitizer understands.
+// The locks the loops hand work over with: pthread's mutex, whose lock and try-lock ThreadSanitizer understands.
 import Glibc
 
 /// Synchronization's `Mutex.withLockIfAvailable` takes the lock in a way ThreadSanitizer does not see as an acquire:
@@ -32,5 +32,21 @@ final class LoopLock: @unchecked Sendable {
         guard pthread_mutex_trylock(mutex) == 0 else { return nil }
         defer { pthread_mutex_unlock(mutex) }
         return try body()
+    }
+}
+
+/// A value behind a `LoopLock`: a loop's mailbox, which producers fill while the loop or another thread holding a
+/// tried lock takes from it. With Synchronization's `Mutex` here ThreadSanitizer saw no order between them either
+/// (14 reports, every one on the mailbox).
+final class LoopLocked<Value>: @unchecked Sendable {
+    private let lock = LoopLock()
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        try lock.withLock { try body(&value) }
     }
 }
