@@ -116,6 +116,8 @@ extension Broker {
         _ message: Message, to targets: [RouteTarget], from publisher: ClientConnection?, into actions: inout [Action]
     ) {
         let checksDeliveries = accessControl.checksDeliveries
+        // `upgrade_outgoing_qos` is decided once per message, as the ceiling below: the loop pays no branch for it.
+        let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : message.qos
         for target in targets {
             target.session._withUnsafeGuaranteedRef { session in
                 if checksDeliveries
@@ -126,7 +128,7 @@ extension Broker {
                 }
                 // Live forwards always carry RETAIN=0 [MQTT-3.3.1-9]; QoS is the lower of both [MQTT-3.8.4-6].
                 deliver(
-                    message, qos: min(message.qos, target.qos), retain: false, to: session, from: publisher,
+                    message, qos: min(ceiling, target.qos), retain: false, to: session, from: publisher,
                     into: &actions)
             }
         }

@@ -4,6 +4,9 @@ import MQTTCodec
 public struct BrokerConfiguration: Sendable {
     /// QoS 1/2 deliveries in flight per client before further ones queue [mosquitto: max_inflight_messages].
     public var maxInflightMessages: Int = 20
+    /// Deliveries go out at the subscription's granted QoS even when the message was published lower, retained
+    /// replays too [upgrade_outgoing_qos]. Off by default, as the spec's rule is the lower of both [MQTT-3.8.4-6].
+    public var upgradeOutgoingQoS: Bool = false
     /// Messages queued per client beyond the in-flight window; 0 means no limit [max_queued_messages].
     public var maxQueuedMessages: Int = 1000
     /// Payload bytes queued per client; 0 means no limit [max_queued_bytes]. Not unlimited by default (mosquitto's

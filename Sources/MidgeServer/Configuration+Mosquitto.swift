@@ -136,11 +136,7 @@ extension Parser {
                     + "publisher's ACL again; remove the line or set it to false")
             }
         case "upgrade_outgoing_qos":
-            // Ignoring `true` would deliver at a lower QoS than the subscriber asked for.
-            guard try !boolean() else {
-                throw fail("true is not available in Midge yet: messages go out at the lower of the published and "
-                    + "subscribed QoS [MQTT-3.8.4-6]")
-            }
+            configuration.broker.upgradeOutgoingQoS = try boolean()
         case "max_inflight_bytes":
             let value = try single()
             guard let bytes = Int(value), bytes >= 0 else { throw fail("'\(value)' is not a byte count") }

@@ -175,11 +175,12 @@ final class DropInConfigurationTests: XCTestCase {
             connection_messages true
             """)
         XCTAssertEqual(quiet.warnings, [])
-        for key in ["per_listener_settings", "check_retain_source", "upgrade_outgoing_qos"] {
+        for key in ["per_listener_settings", "check_retain_source"] {
             let error = parseError("\(key) true\n")
             XCTAssertEqual(error?.key, key)
             XCTAssertTrue(error?.message.hasPrefix("true is not available in Midge") ?? false, key)
         }
+        XCTAssertTrue(try parse("upgrade_outgoing_qos true\n").broker.upgradeOutgoingQoS)
         let warned = try parse("max_inflight_bytes 65536\nlog_type unsubscribe\nlog_type websockets\n")
         XCTAssertEqual(warned.warnings.map(\.key), ["max_inflight_bytes", "log_type", "log_type"])
         XCTAssertEqual(try parse("log_dest topic\nlog_dest stderr\n").logDestinations, [.topic, .stderr])

@@ -84,11 +84,13 @@ extension Broker {
     }
 
     /// Retained messages for a new (or renewed) subscription, RETAIN=1, QoS the lower of the stored message's
-    /// and the grant [MQTT-3.3.1-6][MQTT-3.3.1-8][MQTT-3.8.4-6].
+    /// and the grant [MQTT-3.3.1-6][MQTT-3.3.1-8][MQTT-3.8.4-6], or the grant under `upgrade_outgoing_qos`, as
+    /// mosquitto replays them.
     private func sendRetained(
         matching subscription: SubscriptionRequest, to session: Session, into actions: inout [Action]
     ) {
         let checksDeliveries = accessControl.checksDeliveries
+        let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : nil
         retained.forEachMatch(subscription.filter) { message in
             if checksDeliveries
                 && !accessControl.mayReceive(
@@ -97,7 +99,7 @@ extension Broker {
                 return
             }
             deliver(
-                message, qos: min(message.qos, subscription.qos), retain: true, to: session, from: nil,
+                message, qos: min(ceiling ?? message.qos, subscription.qos), retain: true, to: session, from: nil,
                 into: &actions)
         }
     }
