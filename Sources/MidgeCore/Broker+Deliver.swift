@@ -8,6 +8,13 @@ extension Broker {
         return configured > 0 ? min(configured, Int(UInt16.max)) : Int(UInt16.max)
     }
 
+    /// `max_inflight_bytes` as a bound that is always compared: no limit is `Int.max`, so the window check costs
+    /// one comparison rather than a test of the setting and then one.
+    var inflightByteLimit: Int {
+        let configured = configuration.maxInflightBytes
+        return configured > 0 ? configured : Int.max
+    }
+
     /// Fans a message out to every session with a matching subscription, online or not [MQTT-4.5.0-1].
     /// A session with several matching filters gets one delivery at the highest granted QoS [MQTT-3.3.5-1].
     /// No allocation per message beyond the actions: sessions are de-duplicated by stamping them with the
@@ -163,7 +170,10 @@ extension Broker {
                 return
             }
             let flows = session.activeFlows
-            if flows.inflight.count < inflightLimit, let id = flows.inflight.allocateID() {
+            // mosquitto's rule: room while fewer bytes than the limit are in flight, so a larger message goes alone.
+            if flows.inflight.count < inflightLimit, flows.inflight.payloadBytes < inflightByteLimit,
+                let id = flows.inflight.allocateID()
+            {
                 let entry = flows.inflight.insert(id, message: message, qos: qos, retain: retain)
                 if let journal, !session.cleanSession {
                     journal.recordDelivery(message, qos: qos, retain: retain, to: session.clientID, packetID: id)
@@ -275,6 +285,7 @@ extension Broker {
     func pump(_ session: Session, into actions: inout [Action]) {
         guard let connection = session.connection, !session.outputBlocked, let flows = session.flows else { return }
         let limit = inflightLimit
+        let byteLimit = inflightByteLimit
         while !session.outputBlocked, let next = flows.queue.first {
             if next.qos == .atMostOnce {
                 _ = flows.queue.popFirst()
@@ -286,7 +297,9 @@ extension Broker {
                 countOutput(next.message, to: connection, of: session)
                 continue
             }
-            guard flows.inflight.count < limit, let id = flows.inflight.allocateID() else { break }
+            guard flows.inflight.count < limit, flows.inflight.payloadBytes < byteLimit,
+                let id = flows.inflight.allocateID()
+            else { break }
             _ = flows.queue.popFirst()
             let entry = flows.inflight.insert(id, message: next.message, qos: next.qos, retain: next.retain)
             if let journal, !session.cleanSession {

@@ -4,6 +4,10 @@ import MQTTCodec
 public struct BrokerConfiguration: Sendable {
     /// QoS 1/2 deliveries in flight per client before further ones queue [mosquitto: max_inflight_messages].
     public var maxInflightMessages: Int = 20
+    /// Payload bytes of QoS 1/2 deliveries in flight per client: a new one waits in the queue while this many or
+    /// more are unacknowledged, so one larger than the limit still goes alone; 0 means no limit
+    /// [max_inflight_bytes].
+    public var maxInflightBytes: Int = 0
     /// Deliveries go out at the subscription's granted QoS even when the message was published lower, retained
     /// replays too [upgrade_outgoing_qos]. Off by default, as the spec's rule is the lower of both [MQTT-3.8.4-6].
     public var upgradeOutgoingQoS: Bool = false

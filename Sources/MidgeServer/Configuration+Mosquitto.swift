@@ -140,10 +140,7 @@ extension Parser {
         case "max_inflight_bytes":
             let value = try single()
             guard let bytes = Int(value), bytes >= 0 else { throw fail("'\(value)' is not a byte count") }
-            if bytes > 0 {
-                warn(number, key, "accepted, not enforced yet: max_inflight_messages bounds a client's in-flight "
-                    + "messages and max_queued_bytes its queue")
-            }
+            configuration.broker.maxInflightBytes = bytes
         default:
             return false
         }

@@ -181,8 +181,9 @@ final class DropInConfigurationTests: XCTestCase {
             XCTAssertTrue(error?.message.hasPrefix("true is not available in Midge") ?? false, key)
         }
         XCTAssertTrue(try parse("upgrade_outgoing_qos true\n").broker.upgradeOutgoingQoS)
+        XCTAssertEqual(try parse("max_inflight_bytes 65536\n").broker.maxInflightBytes, 65536)
         let warned = try parse("max_inflight_bytes 65536\nlog_type unsubscribe\nlog_type websockets\n")
-        XCTAssertEqual(warned.warnings.map(\.key), ["max_inflight_bytes", "log_type", "log_type"])
+        XCTAssertEqual(warned.warnings.map(\.key), ["log_type", "log_type"])
         XCTAssertEqual(try parse("log_dest topic\nlog_dest stderr\n").logDestinations, [.topic, .stderr])
     }
 
