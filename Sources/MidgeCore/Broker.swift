@@ -34,6 +34,8 @@ public final class Broker {
     @exclusivity(unchecked) var routeScratch: [RouteTarget] = []
     /// The shared-group members picked for the message being routed.
     @exclusivity(unchecked) var sharedPicks: [RouteTarget] = []
+    /// The latest setter of a retained message, reused while the same client sets more (`check_retain_source`).
+    var lastRetainSource: RetainSource?
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),

@@ -130,11 +130,7 @@ extension Parser {
                 throw fail("true is not available in Midge: authentication and ACLs are broker-wide")
             }
         case "check_retain_source":
-            // Ignoring `true` would deliver retained messages whose publisher has since lost its permission.
-            guard try !boolean() else {
-                throw fail("true is not available in Midge yet: retained messages are not checked against their "
-                    + "publisher's ACL again; remove the line or set it to false")
-            }
+            configuration.broker.checkRetainSource = try boolean()
         case "upgrade_outgoing_qos":
             configuration.broker.upgradeOutgoingQoS = try boolean()
         case "max_inflight_bytes":

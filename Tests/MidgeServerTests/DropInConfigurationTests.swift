@@ -175,12 +175,14 @@ final class DropInConfigurationTests: XCTestCase {
             connection_messages true
             """)
         XCTAssertEqual(quiet.warnings, [])
-        for key in ["per_listener_settings", "check_retain_source"] {
+        for key in ["per_listener_settings"] {
             let error = parseError("\(key) true\n")
             XCTAssertEqual(error?.key, key)
             XCTAssertTrue(error?.message.hasPrefix("true is not available in Midge") ?? false, key)
         }
         XCTAssertTrue(try parse("upgrade_outgoing_qos true\n").broker.upgradeOutgoingQoS)
+        XCTAssertTrue(try parse("").broker.checkRetainSource, "mosquitto's default")
+        XCTAssertFalse(try parse("check_retain_source false\n").broker.checkRetainSource)
         XCTAssertEqual(try parse("max_inflight_bytes 65536\n").broker.maxInflightBytes, 65536)
         let warned = try parse("max_inflight_bytes 65536\nlog_type unsubscribe\nlog_type websockets\n")
         XCTAssertEqual(warned.warnings.map(\.key), ["log_type", "log_type"])

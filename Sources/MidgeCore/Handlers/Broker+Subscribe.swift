@@ -91,13 +91,15 @@ extension Broker {
     ) {
         let checksDeliveries = accessControl.checksDeliveries
         let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : nil
-        retained.forEachMatch(subscription.filter) { message in
+        retained.forEachMatch(subscription.filter) { message, source in
             if checksDeliveries
                 && !accessControl.mayReceive(
                     clientID: session.clientID, username: session.username, topic: message.topic)
             {
                 return
             }
+            // Kept, not deleted, as mosquitto does: if the setter's permission comes back, so does the message.
+            guard setterMayStillPublish(message, source) else { return }
             deliver(
                 message, qos: min(ceiling ?? message.qos, subscription.qos), retain: true, to: session, from: nil,
                 into: &actions)
