@@ -7,6 +7,9 @@ public final class Broker {
     let authenticator: any Authenticator
     let accessControl: any AccessControl
     let log: LogSink
+    /// Told each granted and each dropped subscription (`log_type subscribe` / `unsubscribe`); set before the first
+    /// packet, nil when nothing listens.
+    public var subscriptionEvents: SubscriptionEventSink?
 
     /// Connections that completed CONNECT and have not ended.
     @exclusivity(unchecked) var connections: [ConnectionID: ClientConnection] = [:]

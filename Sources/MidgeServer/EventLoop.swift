@@ -108,6 +108,7 @@ final class EventLoop {
             let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
                 accessControl: settings.accessControl, log: { level, message in logger.log(level, message) })
+            broker.subscriptionEvents = { event in logger.log(event) }
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock { _ in
                 server.persistence?.restore(into: broker, now: now)

@@ -200,9 +200,6 @@ if let tokenKey = configuration.tokenKey {
     }
 }
 
-// Always in place, so a SIGHUP that adds `log_type subscribe` takes effect; without it the cost is a bit test.
-accessControl = SubscriptionLoggingAccessControl(accessControl, logger: logger)
-
 raiseOpenFileLimit(logger: logger)
 
 // MARK: Running

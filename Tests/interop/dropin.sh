@@ -228,8 +228,14 @@ check_log_rotation_sighup() {
     roundtrip rotated -h 127.0.0.1 -p "$port" -i rotated-client || return 1
     until_true $WAIT_SECS grep -qs "rotated-client" "$DIR/broker.log" || { WHY="client lines not in new log"; return 1; }
     ! grep -q "rotated-client" "$DIR/broker.log.1" || { WHY="lines went on into the rotated file"; return 1; }
-    # log_type all includes subscribe: the subscription is logged as client id and filter.
-    grep -q ": rotated-client rotated$" "$DIR/broker.log" || { WHY="subscription not logged"; return 1; }
+    # log_type all includes subscribe and unsubscribe, worded as mosquitto's: `ID QOS FILTER` and `ID FILTER`.
+    grep -q ": rotated-client 0 rotated$" "$DIR/broker.log" || { WHY="subscription not logged"; return 1; }
+    timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -i unsub-client -q 1 -t gone -U gone -E >/dev/null 2>&1
+    until_true $WAIT_SECS grep -qs ": unsub-client 1 gone$" "$DIR/broker.log" || { WHY="no subscribe line"; return 1; }
+    until_true $WAIT_SECS grep -qs ": unsub-client gone$" "$DIR/broker.log" || {
+        WHY="unsubscription not logged"
+        return 1
+    }
     stop "$PID"
 }
 

@@ -66,6 +66,7 @@ extension Broker {
                     .subscriptionAdded(clientID: session.clientID, filter: request.filter, qos: qos))
             }
             codes.append(.granted(qos))
+            subscriptionEvents?(.subscribed(clientID: session.clientID, qos: qos, filter: request.filter))
             if let earlier = grantedSlot.updateValue(granted.count, forKey: request.filter) { granted[earlier] = nil }
             // No retained messages for a shared subscription, as mosquitto does (the MQTT 5 rule).
             if case .plain = SharedSubscription(request.filter) {
