@@ -320,6 +320,14 @@ public final class Server: Sendable {
         state.core.lock.withLock { _ in state.core.broker?.statistics }
     }
 
+    /// The subscription tree for SIGUSR2's report, built under the core's lock (holding up loop 0 for one walk of
+    /// the trie, as mosquitto's print holds up its one thread); nil before the core runs.
+    public func subscriptionTree(maxLines: Int, maxSubscribersPerLine: Int) -> SubscriptionTreeReport? {
+        state.core.lock.withLock { _ in
+            state.core.broker?.subscriptionTree(maxLines: maxLines, maxSubscribersPerLine: maxSubscribersPerLine)
+        }
+    }
+
     /// Open client connections right now.
     public var connectionCount: Int { state.connectionCount.load(ordering: .relaxed) }
 

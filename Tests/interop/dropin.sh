@@ -247,8 +247,14 @@ check_signals_usr1_usr2() {
     start signals -c "$DIR/signals.conf" || return 1
     kill -USR1 "$PID"
     until_true $WAIT_SECS grep -q "Received SIGUSR1" "$DIR/signals.out" || { WHY="no SIGUSR1 line"; return 1; }
+    # A persistent session keeps its subscription after the client leaves: SIGUSR2 lists it, as mosquitto's tree.
+    timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -c -i tree-client -q 1 -t 'tree/+' -E >/dev/null 2>&1
     kill -USR2 "$PID"
     until_true $WAIT_SECS grep -q "Received SIGUSR2" "$DIR/signals.out" || { WHY="no SIGUSR2 line"; return 1; }
+    until_true $WAIT_SECS grep -q "tree/+ (tree-client, 1)" "$DIR/signals.out" || {
+        WHY="subscription not in the SIGUSR2 tree: $(grep -A2 SIGUSR2 "$DIR/signals.out" | tr '\n' ' ')"
+        return 1
+    }
     kill -0 "$PID" 2>/dev/null || { WHY="broker exited after SIGUSR1/SIGUSR2"; return 1; }
     roundtrip aftersignals -h 127.0.0.1 -p "$port" || return 1
     stop "$PID"
