@@ -71,9 +71,9 @@ struct InflightWindow {
         nextOrder += 1
         let entry = InflightMessage(
             packetID: packetID, message: message, qos: qos, retain: retain, state: state, order: nextOrder)
-        if let replaced = messages.updateValue(entry, forKey: packetID.rawValue) {
-            payloadBytes -= replaced.message.payload.count
-        }
+        // Ids come from `allocateID` or a restored window, never one in use: nothing is replaced, no bytes to take off.
+        assert(messages[packetID.rawValue] == nil, "packet id \(packetID) already in flight")
+        messages[packetID.rawValue] = entry
         payloadBytes += message.payload.count
         return entry
     }
