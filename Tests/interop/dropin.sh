@@ -267,14 +267,18 @@ check_upgrade_outgoing_qos() {
     printf 'listener %s 127.0.0.1\nallow_anonymous true\nupgrade_outgoing_qos true\n' "$port" >"$DIR/upgrade.conf"
     start upgrade -c "$DIR/upgrade.conf" || return 1
     timeout $WAIT_SECS mosquitto_pub -h 127.0.0.1 -p "$port" -q 0 -r -t up/kept -m kept || { WHY="publish"; return 1; }
-    got=$(timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -q 2 -t up/kept -C 1 -W $WAIT_SECS -F '%q %r %p' 2>&1)
+    got=$(timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -q 2 -t up/kept -C 1 -W $WAIT_SECS \
+        -F '%q %r %p' 2>&1)
     [ "$got" = "2 1 kept" ] || { WHY="retained replay arrived as [$got], expected QoS 2"; return 1; }
     timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -q 2 -t up/live -C 1 -W $WAIT_SECS -F '%q %r %p' \
         >"$DIR/live.sub" 2>&1 &
     PIDS+=("$!")
     until_true $WAIT_SECS eval "timeout 2 mosquitto_pub -h 127.0.0.1 -p $port -q 0 -t up/live -m live; \
         grep -qs live '$DIR/live.sub'" || { WHY="live message never arrived"; return 1; }
-    [ "$(head -n 1 "$DIR/live.sub")" = "2 0 live" ] || { WHY="live message arrived as [$(cat "$DIR/live.sub")]"; return 1; }
+    [ "$(head -n 1 "$DIR/live.sub")" = "2 0 live" ] || {
+        WHY="live message arrived as [$(cat "$DIR/live.sub")]"
+        return 1
+    }
     stop "$PID"
 }
 

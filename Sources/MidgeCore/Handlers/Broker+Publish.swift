@@ -106,8 +106,8 @@ extension Broker {
             return
         }
         let outcome = retained.store(
-            message, source: source, maxCount: configuration.retainedMessagesMax, maxBytes: configuration.retainedBytesMax,
-            growthAllowed: !memoryCeilingReached)
+            message, source: source, maxCount: configuration.retainedMessagesMax,
+            maxBytes: configuration.retainedBytesMax, growthAllowed: !memoryCeilingReached)
         switch outcome {
         case .stored:
             journal?.records.append(.retainedSet(topic: message.topic, payload: message.payload, qos: message.qos))
