@@ -99,36 +99,30 @@ extension Broker {
         let members = group.members.entries
         guard !members.isEmpty else { return nil }
         let start = group.cursor % members.count
-        func take(_ offset: Int) -> RouteTarget {
-            let index = (start + offset) % members.count
-            group.cursor = index + 1
-            return RouteTarget(session: members[index].session, qos: members[index].qos)
-        }
-        for offset in 0..<members.count {
-            let ready = members[(start + offset) % members.count].session._withUnsafeGuaranteedRef {
-                $0.connection != nil && $0.queueIsEmpty && !$0.outputBlocked
+        /// The first member in turn from `start` that passes `test`.
+        func first(where test: (Session) -> Bool) -> Int? {
+            (0..<members.count).lazy.map { (start + $0) % members.count }.first { index in
+                members[index].session._withUnsafeGuaranteedRef { test($0) }
             }
-            if ready { return take(offset) }
         }
-        for offset in 0..<members.count {
-            let hasRoom = members[(start + offset) % members.count].session._withUnsafeGuaranteedRef {
-                $0.connection != nil && !isFull($0.activeFlows.queue, adding: 0)
-            }
-            if hasRoom { return take(offset) }
-        }
-        return take(0)
+        let index =
+            first { $0.connection != nil && $0.queueIsEmpty && !$0.outputBlocked }
+            ?? first { $0.connection != nil && !isFull($0.activeFlows.queue, adding: 0) } ?? start
+        group.cursor = index + 1
+        return RouteTarget(session: members[index].session, qos: members[index].qos)
     }
 
     private func deliver(
         _ message: Message, to targets: [RouteTarget], from publisher: ClientConnection?, into actions: inout [Action]
     ) {
-        let checksDeliveries = accessControl.checksDeliveries
+        let checksDeliveries = self.checksDeliveries
         // `upgrade_outgoing_qos` is decided once per message, as the ceiling below: the loop pays no branch for it.
         let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : message.qos
         for target in targets {
             target.session._withUnsafeGuaranteedRef { session in
+                // Each session is checked by the ACL of the listener it last connected through.
                 if checksDeliveries
-                    && !accessControl.mayReceive(
+                    && !security(session.securityProfile).accessControl.mayReceive(
                         clientID: session.clientID, username: session.username, topic: message.topic)
                 {
                     return

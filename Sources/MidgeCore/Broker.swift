@@ -7,6 +7,10 @@ public final class Broker {
     let authenticator: any Authenticator
     let accessControl: any AccessControl
     let log: LogSink
+    /// Profile 0 is the broker-wide security; the rest are listeners' own (`per_listener_settings`).
+    let securityProfiles: [ListenerSecurity]
+    /// Whether any profile's ACL checks deliveries, so the per-delivery check is skipped when none does.
+    let checksDeliveries: Bool
     /// Told each granted and each dropped subscription (`log_type subscribe` / `unsubscribe`); set before the first
     /// packet, nil when nothing listens.
     public var subscriptionEvents: SubscriptionEventSink?
@@ -42,11 +46,17 @@ public final class Broker {
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),
-        accessControl: any AccessControl = AllowAll(), log: @escaping LogSink = { _, _ in }
+        accessControl: any AccessControl = AllowAll(), listenerSecurity: [ListenerSecurity] = [],
+        log: @escaping LogSink = { _, _ in }
     ) {
         self.configuration = configuration
         self.authenticator = authenticator
         self.accessControl = accessControl
+        let brokerWide = ListenerSecurity(
+            allowAnonymous: configuration.allowAnonymous, allowZeroLengthClientID: configuration.allowZeroLengthClientID,
+            autoIDPrefix: configuration.autoIDPrefix, accessControl: accessControl)
+        securityProfiles = [brokerWide] + listenerSecurity
+        checksDeliveries = securityProfiles.contains { $0.accessControl.checksDeliveries }
         self.log = log
         if configuration.persistentClientExpiration > 0 {
             expiry = SessionExpiry(seconds: configuration.persistentClientExpiration)

@@ -9,6 +9,8 @@ final class ClientConnection {
     /// The Will as the message it publishes, built at CONNECT; nil once it fired or was discarded [MQTT-3.1.2-10].
     var will: Message?
     let info: ConnectionInfo
+    /// The ACL of this connection's listener (the broker's unless `per_listener_settings`), resolved once.
+    let accessControl: any AccessControl
     /// Seconds; 0 disables the check [MQTT-3.1.2-24].
     let keepAlive: UInt16
     let protocolVersion: ProtocolVersion
@@ -21,11 +23,13 @@ final class ClientConnection {
     @exclusivity(unchecked) var holdCount: UInt32 = 0
 
     init(
-        id: ConnectionID, info: ConnectionInfo, session: Session, connect: Connect, now: MonotonicTime
+        id: ConnectionID, info: ConnectionInfo, session: Session, connect: Connect, now: MonotonicTime,
+        accessControl: any AccessControl
     ) {
         self.id = id
         self.info = info
         self.session = session
+        self.accessControl = accessControl
         self.protocolVersion = connect.protocolVersion
         self.will = connect.will.map {
             Message(topic: Mount.topic($0.topic, under: info.mountPoint) ?? $0.topic, payload: $0.payload, qos: $0.qos)

@@ -172,10 +172,13 @@ public struct ConnectionInfo: Sendable {
     /// The listener's `mount_point`: put before every topic and filter the client sends, and taken off every topic
     /// it is sent (the driver does that as it encodes), so clients of that listener live in their own subtree.
     public var mountPoint: [UInt8]
-    public init(remoteAddress: String, listenerPort: UInt16, mountPoint: [UInt8] = []) {
+    /// Which `ListenerSecurity` applies (0: the broker-wide settings; see `Broker.init(listenerSecurity:)`).
+    public var securityProfile: Int
+    public init(remoteAddress: String, listenerPort: UInt16, mountPoint: [UInt8] = [], securityProfile: Int = 0) {
         self.remoteAddress = remoteAddress
         self.listenerPort = listenerPort
         self.mountPoint = mountPoint
+        self.securityProfile = securityProfile
     }
 }
 

@@ -2,15 +2,18 @@
 // that client may still publish it, as mosquitto checks its retained messages.
 import MQTTCodec
 
-/// The client id and user name a retained message was published under. Shared by the retained messages one client
-/// sets in a row (`Broker.lastRetainSource`), so a publisher of many retained topics costs one of these.
+/// The client id, user name and listener security profile a retained message was published under (mosquitto keeps
+/// the source listener too, for `per_listener_settings`). Shared by the retained messages one client sets in a row
+/// (`Broker.lastRetainSource`), so a publisher of many retained topics costs one of these.
 final class RetainSource {
     let clientID: String
     let username: String?
+    let securityProfile: Int
 
-    init(clientID: String, username: String?) {
+    init(clientID: String, username: String?, securityProfile: Int) {
         self.clientID = clientID
         self.username = username
+        self.securityProfile = securityProfile
     }
 }
 
@@ -19,20 +22,23 @@ extension Broker {
     func retainSource(of client: ClientConnection) -> RetainSource? {
         guard configuration.checkRetainSource else { return nil }
         if let last = lastRetainSource, ClientIDKey(last.clientID) == ClientIDKey(client.clientID),
-            last.username == client.username
+            last.username == client.username, last.securityProfile == client.info.securityProfile
         {
             return last
         }
-        let source = RetainSource(clientID: client.clientID, username: client.username)
+        let source = RetainSource(
+            clientID: client.clientID, username: client.username, securityProfile: client.info.securityProfile)
         lastRetainSource = source
         return source
     }
 
-    /// Whether a retained message may still be replayed: its setter's permission to publish it is asked again, as
-    /// the ACL may have changed (a SIGHUP reload) since. Messages without a source (the broker's own, and those
-    /// restored from the store, which keeps no source) are not checked, as mosquitto skips those without one.
+    /// Whether a retained message may still be replayed: its setter's permission to publish it is asked again, of the
+    /// ACL of the listener it published through, as that may have changed (a SIGHUP reload) since. Messages without a
+    /// source (the broker's own, and those restored from the store, which keeps no source) are not checked, as
+    /// mosquitto skips those without one.
     func setterMayStillPublish(_ message: Message, _ source: RetainSource?) -> Bool {
         guard let source, configuration.checkRetainSource else { return true }
-        return accessControl.mayPublish(clientID: source.clientID, username: source.username, topic: message.topic)
+        return security(source.securityProfile).accessControl.mayPublish(
+            clientID: source.clientID, username: source.username, topic: message.topic)
     }
 }

@@ -11,6 +11,8 @@ final class Session {
     let serial: UInt64
     /// The user name of the latest connection, for access checks (also while the client is away).
     var username: String?
+    /// The security profile of the listener the client last connected through: its ACL checks deliveries.
+    var securityProfile = 0
     /// Filter → granted QoS, compared byte for byte [MQTT-3.10.4-1].
     var subscriptions: [TopicFilter: QoS] = [:]
     /// The QoS flows and the queue; nil until the session first needs them.

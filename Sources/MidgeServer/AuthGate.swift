@@ -51,15 +51,21 @@ final class AuthGate: Sendable {
         var waiting = 0
     }
 
-    init(authenticator: any Authenticator, handles: [LoopHandle], logger: Logger) {
+    /// `secret` seals verdicts; gates of several listeners (`per_listener_settings`) share one, so the core's one
+    /// `VerdictAuthenticator` reads them all.
+    init(authenticator: any Authenticator, handles: [LoopHandle], logger: Logger, secret: [UInt8] = AuthGate.newSecret()) {
         self.authenticator = authenticator
         checksOffLoop = !(authenticator is AllowAll)
-        var generator = SystemRandomNumberGenerator()
-        secret = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        self.secret = secret
         coreAuthenticator = VerdictAuthenticator(secret: secret)
         inboxes = handles.map { _ in VerdictInbox() }
         self.handles = handles
         self.logger = logger
+    }
+
+    static func newSecret() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
     /// The password the core's authenticator turns back into `code`.

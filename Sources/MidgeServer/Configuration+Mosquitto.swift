@@ -84,15 +84,7 @@ extension Parser {
             case let value: throw fail("'\(value)' is not true or false")
             }
         }
-        /// Listener keys after a `listener` line belong to it; before any, to the default listener.
-        func listener(_ change: (inout ListenerConfiguration) -> Void) {
-            if configuration.listeners.isEmpty {
-                defaultListenerSettingsGiven = true
-                change(&defaultListener)
-            } else {
-                change(&configuration.listeners[configuration.listeners.count - 1])
-            }
-        }
+        func listener(_ change: (inout ListenerConfiguration) -> Void) { changeCurrentListener(change) }
 
         if let why = Configuration.mootKeys[key] {
             guard !arguments.isEmpty else { throw fail("missing value") }
@@ -125,10 +117,7 @@ extension Parser {
         case "connection_messages":
             configuration.connectionMessages = try boolean()
         case "per_listener_settings":
-            // Ignoring `true` would let every listener's clients in under one set of rules.
-            guard try !boolean() else {
-                throw fail("true is not available in Midge: authentication and ACLs are broker-wide")
-            }
+            if try boolean() { try enablePerListenerSettings(number: number) }
         case "check_retain_source":
             configuration.broker.checkRetainSource = try boolean()
         case "upgrade_outgoing_qos":

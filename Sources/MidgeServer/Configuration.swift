@@ -52,6 +52,8 @@ public struct Configuration: Sendable {
     public var logTimestamp = true
     public var passwordFile: String?
     public var aclFile: String?
+    /// `per_listener_settings true`: the security keys belong to each listener (`ListenerConfiguration.security`).
+    public var perListenerSettings = false
     /// `jwt_hs256_secret_file` / `jwt_rs256_public_key`: clients may present a signed JWT as their password.
     public var tokenKey: TokenKeySetting?
     /// `jwt_issuer` / `jwt_audience`: claims a token must carry when set.
@@ -190,10 +192,22 @@ struct Parser {
     var tlsSettings: [Int: ListenerTLSSettings] = [:]
     /// `max_connection_rate` before any `listener` line.
     var defaultConnectionRate: Int?
+    /// With `per_listener_settings true`, the security keys given before the first listener.
+    var perListenerDefaults = ListenerSecuritySettings()
 
     init(fileName: String, files: (any ConfigFileSource)?) {
         self.fileName = fileName
         self.files = files
+    }
+
+    /// The listener a listener-scoped key applies to: the last `listener` line's, or the default listener's.
+    mutating func changeCurrentListener(_ change: (inout ListenerConfiguration) -> Void) {
+        if configuration.listeners.isEmpty {
+            defaultListenerSettingsGiven = true
+            change(&defaultListener)
+        } else {
+            change(&configuration.listeners[configuration.listeners.count - 1])
+        }
     }
 
     mutating func parse(text: String) throws(ConfigError) {
@@ -231,6 +245,7 @@ struct Parser {
         }
         // mosquitto 2.0: anonymous clients are allowed by default only in local-only mode (no listener declared).
         configuration.broker.allowAnonymous = allowAnonymous ?? configuration.listeners.isEmpty
+        finishPerListenerSettings()
         return configuration
     }
 
@@ -277,15 +292,7 @@ struct Parser {
             return (nil, value)
         }
 
-        /// The listener a listener-scoped key applies to: the last `listener` line's, or the default listener's.
-        func listener(_ change: (inout ListenerConfiguration) -> Void) {
-            if configuration.listeners.isEmpty {
-                defaultListenerSettingsGiven = true
-                change(&defaultListener)
-            } else {
-                change(&configuration.listeners[configuration.listeners.count - 1])
-            }
-        }
+        func listener(_ change: (inout ListenerConfiguration) -> Void) { changeCurrentListener(change) }
         func tls(_ change: (inout ListenerTLSSettings) -> Void) {
             let index = configuration.listeners.count - 1
             if index < 0 { defaultListenerSettingsGiven = true }
@@ -294,6 +301,7 @@ struct Parser {
             tlsSettings[index] = settings
         }
 
+        if try parsePerListenerKey(key, arguments: arguments, rest: rest, number: number) { return }
         switch key {
         case "listener":
             guard (1...2).contains(arguments.count) else { throw fail("expects PORT [ADDRESS]") }

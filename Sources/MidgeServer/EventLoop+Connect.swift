@@ -7,7 +7,7 @@ extension EventLoop {
     /// The first packet was CONNECT. The connection's later packets wait (held) until the verdict is known.
     func beginConnect(_ connection: Connection, _ packet: Packet) {
         guard case .connect(var connect) = packet else { return }
-        let gate = server.authGate
+        let gate = server.authGate(for: connection.info.securityProfile)
         var identity = TransportIdentity.unchanged
         if connection.hasTransport, let slot = transports.slots[connection.id.rawValue] {
             identity = slot.transport.connectIdentity
@@ -50,7 +50,12 @@ extension EventLoop {
 
     /// Verdicts from the gate for this loop's connections; the held input behind each CONNECT follows it.
     func takeAuthVerdicts() {
-        for verdict in server.authGate.takeVerdicts(loop: index) {
+        takeVerdicts(from: server.authGate)
+        for gate in server.listenerGates { takeVerdicts(from: gate) }
+    }
+
+    private func takeVerdicts(from gate: AuthGate) {
+        for verdict in gate.takeVerdicts(loop: index) {
             guard let connection = connections[verdict.connection], connection.state == .authenticating else {
                 continue  // closed while its check ran
             }

@@ -148,7 +148,7 @@ extension EventLoop {
     /// core, which saves the thread wake-ups of a hand-off to loop 0 and back. Returns false when the core is busy
     /// (or not created yet); the events then go to loop 0.
     func runCoreIfFree() -> Bool {
-        let ran = sharedCore.lock.withLockIfAvailable { _ -> Bool in
+        let ran = sharedCore.lock.withLockIfAvailable { () -> Bool in
             guard sharedCore.broker != nil else { return false }
             startCoreRun()
             defer { runningCore = false }
@@ -217,7 +217,7 @@ extension EventLoop {
     private func deliverWhileAsleep(
         _ actions: inout [Action], readingChanges: inout [ReadingChange], to handle: LoopHandle
     ) -> Bool {
-        let outcome = handle.turnLock.withLockIfAvailable { _ -> (done: Bool, wake: Bool) in
+        let outcome = handle.turnLock.withLockIfAvailable { () -> (done: Bool, wake: Bool) in
             guard let loop = handle.loop, !loop.stopping, !handle.holdsCoreOutput else { return (false, false) }
             if now > loop.now { loop.now = now }
             actions.reverse()

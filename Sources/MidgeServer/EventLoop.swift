@@ -107,10 +107,11 @@ final class EventLoop {
             let settings = server.settings
             let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
-                accessControl: settings.accessControl, log: { level, message in logger.log(level, message) })
+                accessControl: settings.accessControl, listenerSecurity: settings.listenerAuth.map(\.security),
+                log: { level, message in logger.log(level, message) })
             broker.subscriptionEvents = { event in logger.log(event) }
             // Under the lock: the other loops hand their events over until the core is restored.
-            sharedCore.lock.withLock { _ in
+            sharedCore.lock.withLock {
                 server.persistence?.restore(into: broker, now: now)
                 sharedCore.broker = broker
             }
@@ -130,17 +131,17 @@ final class EventLoop {
         coreWakeAt = nextTick
         // Everything but the wait is done under the turn lock: while this thread sleeps, another may deliver to
         // its connections (see `deliverWhileAsleep`), and what it leaves for this loop wakes it.
-        var wait = handle.turnLock.withLock { _ -> Int32? in
+        var wait = handle.turnLock.withLock { () -> Int32? in
             handle.loop = self
             return timeout()
         }
         while let milliseconds = wait {
             let count = Syscall.epollWait(handle.epollFD, into: events, timeoutMilliseconds: milliseconds)
-            wait = handle.turnLock.withLock { _ -> Int32? in
+            wait = handle.turnLock.withLock { () -> Int32? in
                 now = Syscall.monotonicNanoseconds()
                 settings.metrics.loops[index].countTurn()
                 if index == 0 {
-                    sharedCore.lock.withLock { _ in
+                    sharedCore.lock.withLock {
                         startCoreRun()
                         turn(events.prefix(count))
                         runningCore = false
@@ -254,7 +255,8 @@ final class EventLoop {
                 continue
             }
             let info = ConnectionInfo(
-                remoteAddress: address, listenerPort: port, mountPoint: runtime.configuration.mountPoint)
+                remoteAddress: address, listenerPort: port, mountPoint: runtime.configuration.mountPoint,
+                securityProfile: runtime.configuration.securityProfile)
             let connection = Connection(id: id, fd: fd, info: info, hasTransport: runtime.factory != nil)
             connections.insert(connection)
             adopt(connection, on: runtime)

@@ -200,8 +200,13 @@ final class HTTPGateway: Sendable {
         listener: ListenerConfiguration, settings: ServerSettings,
         gatewaySettings: HTTPGatewaySettings = HTTPGatewaySettings()
     ) -> TransportFactory {
+        // With per_listener_settings, the listener's own ACL decides what its HTTP callers may publish.
+        let profile = listener.securityProfile
+        let accessControl =
+            profile > 0 && profile <= settings.listenerAuth.count
+            ? settings.listenerAuth[profile - 1].security.accessControl : settings.accessControl
         let gateway = HTTPGateway(
-            settings: gatewaySettings, accessControl: settings.accessControl,
+            settings: gatewaySettings, accessControl: accessControl,
             broker: settings.broker, metrics: settings.metrics)
         return { context in HTTPTransport(gateway: gateway, now: context.now) }
     }

@@ -32,6 +32,10 @@ public struct ListenerConfiguration: Sendable, Equatable {
     public var maxConnectionRate: Int?
     /// `mount_point`: prefix of every topic of this listener's clients (see `ConnectionInfo.mountPoint`).
     public var mountPoint: [UInt8] = []
+    /// With `per_listener_settings true`: this listener's own security keys, and the profile number its
+    /// connections carry to the core (`ConnectionInfo.securityProfile`); 0 means the broker-wide settings.
+    public var security: ListenerSecuritySettings?
+    public var securityProfile = 0
 
     public init(port: UInt16, address: IPAddress? = nil) {
         self.port = port

@@ -137,7 +137,7 @@ final class LoopHandle: Sendable {
     let awaitsCoreDrain = Atomic<Bool>(false)
     /// Held by the loop's thread for each of its turns, and free while it waits in `epoll_wait`; whoever holds
     /// it may touch `loop` (see `EventLoop.deliverWhileAsleep`).
-    let turnLock = Mutex<Void>(())
+    let turnLock = LoopLock()
     /// The loop, from its start to its end; read and written only under `turnLock`.
     nonisolated(unsafe) var loop: EventLoop?
 

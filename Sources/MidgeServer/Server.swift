@@ -27,6 +27,9 @@ public struct ServerSettings: Sendable {
     public var broker: BrokerConfiguration
     public var authenticator: any Authenticator
     public var accessControl: any AccessControl
+    /// With `per_listener_settings true`: each listener's authenticator and security, for the profile numbers
+    /// 1, 2, … that `ListenerConfiguration.securityProfile` gives its connections.
+    public var listenerAuth: [ListenerAuth] = []
     /// `persistence true`: where the durable store lives and how it syncs; nil runs in memory only.
     public var persistence: PersistenceSettings?
     /// Traffic counters per loop, the core's latest statistics, `$SYS` state: shared by the loops and `/metrics`.
@@ -111,6 +114,13 @@ final class ServerState: Sendable {
     let listenerOfGroup: [ListenerRuntime]
     /// Where CONNECTs are authenticated, off the core's thread.
     let authGate: AuthGate
+    /// The gates of listeners with their own security (`per_listener_settings`), by profile number minus one.
+    let listenerGates: [AuthGate]
+
+    /// The gate for a connection's security profile.
+    func authGate(for profile: Int) -> AuthGate {
+        profile > 0 && profile <= listenerGates.count ? listenerGates[profile - 1] : authGate
+    }
     /// The broker core, run by whichever loop holds its lock.
     let core = SharedCore()
     /// `log_dest topic`: log lines waiting for loop 0 to publish them on `$SYS/broker/log/…` (see `SysTopics`).
@@ -127,7 +137,11 @@ final class ServerState: Sendable {
         self.handles = handles
         self.persistence = persistence
         listenerOfGroup = listeners
-        authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger)
+        let secret = AuthGate.newSecret()
+        authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger, secret: secret)
+        listenerGates = settings.listenerAuth.map {
+            AuthGate(authenticator: $0.authenticator, handles: handles, logger: logger, secret: secret)
+        }
     }
 }
 
@@ -315,15 +329,15 @@ public final class Server: Sendable {
         }
     }
 
-    /// The core's counters, read under its lock (briefly holding up loop 0): for SIGUSR2's report.
+    /// The core's counters, read under its lock (briefly holding up loop 0).
     public var coreStatistics: BrokerStatistics? {
-        state.core.lock.withLock { _ in state.core.broker?.statistics }
+        state.core.lock.withLock { state.core.broker?.statistics }
     }
 
     /// The subscription tree for SIGUSR2's report, built under the core's lock (holding up loop 0 for one walk of
     /// the trie, as mosquitto's print holds up its one thread); nil before the core runs.
     public func subscriptionTree(maxLines: Int, maxSubscribersPerLine: Int) -> SubscriptionTreeReport? {
-        state.core.lock.withLock { _ in
+        state.core.lock.withLock {
             state.core.broker?.subscriptionTree(maxLines: maxLines, maxSubscribersPerLine: maxSubscribersPerLine)
         }
     }

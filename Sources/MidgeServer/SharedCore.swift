@@ -8,7 +8,7 @@ import Synchronization
 /// at most to a subscriber elsewhere. When loop 0 is busy the other loops hand their events over as before, in
 /// batches. Everything here is touched only by the thread holding `lock`, which is what makes it Sendable.
 final class SharedCore: @unchecked Sendable {
-    let lock = Mutex<Void>(())
+    let lock = LoopLock()
     /// Set by loop 0 under the lock as it starts (after restoring from the store); nil until then.
     var broker: Broker?
     /// The core's dropped-delivery count last published to `ServerState.droppedMessages`.

@@ -55,7 +55,7 @@ enum ImportCommand {
         if stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
             path += path.hasSuffix("/") ? "mosquitto.db" : "/mosquitto.db"
         }
-        guard let bytes = readBytes(path) else {
+        guard let bytes = readFileBytes(path) else {
             return complain("unable to read \(path): \(String(cString: strerror(errno))).")
         }
         let database: MosquittoDatabase
@@ -91,23 +91,5 @@ enum ImportCommand {
         var line = "Error: " + message + "\n"
         line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
         return 1
-    }
-
-    private static func readBytes(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                bytes.append(contentsOf: chunk[0..<count])
-            } else if count == 0 {
-                return bytes
-            } else if errno != EINTR {
-                return nil
-            }
-        }
     }
 }

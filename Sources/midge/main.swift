@@ -38,8 +38,8 @@ let usage = """
     SIGINT and SIGTERM stop.
     """
 
-/// Reads a whole file as UTF-8 text.
-func readTextFile(_ path: String) -> String? {
+/// Reads a whole file; nil when it cannot be opened or read.
+func readFileBytes(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -50,11 +50,16 @@ func readTextFile(_ path: String) -> String? {
         if count > 0 {
             bytes.append(contentsOf: chunk[0..<count])
         } else if count == 0 {
-            return String(decoding: bytes, as: UTF8.self)
+            return bytes
         } else if errno != EINTR {
             return nil
         }
     }
+}
+
+/// Reads a whole file as UTF-8 text.
+func readTextFile(_ path: String) -> String? {
+    readFileBytes(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 // MARK: Command line
@@ -152,52 +157,25 @@ if configuration.listeners.isEmpty {
     logger.log(.warning, "Warning: -p is ignored because the configuration file declares listeners.")
 }
 
-// A broken password or ACL file is a fatal configuration error, as in mosquitto.
-// Wrapped so SIGHUP can swap in a re-read file while clients stay connected.
-var authenticator: any Authenticator = AllowAll()
-var accessControl: any AccessControl = AllowAll()
-var reloadablePasswords: ReloadableAuthenticator?
-var reloadableRules: ReloadableAccessControl?
+// A broken password or ACL file is a fatal configuration error, as in mosquitto. Wrapped so SIGHUP can swap in a
+// re-read file while clients stay connected. With per_listener_settings each listener has its own set.
+let brokerSecurity: SecurityFiles
+var listenerSecurity: [(listener: ListenerConfiguration, files: SecurityFiles)] = []
 do {
-    if let path = configuration.passwordFile {
-        let reloadable = ReloadableAuthenticator(try PasswordFile(path: path))
-        reloadablePasswords = reloadable
-        authenticator = reloadable
-    }
-    if let path = configuration.aclFile {
-        let reloadable = ReloadableAccessControl(try ACLFile(path: path))
-        reloadableRules = reloadable
-        accessControl = reloadable
+    brokerSecurity = try SecurityFiles(
+        scope: "", passwordFile: configuration.passwordFile, aclFile: configuration.aclFile,
+        tokenKey: configuration.tokenKey, tokenIssuer: configuration.tokenIssuer,
+        tokenAudience: configuration.tokenAudience, logger: logger)
+    for listener in configuration.listeners.sorted(by: { $0.securityProfile < $1.securityProfile })
+    where listener.securityProfile > 0 {
+        let own = listener.security ?? ListenerSecuritySettings()
+        let files = try SecurityFiles(
+            scope: "the listener on port \(listener.port)", passwordFile: own.passwordFile, aclFile: own.aclFile,
+            tokenKey: own.tokenKey, tokenIssuer: own.tokenIssuer, tokenAudience: own.tokenAudience, logger: logger)
+        listenerSecurity.append((listener, files))
     }
 } catch {
-    logger.log(.error, "Error: \(error)")
-    exit(1)
-}
-
-// Token clients and password clients side by side: a JWT in the password goes to the token verifier.
-if let tokenKey = configuration.tokenKey {
-    let algorithm: TokenAuthenticator.Algorithm
-    switch tokenKey {
-    case .hs256SecretFile(let path):
-        guard var secret = readTextFile(path) else { fail("Error: cannot read the JWT secret file \(path).") }
-        while secret.last == "\n" || secret.last == "\r" { secret.removeLast() }
-        algorithm = .hs256(secret: Array(secret.utf8))
-    case .rs256PublicKey(let path):
-        guard let pem = readTextFile(path) else { fail("Error: cannot read the JWT public key file \(path).") }
-        algorithm = .rs256(publicKeyPEM: pem)
-    }
-    var options = TokenAuthenticator.Options()
-    options.issuer = configuration.tokenIssuer
-    options.audience = configuration.tokenAudience
-    do {
-        let tokens = try TokenAuthenticator(algorithm, options: options)
-        let chain = TokenOrPasswordAuthenticator(
-            tokens: tokens, passwords: reloadablePasswords, rules: accessControl)
-        authenticator = chain
-        accessControl = chain
-    } catch {
-        fail("Error: the JWT key is not usable: \(error)")
-    }
+    fail("Error: \(error.message)")
 }
 
 raiseOpenFileLimit(logger: logger)
@@ -211,9 +189,19 @@ sigemptyset(&handledSignals)
 for signal in [SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2] { sigaddset(&handledSignals, signal) }
 pthread_sigmask(SIG_BLOCK, &handledSignals, nil)
 
-let settings = ServerSettings(
-    configuration: configuration, commandLinePorts: commandLinePorts, authenticator: authenticator,
-    accessControl: accessControl)
+var settings = ServerSettings(
+    configuration: configuration, commandLinePorts: commandLinePorts, authenticator: brokerSecurity.authenticator,
+    accessControl: brokerSecurity.accessControl)
+settings.listenerAuth = listenerSecurity.map { listener, files in
+    let own = listener.security ?? ListenerSecuritySettings()
+    let broker = configuration.broker
+    return ListenerAuth(
+        authenticator: files.authenticator,
+        security: ListenerSecurity(
+            allowAnonymous: own.allowAnonymous ?? false,
+            allowZeroLengthClientID: own.allowZeroLengthClientID ?? broker.allowZeroLengthClientID,
+            autoIDPrefix: own.autoIDPrefix ?? broker.autoIDPrefix, accessControl: files.accessControl))
+}
 let server: Server
 do {
     server = try Server.start(settings: settings, logger: logger)
@@ -279,8 +267,12 @@ Daemon.ready()
     guard let configFile else { return }
     do {
         let reread = try loadConfiguration(configFile)
-        if reloadablePasswords != nil, let path = reread.passwordFile { configuration.passwordFile = path }
-        if reloadableRules != nil, let path = reread.aclFile { configuration.aclFile = path }
+        brokerSecurity.follow(passwordFile: reread.passwordFile, aclFile: reread.aclFile)
+        for (listener, files) in listenerSecurity {
+            // The same listener in the re-read file: its security profile number is its place in the file.
+            let again = reread.listeners.first { $0.securityProfile == listener.securityProfile }?.security
+            files.follow(passwordFile: again?.passwordFile, aclFile: again?.aclFile)
+        }
         var format = LogFormat()
         format.timestampFormat = reread.logTimestampFormat
         format.connectionMessages = reread.connectionMessages
@@ -314,22 +306,8 @@ while true {
         logger.log(.notice, "Received SIGHUP, reloading the password file, ACL file and TLS certificates.")
         for problem in reopenProblems { logger.log(.error, "Error: \(problem)") }
         rereadConfiguration()
-        if let path = configuration.passwordFile, let reloadablePasswords {
-            do {
-                reloadablePasswords.replace(with: try PasswordFile(path: path))
-                logger.log(.notice, "Reloaded the password file \(path).")
-            } catch {
-                logger.log(.error, "Unable to reload the password file, keeping the previous one: \(error)")
-            }
-        }
-        if let path = configuration.aclFile, let reloadableRules {
-            do {
-                reloadableRules.replace(with: try ACLFile(path: path))
-                logger.log(.notice, "Reloaded the ACL file \(path).")
-            } catch {
-                logger.log(.error, "Unable to reload the ACL file, keeping the previous one: \(error)")
-            }
-        }
+        brokerSecurity.reload(logger: logger)
+        for (_, files) in listenerSecurity { files.reload(logger: logger) }
         server.hangup()
         ServiceNotifier.notify("READY=1")
         continue

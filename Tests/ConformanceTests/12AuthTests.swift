@@ -7,19 +7,7 @@ import XCTest
 final class AuthTests: ConformanceCase {
     /// A broker that only lets `alice` / `secret` in, with a password file made by `mosquitto_passwd`.
     private func passwordBroker() throws -> BrokerProcess {
-        let tool = "/usr/bin/mosquitto_passwd"
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: tool), "mosquitto_passwd is not installed")
-        let directory = try BrokerProcess.makeScratchDirectory()
-        scratchDirectories.append(directory)
-        let path = directory.appendingPathComponent("passwords").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["-c", "-b", path, "alice", "secret"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ClientError("mosquitto_passwd failed") }
+        let path = try makePasswordFile(user: "alice", password: "secret")
         return try startBroker(config: ["allow_anonymous false", "password_file \(path)"])
     }
 
@@ -122,5 +110,25 @@ final class AuthTests: ConformanceCase {
         XCTAssertEqual(codes.first, 1)
         XCTAssertEqual(codes.dropFirst(2).first, 0)
         for code in codes { XCTAssertTrue([0, 1, 2, 0x80].contains(code), "code \(code)") }
+    }
+}
+
+extension ConformanceCase {
+    /// A password file holding one user, made by the real `mosquitto_passwd` in a scratch directory of the test.
+    func makePasswordFile(user: String, password: String) throws -> String {
+        let tool = "/usr/bin/mosquitto_passwd"
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: tool), "mosquitto_passwd is not installed")
+        let directory = try BrokerProcess.makeScratchDirectory()
+        scratchDirectories.append(directory)
+        let path = directory.appendingPathComponent("passwords").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = ["-c", "-b", path, user, password]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ClientError("mosquitto_passwd failed") }
+        return path
     }
 }

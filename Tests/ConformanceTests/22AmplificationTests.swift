@@ -97,11 +97,8 @@ final class AmplificationTests: ConformanceCase {
     private func subscribeMany(
         _ broker: BrokerProcess, _ count: Int, offset: Int = 0, keep: inout [RawClient], _ make: (Int) -> [UInt8]
     ) throws -> Int {
-        let client = try RawClient(port: broker.port, name: "subscriber")
-        let connect = Wire.connect(uniqueID("amp"))
-        try client.send(connect)
-        _ = try client.readConnAck()
-        var sent = connect.count
+        let (client, connected) = try openCounted(broker, name: "subscriber")
+        var sent = connected
         var packetID: UInt16 = 1
         for batchStart in stride(from: 0, to: count, by: 100) {
             let filters = (batchStart..<min(count, batchStart + 100)).map { (filter: make(offset + $0), qos: UInt8(1)) }
@@ -113,6 +110,15 @@ final class AmplificationTests: ConformanceCase {
         }
         keep.append(client)
         return sent
+    }
+
+    /// A connected client and the bytes its CONNECT took.
+    private func openCounted(_ broker: BrokerProcess, name: String) throws -> (RawClient, Int) {
+        let client = try RawClient(port: broker.port, name: name)
+        let connect = Wire.connect(uniqueID(name))
+        try client.send(connect)
+        _ = try client.readConnAck()
+        return (client, connect.count)
     }
 
     // MARK: Subscriptions
@@ -173,11 +179,8 @@ final class AmplificationTests: ConformanceCase {
         _ broker: BrokerProcess, _ count: Int, offset: Int = 0, qos: UInt8 = 0, retain: Bool,
         topic: (Int) -> [UInt8], payload: [UInt8]
     ) throws -> Int {
-        let client = try RawClient(port: broker.port, name: "publisher")
-        let connect = Wire.connect(uniqueID("pub"))
-        try client.send(connect)
-        _ = try client.readConnAck()
-        var sent = connect.count
+        let (client, connected) = try openCounted(broker, name: "publisher")
+        var sent = connected
         for batchStart in stride(from: 0, to: count, by: 200) {
             var batch: [UInt8] = []
             for index in batchStart..<min(count, batchStart + 200) {

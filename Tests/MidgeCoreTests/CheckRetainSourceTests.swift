@@ -105,6 +105,50 @@ final class CheckRetainSourceTests: XCTestCase {
         XCTAssertEqual(subscriber.take(), [pub("news", "own", retain: true)])
     }
 
+    /// With per_listener_settings the setter's own listener's ACL is asked, as mosquitto keeps the source listener.
+    func testTheSettersListenerACLIsAsked() {
+        let brokerWide = ChangingPublishRules()
+        let listenerRules = ChangingPublishRules()
+        let listener = ListenerSecurity(
+            allowAnonymous: true, allowZeroLengthClientID: true, autoIDPrefix: "auto-", accessControl: listenerRules)
+        let broker = Broker(
+            configuration: BrokerConfiguration(), accessControl: brokerWide, listenerSecurity: [listener])
+        let now = MonotonicTime.seconds(1)
+        var serial: UInt64 = 0
+        func connect(_ clientID: String, profile: Int) -> (ConnectionID, ConnectionInfo) {
+            serial += 1
+            let id = ConnectionID(loop: 0, serial: serial)
+            let info = ConnectionInfo(remoteAddress: "127.0.0.1", listenerPort: 1883, securityProfile: profile)
+            var ignored: [Action] = []
+            broker.handle(
+                .connect(
+                    Connect(
+                        protocolVersion: .v3_1_1, cleanSession: true, keepAlive: 0, clientID: clientID, will: nil,
+                        username: nil, password: nil)), from: id, info: info, now: now, into: &ignored)
+            return (id, info)
+        }
+        func retainedReplays(to clientID: String) -> [String] {
+            let (id, info) = connect(clientID, profile: 0)
+            var actions: [Action] = []
+            let request = SubscriptionRequest(filter: filter("r"), qos: .atMostOnce)
+            broker.handle(
+                .subscribe(Subscribe(packetID: pid(1), requests: [request])), from: id, info: info, now: now,
+                into: &actions)
+            return actions.compactMap {
+                guard case .send(_, .publish(let delivery)) = $0 else { return nil }
+                return String(decoding: delivery.message.payload, as: UTF8.self)
+            }
+        }
+        let (setter, setterInfo) = connect("setter", profile: 1)
+        var ignored: [Action] = []
+        broker.handle(
+            .publish(makePublish("r", "kept", retain: true)), from: setter, info: setterInfo, now: now, into: &ignored)
+        brokerWide.deniedClients = ["setter"]
+        XCTAssertEqual(retainedReplays(to: "a"), ["kept"], "the broker-wide ACL is not the setter's")
+        listenerRules.deniedClients = ["setter"]
+        XCTAssertEqual(retainedReplays(to: "b"), [])
+    }
+
     func testOffEveryRetainedMessageIsReplayedWithoutAsking() {
         let rules = ChangingPublishRules()
         var configuration = BrokerConfiguration()

@@ -353,12 +353,7 @@ final class PublishTests: XCTestCase {
 
     func test_acksForUnknownIDsAreIgnored() {
         let harness = Harness()
-        let subscriber = harness.connect("s")
-        subscriber.subscribeOnly([("a", .atLeastOnce), ("b", .exactlyOnce)])
-        let publisher = harness.connect("p")
-        publisher.publish("a", "1", qos: .atLeastOnce, id: 1)
-        publisher.publish("b", "2", qos: .exactlyOnce, id: 2)
-        XCTAssertEqual(subscriber.take().count, 2)
+        let subscriber = subscriberWithOneQoS1AndOneQoS2Delivery(harness)
         subscriber.send(.puback(pid(99)))
         subscriber.send(.pubrec(pid(99)))
         subscriber.send(.pubcomp(pid(99)))
@@ -376,13 +371,7 @@ final class PublishTests: XCTestCase {
             (Packet.pubcomp(pid(1)), 1, "PUBCOMP for a QoS 1 delivery"),
             (Packet.puback(pid(2)), 2, "PUBACK for a QoS 2 delivery"),
         ] {
-            let harness = Harness()
-            let subscriber = harness.connect("s")
-            subscriber.subscribeOnly([("a", .atLeastOnce), ("b", .exactlyOnce)])
-            let publisher = harness.connect("p")
-            publisher.publish("a", "1", qos: .atLeastOnce, id: 1)
-            publisher.publish("b", "2", qos: .exactlyOnce, id: 2)
-            XCTAssertEqual(subscriber.take().count, 2)
+            let subscriber = subscriberWithOneQoS1AndOneQoS2Delivery(Harness())
             subscriber.send(ack)
             XCTAssertEqual(subscriber.closeReason, .protocolError(reason), "id \(id)")
         }
@@ -536,5 +525,16 @@ final class PublishTests: XCTestCase {
         let statistics = harness.broker.statistics
         XCTAssertEqual(statistics.messagesReceived, 2)
         XCTAssertEqual(statistics.messagesSent, 1)
+    }
+
+    /// Client "s" with a QoS 1 delivery in flight as id 1 and a QoS 2 one as id 2.
+    private func subscriberWithOneQoS1AndOneQoS2Delivery(_ harness: Harness) -> Client {
+        let subscriber = harness.connect("s")
+        subscriber.subscribeOnly([("a", .atLeastOnce), ("b", .exactlyOnce)])
+        let publisher = harness.connect("p")
+        publisher.publish("a", "1", qos: .atLeastOnce, id: 1)
+        publisher.publish("b", "2", qos: .exactlyOnce, id: 2)
+        XCTAssertEqual(subscriber.take().count, 2)
+        return subscriber
     }
 }

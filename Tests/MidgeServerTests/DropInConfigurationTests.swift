@@ -165,9 +165,8 @@ final class DropInConfigurationTests: XCTestCase {
         for key in Configuration.mootKeys.keys { XCTAssertTrue(text.contains(key), key) }
     }
 
-    /// Values that change nothing in Midge are accepted silently; those whose loss would weaken security or
-    /// deliveries are refused with the reason; the rest are accepted with one warning.
-    func testKeysAcceptedForTheirDefaultAndRefusedOtherwise() throws {
+    /// Their default values are accepted silently and the others take effect; log_type websockets warns once.
+    func testCoreKeysTakeEffect() throws {
         let quiet = try parse(
             """
             per_listener_settings false
@@ -177,11 +176,6 @@ final class DropInConfigurationTests: XCTestCase {
             connection_messages true
             """)
         XCTAssertEqual(quiet.warnings, [])
-        for key in ["per_listener_settings"] {
-            let error = parseError("\(key) true\n")
-            XCTAssertEqual(error?.key, key)
-            XCTAssertTrue(error?.message.hasPrefix("true is not available in Midge") ?? false, key)
-        }
         XCTAssertTrue(try parse("upgrade_outgoing_qos true\n").broker.upgradeOutgoingQoS)
         XCTAssertTrue(try parse("").broker.checkRetainSource, "mosquitto's default")
         XCTAssertFalse(try parse("check_retain_source false\n").broker.checkRetainSource)

@@ -89,6 +89,7 @@ extension Broker {
             sessionPresent = false  // [MQTT-3.2.2-1][MQTT-3.2.2-3]
         }
         session.username = connect.username
+        session.securityProfile = info.securityProfile
         session.connection = connection
         session.outputBlocks = []
         if let flows = session.flows {
@@ -103,7 +104,9 @@ extension Broker {
             expiry?.offlineSince[key] = nil
         }
 
-        let client = ClientConnection(id: connection, info: info, session: session, connect: connect, now: now)
+        let client = ClientConnection(
+            id: connection, info: info, session: session, connect: connect, now: now,
+            accessControl: security(info.securityProfile).accessControl)
         connections[connection] = client
         if let deadline = client.keepaliveDeadline { keepalive.push(deadline, connection) }
         logConnected(client, cleanSession: connect.cleanSession)
@@ -119,6 +122,7 @@ extension Broker {
     private func refusal(
         of connect: Connect, info: ConnectionInfo, assigning clientID: inout String
     ) -> ConnectRefusal? {
+        let security = security(info.securityProfile)
         if configuration.useUsernameAsClientID {
             // mosquitto's use_username_as_clientid: the user name is the client id; without one, not authorised.
             guard let username = connect.username else { return .anonymous }
@@ -127,8 +131,8 @@ extension Broker {
         if clientID.isEmpty {
             if connect.protocolVersion == .v3_1 { return .emptyClientIDOnMQTT31 }
             if !connect.cleanSession { return .emptyClientIDWithPersistentSession }
-            if !configuration.allowZeroLengthClientID { return .emptyClientIDNotAllowed }
-            clientID = generateClientID()
+            if !security.allowZeroLengthClientID { return .emptyClientIDNotAllowed }
+            clientID = generateClientID(prefix: security.autoIDPrefix)
         } else {
             let length = clientID.utf8.count
             if connect.protocolVersion == .v3_1 && length > 23 { return .clientIDTooLong(length) }
@@ -139,14 +143,14 @@ extension Broker {
             counters.connectionsRefusedForMemory += 1
             return .memoryLimit
         }
-        if connect.username == nil && !configuration.allowAnonymous { return .anonymous }
+        if connect.username == nil && !security.allowAnonymous { return .anonymous }
         let answer = authenticator.authenticate(
             clientID: clientID, username: connect.username, password: connect.password)
         if answer != .accepted { return .authentication(answer) }
         if let will = connect.will {
             // The Will is published under the listener's mount point, so that is where it is authorised.
             guard let topic = Mount.topic(will.topic, under: info.mountPoint),
-                accessControl.mayPublish(clientID: clientID, username: connect.username, topic: topic)
+                security.accessControl.mayPublish(clientID: clientID, username: connect.username, topic: topic)
             else { return .willDenied }
         }
         return nil
@@ -168,14 +172,14 @@ extension Broker {
 
     /// `autoIDPrefix` plus a random UUID, as mosquitto does. Random rather than a counter, so another client cannot
     /// guess an assigned id and take its connection over; the only output of the core that is not reproducible.
-    private func generateClientID() -> String {
+    private func generateClientID(prefix: String) -> String {
         var generator = SystemRandomNumberGenerator()
         while true {
             // Version 4 UUID: the version nibble is 4, the variant bits 10.
             let high = (generator.next() as UInt64) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
             let low = (generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
             let candidate =
-                configuration.autoIDPrefix + hex(high >> 32, 8) + "-" + hex(high >> 16 & 0xFFFF, 4) + "-"
+                prefix + hex(high >> 32, 8) + "-" + hex(high >> 16 & 0xFFFF, 4) + "-"
                 + hex(high & 0xFFFF, 4) + "-" + hex(low >> 48, 4) + "-" + hex(low & 0xFFFF_FFFF_FFFF, 12)
             if sessions[ClientIDKey(candidate)] == nil { return candidate }
         }

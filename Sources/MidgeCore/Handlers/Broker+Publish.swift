@@ -74,7 +74,7 @@ extension Broker {
     /// usual and dropped [MQTT-3.3.5-2]. `$SYS` is the broker's own (mosquitto drops it the same way).
     private func accept(_ publish: Publish, from client: ClientConnection, into actions: inout [Action]) {
         guard !publish.topic.isSysTopic,
-            accessControl.mayPublish(clientID: client.clientID, username: client.username, topic: publish.topic)
+            client.accessControl.mayPublish(clientID: client.clientID, username: client.username, topic: publish.topic)
         else { return }
         let limit = configuration.messageSizeLimit
         if limit > 0 && publish.payload.count > limit {

@@ -40,7 +40,7 @@ extension Broker {
                 continue
             }
             guard
-                accessControl.maySubscribe(
+                client.accessControl.maySubscribe(
                     clientID: session.clientID, username: client.username, filter: checkedFilter)
             else {
                 log(.debug, "Client \(session.clientID) denied subscription to \(request.filter).")
@@ -90,11 +90,12 @@ extension Broker {
     private func sendRetained(
         matching subscription: SubscriptionRequest, to session: Session, into actions: inout [Action]
     ) {
-        let checksDeliveries = accessControl.checksDeliveries
+        let control = security(session.securityProfile).accessControl
+        let checksDeliveries = control.checksDeliveries
         let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : nil
         retained.forEachMatch(subscription.filter) { message, source in
             if checksDeliveries
-                && !accessControl.mayReceive(
+                && !control.mayReceive(
                     clientID: session.clientID, username: session.username, topic: message.topic)
             {
                 return

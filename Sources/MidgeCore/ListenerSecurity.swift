@@ -1,0 +1,27 @@
+// mosquitto's `per_listener_settings true`: each listener's own anonymous access, client id rules and ACL.
+
+/// The security a listener gives its clients. Profile 0 is the broker-wide one (`BrokerConfiguration` and the
+/// broker's `AccessControl`); with `per_listener_settings` each listener has its own, picked by
+/// `ConnectionInfo.securityProfile`. Authentication happens before the core (the driver's gate, per listener too).
+public struct ListenerSecurity: Sendable {
+    public var allowAnonymous: Bool
+    public var allowZeroLengthClientID: Bool
+    public var autoIDPrefix: String
+    public var accessControl: any AccessControl
+
+    public init(
+        allowAnonymous: Bool, allowZeroLengthClientID: Bool, autoIDPrefix: String, accessControl: any AccessControl
+    ) {
+        self.allowAnonymous = allowAnonymous
+        self.allowZeroLengthClientID = allowZeroLengthClientID
+        self.autoIDPrefix = autoIDPrefix
+        self.accessControl = accessControl
+    }
+}
+
+extension Broker {
+    /// The profile a connection's listener gives it; an unknown index falls back to the broker-wide one.
+    func security(_ profile: Int) -> ListenerSecurity {
+        profile > 0 && profile < securityProfiles.count ? securityProfiles[profile] : securityProfiles[0]
+    }
+}
