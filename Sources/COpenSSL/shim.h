@@ -25,5 +25,6 @@ static inline int midge_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
 static const uint64_t MIDGE_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
 static const uint64_t MIDGE_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
 static const uint64_t MIDGE_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
+static const uint64_t MIDGE_SSL_OP_NO_TICKET = SSL_OP_NO_TICKET;
 static const unsigned long MIDGE_XN_FLAG_RFC2253 = XN_FLAG_RFC2253;
 #endif

@@ -131,6 +131,7 @@ public struct Configuration: Sendable {
         "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
         "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
+        "crlfile", "use_subject_as_username", "psk_hint", "psk_file",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
         "retained_messages_max", "retained_bytes_max", "memory_limit", "mount_point", "use_username_as_clientid",
         "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format", "log_facility",
@@ -147,15 +148,15 @@ public struct Configuration: Sendable {
         "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_reload_type",
         "bridge_require_ocsp", "bridge_tls_version",
         "cleansession", "clientid", "clientid_prefixes", "connection",
-        "crlfile", "enable_control_api", "global_max_clients",
+        "enable_control_api", "global_max_clients",
         "global_max_connections", "global_plugin", "idle_timeout", "keepalive_interval",
         "local_cleansession", "local_clientid", "local_password", "local_username",
         "notification_topic", "notifications", "notifications_local_only",
         "plugin",
-        "psk_file", "psk_hint", "remote_clientid", "remote_password", "remote_username",
+        "remote_clientid", "remote_password", "remote_username",
         "restart_timeout", "round_robin", "start_type",
         "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
-        "topic", "try_private", "use_subject_as_username",
+        "topic", "try_private",
     ]
 
     /// Parses a whole file. `fileName` only labels errors.
@@ -194,6 +195,8 @@ struct Parser {
     var defaultConnectionRate: Int?
     /// With `per_listener_settings true`, the security keys given before the first listener.
     var perListenerDefaults = ListenerSecuritySettings()
+    /// `psk_file` before any `listener` line (and its line): mosquitto's global form, for every `psk_hint` listener.
+    var defaultPSKFile: (path: String, line: Int)?
 
     init(fileName: String, files: (any ConfigFileSource)?) {
         self.fileName = fileName
@@ -221,12 +224,16 @@ struct Parser {
 
     mutating func finish() throws(ConfigError) -> Configuration {
         for (index, settings) in tlsSettings.sorted(by: { $0.key < $1.key }) {
-            let tls = try settings.configuration(fileName: fileName)
+            let tls = try settings.configuration(fileName: fileName, defaultPSKFile: defaultPSKFile?.path)
             if index < 0 {
                 defaultListener.tls = tls
             } else {
                 configuration.listeners[index].tls = tls
             }
+        }
+        if let defaultPSKFile, !tlsSettings.values.contains(where: { $0.pskHint != nil }) {
+            throw ConfigError(
+                fileName: fileName, line: defaultPSKFile.line, key: "psk_file", message: "no listener has psk_hint")
         }
         if legacyPort != nil || legacyBindAddress != nil || legacyBindHost != nil || defaultListenerSettingsGiven {
             // mosquitto's "default listener": `port`, `bind_address` and listener settings outside any `listener`
@@ -371,6 +378,20 @@ struct Parser {
         case "use_identity_as_username":
             let value = try boolean()
             tls { $0.useIdentityAsUsername = value }
+        case "crlfile":
+            let path = try text()
+            tls { $0.crlFile = path }
+        case "use_subject_as_username":
+            let value = try boolean()
+            tls { $0.useSubjectAsUsername = value }
+        case "psk_hint":
+            let hint = try text()
+            tls { $0.pskHint = hint }
+        case "psk_file":
+            // mosquitto (without per_listener_settings) has one psk_file for all listeners; Midge reads it per
+            // listener when it follows a `listener` line, and as that shared file before any.
+            let path = try text()
+            if configuration.listeners.isEmpty { defaultPSKFile = (path, number) } else { tls { $0.pskFile = path } }
         case "sys_interval":
             configuration.sysInterval = try integer(0...86_400)
         case "port":

@@ -88,9 +88,9 @@ enum TransportFactories {
             inner = HTTPGateway.factory(listener: listener, settings: settings)
         }
         guard let tls else { return inner }
-        let useIdentity = listener.tls?.useIdentityAsUsername ?? false
+        let usernameSource = listener.tls?.usernameSource
         return { context in
-            TLSTransport(context: tls.current, useIdentityAsUsername: useIdentity, inner: inner?(context))
+            TLSTransport(context: tls.current, usernameSource: usernameSource, inner: inner?(context))
         }
     }
 }

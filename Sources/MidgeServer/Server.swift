@@ -302,7 +302,8 @@ public final class Server: Sendable {
             let port = listeners[position].port
             do {
                 try runtime.reloadTLS()
-                state.logger.log(.notice, "Reloaded the TLS certificate and keys of the listener on port \(port).")
+                let files = runtime.configuration.tls?.preSharedKeys == nil ? "TLS certificate and keys" : "PSK file"
+                state.logger.log(.notice, "Reloaded the \(files) of the listener on port \(port).")
             } catch {
                 state.logger.log(
                     .error, "Unable to reload the TLS files of the listener on port \(port), keeping the previous "

@@ -9,14 +9,15 @@ final class TLSTransport: ConnectionTransport {
     private let tls: TLSConnection?
     /// Why the session could not even be created (out of memory); the first read closes the connection.
     private let setupFailure: TLSError?
-    private let useIdentityAsUsername: Bool
+    /// Where the MQTT username comes from (`use_identity_as_username`, `use_subject_as_username`); nil for CONNECT's.
+    private let usernameSource: PeerIdentity?
     /// WebSocket or HTTP running inside TLS; nil for MQTT straight over TLS.
     private let inner: (any ConnectionTransport)?
     /// Plaintext for or from `inner`, reused between calls.
     private var scratch: [UInt8] = []
     private var innerWire: [UInt8] = []
 
-    init(context: TLSContext, useIdentityAsUsername: Bool, inner: (any ConnectionTransport)?) {
+    init(context: TLSContext, usernameSource: PeerIdentity?, inner: (any ConnectionTransport)?) {
         do {
             tls = try TLSConnection(context: context)
             setupFailure = nil
@@ -24,7 +25,7 @@ final class TLSTransport: ConnectionTransport {
             tls = nil
             setupFailure = error
         }
-        self.useIdentityAsUsername = useIdentityAsUsername
+        self.usernameSource = usernameSource
         self.inner = inner
     }
 
@@ -110,8 +111,8 @@ final class TLSTransport: ConnectionTransport {
     }
 
     var connectIdentity: TransportIdentity {
-        guard useIdentityAsUsername else { return inner?.connectIdentity ?? .unchanged }
-        guard let name = tls?.peerCertificateSubjectCommonName else { return .missing }
+        guard let usernameSource else { return inner?.connectIdentity ?? .unchanged }
+        guard let name = tls?.peerIdentity(usernameSource) else { return .missing }
         return .authenticated(username: name)
     }
 

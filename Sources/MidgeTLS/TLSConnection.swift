@@ -51,6 +51,9 @@ public final class TLSConnection {
     public private(set) var failure: TLSError?
     /// Plaintext written before the handshake completed, encrypted when it does.
     private var heldPlaintext: [UInt8] = []
+    /// The identity whose pre-shared key the handshake used; set by the context's PSK lookup, which finds this
+    /// object through the SSL's app data.
+    var acceptedPSKIdentity: [UInt8]?
 
     public init(context: TLSContext) throws(TLSError) {
         OpenSSLErrorQueue.clear()
@@ -72,6 +75,8 @@ public final class TLSConnection {
         self.inbound = inbound
         self.outbound = outbound
         self.context = context
+        // Unretained: the SSL is freed in deinit, so it never outlives the object it points to.
+        _ = SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit { SSL_free(ssl) }
@@ -195,7 +200,17 @@ public final class TLSConnection {
             let reason = X509_verify_cert_error_string(verifyResult).map { String(cString: $0) } ?? text
             return .clientCertificateRejected(reason: reason)
         default:
-            return .handshakeFailed(reason: text.isEmpty ? "no reason given by OpenSSL" : text)
+            let detail = text.isEmpty ? "no reason given by OpenSSL" : text
+            // OpenSSL's words for these ("binder does not verify", "no suitable signature algorithm") do not say it.
+            if context.preSharedKeys != nil {
+                if let identity = acceptedPSKIdentity {
+                    let name = String(decoding: identity, as: UTF8.self)
+                    return .handshakeFailed(
+                        reason: "PSK identity \"\(name)\" is known but its key does not match (\(detail))")
+                }
+                return .handshakeFailed(reason: "the client named no PSK identity of psk_file (\(detail))")
+            }
+            return .handshakeFailed(reason: detail)
         }
     }
 
@@ -320,6 +335,22 @@ public final class TLSConnection {
             }
             return String(decoding: bytes, as: UTF8.self)
         }
+    }
+
+    /// The username `source` yields for this client, or nil when it has none.
+    public func peerIdentity(_ source: PeerIdentity) -> String? {
+        switch source {
+        case .certificateCommonName: return peerCertificateSubjectCommonName
+        case .certificateSubject: return peerCertificateSubject
+        case .pskIdentity: return pskIdentity
+        }
+    }
+
+    /// The PSK identity the client authenticated with, once the handshake is complete on a PSK listener. The file
+    /// it matched holds only valid UTF-8 identities.
+    public var pskIdentity: String? {
+        guard isHandshakeComplete, let acceptedPSKIdentity else { return nil }
+        return String(decoding: acceptedPSKIdentity, as: UTF8.self)
     }
 
     private func withPeerSubject(_ body: (OpaquePointer) -> String?) -> String? {

@@ -11,23 +11,34 @@ public final class TLSContext: @unchecked Sendable {
     /// The `SSL_CTX *`; never modified after `init`.
     let pointer: OpaquePointer
     public let configuration: TLSConfiguration
+    /// The identities and keys of `psk_file` on a PSK listener. The context's PSK lookup reads them through the
+    /// `SSL_CTX`'s app data, unretained: this object keeps them alive, and every connection keeps this object.
+    public let preSharedKeys: PreSharedKeyFile?
 
-    /// Builds the context, reading `certfile`, `keyfile` and `cafile` now. Blocking file I/O: build contexts at
-    /// start-up or on reload, never on an event loop.
+    /// Builds the context, reading `certfile`, `keyfile`, `cafile`, `crlfile` or `psk_file` now. Blocking file I/O:
+    /// build contexts at start-up or on reload, never on an event loop.
     public init(configuration: TLSConfiguration) throws(TLSError) {
         try configuration.validate()
+        var keys: PreSharedKeyFile?
+        if let settings = configuration.preSharedKeys { keys = try PreSharedKeyFile(path: settings.file) }
         OpenSSLErrorQueue.clear()
         guard let context = SSL_CTX_new(TLS_server_method()) else {
             throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "SSL_CTX_new"))
         }
         do {
             try Self.configure(context, configuration)
+            if let keys, let settings = configuration.preSharedKeys {
+                try Self.usePreSharedKeys(keys, hint: settings.hint, in: context)
+            } else {
+                try Self.loadCertificates(context, configuration)
+            }
         } catch {
             SSL_CTX_free(context)
             throw error
         }
         pointer = context
         self.configuration = configuration
+        preSharedKeys = keys
     }
 
     deinit { SSL_CTX_free(pointer) }
@@ -76,7 +87,13 @@ public final class TLSContext: @unchecked Sendable {
                     reason: OpenSSLErrorQueue.reason(orElse: "no usable ciphersuite"))
             }
         }
+    }
 
+    /// The certificate side: `certfile`, `keyfile`, the CAs and revocation list client certificates are checked
+    /// against, and whether one is asked for.
+    private static func loadCertificates(_ context: OpaquePointer, _ configuration: TLSConfiguration)
+        throws(TLSError)
+    {
         OpenSSLErrorQueue.clear()
         guard SSL_CTX_use_certificate_chain_file(context, configuration.certificateFile) == 1 else {
             throw .rejectedSetting(
@@ -108,10 +125,92 @@ public final class TLSContext: @unchecked Sendable {
                     reason: OpenSSLErrorQueue.reason(orElse: "cannot use the CA directory"))
             }
         }
+        if let crlFile = configuration.crlFile {
+            try loadRevocationList(crlFile, into: context)
+        }
         // With require_certificate false mosquitto does not even ask for a certificate (since 1.3.4).
         let verifyMode = configuration.requireCertificate ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0
         SSL_CTX_set_verify(context, verifyMode, nil)
     }
+}
+
+extension TLSContext {
+    /// TLS-PSK (mosquitto's `psk_hint`/`psk_file`): no certificate, the handshake succeeds only for a client that
+    /// holds the key of the identity it names. OpenSSL calls the same lookup for TLS 1.2 PSK cipher suites and, with
+    /// SHA-256 suites, for TLS 1.3, which is what `mosquitto_pub --psk` negotiates by default.
+    fileprivate static func usePreSharedKeys(_ keys: PreSharedKeyFile, hint: String, in context: OpaquePointer)
+        throws(TLSError)
+    {
+        OpenSSLErrorQueue.clear()
+        guard SSL_CTX_use_psk_identity_hint(context, hint) == 1 else {
+            throw .rejectedSetting(
+                key: "psk_hint", value: hint,
+                reason: OpenSSLErrorQueue.reason(orElse: "longer than \(PSK_MAX_IDENTITY_LEN) bytes"))
+        }
+        // OpenSSL's built-in DH groups, as mosquitto 2.0 enables them: its TLS 1.2 PSK clients then get the same
+        // first choice, DHE-PSK-AES256-GCM-SHA384, rather than falling back to ECDHE-PSK with ChaCha20.
+        _ = SSL_CTX_ctrl(context, SSL_CTRL_SET_DH_AUTO, 1, nil)
+        _ = SSL_CTX_set_ex_data(context, 0, Unmanaged.passUnretained(keys).toOpaque())
+        SSL_CTX_set_psk_server_callback(context, pskServerLookup)
+        // No resumption: a resumed handshake skips the lookup, so it would neither name the identity (for
+        // use_identity_as_username) nor notice that a reloaded psk_file no longer has it. PSK handshakes carry no
+        // certificate, so doing them in full costs little.
+        _ = SSL_CTX_set_num_tickets(context, 0)
+        _ = SSL_CTX_set_options(context, MIDGE_SSL_OP_NO_TICKET)
+        _ = SSL_CTX_ctrl(context, SSL_CTRL_SET_SESS_CACHE_MODE, Int(SSL_SESS_CACHE_OFF), nil)
+    }
+}
+
+/// OpenSSL's PSK callback: copies the key of the identity the client sent into `key` and returns its length, or 0
+/// (handshake refused) for an unknown identity. Runs inside the handshake, on the thread driving the connection.
+private let pskServerLookup: SSL_psk_server_cb_func = { ssl, identity, key, maxLength in
+    guard let ssl, let identity, let key, let context = SSL_get_SSL_CTX(ssl),
+        let table = SSL_CTX_get_ex_data(context, 0)
+    else { return 0 }
+    let keys = Unmanaged<PreSharedKeyFile>.fromOpaque(table).takeUnretainedValue()
+    var name: [UInt8] = []
+    // OpenSSL terminates the identity and caps it at PSK_MAX_IDENTITY_LEN; the bound only keeps the loop finite.
+    while name.count <= Int(PSK_MAX_IDENTITY_LEN), identity[name.count] != 0 {
+        name.append(UInt8(bitPattern: identity[name.count]))
+    }
+    guard let found = keys.key(for: name), found.count <= Int(maxLength) else { return 0 }
+    found.withUnsafeBufferPointer { source in
+        if let base = source.baseAddress { key.update(from: base, count: source.count) }
+    }
+    if let owner = SSL_get_ex_data(ssl, 0) {
+        Unmanaged<TLSConnection>.fromOpaque(owner).takeUnretainedValue().acceptedPSKIdentity = name
+    }
+    return UInt32(found.count)
+}
+
+/// Adds the CRLs of `path` to the context's certificate store and turns on the check of the client's certificate
+/// (mosquitto's `crlfile`). The store belongs to this context only, so a reload starts from an empty one.
+private func loadRevocationList(_ path: String, into context: OpaquePointer) throws(TLSError) {
+    func rejected(_ fallback: String) -> TLSError {
+        .rejectedSetting(key: "crlfile", value: path, reason: OpenSSLErrorQueue.reason(orElse: fallback))
+    }
+    OpenSSLErrorQueue.clear()
+    guard let store = SSL_CTX_get_cert_store(context) else { throw rejected("the context has no certificate store") }
+    guard let file = BIO_new_file(path, "r") else { throw rejected("cannot open the file") }
+    defer { BIO_free(file) }
+    // Read here rather than with X509_load_crl_file, which keeps the lists before a damaged one and says nothing.
+    var count = 0
+    while count < 100_000, let list = PEM_read_bio_X509_CRL(file, nil, nil, nil) {
+        defer { X509_CRL_free(list) }
+        guard X509_STORE_add_crl(store, list) == 1 else { throw rejected("cannot add the revocation list") }
+        count += 1
+    }
+    // The loop ends on "no start line" at a clean end of file; anything else is a damaged list.
+    let end = ERR_peek_last_error()
+    if count == 0 { throw rejected("no revocation list in the file") }
+    if end != 0 && ERR_GET_REASON(end) != PEM_R_NO_START_LINE {
+        let text = OpenSSLErrorQueue.drain().text
+        throw .rejectedSetting(
+            key: "crlfile", value: path, reason: "the revocation list after the first \(count) is damaged (\(text))")
+    }
+    OpenSSLErrorQueue.clear()
+    // Only the leaf, as mosquitto: X509_V_FLAG_CRL_CHECK_ALL would also want a list for every intermediate CA.
+    _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
 }
 
 /// Why the key did not load, with the two causes operators meet most spelled out.

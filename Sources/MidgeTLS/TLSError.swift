@@ -6,7 +6,8 @@ public enum TLSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The configuration cannot work (missing certfile, require_certificate without a CA, unknown tls_version).
     case invalidConfiguration(String)
     /// A configured file or setting was refused: `key` is mosquitto's config key (`certfile`, `keyfile`, `cafile`,
-    /// `capath`, `ciphers`, `ciphers_tls1.3`), `value` the path or list, `reason` OpenSSL's explanation.
+    /// `capath`, `crlfile`, `ciphers`, `ciphers_tls1.3`, `psk_hint`, `psk_file`), `value` the path or list, `reason`
+    /// OpenSSL's explanation or, for `psk_file`, the line and what is wrong with it.
     case rejectedSetting(key: String, value: String, reason: String)
     /// The handshake failed: unsupported version, no shared cipher, not TLS at all, an alert from the peer.
     case handshakeFailed(reason: String)

@@ -303,7 +303,7 @@ while true {
         let reopenProblems = logger.reopenFiles()
         // As mosquitto: re-read the password file, the ACL file and the certificates; connections stay. A broken
         // file keeps the previous one, and the log says why.
-        logger.log(.notice, "Received SIGHUP, reloading the password file, ACL file and TLS certificates.")
+        logger.log(.notice, "Received SIGHUP, reloading the password file, ACL file, TLS certificates and PSK files.")
         for problem in reopenProblems { logger.log(.error, "Error: \(problem)") }
         rereadConfiguration()
         brokerSecurity.reload(logger: logger)

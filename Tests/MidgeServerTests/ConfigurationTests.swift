@@ -169,7 +169,7 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testMosquittoKeysNotImplementedSaySo() {
-        for text in ["crlfile /x", "auth_opt_x y", "psk_file /x"] {
+        for text in ["auth_opt_x y", "plugin_opt_x y"] {
             let error = parseError(text + "\n")
             XCTAssertEqual(error?.line, 1)
             XCTAssertTrue(

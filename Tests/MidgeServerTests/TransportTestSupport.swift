@@ -77,6 +77,28 @@ final class SocketChannel: ByteChannel {
     }
 }
 
+/// What `mosquitto_pub --psk-identity ID --psk HEX` sends; the client callback finds it through the SSL's app data.
+final class PSKClientCredential {
+    let identity: String
+    let key: [UInt8]
+
+    init(identity: String, key: [UInt8]) {
+        self.identity = identity
+        self.key = key
+    }
+
+    static let callback: SSL_psk_client_cb_func = { ssl, _, identity, maxIdentity, key, maxKey in
+        guard let ssl, let identity, let key, let raw = SSL_get_ex_data(ssl, 0) else { return 0 }
+        let credential = Unmanaged<PSKClientCredential>.fromOpaque(raw).takeUnretainedValue()
+        let name = Array(credential.identity.utf8)
+        guard name.count < Int(maxIdentity), credential.key.count <= Int(maxKey) else { return 0 }
+        for (index, byte) in name.enumerated() { identity[index] = CChar(bitPattern: byte) }
+        identity[name.count] = 0
+        for (index, byte) in credential.key.enumerated() { key[index] = byte }
+        return UInt32(credential.key.count)
+    }
+}
+
 /// A TLS client on a blocking socket, verifying the broker against the fixture CA and the name "localhost", as
 /// mosquitto_pub --cafile does.
 final class TLSChannel: ByteChannel {
@@ -84,12 +106,17 @@ final class TLSChannel: ByteChannel {
     private let context: OpaquePointer
     private let ssl: OpaquePointer
 
-    init(port: UInt16, certificate: String? = nil, key: String? = nil) throws {
+    /// Kept alive here: the PSK callback finds it through the SSL's app data, unretained.
+    private let psk: PSKClientCredential?
+
+    init(port: UInt16, certificate: String? = nil, key: String? = nil, psk: PSKClientCredential? = nil) throws {
         socket = try SocketChannel(port: port)
         guard let context = SSL_CTX_new(TLS_client_method()) else { throw TestError("SSL_CTX_new") }
         self.context = context
+        self.psk = psk
         guard SSL_CTX_load_verify_file(context, TLSFixture.path("ca.crt")) == 1 else { throw TestError("CA file") }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        if psk != nil { SSL_CTX_set_psk_client_callback(context, PSKClientCredential.callback) }
         if let certificate, let key {
             guard SSL_CTX_use_certificate_chain_file(context, certificate) == 1,
                 SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) == 1
@@ -97,6 +124,7 @@ final class TLSChannel: ByteChannel {
         }
         guard let ssl = SSL_new(context) else { throw TestError("SSL_new") }
         self.ssl = ssl
+        if let psk { _ = SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(psk).toOpaque()) }
         _ = midge_SSL_set_tlsext_host_name(ssl, "localhost")
         _ = SSL_set1_host(ssl, "localhost")
         SSL_set_fd(ssl, socket.fd)

@@ -11,6 +11,7 @@ struct ServedConnection {
     var handshakeComplete = false
     var protocolVersion: String?
     var commonName: String?
+    var pskIdentity: String?
     var sawCloseNotify = false
     var sawEndOfStream = false
     /// Sends the socket took only part of, or refused with EAGAIN: the write path's backpressure case.
@@ -135,6 +136,7 @@ final class LoopbackTLSServer {
         outcome.handshakeComplete = tls.isHandshakeComplete
         outcome.protocolVersion = tls.protocolVersion
         outcome.commonName = tls.peerCertificateSubjectCommonName
+        outcome.pskIdentity = tls.pskIdentity
         outcome.leftover = plaintext
         return outcome
     }

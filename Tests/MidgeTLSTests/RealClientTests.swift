@@ -137,6 +137,39 @@ final class RealClientTests: XCTestCase {
         XCTAssertTrue(printed == payload, "mosquitto_sub printed different bytes")
     }
 
+    /// mosquitto_pub --psk/--psk-identity against a PSK context: TLS 1.3, the server learns the identity, a wrong
+    /// key fails. (mosquitto_pub 2.0 applies --tls-version only with --cafile/--capath, so with --psk alone it always
+    /// offers TLS 1.3; TLS 1.2 PSK is checked with OpenSSL's own client in PreSharedKeyTests and the interop script.)
+    func testMosquittoPubWithPreSharedKey() throws {
+        let mosquittoPub = try tool("mosquitto_pub")
+        let keys = scratch + "/psk"
+        try "dev1:0123456789abcdef\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        let context = try TLSContext(
+            configuration: TLSConfiguration(
+                certificateFile: "", privateKeyFile: "", preSharedKeys: PreSharedKeySettings(hint: "midge", file: keys)))
+        for key in ["0123456789abcdef", "0123456789abcdee"] {
+            let server = try LoopbackTLSServer()
+            let arguments = [
+                "-h", "127.0.0.1", "-p", "\(server.port)", "--psk", key, "--psk-identity", "dev1", "-t", "midge/psk",
+                "-m", "by psk", "-q", "1",
+            ]
+            let client = try startBounded(mosquittoPub, arguments, stdout: stdoutPath)
+            let broker = PublisherSide()
+            let outcome = try server.serveOne(context: context, handler: broker.handle)
+            let (status, errors) = finish(client)
+            guard key.hasSuffix("f") else {
+                XCTAssertNotEqual(status, 0, "a wrong key got through")
+                XCTAssertFalse(outcome.handshakeComplete)
+                continue
+            }
+            XCTAssertEqual(status, 0, errors)
+            XCTAssertNil(outcome.error)
+            XCTAssertEqual(outcome.protocolVersion, "TLSv1.3")
+            XCTAssertEqual(outcome.pskIdentity, "dev1")
+            XCTAssertEqual(broker.received.first?.payload, Array("by psk".utf8))
+        }
+    }
+
     // MARK: - The fixtures with mosquitto's own broker
 
     /// The committed certificates work with mosquitto 2.0 on 127.0.0.1 and ::1 with require_certificate and

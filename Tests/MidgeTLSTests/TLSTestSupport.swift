@@ -56,7 +56,7 @@ final class TestClient {
     init(
         trusting caFile: String? = Fixture.caCertificate, certificate: String? = nil, key: String? = nil,
         maximumVersion: Int32? = nil, ciphers: String? = nil, ciphersuites: String? = nil,
-        resuming session: OpaquePointer? = nil
+        resuming session: OpaquePointer? = nil, psk: PSKCredential? = nil
     ) throws {
         guard let context = SSL_CTX_new(TLS_client_method()) else { throw TestFailure("SSL_CTX_new") }
         self.context = context
@@ -82,7 +82,12 @@ final class TestClient {
         self.ssl = ssl
         self.inbound = inbound
         self.outbound = outbound
+        self.psk = psk
+        psk?.attach(to: ssl)
     }
+
+    /// Kept alive here: the PSK callback finds it through the SSL's app data, unretained.
+    private let psk: PSKCredential?
 
     deinit {
         SSL_free(ssl)
@@ -159,6 +164,38 @@ final class TestClient {
             _ = BIO_read_ex(outbound, buffer.baseAddress, pending, &count)
             initialized = count
         }
+    }
+}
+
+/// A PSK client's identity and key, as `mosquitto_pub --psk-identity ID --psk HEX` sends them. OpenSSL's client
+/// callback finds it through the SSL's app data.
+final class PSKCredential {
+    let identity: String
+    let key: [UInt8]
+    /// The server's psk_hint, which only TLS 1.2 sends.
+    private(set) var receivedHint: String?
+
+    init(identity: String, key: [UInt8]) {
+        self.identity = identity
+        self.key = key
+    }
+
+    func attach(to ssl: OpaquePointer) {
+        // On the SSL itself: it copied the context's callbacks when it was made.
+        SSL_set_psk_client_callback(ssl, PSKCredential.callback)
+        _ = SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    static let callback: SSL_psk_client_cb_func = { ssl, hint, identity, maxIdentity, key, maxKey in
+        guard let ssl, let identity, let key, let raw = SSL_get_ex_data(ssl, 0) else { return 0 }
+        let credential = Unmanaged<PSKCredential>.fromOpaque(raw).takeUnretainedValue()
+        if let hint { credential.receivedHint = String(cString: hint) }
+        let name = Array(credential.identity.utf8)
+        guard name.count < Int(maxIdentity), credential.key.count <= Int(maxKey) else { return 0 }
+        for (index, byte) in name.enumerated() { identity[index] = CChar(bitPattern: byte) }
+        identity[name.count] = 0
+        for (index, byte) in credential.key.enumerated() { key[index] = byte }
+        return UInt32(credential.key.count)
     }
 }
 

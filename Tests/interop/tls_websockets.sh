@@ -1,41 +1,53 @@
 #!/usr/bin/env bash
 # Interop checks of the TLS and WebSocket listeners with real clients: mosquitto_pub/mosquitto_sub with --cafile,
-# --cert/--key and -u/-P; a TLS client stalled mid-handshake; mqtt.js under Node over ws:// and wss://; headless
-# Chromium running a page whose WebSocket connects, subscribes, publishes and receives (MQTT §6, RFC 6455).
+# --cert/--key (and a certificate revoked by crlfile), --psk/--psk-identity and -u/-P; a TLS client stalled
+# mid-handshake; mqtt.js under Node over ws:// and wss://; headless Chromium running a page whose WebSocket
+# connects, subscribes, publishes and receives (MQTT §6, RFC 6455).
 #
-# Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT
-#            write DIR/passwd, DIR/broker.conf (a plain listener, TLS, TLS with client certificates and
-#            use_identity_as_username, WebSocket, WebSocket over TLS) and copy the certificates from FIXTURES
+# Usage: tls_websockets.sh --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT PSK_PORT
+#            write DIR/passwd, DIR/psk, DIR/broker.conf (a plain listener, TLS, TLS with client certificates,
+#            crlfile and use_identity_as_username, WebSocket, WebSocket over TLS, TLS with use_subject_as_username,
+#            TLS-PSK with use_identity_as_username) and copy the certificates from FIXTURES
 #        tls_websockets.sh DIR HOST PORT [CHECK...]    run the named checks (all when none are named)
 #        tls_websockets.sh --list                       print the check names, one a line
 # Each check prints `ok NAME` or `FAIL NAME: why`; the exit status is non-zero when any check failed.
 set -uo pipefail
 
 CHECKS=(
-    tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate
+    tls_cafile_password tls_wrong_password tls_untrusted_server mtls_identity mtls_without_certificate mtls_revoked
+    mtls_subject psk_identity psk_tls12 psk_refused psk_sighup
     tls_stalled_handshake ws_mqttjs wss_mqttjs ws_browser sighup_reload
 )
 
 ALICE_PASSWORD="alice-Secret-1"
+PSK_IDENTITY="interop-device"
+PSK_KEY="4d6964676550534b496e7465726f70"
 INTEROP_DIR="$(cd "$(dirname "$0")" && pwd)"
 
 # shellcheck source=lib.sh
 source "$INTEROP_DIR/lib.sh"
 
 if [ "${1:-}" = "--setup" ]; then
-    [ $# -eq 8 ] || { echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT" >&2; exit 2; }
+    [ $# -eq 10 ] || {
+        echo "usage: $0 --setup DIR FIXTURES PORT TLS_PORT MTLS_PORT WS_PORT WSS_PORT SUBJECT_PORT PSK_PORT" >&2
+        exit 2
+    }
     dir=$2
     mkdir -p "$dir"
-    for file in ca.crt server.crt server.key client.crt client.key other-ca.crt; do
+    for file in ca.crt ca.crl server.crt server.key client.crt client.key revoked-client.crt revoked-client.key \
+        other-ca.crt; do
         cp "$3/$file" "$dir/$file" || exit 1
     done
     rm -f "$dir/passwd"
     mosquitto_passwd -c -b "$dir/passwd" alice "$ALICE_PASSWORD" || exit 1
+    printf '# identity:hexkey\n%s:%s\n' "$PSK_IDENTITY" "$PSK_KEY" >"$dir/psk"
     cat >"$dir/ports" <<PORTS
 TLS_PORT=$5
 MTLS_PORT=$6
 WS_PORT=$7
 WSS_PORT=$8
+SUBJECT_PORT=$9
+PSK_PORT=${10}
 PORTS
     cat >"$dir/broker.conf" <<CONF
 allow_anonymous false
@@ -55,6 +67,7 @@ certfile $dir/server.crt
 keyfile $dir/server.key
 require_certificate true
 use_identity_as_username true
+crlfile $dir/ca.crl
 
 listener $7 127.0.0.1
 protocol websockets
@@ -64,6 +77,18 @@ listener $8 127.0.0.1
 protocol websockets
 certfile $dir/server.crt
 keyfile $dir/server.key
+
+listener $9 127.0.0.1
+cafile $dir/ca.crt
+certfile $dir/server.crt
+keyfile $dir/server.key
+require_certificate true
+use_subject_as_username true
+
+listener ${10} 127.0.0.1
+psk_hint midge-interop
+psk_file $dir/psk
+use_identity_as_username true
 CONF
     chmod 755 "$dir"
     chmod 644 "$dir"/*
@@ -125,6 +150,85 @@ check_mtls_without_certificate() {
         return 1
     fi
     return 0
+}
+
+# crlfile on the client-certificate listener: the certificate ca.crl revokes is refused in the handshake, and a
+# valid one from the same CA still gets through.
+check_mtls_revoked() {
+    if PORT=$MTLS_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/revoked-client.crt" --key "$DIR/revoked-client.key" \
+        -t interop/mtls/revoked -m x; then
+        WHY="a revoked client certificate got through crlfile"
+        return 1
+    fi
+    PORT=$MTLS_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/client.crt" --key "$DIR/client.key" \
+        -t interop/mtls/valid -m x
+}
+
+# use_subject_as_username: the certificate alone logs in (its subject, not in the password file, is the user name)
+# and the message reaches a subscriber on the plain listener; a client without a certificate does not get in.
+check_mtls_subject() {
+    plain_sub subject interop/subject/x || return 1
+    PORT=$SUBJECT_PORT pub --cafile "$DIR/ca.crt" --cert "$DIR/client.crt" --key "$DIR/client.key" -q 1 \
+        -t interop/subject/x -m "by subject" || return 1
+    expect subject "1 0 interop/subject/x by subject" || return 1
+    if PORT=$SUBJECT_PORT pub "${alice[@]}" --cafile "$DIR/ca.crt" -t interop/subject/no -m x; then
+        WHY="a client without a certificate got through use_subject_as_username"
+        return 1
+    fi
+}
+
+# TLS-PSK with use_identity_as_username: the right key alone logs in (the identity, not in the password file, is the
+# user name; allow_anonymous is false), over TLS 1.3 as mosquitto_pub offers it first.
+psk=(--psk "$PSK_KEY" --psk-identity "$PSK_IDENTITY")
+check_psk_identity() {
+    plain_sub psk interop/psk/x || return 1
+    PORT=$PSK_PORT pub "${psk[@]}" -q 1 -t interop/psk/x -m "by psk" || return 1
+    expect psk "1 0 interop/psk/x by psk"
+}
+
+# TLS 1.2 with OpenSSL's own client, since mosquitto_pub applies --tls-version only with --cafile/--capath and so
+# always offers TLS 1.3 with --psk: a PSK suite of mosquitto's default list, and CONNECT answered with CONNACK 0.
+check_psk_tls12() {
+    command -v openssl >/dev/null || { WHY="openssl is not installed"; return 1; }
+    local out="$WORK/psk12.out"
+    # CONNECT (MQTT 3.1.1, clean session, keepalive 60, client id "psk12"), then DISCONNECT.
+    printf '\x10\x11\x00\x04MQTT\x04\x02\x00\x3c\x00\x05psk12\xe0\x00' \
+        | timeout $WAIT_SECS openssl s_client -connect "$HOST:$PSK_PORT" -psk "$PSK_KEY" \
+            -psk_identity "$PSK_IDENTITY" -tls1_2 -ign_eof >"$out" 2>&1
+    grep -aq 'Cipher is .*PSK' "$out" \
+        || { WHY="no TLS 1.2 PSK suite: $(grep -a -m 2 'Cipher is\|error' "$out" | tr '\n' ' ')"; return 1; }
+    od -An -tx1 -v "$out" | tr -s ' \n' '  ' | grep -q '20 02 00 00' && return 0
+    WHY="no CONNACK 0 over TLS 1.2 PSK"
+    return 1
+}
+
+# A wrong key and an unknown identity fail the handshake, whatever CONNECT would have said.
+check_psk_refused() {
+    if PORT=$PSK_PORT pub --psk "${PSK_KEY%?}1" --psk-identity "$PSK_IDENTITY" "${alice[@]}" -t interop/psk/no -m x
+    then
+        WHY="a wrong PSK key got through"
+        return 1
+    fi
+    if PORT=$PSK_PORT pub --psk "$PSK_KEY" --psk-identity stranger --tls-version tlsv1.2 -t interop/psk/no -m x; then
+        WHY="an identity missing from psk_file got through"
+        return 1
+    fi
+    return 0
+}
+
+# SIGHUP re-reads psk_file: an identity added to it can connect afterwards (INTEROP_BROKER_PID, as sighup_reload).
+check_psk_sighup() {
+    [ -n "${INTEROP_BROKER_PID:-}" ] || { WHY="INTEROP_BROKER_PID is not set"; return 1; }
+    echo "late-device:0123456789abcdef" >>"$DIR/psk"
+    kill -HUP "$INTEROP_BROKER_PID" || { WHY="could not signal the broker"; return 1; }
+    local i
+    for ((i = 0; i < 50; i++)); do
+        PORT=$PSK_PORT pub --psk 0123456789abcdef --psk-identity late-device -t interop/psk/late -m x \
+            2>/dev/null && return 0
+        sleep 0.1
+    done
+    WHY="late-device, added to psk_file before SIGHUP, could not connect: $WHY"
+    return 1
 }
 
 # A client that stops in the middle of its handshake: others keep connecting, and connect_timeout (2 s) closes it.
