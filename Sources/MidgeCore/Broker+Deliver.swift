@@ -8,6 +8,13 @@ extension Broker {
         return configured > 0 ? min(configured, Int(UInt16.max)) : Int(UInt16.max)
     }
 
+    /// `max_inflight_bytes` as a bound that is always compared: no limit is `Int.max`, so the window check costs
+    /// one comparison rather than a test of the setting and then one.
+    var inflightByteLimit: Int {
+        let configured = configuration.maxInflightBytes
+        return configured > 0 ? configured : Int.max
+    }
+
     /// Fans a message out to every session with a matching subscription, online or not [MQTT-4.5.0-1].
     /// A session with several matching filters gets one delivery at the highest granted QoS [MQTT-3.3.5-1].
     /// No allocation per message beyond the actions: sessions are de-duplicated by stamping them with the
@@ -109,6 +116,8 @@ extension Broker {
         _ message: Message, to targets: [RouteTarget], from publisher: ClientConnection?, into actions: inout [Action]
     ) {
         let checksDeliveries = self.checksDeliveries
+        // `upgrade_outgoing_qos` is decided once per message, as the ceiling below: the loop pays no branch for it.
+        let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : message.qos
         for target in targets {
             target.session._withUnsafeGuaranteedRef { session in
                 // Each session is checked by the ACL of the listener it last connected through.
@@ -120,7 +129,7 @@ extension Broker {
                 }
                 // Live forwards always carry RETAIN=0 [MQTT-3.3.1-9]; QoS is the lower of both [MQTT-3.8.4-6].
                 deliver(
-                    message, qos: min(message.qos, target.qos), retain: false, to: session, from: publisher,
+                    message, qos: min(ceiling, target.qos), retain: false, to: session, from: publisher,
                     into: &actions)
             }
         }
@@ -155,7 +164,10 @@ extension Broker {
                 return
             }
             let flows = session.activeFlows
-            if flows.inflight.count < inflightLimit, let id = flows.inflight.allocateID() {
+            // mosquitto's rule: room while fewer bytes than the limit are in flight, so a larger message goes alone.
+            if flows.inflight.count < inflightLimit, flows.inflight.payloadBytes < inflightByteLimit,
+                let id = flows.inflight.allocateID()
+            {
                 let entry = flows.inflight.insert(id, message: message, qos: qos, retain: retain)
                 if let journal, !session.cleanSession {
                     journal.recordDelivery(message, qos: qos, retain: retain, to: session.clientID, packetID: id)
@@ -267,6 +279,7 @@ extension Broker {
     func pump(_ session: Session, into actions: inout [Action]) {
         guard let connection = session.connection, !session.outputBlocked, let flows = session.flows else { return }
         let limit = inflightLimit
+        let byteLimit = inflightByteLimit
         while !session.outputBlocked, let next = flows.queue.first {
             if next.qos == .atMostOnce {
                 _ = flows.queue.popFirst()
@@ -278,7 +291,9 @@ extension Broker {
                 countOutput(next.message, to: connection, of: session)
                 continue
             }
-            guard flows.inflight.count < limit, let id = flows.inflight.allocateID() else { break }
+            guard flows.inflight.count < limit, flows.inflight.payloadBytes < byteLimit,
+                let id = flows.inflight.allocateID()
+            else { break }
             _ = flows.queue.popFirst()
             let entry = flows.inflight.insert(id, message: next.message, qos: next.qos, retain: next.retain)
             if let journal, !session.cleanSession {

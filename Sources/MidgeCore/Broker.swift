@@ -11,6 +11,9 @@ public final class Broker {
     let securityProfiles: [ListenerSecurity]
     /// Whether any profile's ACL checks deliveries, so the per-delivery check is skipped when none does.
     let checksDeliveries: Bool
+    /// Told each granted and each dropped subscription (`log_type subscribe` / `unsubscribe`); set before the first
+    /// packet, nil when nothing listens.
+    public var subscriptionEvents: SubscriptionEventSink?
 
     /// Connections that completed CONNECT and have not ended.
     @exclusivity(unchecked) var connections: [ConnectionID: ClientConnection] = [:]
@@ -38,6 +41,8 @@ public final class Broker {
     @exclusivity(unchecked) var routeScratch: [RouteTarget] = []
     /// The shared-group members picked for the message being routed.
     @exclusivity(unchecked) var sharedPicks: [RouteTarget] = []
+    /// The latest setter of a retained message, reused while the same client sets more (`check_retain_source`).
+    var lastRetainSource: RetainSource?
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),

@@ -4,6 +4,16 @@ import MQTTCodec
 public struct BrokerConfiguration: Sendable {
     /// QoS 1/2 deliveries in flight per client before further ones queue [mosquitto: max_inflight_messages].
     public var maxInflightMessages: Int = 20
+    /// Payload bytes of QoS 1/2 deliveries in flight per client: a new one waits in the queue while this many or
+    /// more are unacknowledged, so one larger than the limit still goes alone; 0 means no limit
+    /// [max_inflight_bytes].
+    public var maxInflightBytes: Int = 0
+    /// Deliveries go out at the subscription's granted QoS even when the message was published lower, retained
+    /// replays too [upgrade_outgoing_qos]. Off by default, as the spec's rule is the lower of both [MQTT-3.8.4-6].
+    public var upgradeOutgoingQoS: Bool = false
+    /// A retained message is replayed to a new subscriber only while the client that set it may still publish it
+    /// (its ACL is asked again); on by default, as in mosquitto [check_retain_source].
+    public var checkRetainSource: Bool = true
     /// Messages queued per client beyond the in-flight window; 0 means no limit [max_queued_messages].
     public var maxQueuedMessages: Int = 1000
     /// Payload bytes queued per client; 0 means no limit [max_queued_bytes]. Not unlimited by default (mosquitto's

@@ -38,6 +38,8 @@ struct InflightWindow {
     private(set) var messages: [UInt16: InflightMessage] = [:]
     private var nextID: UInt16 = 1
     private var nextOrder: UInt64 = 0
+    /// Payload bytes of the deliveries held, for `max_inflight_bytes` (mosquitto counts payloads only).
+    private(set) var payloadBytes = 0
 
     var count: Int { messages.count }
 
@@ -69,7 +71,10 @@ struct InflightWindow {
         nextOrder += 1
         let entry = InflightMessage(
             packetID: packetID, message: message, qos: qos, retain: retain, state: state, order: nextOrder)
+        // Ids come from `allocateID` or a restored window, never one in use: nothing is replaced, no bytes to take off.
+        assert(messages[packetID.rawValue] == nil, "packet id \(packetID) already in flight")
         messages[packetID.rawValue] = entry
+        payloadBytes += message.payload.count
         return entry
     }
 
@@ -83,11 +88,12 @@ struct InflightWindow {
     }
 
     mutating func remove(_ id: PacketID) {
-        messages[id.rawValue] = nil
+        if let removed = messages.removeValue(forKey: id.rawValue) { payloadBytes -= removed.message.payload.count }
     }
 
     mutating func removeAll() {
         messages.removeAll()
+        payloadBytes = 0
     }
 
     /// Every delivery in flight, in the order it must be resent on a reconnect [MQTT-4.6.0-1].

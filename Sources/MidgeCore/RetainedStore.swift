@@ -10,6 +10,8 @@ final class RetainedNode {
     /// Keyed by the first level of each child's label, a slice of that child's own label (no copy).
     var children: [LevelKey: RetainedNode] = [:]
     var message: Message?
+    /// Who set `message`, for `check_retain_source`; nil for the broker's own and restored messages.
+    var source: RetainSource?
 
     init(label: [UInt8]) {
         self.label = label
@@ -36,7 +38,9 @@ final class RetainedStore {
     /// Stores the message as its topic's retained message, replacing any earlier one [MQTT-3.3.1-5][MQTT-3.3.1-7],
     /// unless that would take the store past a limit (0 means none). `growthAllowed` false refuses anything that
     /// adds a topic or bytes (the broker is above its memory ceiling).
-    func store(_ message: Message, maxCount: Int, maxBytes: Int, growthAllowed: Bool = true) -> RetainedStoreOutcome {
+    func store(
+        _ message: Message, source: RetainSource? = nil, maxCount: Int, maxBytes: Int, growthAllowed: Bool = true
+    ) -> RetainedStoreOutcome {
         let size = Self.size(of: message)
         if let node = find(message.topic.bytes), let old = node.message {
             let grown = bytes - Self.size(of: old) + size
@@ -46,17 +50,20 @@ final class RetainedStore {
             }
             bytes = grown
             node.message = message
+            node.source = source
             return .stored
         }
         if (maxCount > 0 && count >= maxCount) || (maxBytes > 0 && bytes + size > maxBytes) || !growthAllowed {
             return .refused
         }
-        store(message)
+        store(message).source = source
         return .stored
     }
 
-    /// Stores without limits: what the durable store recovered was accepted before and is never dropped.
-    func store(_ message: Message) {
+    /// Stores without limits: what the durable store recovered was accepted before and is never dropped. Returns
+    /// the topic's node.
+    @discardableResult
+    func store(_ message: Message) -> RetainedNode {
         let topic = message.topic.bytes
         var node = root
         var start = 0
@@ -82,6 +89,8 @@ final class RetainedStore {
         }
         bytes += Self.size(of: message)
         node.message = message
+        node.source = nil
+        return node
     }
 
     /// Deletes the topic's retained message, if any [MQTT-3.3.1-10], pruning and re-joining emptied nodes.
@@ -94,29 +103,29 @@ final class RetainedStore {
         find(topic.bytes)?.message
     }
 
-    /// Calls `body` for every retained message whose topic `filter` matches [MQTT-3.3.1-6], in no
+    /// Calls `body` for every retained message whose topic `filter` matches [MQTT-3.3.1-6], with who set it, in no
     /// particular order. Only the branches the filter can reach are visited, with a loop rather than
     /// recursion: topics can be tens of thousands of levels deep.
-    func forEachMatch(_ filter: TopicFilter, _ body: (Message) -> Void) {
+    func forEachMatch(_ filter: TopicFilter, _ body: (Message, RetainSource?) -> Void) {
         let bytes = filter.bytes
         // `start` is where the filter's next level begins; -1 once every level has been consumed at this node;
         // -2 marks a node whose whole subtree matches (below a `#`).
         var stack: [(node: RetainedNode, start: Int)] = [(root, 0)]
         while let (node, start) = stack.popLast() {
             if start == -2 {
-                if let message = node.message { body(message) }
+                if let message = node.message { body(message, node.source) }
                 for child in node.children.values { stack.append((child, -2)) }
                 continue
             }
             guard start >= 0 else {
-                if let message = node.message { body(message) }
+                if let message = node.message { body(message, node.source) }
                 continue
             }
             let atRoot = node === root
             let end = TopicLevels.levelEnd(bytes, from: start)
             if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "#")) {
                 // `sport/#` also matches `sport` itself; top-level wildcards skip `$` topics [MQTT-4.7.2-1].
-                if let message = node.message { body(message) }
+                if let message = node.message { body(message, node.source) }
                 for (key, child) in node.children where !(atRoot && key.isDollar) { stack.append((child, -2)) }
             } else if TopicLevels.isWildcard(bytes, start, end, UInt8(ascii: "+")) {
                 for (key, child) in node.children where !(atRoot && key.isDollar) {
@@ -168,6 +177,7 @@ final class RetainedStore {
         }
         guard let old = node.message else { return }
         node.message = nil
+        node.source = nil
         count -= 1
         bytes -= Self.size(of: old)
         while node.message == nil && node.children.isEmpty, let parent = path.popLast() {
@@ -181,6 +191,7 @@ final class RetainedStore {
             parent.children[node.key] = nil
             node.label = node.label + [TopicLevels.separator] + only.label
             node.message = only.message
+            node.source = only.source
             node.children = only.children
             parent.children[node.key] = node
         }

@@ -97,7 +97,7 @@ final class SubscriptionNode {
 /// | `$SYS/x`    | `$SYS/x`, `$SYS/+`, `$SYS/#`                   | `#`, `+/x`, `+/#` [MQTT-4.7.2-1] |
 /// Every walk is a loop, never recursion: a 65535-byte topic can have 32768 levels, too deep for a thread's stack.
 final class SubscriptionTrie {
-    private let root = SubscriptionNode(label: [])
+    let root = SubscriptionNode(label: [])
     /// The match walk's pending branches, kept between calls so a PUBLISH allocates nothing here.
     /// `start` is where the topic's next level begins, or -1 once every level has been consumed.
     @exclusivity(unchecked) private var pending: [(node: SubscriptionNode, start: Int)] = []

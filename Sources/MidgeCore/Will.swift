@@ -11,7 +11,7 @@ extension Broker {
             return
         }
         let will = withStoreID(will)
-        if client.willRetain { updateRetained(with: will) }
+        if client.willRetain { updateRetained(with: will, source: retainSource(of: client)) }
         route(will, from: nil, into: &actions)
     }
 }

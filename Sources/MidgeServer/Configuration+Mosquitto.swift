@@ -119,24 +119,13 @@ extension Parser {
         case "per_listener_settings":
             if try boolean() { try enablePerListenerSettings(number: number) }
         case "check_retain_source":
-            // Ignoring `true` would deliver retained messages whose publisher has since lost its permission.
-            guard try !boolean() else {
-                throw fail("true is not available in Midge yet: retained messages are not checked against their "
-                    + "publisher's ACL again; remove the line or set it to false")
-            }
+            configuration.broker.checkRetainSource = try boolean()
         case "upgrade_outgoing_qos":
-            // Ignoring `true` would deliver at a lower QoS than the subscriber asked for.
-            guard try !boolean() else {
-                throw fail("true is not available in Midge yet: messages go out at the lower of the published and "
-                    + "subscribed QoS [MQTT-3.8.4-6]")
-            }
+            configuration.broker.upgradeOutgoingQoS = try boolean()
         case "max_inflight_bytes":
             let value = try single()
             guard let bytes = Int(value), bytes >= 0 else { throw fail("'\(value)' is not a byte count") }
-            if bytes > 0 {
-                warn(number, key, "accepted, not enforced yet: max_inflight_messages bounds a client's in-flight "
-                    + "messages and max_queued_bytes its queue")
-            }
+            configuration.broker.maxInflightBytes = bytes
         default:
             return false
         }

@@ -476,9 +476,7 @@ struct Parser {
                     "unknown log type '\(value)' (error, warning, notice, information, debug, subscribe, "
                         + "unsubscribe, websockets, all, none)")
             }
-            if value == "unsubscribe" {
-                warn(number, key, "Midge does not log unsubscriptions yet; the other log types are logged")
-            } else if value == "websockets" {
+            if value == "websockets" {
                 warn(number, key, "WebSocket events are logged under the other types; this type adds nothing")
             }
             // The first log_type line replaces the default set; later ones add to it, as in mosquitto.

@@ -109,6 +109,7 @@ final class EventLoop {
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
                 accessControl: settings.accessControl, listenerSecurity: settings.listenerAuth.map(\.security),
                 log: { level, message in logger.log(level, message) })
+            broker.subscriptionEvents = { event in logger.log(event) }
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock {
                 server.persistence?.restore(into: broker, now: now)

@@ -184,10 +184,17 @@ public final class Logger: Sendable {
         topicSink.withLock { $0 = sink }
     }
 
-    /// `log_type subscribe`: a client's subscription, as mosquitto logs it.
-    public func logSubscription(_ message: @autoclosure () -> String) {
-        guard types.contains(.subscribe) else { return }
-        write(message(), priority: LOG_INFO, topicLetter: "M")
+    /// `log_type subscribe` / `unsubscribe`: a subscription made or dropped, on mosquitto's `$SYS/broker/log/M/…`
+    /// topics and at its syslog priority.
+    public func log(_ event: SubscriptionEvent) {
+        let type: LogTypes
+        let topic: String
+        switch event {
+        case .subscribed: (type, topic) = (.subscribe, "M/subscribe")
+        case .unsubscribed: (type, topic) = (.unsubscribe, "M/unsubscribe")
+        }
+        guard types.contains(type) else { return }
+        write(event.logLine, priority: LOG_NOTICE, topicLetter: topic)
     }
 
     /// SIGHUP: reopens every log file by its path, so after a rotation that moved the file (logrotate

@@ -62,8 +62,7 @@ final class SecurityFiles {
             }
         }
         self.authenticator = authenticator
-        // Always in place, so a SIGHUP that adds `log_type subscribe` takes effect; without it the cost is a bit test.
-        self.accessControl = SubscriptionLoggingAccessControl(accessControl, logger: logger)
+        self.accessControl = accessControl
     }
 
     /// Takes the paths a re-read configuration names; only files that were in use are followed.

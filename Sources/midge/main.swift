@@ -34,7 +34,7 @@ let usage = """
           into this broker's store (run `midge import-mosquitto -h`).
 
     Signals: SIGHUP reopens log files and re-reads the configuration, password, ACL and TLS
-    files; SIGUSR1 reports the store's durability; SIGUSR2 logs a subscription summary;
+    files; SIGUSR1 reports the store's durability; SIGUSR2 logs the subscription tree;
     SIGINT and SIGTERM stop.
     """
 
@@ -247,16 +247,18 @@ Daemon.ready()
             + "nothing to save.")
 }
 
-/// SIGUSR2: mosquitto prints its subscription tree; Midge logs the tree's totals.
+/// SIGUSR2: mosquitto prints its subscription tree to stdout; Midge logs it, one line per filter with its
+/// subscribers, bounded so a large tree cannot flood the log (the last line says what was left out).
 @MainActor func reportSubscriptions() {
-    guard let statistics = server.coreStatistics else {
+    guard let tree = server.subscriptionTree(maxLines: 1000, maxSubscribersPerLine: 50) else {
         logger.log(.notice, "Received SIGUSR2: the broker core is not running yet.")
         return
     }
-    logger.log(
-        .notice, "Received SIGUSR2: subscription tree: \(statistics.subscriptions) subscriptions of "
-            + "\(statistics.sessions) sessions (\(statistics.connectedClients) connected), "
-            + "\(statistics.retainedMessages) retained messages.")
+    logger.log(.notice, "Received SIGUSR2: subscription tree, \(tree.filters) filter\(tree.filters == 1 ? "" : "s"):")
+    for line in tree.lines { logger.log(.notice, "  \(line)") }
+    if tree.omittedFilters > 0 {
+        logger.log(.notice, "  ... \(tree.omittedFilters) more filters not shown (at most \(tree.lines.count) are).")
+    }
 }
 
 /// SIGHUP: the configuration file is read again; a broken one keeps the running configuration. The password and

@@ -103,7 +103,7 @@ final class TopicTrieModelTests: XCTestCase {
             for _ in 0..<3 {
                 let filter = randomFilter(&random)
                 var seen: [TopicName: Int] = [:]
-                store.forEachMatch(filter) { seen[$0.topic, default: 0] += 1 }
+                store.forEachMatch(filter) { message, _ in seen[message.topic, default: 0] += 1 }
                 let expected = model.keys.filter { filter.matches($0) }
                 XCTAssertEqual(Set(seen.keys), Set(expected), "step \(step): filter \(filter)")
                 XCTAssertTrue(seen.values.allSatisfy { $0 == 1 }, "step \(step): a message seen twice for \(filter)")

@@ -4,6 +4,8 @@ import Foundation
 import Synchronization
 import XCTest
 
+import MQTTCodec
+import MidgeCore
 @testable import MidgeServer
 
 /// `include_dir` over a dictionary instead of the file system.
@@ -163,9 +165,8 @@ final class DropInConfigurationTests: XCTestCase {
         for key in Configuration.mootKeys.keys { XCTAssertTrue(text.contains(key), key) }
     }
 
-    /// Values that change nothing in Midge are accepted silently; those whose loss would weaken security or
-    /// deliveries are refused with the reason; the rest are accepted with one warning.
-    func testKeysAcceptedForTheirDefaultAndRefusedOtherwise() throws {
+    /// Their default values are accepted silently and the others take effect; log_type websockets warns once.
+    func testCoreKeysTakeEffect() throws {
         let quiet = try parse(
             """
             per_listener_settings false
@@ -175,13 +176,12 @@ final class DropInConfigurationTests: XCTestCase {
             connection_messages true
             """)
         XCTAssertEqual(quiet.warnings, [])
-        for key in ["check_retain_source", "upgrade_outgoing_qos"] {
-            let error = parseError("\(key) true\n")
-            XCTAssertEqual(error?.key, key)
-            XCTAssertTrue(error?.message.hasPrefix("true is not available in Midge") ?? false, key)
-        }
+        XCTAssertTrue(try parse("upgrade_outgoing_qos true\n").broker.upgradeOutgoingQoS)
+        XCTAssertTrue(try parse("").broker.checkRetainSource, "mosquitto's default")
+        XCTAssertFalse(try parse("check_retain_source false\n").broker.checkRetainSource)
+        XCTAssertEqual(try parse("max_inflight_bytes 65536\n").broker.maxInflightBytes, 65536)
         let warned = try parse("max_inflight_bytes 65536\nlog_type unsubscribe\nlog_type websockets\n")
-        XCTAssertEqual(warned.warnings.map(\.key), ["max_inflight_bytes", "log_type", "log_type"])
+        XCTAssertEqual(warned.warnings.map(\.key), ["log_type"], "websockets only: unsubscribe is logged")
         XCTAssertEqual(try parse("log_dest topic\nlog_dest stderr\n").logDestinations, [.topic, .stderr])
     }
 
@@ -233,8 +233,8 @@ final class DropInConfigurationTests: XCTestCase {
         logger.log(.notice, "New client connected from 127.0.0.1:5 as a (p2, c1, k60).")
         logger.log(.notice, "Client a disconnected.")
         logger.log(.notice, "midge version 0 running")
-        logger.logSubscription("a t/#")
-        XCTAssertEqual(lines.all, ["midge version 0 running", "a t/#"])
+        logger.log(SubscriptionEvent.subscribed(clientID: "a", qos: .atLeastOnce, filter: TopicFilter("t/#")!))
+        XCTAssertEqual(lines.all, ["midge version 0 running", "a 1 t/#"])
     }
 
     /// SIGHUP's re-read log settings apply from the next line.

@@ -12,7 +12,7 @@ set -uo pipefail
 CHECKS=(
     debian_stock_conf localhost_listeners interface_and_domain unix_socket several_ports user_nobody log_rotation_sighup
     signals_usr1_usr2 log_dest_topic daemonize sd_notify_ready moot_keys_warn_once errors_name_file_line_key
-    systemd_unit deb_install import_mosquitto_db
+    systemd_unit deb_install import_mosquitto_db upgrade_outgoing_qos check_retain_source
 )
 # Configuration.mootKeys, which the moot_keys check expects one warning for each.
 MOOT_KEYS=(
@@ -228,8 +228,14 @@ check_log_rotation_sighup() {
     roundtrip rotated -h 127.0.0.1 -p "$port" -i rotated-client || return 1
     until_true $WAIT_SECS grep -qs "rotated-client" "$DIR/broker.log" || { WHY="client lines not in new log"; return 1; }
     ! grep -q "rotated-client" "$DIR/broker.log.1" || { WHY="lines went on into the rotated file"; return 1; }
-    # log_type all includes subscribe: the subscription is logged as client id and filter.
-    grep -q ": rotated-client rotated$" "$DIR/broker.log" || { WHY="subscription not logged"; return 1; }
+    # log_type all includes subscribe and unsubscribe, worded as mosquitto's: `ID QOS FILTER` and `ID FILTER`.
+    grep -q ": rotated-client 0 rotated$" "$DIR/broker.log" || { WHY="subscription not logged"; return 1; }
+    timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -i unsub-client -q 1 -t gone -U gone -E >/dev/null 2>&1
+    until_true $WAIT_SECS grep -qs ": unsub-client 1 gone$" "$DIR/broker.log" || { WHY="no subscribe line"; return 1; }
+    until_true $WAIT_SECS grep -qs ": unsub-client gone$" "$DIR/broker.log" || {
+        WHY="unsubscription not logged"
+        return 1
+    }
     stop "$PID"
 }
 
@@ -241,10 +247,58 @@ check_signals_usr1_usr2() {
     start signals -c "$DIR/signals.conf" || return 1
     kill -USR1 "$PID"
     until_true $WAIT_SECS grep -q "Received SIGUSR1" "$DIR/signals.out" || { WHY="no SIGUSR1 line"; return 1; }
+    # A persistent session keeps its subscription after the client leaves: SIGUSR2 lists it, as mosquitto's tree.
+    timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -c -i tree-client -q 1 -t 'tree/+' -E >/dev/null 2>&1
     kill -USR2 "$PID"
     until_true $WAIT_SECS grep -q "Received SIGUSR2" "$DIR/signals.out" || { WHY="no SIGUSR2 line"; return 1; }
+    until_true $WAIT_SECS grep -q "tree/+ (tree-client, 1)" "$DIR/signals.out" || {
+        WHY="subscription not in the SIGUSR2 tree: $(grep -A2 SIGUSR2 "$DIR/signals.out" | tr '\n' ' ')"
+        return 1
+    }
     kill -0 "$PID" 2>/dev/null || { WHY="broker exited after SIGUSR1/SIGUSR2"; return 1; }
     roundtrip aftersignals -h 127.0.0.1 -p "$port" || return 1
+    stop "$PID"
+}
+
+# upgrade_outgoing_qos true: a QoS 0 message reaches a QoS 2 subscriber at QoS 2, live and as a retained replay.
+check_upgrade_outgoing_qos() {
+    local port got
+    port=$(free_port)
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nupgrade_outgoing_qos true\n' "$port" >"$DIR/upgrade.conf"
+    start upgrade -c "$DIR/upgrade.conf" || return 1
+    timeout $WAIT_SECS mosquitto_pub -h 127.0.0.1 -p "$port" -q 0 -r -t up/kept -m kept || { WHY="publish"; return 1; }
+    got=$(timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -q 2 -t up/kept -C 1 -W $WAIT_SECS \
+        -F '%q %r %p' 2>&1)
+    [ "$got" = "2 1 kept" ] || { WHY="retained replay arrived as [$got], expected QoS 2"; return 1; }
+    timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -q 2 -t up/live -C 1 -W $WAIT_SECS -F '%q %r %p' \
+        >"$DIR/live.sub" 2>&1 &
+    PIDS+=("$!")
+    until_true $WAIT_SECS eval "timeout 2 mosquitto_pub -h 127.0.0.1 -p $port -q 0 -t up/live -m live; \
+        grep -qs live '$DIR/live.sub'" || { WHY="live message never arrived"; return 1; }
+    [ "$(head -n 1 "$DIR/live.sub")" = "2 0 live" ] || {
+        WHY="live message arrived as [$(cat "$DIR/live.sub")]"
+        return 1
+    }
+    stop "$PID"
+}
+
+# check_retain_source (on by default, as in mosquitto): once an ACL reload takes the setter's write permission
+# away, its retained message is no longer replayed (mosquitto's test for CVE-2018-12546).
+check_check_retain_source() {
+    local port got
+    port=$(free_port)
+    printf 'topic readwrite test/topic\n' >"$DIR/acl"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\nacl_file %s/acl\n' "$port" "$DIR" >"$DIR/source.conf"
+    start source -c "$DIR/source.conf" || return 1
+    roundtrip test/topic -h 127.0.0.1 -p "$port" -i retain-check || return 1
+    printf 'topic read test/topic\n' >"$DIR/acl"
+    kill -HUP "$PID"
+    until_true $WAIT_SECS grep -qs "Reloaded the ACL file" "$DIR/source.out" || { WHY="ACL not reloaded"; return 1; }
+    got=$(timeout $WAIT_SECS mosquitto_sub -h 127.0.0.1 -p "$port" -i retain-check -t test/topic -C 1 -W 2 2>&1)
+    case "$got" in
+        "" | "Timed out") ;;
+        *) WHY="retained message replayed after its setter lost write access: [$got]"; return 1 ;;
+    esac
     stop "$PID"
 }
 

@@ -90,13 +90,13 @@ extension Broker {
         let message = Message(
             topic: publish.topic, payload: publish.payload, qos: publish.qos,
             storeID: journal?.allocateMessageID() ?? 0)
-        if publish.retain { updateRetained(with: message) }
+        if publish.retain { updateRetained(with: message, source: retainSource(of: client)) }
         route(message, from: client, into: &actions)
     }
 
     /// RETAIN=1: store or replace [MQTT-3.3.1-5], or delete on an empty payload, which is never stored
     /// itself [MQTT-3.3.1-10][MQTT-3.3.1-11]. RETAIN=0 never gets here [MQTT-3.3.1-12].
-    func updateRetained(with message: Message) {
+    func updateRetained(with message: Message, source: RetainSource? = nil) {
         guard configuration.retainAvailable else { return }
         // `$SYS` topics are the broker's own and published again after a restart: not worth a record each interval.
         let journal = message.topic.isSysTopic ? nil : journal
@@ -106,8 +106,8 @@ extension Broker {
             return
         }
         let outcome = retained.store(
-            message, maxCount: configuration.retainedMessagesMax, maxBytes: configuration.retainedBytesMax,
-            growthAllowed: !memoryCeilingReached)
+            message, source: source, maxCount: configuration.retainedMessagesMax,
+            maxBytes: configuration.retainedBytesMax, growthAllowed: !memoryCeilingReached)
         switch outcome {
         case .stored:
             journal?.records.append(.retainedSet(topic: message.topic, payload: message.payload, qos: message.qos))

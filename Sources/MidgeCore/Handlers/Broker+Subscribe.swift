@@ -66,6 +66,7 @@ extension Broker {
                     .subscriptionAdded(clientID: session.clientID, filter: request.filter, qos: qos))
             }
             codes.append(.granted(qos))
+            subscriptionEvents?(.subscribed(clientID: session.clientID, qos: qos, filter: request.filter))
             if let earlier = grantedSlot.updateValue(granted.count, forKey: request.filter) { granted[earlier] = nil }
             // No retained messages for a shared subscription, as mosquitto does (the MQTT 5 rule).
             if case .plain = SharedSubscription(request.filter) {
@@ -84,21 +85,25 @@ extension Broker {
     }
 
     /// Retained messages for a new (or renewed) subscription, RETAIN=1, QoS the lower of the stored message's
-    /// and the grant [MQTT-3.3.1-6][MQTT-3.3.1-8][MQTT-3.8.4-6].
+    /// and the grant [MQTT-3.3.1-6][MQTT-3.3.1-8][MQTT-3.8.4-6], or the grant under `upgrade_outgoing_qos`, as
+    /// mosquitto replays them.
     private func sendRetained(
         matching subscription: SubscriptionRequest, to session: Session, into actions: inout [Action]
     ) {
         let control = security(session.securityProfile).accessControl
         let checksDeliveries = control.checksDeliveries
-        retained.forEachMatch(subscription.filter) { message in
+        let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : nil
+        retained.forEachMatch(subscription.filter) { message, source in
             if checksDeliveries
                 && !control.mayReceive(
                     clientID: session.clientID, username: session.username, topic: message.topic)
             {
                 return
             }
+            // Kept, not deleted, as mosquitto does: if the setter's permission comes back, so does the message.
+            guard setterMayStillPublish(message, source) else { return }
             deliver(
-                message, qos: min(message.qos, subscription.qos), retain: true, to: session, from: nil,
+                message, qos: min(ceiling ?? message.qos, subscription.qos), retain: true, to: session, from: nil,
                 into: &actions)
         }
     }

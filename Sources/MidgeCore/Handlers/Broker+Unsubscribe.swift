@@ -18,6 +18,7 @@ extension Broker {
             return
         }
         for filter in unsubscribe.filters {
+            subscriptionEvents?(.unsubscribed(clientID: session.clientID, filter: filter))
             // Byte-exact comparison, no wildcard matching [MQTT-3.10.4-1]. Deliveries already in flight or queued
             // are not touched and complete [MQTT-3.10.4-3]; nothing new arrives through the filter [MQTT-3.10.4-2].
             guard session.subscriptions.removeValue(forKey: filter) != nil else { continue }
