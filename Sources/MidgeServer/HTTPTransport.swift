@@ -365,6 +365,10 @@ final class HTTPTransport: ConnectionTransport {
             write(.error(.badRequest, "Last-Event-ID must be an id this server gave"), to: request, wire: &wire)
             return
         }
+        // Without a client id the ids are this connection's own, while a Last-Event-ID (which browsers send on every
+        // reconnect) comes from an earlier connection: numbering on above it keeps the first new events from looking
+        // already seen.
+        if command.clientID == nil { localHistory.continueAbove(lastSeen) }
         if case .pollIdle(var poll) = exchange {
             // The next poll of a kept-alive connection: same subscription, so it continues where the last one ended.
             guard case .longPoll(let timeout) = command.mode, poll.command.filters == command.filters,
