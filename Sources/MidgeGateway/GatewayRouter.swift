@@ -11,15 +11,18 @@ public struct GatewayRouterConfiguration: Sendable, Equatable {
     public var maxFiltersPerSubscription: Int
     public var defaultLongPollSeconds: Int
     public var maxLongPollSeconds: Int
+    /// Which pages of other origins may call the API; answers OPTIONS preflights.
+    public var cors: CORSPolicy
 
     public init(
         maxMessagesPerRequest: Int = 1000, maxFiltersPerSubscription: Int = 32, defaultLongPollSeconds: Int = 30,
-        maxLongPollSeconds: Int = 300
+        maxLongPollSeconds: Int = 300, cors: CORSPolicy = CORSPolicy()
     ) {
         self.maxMessagesPerRequest = maxMessagesPerRequest
         self.maxFiltersPerSubscription = maxFiltersPerSubscription
         self.defaultLongPollSeconds = defaultLongPollSeconds
         self.maxLongPollSeconds = maxLongPollSeconds
+        self.cors = cors
     }
 }
 
@@ -40,10 +43,12 @@ public enum GatewayRouting: Sendable, Equatable {
 /// | `GET /subscribe?topic=a/%2B/c&topic=d/%23`         | `.subscribe` as Server-Sent Events                  |
 /// | `GET /subscribe?topic=a&mode=longpoll&timeout=20`  | `.subscribe` as a long poll                         |
 /// | `GET /metrics`                                     | `.metrics`                                          |
+/// | `OPTIONS` on any of them                           | 204, or the CORS preflight answer (`CORSPolicy`)    |
 /// | other paths / other methods / bad parameters       | 404 / 405 with `Allow` / 400 (413 beyond limits)    |
 ///
 /// Query values are percent-decoded and `+` stays a plus sign (it is a wildcard in filters): write a space as `%20`
-/// and `#` as `%23`, since clients cut a URL at `#`. Credentials come from `Authorization: Basic` or `Bearer`, or from
+/// and `#` as `%23`, since clients cut a URL at `#`. A subscription filter ending in `/` is refused for that reason:
+/// it is what `topic=a/#` becomes once the client has cut it. Credentials come from `Authorization: Basic` or `Bearer`, or from
 /// `access_token` in the query (RFC 6750 §2.3), which a browser's `EventSource` needs as it cannot set headers.
 public struct GatewayRouter: Sendable {
     public let configuration: GatewayRouterConfiguration
@@ -60,8 +65,10 @@ public struct GatewayRouter: Sendable {
             case "/subscribe", "/metrics": allowed = "GET"
             default: throw RouteError(.notFound, "no such endpoint: \(request.path)")
             }
+            if request.method == "OPTIONS" { return .response(configuration.cors.preflight(request, method: allowed)) }
             guard request.method == allowed else {
-                throw RouteError(.methodNotAllowed, "\(request.path) takes \(allowed)", headers: [("Allow", allowed)])
+                throw RouteError(
+                    .methodNotAllowed, "\(request.path) takes \(allowed)", headers: [("Allow", "\(allowed), OPTIONS")])
             }
             let query = try Query(request.query ?? "")
             let credentials = try GatewayRouter.credentials(request, query: query)
@@ -217,6 +224,13 @@ public struct GatewayRouter: Sendable {
         }
         var filters: [TopicFilter] = []
         for value in filterValues {
+            if value.last == UInt8(ascii: "/") {
+                // Valid MQTT, but almost always `a/#` with the `#` taken for the URL's fragment and cut off.
+                let shown = JSONText.string(String(decoding: value, as: UTF8.self))
+                throw RouteError(
+                    .badRequest, "topic filter \(shown) ends in /: a # in a URL must be written %23 "
+                        + "(an unescaped # starts the fragment, which clients do not send)")
+            }
             guard let filter = TopicFilter(bytes: value) else {
                 throw RouteError(
                     .badRequest, "invalid topic filter \(JSONText.string(String(decoding: value, as: UTF8.self)))")

@@ -32,6 +32,8 @@ public struct ListenerConfiguration: Sendable, Equatable {
     /// `max_connection_rate`: new connections accepted per second on this listener; beyond it the rest wait in
     /// the kernel's backlog. Nil: the value given before any `listener` line, or no limit.
     public var maxConnectionRate: Int?
+    /// The `http_*` keys (Midge): the push gateway's settings on a `protocol http` listener.
+    public var http = HTTPListenerSettings()
 
     public init(port: UInt16, address: IPAddress? = nil) {
         self.port = port
@@ -130,7 +132,7 @@ public struct Configuration: Sendable {
         "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
         "retained_messages_max", "retained_bytes_max", "memory_limit",
-    ]
+    ] + HTTPListenerSettings.keys
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
     /// rather than silently ignored or reported as typos.
@@ -301,6 +303,10 @@ private struct Parser {
             configuration.maxClientMessageRate = try integer(0...Int(Int32.max))
         case "max_client_byte_rate":
             configuration.maxClientByteRate = try integer(0...Int.max)
+        case _ where HTTPListenerSettings.keys.contains(key):
+            var problem: String?
+            listener { problem = $0.http.apply(key: key, arguments: arguments) }
+            if let problem { throw fail(problem) }
         case "websockets_headers_size":
             let size = try integer(1024...1_048_576)
             listener { $0.webSocketHeadersSize = size }

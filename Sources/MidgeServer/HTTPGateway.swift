@@ -7,7 +7,7 @@ import MidgeCore
 import MidgeGateway
 import Synchronization
 
-/// The gateway's fixed behaviour. Not configuration keys yet: internal so tests can shorten the clocks.
+/// The gateway's behaviour, from the listener's `http_*` keys (`HTTPListenerSettings`).
 struct HTTPGatewaySettings: Sendable {
     /// Seconds without a byte on an SSE stream before a heartbeat comment goes out, so proxies keep it open.
     var heartbeatSeconds: Int64 = 15
@@ -22,6 +22,26 @@ struct HTTPGatewaySettings: Sendable {
     /// Messages a long poll or an SSE stream keeps while its client is not reading them (before the stream starts).
     var router = GatewayRouterConfiguration()
     var limits = HTTPLimits()
+    /// /metrics answers without credentials even when anonymous clients are refused.
+    var metricsOpen = false
+}
+
+extension HTTPGatewaySettings {
+    init(_ listener: HTTPListenerSettings) {
+        heartbeatSeconds = Int64(listener.heartbeatSeconds)
+        idleSeconds = Int64(listener.idleSeconds)
+        retryMilliseconds = listener.retryMilliseconds
+        historyEvents = listener.historyMessages
+        historyBytes = listener.historyBytes
+        historyClients = listener.historyClients
+        // A default above the maximum would refuse every poll that names no timeout: the maximum wins.
+        router = GatewayRouterConfiguration(
+            defaultLongPollSeconds: min(listener.longPollSeconds, listener.maxLongPollSeconds),
+            maxLongPollSeconds: listener.maxLongPollSeconds,
+            cors: CORSPolicy(origins: listener.corsOrigins, credentials: listener.corsCredentials))
+        limits = HTTPLimits(maxBodyBytes: listener.maxBodyBytes)
+        metricsOpen = listener.metricsOpen
+    }
 }
 
 /// A message as a stream delivered it, with the id it got.
@@ -198,10 +218,10 @@ final class HTTPGateway: Sendable {
     /// The factory the listener registers for `protocol http`.
     static func factory(
         listener: ListenerConfiguration, settings: ServerSettings,
-        gatewaySettings: HTTPGatewaySettings = HTTPGatewaySettings()
+        gatewaySettings: HTTPGatewaySettings? = nil
     ) -> TransportFactory {
         let gateway = HTTPGateway(
-            settings: gatewaySettings, accessControl: settings.accessControl,
+            settings: gatewaySettings ?? HTTPGatewaySettings(listener.http), accessControl: settings.accessControl,
             broker: settings.broker, metrics: settings.metrics)
         return { context in HTTPTransport(gateway: gateway, now: context.now) }
     }

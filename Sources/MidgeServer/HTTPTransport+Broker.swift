@@ -32,6 +32,10 @@ extension HTTPTransport {
                 return refused(connack.returnCode, wire: &wire)
             }
             link = .connected
+            if case .metrics(let request) = exchange {
+                exchange = .idle
+                answerMetrics(request, wire: &wire)
+            }
             if case .publish(let publish) = exchange, !publish.pending.isEmpty {
                 // Published through `replies`, which the loop hands to the core right after this turn's writes.
                 publishOrRefuse(publish.pending, request: publish.request, mqtt: &replies, wire: &wire)
@@ -68,6 +72,7 @@ extension HTTPTransport {
         let request: HTTPRequest
         switch exchange {
         case .publish(let publish): request = publish.request
+        case .metrics(let waiting): request = waiting
         case .stream(let subscription), .poll(let subscription), .pollIdle(let subscription):
             request = subscription.request
         case .idle: return .open

@@ -104,7 +104,9 @@ extension HTTPTransport {
             highestWritten = max(highestWritten, ready.lastSeen)
             // Not through `write`: a stream has no Content-Length and no end.
             let retry = gateway.settings.retryMilliseconds
-            wire.append(contentsOf: ServerSentEvents.responseHead(retryMilliseconds: retry))
+            wire.append(
+                contentsOf: ServerSentEvents.responseHead(
+                    retryMilliseconds: retry, headers: corsHeaders(for: ready.request)))
             for event in missed { writeEvent(event, format: ready.command.format, wire: &wire) }
             for incoming in waiting {
                 let event = record(incoming, clientID: ready.command.clientID, now: now)

@@ -25,7 +25,8 @@ import MidgeGateway
 /// mosquitto's authenticators also give for a wrong password) is 401; 403 is what the ACL refuses, told only to
 /// callers whose credentials the CONNACK accepted.
 ///
-/// (The broker's packets are handled in `HTTPTransport+Broker.swift`, subscriptions in `HTTPTransport+Subscribe.swift`.)
+/// (The broker's packets are handled in `HTTPTransport+Broker.swift`, subscriptions in
+/// `HTTPTransport+Subscribe.swift`.)
 ///
 /// Deliveries are acknowledged once they are written to the socket (or kept for a poll) and recorded in the client's
 /// `EventHistory`, which is what `Last-Event-ID` resumes from. The contract gives `send` no MQTT output, so
@@ -87,6 +88,8 @@ final class HTTPTransport: ConnectionTransport {
         case poll(SubscriptionExchange)
         /// A long poll answered; its session stays subscribed for the next poll on this connection.
         case pollIdle(SubscriptionExchange)
+        /// `GET /metrics` waiting for the CONNACK that says its credentials are good.
+        case metrics(HTTPRequest)
     }
 
     let gateway: HTTPGateway
@@ -172,7 +175,7 @@ final class HTTPTransport: ConnectionTransport {
             if now.nanoseconds - lastRequest.nanoseconds >= gateway.settings.idleSeconds * 1_000_000_000 {
                 return endSession(mqtt: &mqtt)
             }
-        case .publish, .stream:
+        case .publish, .stream, .metrics:
             break
         }
         return .open
@@ -209,7 +212,7 @@ final class HTTPTransport: ConnectionTransport {
     var isBusy: Bool {
         switch exchange {
         case .idle, .pollIdle: false
-        case .publish, .stream, .poll: true
+        case .publish, .stream, .poll, .metrics: true
         }
     }
 
@@ -254,17 +257,43 @@ final class HTTPTransport: ConnectionTransport {
         switch gateway.router.route(request) {
         case .response(let response):
             write(response, to: request, wire: &wire)
-        case .request(.metrics, _):
-            let body = MetricsExposition.render(gateway.metrics)
-            let response = HTTPResponse(
-                status: .ok, headers: [("Content-Type", PrometheusText.contentType)], body: body)
-            write(response, to: request, wire: &wire)
+        case .request(.metrics, let credentials):
+            startMetrics(credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.publish(let commands), let credentials):
             startPublish(commands, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.subscribe(let command), let credentials):
             startSubscription(command, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire, now: now)
         }
         return .open
+    }
+
+    /// The counters say how busy the broker is and how many clients it has: with `allow_anonymous false` only
+    /// callers the authenticator accepts may read them, unless `http_metrics_open` says otherwise.
+    func startMetrics(
+        credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8]
+    ) {
+        if gateway.allowAnonymous || gateway.settings.metricsOpen {
+            answerMetrics(request, wire: &wire)
+            return
+        }
+        guard credentials != nil else {
+            write(.unauthorized(), to: request, wire: &wire)
+            return
+        }
+        let wanted = identity(for: credentials, request: request, clientID: nil)
+        guard usable(wanted, request: request, wire: &wire) else { return }
+        if link == .connected {
+            answerMetrics(request, wire: &wire)
+            return
+        }
+        connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
+        exchange = .metrics(request)
+    }
+
+    func answerMetrics(_ request: HTTPRequest, wire: inout [UInt8]) {
+        let body = MetricsExposition.render(gateway.metrics)
+        let response = HTTPResponse(status: .ok, headers: [("Content-Type", PrometheusText.contentType)], body: body)
+        write(response, to: request, wire: &wire)
     }
 
     /// The MQTT identity for a request: a kept-alive connection keeps the identity of its first MQTT request.
@@ -401,10 +430,20 @@ final class HTTPTransport: ConnectionTransport {
 
     /// Every answer goes through here: keep-alive per the request, a `Date`, and the counters.
     func write(_ response: HTTPResponse, to request: HTTPRequest, wire: inout [UInt8]) {
-        let answer = response.answering(request).withDate()
+        var answer = response.answering(request).withDate()
+        if !answer.headers.contains("Access-Control-Allow-Origin") {
+            for field in corsHeaders(for: request) { answer.headers.append(field.name, field.value) }
+        }
         gateway.metrics.gateway.countResponse(status: answer.status.code)
         answer.encode(into: &wire)
         if answer.closeConnection { finished = true }
+    }
+}
+
+extension HTTPTransport {
+    /// What a cross-origin page needs to read the answer, when `http_cors_origins` allows its origin.
+    func corsHeaders(for request: HTTPRequest) -> HTTPHeaders {
+        gateway.router.configuration.cors.headers(origin: request.headers["Origin"])
     }
 }
 
