@@ -75,8 +75,10 @@ typealias TransportFactory = @Sendable (TransportContext) -> any ConnectionTrans
 enum TransportFactories {
     /// The factory for a listener's sockets, or nil for plain MQTT over TCP. TLS wraps whatever the `protocol`
     /// makes, so WebSocket and HTTP run over TLS when the listener has a certificate.
-    static func make(for listener: ListenerConfiguration, settings: ServerSettings, tls: ReloadableTLSContext?)
-        throws(ServerError) -> TransportFactory?
+    static func make(
+        for listener: ListenerConfiguration, settings: ServerSettings, tls: ReloadableTLSContext?,
+        logger: Logger? = nil
+    ) throws(ServerError) -> TransportFactory?
     {
         let inner: TransportFactory?
         switch listener.protocol {
@@ -85,7 +87,7 @@ enum TransportFactories {
         case .websockets:
             inner = WebSocketTransport.factory(listener: listener, settings: settings)
         case .http:
-            inner = HTTPGateway.factory(listener: listener, settings: settings)
+            inner = HTTPGateway.factory(listener: listener, settings: settings, logger: logger)
         }
         guard let tls else { return inner }
         let useIdentity = listener.tls?.useIdentityAsUsername ?? false

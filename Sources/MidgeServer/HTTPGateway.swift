@@ -107,6 +107,8 @@ final class HTTPGateway: Sendable {
     let allowAnonymous: Bool
     let metrics: ServerMetrics
     let maxQoS: QoS
+    /// Where refused requests are logged (nil in tests that drive transports without a server).
+    let logger: Logger?
     private let histories = Mutex<[String: EventHistory]>([:])
     /// Generated client ids: a per-process random prefix and a counter, unique and not guessable from outside.
     private let clientIDPrefix: String
@@ -114,9 +116,10 @@ final class HTTPGateway: Sendable {
 
     init(
         settings: HTTPGatewaySettings, accessControl: any AccessControl,
-        broker: BrokerConfiguration, metrics: ServerMetrics
+        broker: BrokerConfiguration, metrics: ServerMetrics, logger: Logger? = nil
     ) {
         self.settings = settings
+        self.logger = logger
         self.router = GatewayRouter(configuration: settings.router)
         self.accessControl = accessControl
         self.allowAnonymous = broker.allowAnonymous
@@ -217,12 +220,12 @@ final class HTTPGateway: Sendable {
 
     /// The factory the listener registers for `protocol http`.
     static func factory(
-        listener: ListenerConfiguration, settings: ServerSettings,
+        listener: ListenerConfiguration, settings: ServerSettings, logger: Logger? = nil,
         gatewaySettings: HTTPGatewaySettings? = nil
     ) -> TransportFactory {
         let gateway = HTTPGateway(
             settings: gatewaySettings ?? HTTPGatewaySettings(listener.http), accessControl: settings.accessControl,
-            broker: settings.broker, metrics: settings.metrics)
-        return { context in HTTPTransport(gateway: gateway, now: context.now) }
+            broker: settings.broker, metrics: settings.metrics, logger: logger)
+        return { context in HTTPTransport(gateway: gateway, now: context.now, remoteAddress: context.remoteAddress) }
     }
 }

@@ -114,8 +114,12 @@ final class HTTPTransport: ConnectionTransport {
     /// Set once an answer with `Connection: close` is written: nothing more is read.
     var finished = false
 
-    init(gateway: HTTPGateway, now: MonotonicTime) {
+    /// The client's address, for log lines.
+    let remoteAddress: String
+
+    init(gateway: HTTPGateway, now: MonotonicTime, remoteAddress: String = "unknown") {
         self.gateway = gateway
+        self.remoteAddress = remoteAddress
         self.parser = HTTPRequestParser(limits: gateway.settings.limits)
         self.lastWrite = now
         self.lastRequest = now
@@ -232,6 +236,8 @@ final class HTTPTransport: ConnectionTransport {
             } catch {
                 gateway.metrics.gateway.requests.wrappingAdd(1, ordering: .relaxed)
                 gateway.metrics.gateway.countResponse(status: error.status.code)
+                gateway.logger?.log(
+                    .notice, "HTTP client \(remoteAddress): \(error.status) (\(error.message)), closing the connection.")
                 error.response.withDate().encode(into: &wire)
                 finished = true
                 return endSession(mqtt: &mqtt)
@@ -435,6 +441,13 @@ final class HTTPTransport: ConnectionTransport {
             for field in corsHeaders(for: request) { answer.headers.append(field.name, field.value) }
         }
         gateway.metrics.gateway.countResponse(status: answer.status.code)
+        if answer.status.code >= 400, let logger = gateway.logger {
+            // A missing login is how a browser learns to send one: routine, so below notice.
+            let level: LogLevel = answer.status.code == 401 ? .info : .notice
+            let reason = String(decoding: answer.body.prefix(300), as: UTF8.self)
+            logger.log(
+                level, "HTTP client \(remoteAddress): \(request.method) \(request.path) answered \(answer.status) \(reason)")
+        }
         answer.encode(into: &wire)
         if answer.closeConnection { finished = true }
     }

@@ -13,7 +13,7 @@ final class ListenerRuntime: Sendable {
     /// Open connections on this listener, counted only when it has its own `max_connections`.
     let connectionCount = Atomic<Int>(0)
 
-    init(configuration: ListenerConfiguration, settings: ServerSettings) throws(ServerError) {
+    init(configuration: ListenerConfiguration, settings: ServerSettings, logger: Logger? = nil) throws(ServerError) {
         self.configuration = configuration
         if let tlsConfiguration = configuration.tls {
             do {
@@ -24,7 +24,7 @@ final class ListenerRuntime: Sendable {
         } else {
             tls = nil
         }
-        factory = try TransportFactories.make(for: configuration, settings: settings, tls: tls)
+        factory = try TransportFactories.make(for: configuration, settings: settings, tls: tls, logger: logger)
     }
 
     /// Whether connections on this listener are counted against its own limit.

@@ -159,7 +159,7 @@ public final class Server: Sendable {
         do throws(ServerError) {
             for listener in settings.listeners {
                 // TLS files are read before anything is bound, so a broken certificate stops the start-up.
-                let runtime = try ListenerRuntime(configuration: listener, settings: settings)
+                let runtime = try ListenerRuntime(configuration: listener, settings: settings, logger: logger)
                 // With port 0 the first address picks the port and the listener's other address reuses it.
                 var port = listener.port
                 for address in listener.bindAddresses {

@@ -126,4 +126,17 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertEqual(preflightAnswer?.header("Access-Control-Allow-Methods"), "POST, OPTIONS")
         XCTAssertNil(preflight.closed, "a preflight keeps the connection")
     }
+
+    func testRefusedRequestsAreLogged() throws {
+        let running = try RunningServer(threads: 1, config: "listener 0 127.0.0.1\nprotocol http\n")
+        defer { running.stop() }
+        let port = running.server.listeners[1].port
+        let answer = try HTTPTestClient.exchange(
+            port: port, "GET /subscribe?topic=a/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(answer.status, 400)
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("GET /subscribe answered 400 Bad Request") })
+        let broken = try HTTPTestClient.exchange(port: port, "NOT HTTP\r\n\r\n")
+        XCTAssertEqual(broken.status, 400)
+        XCTAssertNotNil(running.log.waitForLine { $0.contains("closing the connection") })
+    }
 }
