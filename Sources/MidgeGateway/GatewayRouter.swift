@@ -43,6 +43,8 @@ public enum GatewayRouting: Sendable, Equatable {
 /// | `GET /subscribe?topic=a/%2B/c&topic=d/%23`         | `.subscribe` as Server-Sent Events                  |
 /// | `GET /subscribe?topic=a&mode=longpoll&timeout=20`  | `.subscribe` as a long poll                         |
 /// | `GET /metrics`                                     | `.metrics`                                          |
+/// | `GET /subscribe?topic=a&mode=poll&since=42`        | `.subscribe` as a short poll (answered at once)     |
+/// | `GET /topic?topic=a/b`                             | `.topicInfo`                                        |
 /// | `OPTIONS` on any of them                           | 204, or the CORS preflight answer (`CORSPolicy`)    |
 /// | other paths / other methods / bad parameters       | 404 / 405 with `Allow` / 400 (413 beyond limits)    |
 ///
@@ -62,7 +64,7 @@ public struct GatewayRouter: Sendable {
             let allowed: String
             switch request.path {
             case "/publish": allowed = "POST"
-            case "/subscribe", "/metrics": allowed = "GET"
+            case "/subscribe", "/metrics", "/topic": allowed = "GET"
             default: throw RouteError(.notFound, "no such endpoint: \(request.path)")
             }
             if request.method == "OPTIONS" { return .response(configuration.cors.preflight(request, method: allowed)) }
@@ -76,6 +78,9 @@ public struct GatewayRouter: Sendable {
             switch request.path {
             case "/publish": routed = .publish(try publishCommands(request, query: query))
             case "/subscribe": routed = .subscribe(try subscribeCommand(request, query: query))
+            case "/topic":
+                guard let name = query.first("topic") else { throw RouteError(.badRequest, "topic is required") }
+                routed = .topicInfo(try GatewayRouter.topicName(name))
             default: routed = .metrics
             }
             return .request(routed, credentials: credentials)
@@ -275,8 +280,20 @@ public struct GatewayRouter: Sendable {
                 timeout = seconds
             }
             mode = .longPoll(timeoutSeconds: timeout)
+        case "poll":
+            mode = .poll
         default:
-            throw RouteError(.badRequest, "mode must be sse or longpoll")
+            throw RouteError(.badRequest, "mode must be sse, longpoll or poll")
+        }
+        var since: SubscribeStart?
+        if let value = query.first("since").map({ String(decoding: $0, as: UTF8.self) }) {
+            switch value {
+            case "oldest": since = .oldest
+            case "newest": since = .newest
+            default:
+                guard let id = UInt64(value) else { throw RouteError(.badRequest, "since must be oldest, newest or an id") }
+                since = .after(id)
+            }
         }
         let format: MessageFormat
         switch query.first("format").map({ String(decoding: $0, as: UTF8.self) }) {
@@ -285,8 +302,8 @@ public struct GatewayRouter: Sendable {
         default: throw RouteError(.badRequest, "format must be json or raw")
         }
         return SubscribeCommand(
-            filters: filters, qos: qos ?? .atMostOnce, clientID: clientID, lastEventID: lastEventID, mode: mode,
-            format: format)
+            filters: filters, qos: qos ?? .atMostOnce, clientID: clientID, lastEventID: lastEventID, since: since,
+            mode: mode, format: format)
     }
 
     // MARK: - Values

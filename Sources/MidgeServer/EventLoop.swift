@@ -107,7 +107,7 @@ final class EventLoop {
             let settings = server.settings
             let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
-                accessControl: settings.accessControl, log: { level, message in logger.log(level, message) })
+                accessControl: GatewayRecorderAccess(inner: settings.accessControl), log: { level, message in logger.log(level, message) })
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock { _ in
                 server.persistence?.restore(into: broker, now: now)
@@ -164,7 +164,10 @@ final class EventLoop {
         // Loop 0 looks every turn: another loop may have run the core meanwhile and left actions for this loop's
         // connections, which must go out before anything the core says to them this turn.
         if woken || runningCore { processMailbox() }
-        if woken { takeAuthVerdicts() }
+        if woken {
+            takeAuthVerdicts()
+            takeGatewayRequests()
+        }
         for event in events {
             let token = event.data.u64
             if token == Self.wakeToken {

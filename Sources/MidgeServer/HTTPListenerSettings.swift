@@ -13,11 +13,13 @@ public struct HTTPListenerSettings: Sendable, Equatable {
     /// `http_longpoll_timeout` / `http_longpoll_max_timeout`: a poll's wait without `timeout=`, and the most it may ask.
     public var longPollSeconds = 30
     public var maxLongPollSeconds = 300
-    /// `http_history_messages` / `http_history_bytes` / `http_history_clients`: the events kept per `client_id`
-    /// (and per stream without one) for `Last-Event-ID`, and how many client ids are kept.
-    public var historyMessages = 1000
-    public var historyBytes = 4 * 1024 * 1024
-    public var historyClients = 10_000
+    /// `http_history_messages` / `http_history_seconds` / `http_history_bytes` / `http_history_topics`: the shared
+    /// topic history that `Last-Event-ID` resumes from: messages kept per topic, for how long, how many payload and
+    /// topic bytes in all, and on how many topics.
+    public var historyMessages = 100
+    public var historySeconds = 300
+    public var historyBytes = 16 * 1024 * 1024
+    public var historyTopics = 10_000
     /// `http_max_body_size`: the largest request body.
     public var maxBodyBytes = 1024 * 1024
     /// `http_metrics_open`: /metrics without credentials even when `allow_anonymous` is false.
@@ -32,7 +34,8 @@ public struct HTTPListenerSettings: Sendable, Equatable {
     /// The keys `apply` reads, for `Configuration.supportedKeys`.
     public static let keys: [String] = [
         "http_sse_heartbeat", "http_sse_retry", "http_idle_timeout", "http_longpoll_timeout",
-        "http_longpoll_max_timeout", "http_history_messages", "http_history_bytes", "http_history_clients",
+        "http_longpoll_max_timeout", "http_history_messages", "http_history_seconds", "http_history_bytes",
+        "http_history_topics",
         "http_max_body_size", "http_metrics_open", "http_cors_origins", "http_cors_credentials",
     ]
 
@@ -72,9 +75,12 @@ public struct HTTPListenerSettings: Sendable, Equatable {
         case "http_history_bytes":
             guard let value = number(1...Int(Int32.max)) else { return outside(1...Int(Int32.max)) }
             historyBytes = value
-        case "http_history_clients":
+        case "http_history_seconds":
+            guard let value = number(1...604_800) else { return outside(1...604_800) }
+            historySeconds = value
+        case "http_history_topics":
             guard let value = number(1...10_000_000) else { return outside(1...10_000_000) }
-            historyClients = value
+            historyTopics = value
         case "http_max_body_size":
             guard let value = number(1...268_435_456) else { return outside(1...268_435_456) }
             maxBodyBytes = value

@@ -36,6 +36,10 @@ extension HTTPTransport {
                 exchange = .idle
                 answerMetrics(request, wire: &wire)
             }
+            if case .topicInfo(let request, let topic) = exchange {
+                exchange = .idle
+                answerTopicInfo(topic, request: request, wire: &wire)
+            }
             if case .publish(let publish) = exchange, !publish.pending.isEmpty {
                 // Published through `replies`, which the loop hands to the core right after this turn's writes.
                 publishOrRefuse(publish.pending, request: publish.request, mqtt: &replies, wire: &wire)
@@ -54,15 +58,12 @@ extension HTTPTransport {
         case .suback(let suback):
             return subscribed(suback, wire: &wire, now: now)
         case .publish(let publish):
-            acknowledge(publish)
-            let message = GatewayMessage(
-                topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: publish.retain)
-            return deliver(
-                Incoming(message: message, packetID: publish.packetID?.rawValue, dup: publish.dup), wire: &wire,
-                now: now)
+            delivered(publish)
+        case .unsuback(let id):
+            return unsubscribed(id, wire: &wire, now: now)
         case .pubrel(let id):
             Packet.pubcomp(id).encode(into: &replies)
-        case .pubcomp, .unsuback, .connect, .subscribe, .unsubscribe, .pingreq, .disconnect:
+        case .pubcomp, .connect, .subscribe, .unsubscribe, .pingreq, .disconnect:
             break
         }
         return .open
@@ -72,7 +73,7 @@ extension HTTPTransport {
         let request: HTTPRequest
         switch exchange {
         case .publish(let publish): request = publish.request
-        case .metrics(let waiting): request = waiting
+        case .metrics(let waiting), .topicInfo(let waiting, _): request = waiting
         case .stream(let subscription), .poll(let subscription), .pollIdle(let subscription):
             request = subscription.request
         case .idle: return .open

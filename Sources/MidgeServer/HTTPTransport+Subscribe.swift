@@ -1,5 +1,5 @@
-// GET /subscribe over the HTTP transport: the SUBSCRIBE it writes, the stream or poll it opens at the SUBACK, and
-// the events it writes with the ids `Last-Event-ID` resumes from (§3.8, §3.9, HTML §9.2).
+// GET /subscribe over the HTTP transport: the SUBSCRIBE (ACL, retained messages) it writes, the stream or poll it
+// opens once the hub records its filters, and the events it reads from the topic history (§3.8-3.11, HTML §9.2).
 import MQTTCodec
 import MidgeCore
 import MidgeGateway
@@ -9,19 +9,19 @@ extension HTTPTransport {
         _ command: SubscribeCommand, credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8],
         wire: inout [UInt8], now: MonotonicTime
     ) {
-        let lastSeen = command.lastEventID.flatMap { UInt64($0) } ?? 0
-        if command.lastEventID != nil && UInt64(command.lastEventID ?? "") == nil {
-            write(.error(.badRequest, "Last-Event-ID must be an id this server gave"), to: request, wire: &wire)
-            return
+        // A reconnecting EventSource sends Last-Event-ID whatever its URL says, so it wins over `since`.
+        var start = command.since
+        if let text = command.lastEventID {
+            guard let id = UInt64(text) else {
+                write(.error(.badRequest, "Last-Event-ID must be an id this server gave"), to: request, wire: &wire)
+                return
+            }
+            start = .after(id)
         }
-        // Without a client id the ids are this connection's own, while a Last-Event-ID (which browsers send on every
-        // reconnect) comes from an earlier connection: numbering on above it keeps the first new events from looking
-        // already seen.
-        if command.clientID == nil { localHistory.continueAbove(lastSeen) }
         if case .pollIdle(var poll) = exchange {
             // The next poll of a kept-alive connection: same subscription, so it continues where the last one ended.
-            guard case .longPoll(let timeout) = command.mode, poll.command.filters == command.filters,
-                poll.command.clientID == command.clientID, poll.command.qos == command.qos
+            guard command.mode != .sse, poll.command.filters == command.filters, poll.command.qos == command.qos,
+                poll.command.clientID == command.clientID
             else {
                 write(
                     .error(.badRequest, "this connection polls another subscription; open a new connection",
@@ -30,18 +30,19 @@ extension HTTPTransport {
             }
             poll.request = request
             poll.command = command
-            poll.lastSeen = max(lastSeen, poll.lastSeen)
-            poll.deadline = now + Double(timeout)
+            if case .after(let id) = start { poll.cursor = max(poll.cursor, min(id, gateway.hub.lastID)) }
+            poll.retained = []
+            poll.deadline = Self.deadline(command.mode, now: now)
+            _ = gateway.hub.register(connection, filters: command.filters)
             gateway.metrics.gateway.waitingPolls.wrappingAdd(1, ordering: .relaxed)
             exchange = .poll(poll)
-            let missed = history(after: poll.lastSeen, clientID: command.clientID, now: now)
-            if !missed.isEmpty { _ = answerPoll(poll, with: missed, wire: &wire, now: now) }
+            _ = advance(wire: &wire, now: now)
             return
         }
         let wanted = identity(for: credentials, request: request, clientID: command.clientID)
         guard usable(wanted, request: request, wire: &wire) else { return }
         if link != .none {
-            // A connection that published may not turn into a subscriber: its session is a clean publisher's.
+            // A connection that published may not turn into a subscriber: its session is a publisher's.
             write(
                 .error(.badRequest, "subscribe on a new connection", closeConnection: true), to: request, wire: &wire)
             return
@@ -51,154 +52,208 @@ extension HTTPTransport {
                   wire: &wire)
             return
         }
-        connectIfNeeded(wanted, cleanSession: !wanted.persistent, mqtt: &mqtt)
-        let id = takePacketID()
+        connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
+        // SUBSCRIBE has the core check the ACL and send the retained messages; UNSUBSCRIBE right after, since the
+        // messages themselves come from the hub (the UNSUBACK marks the end of the retained ones).
+        let subscribeID = takePacketID()
         let requests = command.filters.map { SubscriptionRequest(filter: $0, qos: command.qos) }
-        Packet.subscribe(Subscribe(packetID: id, requests: requests)).encode(into: &mqtt)
-        var subscription = SubscriptionExchange(
-            request: request, command: command, subscribeID: id.rawValue, deadline: nil, lastSeen: lastSeen)
-        switch command.mode {
-        case .sse:
+        Packet.subscribe(Subscribe(packetID: subscribeID, requests: requests)).encode(into: &mqtt)
+        let unsubscribeID = takePacketID()
+        Packet.unsubscribe(Unsubscribe(packetID: unsubscribeID, filters: command.filters)).encode(into: &mqtt)
+        let subscription = SubscriptionExchange(
+            request: request, command: command, subscribeID: subscribeID.rawValue,
+            unsubscribeID: unsubscribeID.rawValue, start: start, deadline: Self.deadline(command.mode, now: now))
+        if command.mode == .sse {
             exchange = .stream(subscription)
-        case .longPoll(let timeout):
-            subscription.deadline = now + Double(timeout)
+        } else {
             gateway.metrics.gateway.waitingPolls.wrappingAdd(1, ordering: .relaxed)
             exchange = .poll(subscription)
         }
     }
 
-    /// `$SYS` and below: the broker's own tree, which clients may not publish to (the core drops such messages).
+    static func deadline(_ mode: SubscribeMode, now: MonotonicTime) -> MonotonicTime? {
+        if case .longPoll(let timeout) = mode { return now + Double(timeout) }
+        return nil
+    }
 
+    /// The SUBACK: refused filters end the request with 403; granted ones register with the hub, which puts the
+    /// subscriber's cursor where it asked to start.
     func subscribed(_ suback: SubAck, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
-        let subscription: SubscriptionExchange
-        let isStream: Bool
-        switch exchange {
-        case .stream(let value): (subscription, isStream) = (value, true)
-        case .poll(let value): (subscription, isStream) = (value, false)
-        default: return .open
+        guard var subscription = currentSubscription, suback.packetID.rawValue == subscription.subscribeID else {
+            return .open
         }
-        guard suback.packetID.rawValue == subscription.subscribeID else { return .open }
         if suback.returnCodes.contains(.failure) {
             // [MQTT-3.9.3-1] one code per filter, in order: name the first refused one.
             let index = suback.returnCodes.firstIndex(of: .failure) ?? 0
             let filter = subscription.command.filters[min(index, subscription.command.filters.count - 1)]
-            if !isStream { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
+            if case .poll = exchange { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
             exchange = .idle
             write(.forbidden("not authorized to subscribe to \(filter)"), to: subscription.request, wire: &wire)
             finished = true
             return .open
         }
-        var ready = subscription
-        ready.subscribed = true
-        // Only a client that says what it saw gets history: a fresh page with the same client id starts afresh.
-        let missed =
-            subscription.command.lastEventID == nil
-            ? [] : history(after: subscription.lastSeen, clientID: subscription.command.clientID, now: now)
-        let waiting = early
-        early = []
-        if isStream {
-            exchange = .stream(ready)
-            gateway.metrics.gateway.openStreams.wrappingAdd(1, ordering: .relaxed)
-            gateway.metrics.gateway.countResponse(status: 200)
-            // The client has everything up to its Last-Event-ID: redeliveries of those are acknowledged, not written.
-            highestWritten = max(highestWritten, ready.lastSeen)
-            // Not through `write`: a stream has no Content-Length and no end.
-            let retry = gateway.settings.retryMilliseconds
-            wire.append(
-                contentsOf: ServerSentEvents.responseHead(
-                    retryMilliseconds: retry, headers: corsHeaders(for: ready.request)))
-            for event in missed { writeEvent(event, format: ready.command.format, wire: &wire) }
-            for incoming in waiting {
-                let event = record(incoming, clientID: ready.command.clientID, now: now)
-                writeEvent(event, format: ready.command.format, wire: &wire)
+        subscription.subscribed = true
+        let filters = subscription.command.filters
+        let live = gateway.hub.register(connection, filters: filters)
+        switch subscription.start {
+        case nil:
+            subscription.cursor = live
+        case .oldest:
+            subscription.cursor = 0
+        case .newest:
+            subscription.cursor = (gateway.hub.newestID(matching: filters) ?? live + 1) - 1
+        case .after(let id):
+            // An id above every one given (a client of another broker, or a clock set back) would hide what comes.
+            subscription.cursor = min(id, live)
+        }
+        currentSubscription = subscription
+        return advance(wire: &wire, now: now)
+    }
+
+    /// The UNSUBACK: the retained messages are all in.
+    func unsubscribed(_ id: PacketID, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+        guard var subscription = currentSubscription, id.rawValue == subscription.unsubscribeID else { return .open }
+        subscription.retainedDone = true
+        currentSubscription = subscription
+        return advance(wire: &wire, now: now)
+    }
+
+    /// A delivery to this connection's own session: only the retained messages its SUBSCRIBE brought are used.
+    /// Acknowledged at once ([MQTT-4.3.2-1], [MQTT-4.3.3-1] on the client side).
+    func delivered(_ publish: Publish) {
+        if let id = publish.packetID {
+            switch publish.qos {
+            case .atMostOnce: break
+            case .atLeastOnce: Packet.puback(id).encode(into: &replies)
+            case .exactlyOnce: Packet.pubrec(id).encode(into: &replies)
             }
-            lastWrite = now
+        }
+        guard publish.retain, var subscription = currentSubscription, !subscription.retainedDone,
+            subscription.start == nil
+        else { return }
+        subscription.retained.append(
+            GatewayMessage(topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: true))
+        currentSubscription = subscription
+    }
+
+    /// The subscription in progress (stream or waiting poll).
+    var currentSubscription: SubscriptionExchange? {
+        get {
+            switch exchange {
+            case .stream(let subscription), .poll(let subscription): subscription
+            default: nil
+            }
+        }
+        set {
+            guard let newValue else { return }
+            switch exchange {
+            case .stream: exchange = .stream(newValue)
+            case .poll: exchange = .poll(newValue)
+            default: break
+            }
+        }
+    }
+
+    /// Opens the stream (or lets the poll answer) once the SUBACK, the retained messages and the hub are ready, then
+    /// writes what the history holds after the cursor.
+    func advance(wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+        guard var subscription = currentSubscription, subscription.subscribed, subscription.retainedDone else {
             return .open
         }
-        exchange = .poll(ready)
-        var buffered = missed
-        for incoming in waiting {
-            let event = record(incoming, clientID: ready.command.clientID, now: now)
-            if event.sequence > (buffered.last?.sequence ?? ready.lastSeen) { buffered.append(event) }
+        let isStream: Bool
+        if case .stream = exchange { isStream = true } else { isStream = false }
+        if !subscription.open {
+            switch gateway.hub.readiness(of: subscription.command.filters) {
+            case .waiting:
+                return .open
+            case .failed:
+                if !isStream { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
+                exchange = .idle
+                let response = HTTPResponse.error(
+                    .serviceUnavailable, "the gateway cannot record these filters now (see the broker's log)",
+                    closeConnection: true)
+                write(response, to: subscription.request, wire: &wire)
+                return .open
+            case .active:
+                subscription.open = true
+            }
+            if isStream {
+                gateway.metrics.gateway.openStreams.wrappingAdd(1, ordering: .relaxed)
+                gateway.metrics.gateway.countResponse(status: 200)
+                // Not through `write`: a stream has no Content-Length and no end.
+                wire.append(
+                    contentsOf: ServerSentEvents.responseHead(
+                        retryMilliseconds: gateway.settings.retryMilliseconds,
+                        headers: corsHeaders(for: subscription.request)))
+                // Retained messages are the state at the start: they carry the cursor's id, so a reconnect resumes
+                // after them.
+                let id = subscription.cursor > 0 ? String(subscription.cursor) : nil
+                for message in subscription.retained {
+                    writeEvent(message, id: id, format: subscription.command.format, wire: &wire)
+                }
+                subscription.retained = []
+                lastWrite = now
+            }
         }
-        if !buffered.isEmpty || ready.deadline.map({ now >= $0 }) == true {
-            return answerPoll(ready, with: buffered, wire: &wire, now: now)
+        let batch = gateway.settings.readBatch
+        let events = gateway.hub.events(after: subscription.cursor, matching: subscription.command.filters, limit: batch)
+        if let last = events.last { subscription.cursor = last.id }
+        let readable = events.filter(mayReceive)
+        if events.count == batch { gateway.hub.wakeAgain(connection) }
+        if isStream {
+            for event in readable {
+                writeEvent(event.message, id: String(event.id), format: subscription.command.format, wire: &wire)
+            }
+            if !readable.isEmpty { lastWrite = now }
+            currentSubscription = subscription
+            return .open
+        }
+        currentSubscription = subscription
+        let answer = subscription.retained.map { (id: String(subscription.cursor), message: $0) }
+            + readable.map { (id: String($0.id), message: $0.message) }
+        if !answer.isEmpty || subscription.command.mode == .poll {
+            return answerPoll(subscription, with: answer, wire: &wire, now: now)
         }
         return .open
     }
 
-    /// Acknowledges a delivery as soon as it is taken ([MQTT-4.3.2-1], [MQTT-4.3.3-1] on the client side): from
-    /// here on the event history, not the session's in-flight window, is what keeps it for a reconnecting client.
-    func acknowledge(_ publish: Publish) {
-        guard let id = publish.packetID else { return }
-        switch publish.qos {
-        case .atMostOnce: break
-        case .atLeastOnce: Packet.puback(id).encode(into: &replies)
-        case .exactlyOnce: Packet.pubrec(id).encode(into: &replies)
-        }
+    /// The ACL's word on each delivery, as the core would ask it for a subscription of this client's.
+    private func mayReceive(_ event: HistoryEvent) -> Bool {
+        guard gateway.accessControl.checksDeliveries, let identity else { return true }
+        return gateway.accessControl.mayReceive(
+            clientID: identity.clientID, username: identity.username, topic: event.message.topic)
     }
 
-    func deliver(_ incoming: Incoming, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
-        switch exchange {
-        case .stream(let stream) where stream.subscribed:
-            let event = record(incoming, clientID: stream.command.clientID, now: now)
-            writeEvent(event, format: stream.command.format, wire: &wire)
-            lastWrite = now
-        case .poll(let poll) where poll.subscribed:
-            let event = record(incoming, clientID: poll.command.clientID, now: now)
-            // A redelivery of an event this poll's client saw already is acknowledged and not answered again.
-            guard event.sequence > poll.lastSeen else { return .open }
-            return answerPoll(poll, with: [event], wire: &wire, now: now)
-        case .pollIdle(let poll):
-            // Between polls: recorded, so the next poll (here or on a new connection) returns it.
-            _ = record(incoming, clientID: poll.command.clientID, now: now)
-        default:
-            // A resumed session's queue arrives before the SUBACK: kept for when the stream opens.
-            early.append(incoming)
-        }
-        return .open
-    }
-
-    /// Writes an event unless this connection wrote it (or a later one) already: a redelivery after a dropped
-    /// connection keeps its first id, and the history replay has sent it.
-    func writeEvent(_ event: RecordedEvent, format: MessageFormat, wire: inout [UInt8]) {
-        guard event.sequence > highestWritten else { return }
-        highestWritten = event.sequence
-        ServerSentEvents.encode(event.message, id: String(event.sequence), format: format, into: &wire)
+    private func writeEvent(_ message: GatewayMessage, id: String?, format: MessageFormat, wire: inout [UInt8]) {
+        guard case .stream(let stream) = exchange else { return }
+        var shown = message
+        shown.qos = min(message.qos, stream.command.qos)
+        ServerSentEvents.encode(shown, id: id, format: format, into: &wire)
         gateway.metrics.gateway.eventsDelivered.wrappingAdd(1, ordering: .relaxed)
     }
 
     func answerPoll(
-        _ poll: SubscriptionExchange, with events: [RecordedEvent], wire: inout [UInt8], now: MonotonicTime
+        _ poll: SubscriptionExchange, with events: [(id: String, message: GatewayMessage)], wire: inout [UInt8],
+        now: MonotonicTime
     ) -> TransportStatus {
         gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed)
         gateway.metrics.gateway.eventsDelivered.wrappingAdd(UInt64(events.count), ordering: .relaxed)
         var answered = poll
-        answered.lastSeen = events.last?.sequence ?? poll.lastSeen
         answered.deadline = nil
+        answered.retained = []
+        // Unregistered until the next poll; the filters linger in the hub, so what comes meanwhile is kept.
+        gateway.hub.unregister(connection, now: now.nanoseconds)
         exchange = .pollIdle(answered)
-        let response = HTTPResponse.longPoll(events.map { (id: String($0.sequence), message: $0.message) })
+        let shown = events.map { event -> (id: String, message: GatewayMessage) in
+            var message = event.message
+            message.qos = min(message.qos, poll.command.qos)
+            return (event.id, message)
+        }
+        var response = HTTPResponse.longPoll(shown)
+        // The id to send back as last_event_id, also when there was nothing: the poll's place in the history.
+        response.headers.append("Last-Event-ID", String(answered.cursor))
         write(response, to: poll.request, wire: &wire)
         lastRequest = now
         return .open
-    }
-
-    func record(_ incoming: Incoming, clientID: String?, now: MonotonicTime) -> RecordedEvent {
-        let sequence: UInt64
-        if let clientID {
-            sequence = gateway.record(
-                incoming.message, packetID: incoming.packetID, dup: incoming.dup, clientID: clientID,
-                now: now.nanoseconds)
-        } else {
-            sequence = localHistory.record(
-                incoming.message, packetID: incoming.packetID, dup: incoming.dup,
-                maxEvents: gateway.settings.historyEvents, maxBytes: gateway.settings.historyBytes)
-        }
-        return RecordedEvent(sequence: sequence, message: incoming.message)
-    }
-
-    func history(after lastSeen: UInt64, clientID: String?, now: MonotonicTime) -> [RecordedEvent] {
-        if let clientID { return gateway.resume(clientID: clientID, after: lastSeen, now: now.nanoseconds) }
-        return localHistory.events(after: lastSeen)
     }
 }

@@ -1,5 +1,5 @@
 // One HTTP connection of the push gateway, speaking MQTT 3.1.1 to the core on its client's behalf: POST /publish
-// (§3.3, §4.3 flows), GET /subscribe as Server-Sent Events or a long poll (§3.8), GET /metrics.
+// (§3.3, §4.3 flows), GET /subscribe as Server-Sent Events or a poll (§3.8), GET /metrics and /topic.
 import Glibc
 import MQTTCodec
 import MidgeCore
@@ -8,12 +8,12 @@ import MidgeGateway
 /// An HTTP client is an MQTT client to the core: the transport writes CONNECT, PUBLISH, SUBSCRIBE and
 /// acknowledgements into the MQTT stream and reads the broker's packets back from `send`.
 ///
-/// | request                | MQTT written                                  | answered when                        |
-/// |------------------------|-----------------------------------------------|--------------------------------------|
-/// | `POST /publish`        | CONNECT (first time), each PUBLISH, PINGREQ   | every PUBACK/PUBREC and the PINGRESP |
-/// | `GET /subscribe` (SSE) | CONNECT, SUBSCRIBE                            | the SUBACK opens the stream          |
-/// | `GET /subscribe` poll  | CONNECT, SUBSCRIBE (first time)               | the first message, or the timeout    |
-/// | `GET /metrics`         | nothing                                       | at once                              |
+/// | request                 | MQTT written                                 | answered when                          |
+/// |-------------------------|----------------------------------------------|----------------------------------------|
+/// | `POST /publish`         | CONNECT (first time), each PUBLISH, PINGREQ  | every PUBACK/PUBREC and the PINGRESP   |
+/// | `GET /subscribe` (SSE)  | CONNECT, SUBSCRIBE, UNSUBSCRIBE              | the hub records the filters: head      |
+/// | `GET /subscribe` polls  | the same (first poll of a connection)        | messages, the timeout, or at once      |
+/// | `GET /metrics`, `/topic`| CONNECT when credentials must be checked     | the CONNACK, or at once                |
 ///
 /// The core handles a connection's packets in order, so a PINGRESP after the PUBLISHes says that every QoS 0
 /// message of the request was handled; a PUBACK or PUBREC says the same of a QoS 1 or 2 message (and, with a durable
@@ -25,13 +25,11 @@ import MidgeGateway
 /// mosquitto's authenticators also give for a wrong password) is 401; 403 is what the ACL refuses, told only to
 /// callers whose credentials the CONNACK accepted.
 ///
-/// (The broker's packets are handled in `HTTPTransport+Broker.swift`, subscriptions in
-/// `HTTPTransport+Subscribe.swift`.)
-///
-/// Deliveries are acknowledged once they are written to the socket (or kept for a poll) and recorded in the client's
-/// `EventHistory`, which is what `Last-Event-ID` resumes from. The contract gives `send` no MQTT output, so
-/// acknowledgements and PUBRELs leave with the next `received` or `tick` (about a second later); with QoS 1 or 2
-/// that bounds a stream to `max_inflight_messages` deliveries per tick.
+/// A subscriber's messages come from the listener's `GatewayHub`, not from its own session: its SUBSCRIBE only has
+/// the core check the ACL and send the retained messages, and is undone at once. The hub wakes the connection
+/// (`poke`) when something matching its filters is recorded; events carry the history's ids, the same on every
+/// connection, which `Last-Event-ID` resumes from. (The broker's packets are handled in `HTTPTransport+Broker`,
+/// subscriptions in `HTTPTransport+Subscribe`, /metrics and /topic in `HTTPTransport+Info`.)
 final class HTTPTransport: ConnectionTransport {
     enum Link: Equatable {
         /// No CONNECT written yet.
@@ -48,7 +46,6 @@ final class HTTPTransport: ConnectionTransport {
         var clientID: String
         var username: String?
         var password: [UInt8]?
-        var persistent: Bool
     }
 
     struct PublishExchange {
@@ -62,23 +59,26 @@ final class HTTPTransport: ConnectionTransport {
         var pending: [GatewayMessage] = []
     }
 
+    /// A `GET /subscribe` from request to answer. Its own MQTT session SUBSCRIBEs (the core checks the ACL and sends
+    /// the retained messages) and UNSUBSCRIBEs at once; the messages themselves come from the hub's topic history.
     struct SubscriptionExchange {
         var request: HTTPRequest
         var command: SubscribeCommand
         var subscribeID: UInt16
-        /// SUBACK seen and every filter granted.
+        var unsubscribeID: UInt16
+        /// SUBACK seen and every filter granted; registered with the hub.
         var subscribed = false
-        /// The long poll's deadline (nil for SSE).
+        /// UNSUBACK seen: every retained message the SUBSCRIBE brought is in `retained`.
+        var retainedDone = false
+        /// The client has every event up to this id.
+        var cursor: UInt64 = 0
+        /// Where the client asked to start: `Last-Event-ID`, `last_event_id` or `since` (then no retained messages).
+        var start: SubscribeStart?
+        var retained: [GatewayMessage] = []
+        /// The stream's head is written (SSE), or the poll may be answered: the hub records every filter.
+        var open = false
+        /// The long poll's deadline (nil for SSE and short polls).
         var deadline: MonotonicTime?
-        /// The last id this client saw, from `Last-Event-ID` or `last_event_id`.
-        var lastSeen: UInt64
-    }
-
-    /// A PUBLISH from the broker, as the history needs it.
-    struct Incoming {
-        var message: GatewayMessage
-        var packetID: UInt16?
-        var dup: Bool
     }
 
     enum Exchange {
@@ -86,10 +86,12 @@ final class HTTPTransport: ConnectionTransport {
         case publish(PublishExchange)
         case stream(SubscriptionExchange)
         case poll(SubscriptionExchange)
-        /// A long poll answered; its session stays subscribed for the next poll on this connection.
+        /// A poll answered; the next poll on this connection continues from its cursor.
         case pollIdle(SubscriptionExchange)
         /// `GET /metrics` waiting for the CONNACK that says its credentials are good.
         case metrics(HTTPRequest)
+        /// `GET /topic` waiting for the CONNACK, after which the ACL is asked.
+        case topicInfo(HTTPRequest, TopicName)
     }
 
     let gateway: HTTPGateway
@@ -102,12 +104,6 @@ final class HTTPTransport: ConnectionTransport {
     var replies: [UInt8] = []
     /// Bytes from `send` that did not end on a packet boundary (whole packets are promised; this is a safeguard).
     var partial: [UInt8] = []
-    /// Events of a clean (non-resumable) subscription, kept here instead of in the gateway's histories.
-    var localHistory = EventHistory()
-    /// Deliveries that arrived before the stream's head was written (queued messages of a resumed session).
-    var early: [Incoming] = []
-    /// The highest event id written to this connection's stream.
-    var highestWritten: UInt64 = 0
     var nextPacketID: UInt16 = 0
     var lastWrite: MonotonicTime
     var lastRequest: MonotonicTime
@@ -116,10 +112,13 @@ final class HTTPTransport: ConnectionTransport {
 
     /// The client's address, for log lines.
     let remoteAddress: String
+    /// This connection, as the hub wakes it.
+    let connection: ConnectionID
 
-    init(gateway: HTTPGateway, now: MonotonicTime, remoteAddress: String = "unknown") {
+    init(gateway: HTTPGateway, now: MonotonicTime, remoteAddress: String = "unknown", connection: ConnectionID) {
         self.gateway = gateway
         self.remoteAddress = remoteAddress
+        self.connection = connection
         self.parser = HTTPRequestParser(limits: gateway.settings.limits)
         self.lastWrite = now
         self.lastRequest = now
@@ -166,7 +165,7 @@ final class HTTPTransport: ConnectionTransport {
         takeReplies(into: &mqtt)
         if finished { return endSession(mqtt: &mqtt) }
         switch exchange {
-        case .stream(let stream) where stream.subscribed:
+        case .stream(let stream) where stream.open:
             if now.nanoseconds - lastWrite.nanoseconds >= gateway.settings.heartbeatSeconds * 1_000_000_000 {
                 wire.append(contentsOf: ServerSentEvents.heartbeat)
                 lastWrite = now
@@ -175,11 +174,13 @@ final class HTTPTransport: ConnectionTransport {
             if let deadline = poll.deadline, now >= deadline, poll.subscribed {
                 return answerPoll(poll, with: [], wire: &wire, now: now)
             }
+        case .stream:
+            break
         case .idle, .pollIdle:
             if now.nanoseconds - lastRequest.nanoseconds >= gateway.settings.idleSeconds * 1_000_000_000 {
                 return endSession(mqtt: &mqtt)
             }
-        case .publish, .stream, .metrics:
+        case .publish, .metrics, .topicInfo:
             break
         }
         return .open
@@ -197,8 +198,8 @@ final class HTTPTransport: ConnectionTransport {
             let response = HTTPResponse.error(.serviceUnavailable, "the subscription ended (\(reason))")
             write(response, to: poll.request, wire: &wire)
         case .stream(let stream):
-            gateway.metrics.gateway.openStreams.subtract(stream.subscribed ? 1 : 0, ordering: .relaxed)
-            if !stream.subscribed && !finished {
+            gateway.metrics.gateway.openStreams.subtract(stream.open ? 1 : 0, ordering: .relaxed)
+            if !stream.open && !finished {
                 write(HTTPResponse.error(.serviceUnavailable, "the subscription ended (\(reason))"),
                       to: stream.request, wire: &wire)
             }
@@ -206,8 +207,17 @@ final class HTTPTransport: ConnectionTransport {
             break
         }
         if case .poll = exchange { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
+        // The last moment this connection did anything: when the linger of its filters starts.
+        gateway.hub.unregister(connection, now: max(lastWrite.nanoseconds, lastRequest.nanoseconds))
         exchange = .idle
         finished = true
+    }
+
+    /// Something was recorded for this connection's subscription, or its filters became active.
+    func poke(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus {
+        takeReplies(into: &mqtt)
+        guard !finished else { return .open }
+        return advance(wire: &wire, now: now)
     }
 
     // MARK: - Requests
@@ -216,7 +226,7 @@ final class HTTPTransport: ConnectionTransport {
     var isBusy: Bool {
         switch exchange {
         case .idle, .pollIdle: false
-        case .publish, .stream, .poll, .metrics: true
+        case .publish, .stream, .poll, .metrics, .topicInfo: true
         }
     }
 
@@ -265,41 +275,14 @@ final class HTTPTransport: ConnectionTransport {
             write(response, to: request, wire: &wire)
         case .request(.metrics, let credentials):
             startMetrics(credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
+        case .request(.topicInfo(let topic), let credentials):
+            startTopicInfo(topic, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.publish(let commands), let credentials):
             startPublish(commands, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.subscribe(let command), let credentials):
             startSubscription(command, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire, now: now)
         }
         return .open
-    }
-
-    /// The counters say how busy the broker is and how many clients it has: with `allow_anonymous false` only
-    /// callers the authenticator accepts may read them, unless `http_metrics_open` says otherwise.
-    func startMetrics(
-        credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8]
-    ) {
-        if gateway.allowAnonymous || gateway.settings.metricsOpen {
-            answerMetrics(request, wire: &wire)
-            return
-        }
-        guard credentials != nil else {
-            write(.unauthorized(), to: request, wire: &wire)
-            return
-        }
-        let wanted = identity(for: credentials, request: request, clientID: nil)
-        guard usable(wanted, request: request, wire: &wire) else { return }
-        if link == .connected {
-            answerMetrics(request, wire: &wire)
-            return
-        }
-        connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
-        exchange = .metrics(request)
-    }
-
-    func answerMetrics(_ request: HTTPRequest, wire: inout [UInt8]) {
-        let body = MetricsExposition.render(gateway.metrics)
-        let response = HTTPResponse(status: .ok, headers: [("Content-Type", PrometheusText.contentType)], body: body)
-        write(response, to: request, wire: &wire)
     }
 
     /// The MQTT identity for a request: a kept-alive connection keeps the identity of its first MQTT request.
@@ -310,7 +293,7 @@ final class HTTPTransport: ConnectionTransport {
         let username = HTTPGateway.username(for: credentials, bearer: credentials?.username == nil)
         return Identity(
             clientID: clientID ?? identity?.clientID ?? gateway.generatedClientID(), username: username,
-            password: credentials?.password, persistent: clientID != nil)
+            password: credentials?.password)
     }
 
     /// Checks a request may use this connection's MQTT session; false after answering it.

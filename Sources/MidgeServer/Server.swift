@@ -112,6 +112,8 @@ final class ServerState: Sendable {
     let authGate: AuthGate
     /// The broker core, run by whichever loop holds its lock.
     let core = SharedCore()
+    /// Wake-ups and recorder starts for the HTTP gateways' hubs.
+    let gatewayHost: LoopGatewayHost
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
@@ -123,6 +125,8 @@ final class ServerState: Sendable {
         self.persistence = persistence
         listenerOfGroup = listeners
         authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger)
+        gatewayHost = LoopGatewayHost(handles: handles)
+        for runtime in listeners { runtime.gateway?.hub.attach(gatewayHost) }
     }
 }
 

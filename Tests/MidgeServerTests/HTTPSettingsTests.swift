@@ -21,8 +21,9 @@ final class HTTPSettingsTests: XCTestCase {
             http_longpoll_timeout 400
             http_longpoll_max_timeout 120
             http_history_messages 50
+            http_history_seconds 90
             http_history_bytes 65536
-            http_history_clients 10
+            http_history_topics 10
             http_max_body_size 4096
             http_metrics_open true
             http_cors_origins https://app.example http://localhost:3000
@@ -38,9 +39,9 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertEqual(settings.idleSeconds, 30)
         XCTAssertEqual(settings.router.defaultLongPollSeconds, 120, "a default above the maximum is lowered to it")
         XCTAssertEqual(settings.router.maxLongPollSeconds, 120)
-        XCTAssertEqual(settings.historyEvents, 50)
-        XCTAssertEqual(settings.historyBytes, 65536)
-        XCTAssertEqual(settings.historyClients, 10)
+        XCTAssertEqual(
+            settings.history,
+            TopicHistoryLimits(messagesPerTopic: 50, maxAgeSeconds: 90, maxBytes: 65536, maxTopics: 10))
         XCTAssertEqual(settings.limits.maxBodyBytes, 4096)
         XCTAssertTrue(settings.metricsOpen)
         XCTAssertEqual(settings.router.cors, CORSPolicy(origins: http.corsOrigins, credentials: true))
