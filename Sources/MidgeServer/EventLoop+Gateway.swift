@@ -6,15 +6,17 @@ import MidgeCore
 import Synchronization
 
 /// Requests for a loop from the hub, which runs on whatever loop recorded a message; delivered like auth verdicts:
-/// a list behind a mutex and an eventfd write when the list was empty.
+/// behind a mutex, with an eventfd write when there were none.
 final class LoopGatewayHost: GatewayHubHost {
-    enum Request: Sendable {
-        case wake(ConnectionID)
-        case startRecorder(GatewayHub)
+    /// One loop's requests. Wake-ups are a set: a busy topic wakes a subscriber once per turn, not once per message.
+    private struct Requests {
+        var wakes: Set<ConnectionID> = []
+        var recorders: [GatewayHub] = []
+        var isEmpty: Bool { wakes.isEmpty && recorders.isEmpty }
     }
 
     private final class Inbox: Sendable {
-        let requests = Mutex<[Request]>([])
+        let requests = Mutex(Requests())
     }
 
     private let inboxes: [Inbox]
@@ -25,40 +27,38 @@ final class LoopGatewayHost: GatewayHubHost {
         inboxes = handles.map { _ in Inbox() }
     }
 
-    func startRecorder(for hub: GatewayHub) { post(.startRecorder(hub), loop: 0) }
+    func startRecorder(for hub: GatewayHub) {
+        post(loop: 0) { $0.recorders.append(hub) }
+    }
 
-    func wake(_ connection: ConnectionID) { post(.wake(connection), loop: connection.loop) }
+    func wake(_ connection: ConnectionID) {
+        post(loop: connection.loop) { $0.wakes.insert(connection) }
+    }
 
-    private func post(_ request: Request, loop: Int) {
+    private func post(loop: Int, _ add: (inout Requests) -> Void) {
         guard loop < inboxes.count else { return }
-        let first = inboxes[loop].requests.withLock { inbox in
-            inbox.append(request)
-            return inbox.count == 1
+        let first = inboxes[loop].requests.withLock { requests in
+            let wasEmpty = requests.isEmpty
+            add(&requests)
+            return wasEmpty
         }
-        // The loop drains its eventfd before it takes the list: a request added after the take finds it empty.
+        // The loop drains its eventfd before it takes the requests: one added after the take finds them empty.
         if first { Syscall.signalEventFD(handles[loop].wakeFD) }
     }
 
-    func take(loop: Int) -> [Request] {
-        inboxes[loop].requests.withLock { inbox in
-            defer { inbox = [] }
-            return inbox
+    func take(loop: Int) -> (wakes: Set<ConnectionID>, recorders: [GatewayHub]) {
+        inboxes[loop].requests.withLock { requests in
+            defer { requests = Requests() }
+            return (requests.wakes, requests.recorders)
         }
     }
 }
 
 extension EventLoop {
     func takeGatewayRequests() {
-        var woken: Set<ConnectionID> = []
-        for request in server.gatewayHost.take(loop: index) {
-            switch request {
-            case .wake(let id):
-                // One call reads everything recorded so far: several wake-ups of one turn are one poke.
-                if woken.insert(id).inserted { pokeTransport(id) }
-            case .startRecorder(let hub):
-                startRecorder(hub)
-            }
-        }
+        let (wakes, recorders) = server.gatewayHost.take(loop: index)
+        for hub in recorders { startRecorder(hub) }
+        for id in wakes { pokeTransport(id) }
     }
 
     /// The recorder's connection: a socket pair whose other end is closed at once, since nothing is ever written

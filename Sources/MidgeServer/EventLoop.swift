@@ -105,9 +105,13 @@ final class EventLoop {
         if index == 0 {
             let logger = server.logger
             let settings = server.settings
+            // Only a server with an HTTP gateway has a recorder to exempt; the others keep their access control as is.
+            let hasGateway = server.listenerOfGroup.contains { $0.gateway != nil }
+            let accessControl: any AccessControl =
+                hasGateway ? GatewayRecorderAccess(inner: settings.accessControl) : settings.accessControl
             let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
-                accessControl: GatewayRecorderAccess(inner: settings.accessControl), log: { level, message in logger.log(level, message) })
+                accessControl: accessControl, log: { level, message in logger.log(level, message) })
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock { _ in
                 server.persistence?.restore(into: broker, now: now)
