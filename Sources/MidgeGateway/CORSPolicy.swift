@@ -45,6 +45,8 @@ public struct CORSPolicy: Sendable, Equatable {
             headers.append("Vary", "Origin")
         }
         if credentials { headers.append("Access-Control-Allow-Credentials", "true") }
+        // A poll's answer says where to continue in this header; a page can only read it when it is exposed.
+        headers.append("Access-Control-Expose-Headers", "Last-Event-ID")
         return headers
     }
 

@@ -34,7 +34,7 @@ extension HTTPTransport {
         write(response, to: request, wire: &wire)
     }
 
-    /// `GET /topic`: what the hub knows of one topic, for callers the ACL lets subscribe to it (the answer says
+    /// `GET /topic`: what the hub knows of one topic, for callers the ACL lets read it (the answer says
     /// whether anyone listens and what the last message's id is, which is the topic's business).
     func startTopicInfo(
         _ topic: TopicName, credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8],
@@ -55,9 +55,11 @@ extension HTTPTransport {
     }
 
     func answerTopicInfo(_ topic: TopicName, request: HTTPRequest, wire: inout [UInt8]) {
+        // Both questions: mosquitto-style ACLs grant every SUBSCRIBE and decide per message (read access).
+        let clientID = identity?.clientID ?? ""
         guard let filter = TopicFilter(bytes: topic.bytes),
-            gateway.accessControl.maySubscribe(
-                clientID: identity?.clientID ?? "", username: identity?.username, filter: filter)
+            gateway.accessControl.maySubscribe(clientID: clientID, username: identity?.username, filter: filter),
+            gateway.accessControl.mayReceive(clientID: clientID, username: identity?.username, topic: topic)
         else {
             write(.forbidden("not authorized to subscribe to \(topic)"), to: request, wire: &wire)
             return
