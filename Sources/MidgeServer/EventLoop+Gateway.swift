@@ -78,7 +78,8 @@ extension EventLoop {
         let connection = Connection(
             id: id, fd: fds[0], info: ConnectionInfo(remoteAddress: "gateway", listenerPort: 0), hasTransport: true)
         connections.insert(connection)
-        let clientID = "midge-gateway-" + String(id.rawValue, radix: 16)
+        // The random user name in the client id: a client that could guess the id would take the session over.
+        let clientID = GatewayHub.recorderUsername + "-" + String(id.rawValue, radix: 16)
         attachTransport(connection, GatewayRecorder(hub: hub, clientID: clientID))
         hub.recorderStarted(id)
         logger.log(.info, "The HTTP gateway's recorder is \(clientID).")

@@ -166,9 +166,10 @@ extension EventLoop {
 
 extension EventLoop {
     /// Calls the transport of `id` because another thread asked (`GatewayHubHost.wake`); gone connections are
-    /// skipped.
+    /// skipped, and so are congested ones: a client that does not read would otherwise make the loop hold every
+    /// message of its topics. Its drain (`noteOutputLevel`) wakes it again, and it reads on from its cursor.
     func pokeTransport(_ id: ConnectionID) {
-        guard let connection = connections[id], connection.state != .closing,
+        guard let connection = connections[id], connection.state != .closing, !connection.outputCongested,
             let slot = transports.slots[id.rawValue]
         else { return }
         if let failure = sealTransportOutput(connection, slot) {

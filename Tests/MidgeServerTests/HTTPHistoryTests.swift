@@ -203,4 +203,50 @@ final class HTTPHistoryTests: XCTestCase {
         XCTAssertTrue(all.body.contains("for alice"), all.body)
         XCTAssertFalse(all.body.contains("for bob"), all.body)
     }
+
+    /// A stream whose client stops reading stops taking from the history once its output is congested (memory is
+    /// bounded by the configuration, not by what the client leaves unread), and resumes from its cursor when the
+    /// client reads again.
+    func testAStreamThatIsNotReadStopsTakingAndResumesWhenRead() throws {
+        let running = try RunningServer(
+            threads: 2,
+            config: "listener 0 127.0.0.1\nprotocol http\nhttp_history_messages 5000\nhttp_history_bytes 100000000\n")
+        defer { running.stop() }
+        let port = running.server.listeners[1].port
+        let stream = HTTPTestClient(socket: try TestClient(port: port, timeoutSeconds: 10, receiveBuffer: 4096))
+        try stream.send("GET /subscribe?topic=flood HTTP/1.1\r\nHost: t\r\n\r\n")
+        _ = try stream.read(until: { $0.contains("retry:") })
+        let publisher = try TestClient(port: running.port)
+        _ = try publisher.connect("flood")
+        let count = 3000
+        let filler = String(repeating: "x", count: 4096)
+        for index in 0..<count { try publisher.publish("flood", Array("m\(index) \(filler)".utf8)) }
+        try publisher.ping()
+        var kept = 0
+        for _ in 0..<100 where kept < count {
+            let info = try HTTPTestClient.exchange(
+                port: port, "GET /topic?topic=flood HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            kept = Int(info.body.split(separator: ",")[2].split(separator: ":")[1]) ?? 0
+            if kept < count { usleep(100_000) }
+        }
+        XCTAssertEqual(kept, count, "every message recorded")
+        let written = running.metrics.gateway.eventsDelivered.load(ordering: .relaxed)
+        XCTAssertLessThan(written, UInt64(count), "stopped while the client did not read")
+        var received = 0
+        var tail = ""
+        for _ in 0..<200_000 where received < count {
+            let bytes = try stream.readSome()
+            if bytes.isEmpty { break }
+            let text = tail + String(decoding: bytes, as: UTF8.self)
+            received += text.components(separatedBy: "\ndata: ").count - 1
+            tail = String(text.suffix(8))
+        }
+        XCTAssertEqual(received, count, "the rest came once the client read")
+    }
+}
+
+extension HTTPTestClient {
+    init(socket: TestClient) {
+        self.socket = socket
+    }
 }
