@@ -41,7 +41,7 @@ public struct TopicHistory: Sendable {
     /// The id of the last message recorded (0: none yet).
     public private(set) var lastID: UInt64 = 0
 
-    private struct Slot: Sendable {
+    struct Slot: Sendable {
         let id: UInt64
         var message: GatewayMessage?
         let recordedAt: Int64
@@ -53,8 +53,8 @@ public struct TopicHistory: Sendable {
         var count: Int { ids.count - head }
     }
 
-    private var slots: [Slot] = []
-    private var head = 0
+    private(set) var slots: [Slot] = []
+    private(set) var head = 0
     private var holes = 0
     private var topics: [TopicName: TopicState] = [:]
     public private(set) var byteCount = 0
@@ -87,6 +87,13 @@ public struct TopicHistory: Sendable {
         }
         expire(now: now)
         return id
+    }
+
+    /// A message read back from a file, under the id it had (ids must rise from one call to the next).
+    mutating func restore(_ message: GatewayMessage, id: UInt64, recordedAt: Int64) {
+        precondition(id > lastID, "restored ids rise")
+        lastID = id - 1
+        _ = record(message, now: recordedAt)
     }
 
     /// Drops what is older than `maxAgeSeconds`, and the oldest messages while a bound is passed.

@@ -54,6 +54,8 @@ final class GatewayHub: Sendable {
         var recorder: ConnectionID?
         var recorderStarting = false
         var host: (any GatewayHubHost)?
+        /// Messages were recorded since the last `takeChangedHistory`.
+        var changed = false
     }
 
     let linger: Int64
@@ -165,6 +167,28 @@ final class GatewayHub: Sendable {
         }
     }
 
+    // MARK: - Durability
+
+    /// A copy of the history if messages were recorded since the last call (cheap: the arrays are shared until the
+    /// next message is recorded).
+    func takeChangedHistory(now: Int64) -> TopicHistory? {
+        state.withLock { state in
+            guard state.changed else { return nil }
+            state.changed = false
+            state.history.expire(now: now)
+            return state.history
+        }
+    }
+
+    /// The history read back at start-up, before any subscriber.
+    func restore(_ history: TopicHistory) {
+        state.withLock { state in
+            let lastID = max(state.history.lastID, history.lastID)
+            state.history = history
+            state.history.continueAbove(lastID)
+        }
+    }
+
     // MARK: - The recorder
 
     func recorderStarted(_ connection: ConnectionID) {
@@ -241,6 +265,7 @@ final class GatewayHub: Sendable {
     func record(_ message: GatewayMessage, now: Int64) {
         let (matching, host) = state.withLock { state -> ([ConnectionID], (any GatewayHubHost)?) in
             _ = state.history.record(message, now: now)
+            state.changed = true
             let matching = state.subscribers.filter { TopicHistory.matches($0.value, message.topic) }.map(\.key)
             return (matching, state.host)
         }

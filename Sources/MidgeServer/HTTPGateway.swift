@@ -1,5 +1,6 @@
 // What every HTTP connection of one `protocol http` listener shares: the router, authentication and ACL, the
 // counters, and the hub with the topic history that `Last-Event-ID` resumes from.
+import Dispatch
 import Foundation  // JSONSerialization, only to read a Bearer token's `sub` claim once per request
 import Glibc
 import MQTTCodec
@@ -58,14 +59,19 @@ final class HTTPGateway: Sendable {
     let logger: Logger?
     /// The topic history and the recorder's subscriptions, shared by every subscriber of the listener.
     let hub: GatewayHub
+    /// Where the history is kept across restarts (`persistence true`), and the timer that writes it.
+    let historyFile: String?
+    let historyQueue = DispatchQueue(label: "midge.http-history")
+    let savingHistory = Atomic<Bool>(false)
     /// Generated client ids: a per-process random prefix and a counter, unique and not guessable from outside.
     private let clientIDPrefix: String
     private let clientSerial = Atomic<UInt64>(0)
 
     init(
         settings: HTTPGatewaySettings, accessControl: any AccessControl,
-        broker: BrokerConfiguration, metrics: ServerMetrics, logger: Logger? = nil
+        broker: BrokerConfiguration, metrics: ServerMetrics, logger: Logger? = nil, historyFile: String? = nil
     ) {
+        self.historyFile = historyFile
         self.settings = settings
         self.logger = logger
         self.router = GatewayRouter(configuration: settings.router)
@@ -85,7 +91,9 @@ final class HTTPGateway: Sendable {
         gatewaySettings.firstEventID = UInt64(max(0, time(nil))) * 1_000_000
         self.init(
             settings: gatewaySettings, accessControl: settings.accessControl, broker: settings.broker,
-            metrics: settings.metrics, logger: logger)
+            metrics: settings.metrics, logger: logger,
+            historyFile: settings.persistence.map { Self.historyPath(directory: $0.directory, port: listener.port) })
+        loadHistory()
     }
 
     func generatedClientID() -> String {

@@ -126,7 +126,12 @@ final class ServerState: Sendable {
         listenerOfGroup = listeners
         authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger)
         gatewayHost = LoopGatewayHost(handles: handles)
-        for runtime in listeners { runtime.gateway?.hub.attach(gatewayHost) }
+        // A listener on both address families appears twice.
+        var seen: Set<ObjectIdentifier> = []
+        for runtime in listeners where seen.insert(ObjectIdentifier(runtime)).inserted {
+            runtime.gateway?.hub.attach(gatewayHost)
+            runtime.gateway?.startSavingHistory()
+        }
     }
 }
 
@@ -248,6 +253,11 @@ public final class Server: Sendable {
         }
         guard !threads.isEmpty else { return }
         for thread in threads { pthread_join(thread, nil) }
+        // Once the loops are gone nothing records any more: the gateways' last history is final.
+        var seen: Set<ObjectIdentifier> = []
+        for runtime in state.listenerOfGroup where seen.insert(ObjectIdentifier(runtime)).inserted {
+            runtime.gateway?.stopSavingHistory()
+        }
         // Before the fds below: the store's last completions still post to loop 0's eventfd.
         state.persistence?.close()
         // Only now: until every loop has exited, any of them may still post to another's eventfd.

@@ -79,3 +79,44 @@ final class TopicHistoryTests: XCTestCase {
         XCTAssertEqual(history.events(after: 19_991, matching: filters("hot")).map(\.id), Array(19_992...20_001))
     }
 }
+
+/// The history's file form: a round trip keeps ids, topics, payloads, QoS and ages; damage of any kind is refused.
+final class TopicHistoryFileTests: XCTestCase {
+    private let second: Int64 = 1_000_000_000
+
+    private func sample() -> TopicHistory {
+        var history = TopicHistory(limits: TopicHistoryLimits())
+        history.continueAbove(1000)
+        _ = history.record(GatewayMessage(topic: TopicName("a/b")!, payload: Array("one".utf8), qos: .atLeastOnce), now: 0)
+        _ = history.record(GatewayMessage(topic: TopicName("c")!, payload: [0, 255, 10]), now: 10 * second)
+        return history
+    }
+
+    func testRoundTripKeepsIdsMessagesAndAges() throws {
+        let bytes = sample().encoded(wallNow: 5_000 * second, now: 20 * second)
+        // Restarted: the monotonic clock began again, the wall clock moved on by 100 s.
+        let restored = try XCTUnwrap(
+            TopicHistory.decode(
+                bytes, limits: TopicHistoryLimits(maxAgeSeconds: 115), wallNow: 5_100 * second, now: 3 * second))
+        XCTAssertEqual(restored.lastID, 1002)
+        let events = restored.events(after: 0, matching: [TopicFilter("#")!])
+        XCTAssertEqual(events.map(\.id), [1002], "120 s and 110 s old now: the first is past the 115 s allowed")
+        XCTAssertEqual(events.first?.message.payload, [0, 255, 10])
+        let everything = try XCTUnwrap(
+            TopicHistory.decode(bytes, limits: TopicHistoryLimits(), wallNow: 5_100 * second, now: 3 * second))
+        XCTAssertEqual(everything.events(after: 0, matching: [TopicFilter("#")!]).map(\.message.qos), [.atLeastOnce, .atMostOnce])
+    }
+
+    func testDamagedOrTruncatedFilesAreRefused() {
+        let bytes = sample().encoded(wallNow: 0, now: 0)
+        XCTAssertNotNil(TopicHistory.decode(bytes, limits: TopicHistoryLimits(), wallNow: 0, now: 0))
+        for cut in [0, 8, 20, bytes.count / 2, bytes.count - 1] {
+            XCTAssertNil(TopicHistory.decode(Array(bytes.prefix(cut)), limits: TopicHistoryLimits(), wallNow: 0, now: 0))
+        }
+        for position in [9, 30, bytes.count - 6] {
+            var flipped = bytes
+            flipped[position] ^= 0x40
+            XCTAssertNil(TopicHistory.decode(flipped, limits: TopicHistoryLimits(), wallNow: 0, now: 0), "\(position)")
+        }
+    }
+}

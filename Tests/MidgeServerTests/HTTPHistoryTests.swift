@@ -1,6 +1,7 @@
 // The shared topic history behind every HTTP subscriber: ids the same on every connection, resume without a client
 // id (SSE, long poll, short poll), `since=`, retained messages, topic info, and one copy per message however many
 // streams read it.
+import Foundation
 import MQTTCodec
 import MidgeCore
 import XCTest
@@ -243,7 +244,47 @@ final class HTTPHistoryTests: XCTestCase {
         }
         XCTAssertEqual(received, count, "the rest came once the client read")
     }
+
+    /// With `persistence true` the history survives a restart: the same ids, and a resume from an id of the first
+    /// run gets what came after it.
+    func testTheHistorySurvivesARestartWithPersistence() throws {
+        let directory = "/tmp/midge-http-history-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        let config = "persistence true\npersistence_location \(directory)\nlistener 0 127.0.0.1\nprotocol http\n"
+        func shortPoll(_ port: UInt16, _ query: String) throws -> ParsedResponse {
+            try HTTPTestClient.exchange(
+                port: port, "GET /subscribe?topic=kept&mode=poll&\(query) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        }
+        var firstID = ""
+        do {
+            let running = try RunningServer(threads: 1, config: config)
+            // The stop writes the history for the next run.
+            defer { running.stop() }
+            let port = running.server.listeners[1].port
+            _ = try shortPoll(port, "since=oldest")
+            let publisher = try TestClient(port: running.port)
+            _ = try publisher.connect("p")
+            for payload in ["one", "two"] { try publisher.publish("kept", Array(payload.utf8)) }
+            try publisher.ping()
+            var answer = ParsedResponse(status: 0, headers: [], body: "")
+            for _ in 0..<50 {
+                answer = try shortPoll(port, "since=oldest")
+                if answer.body.contains("two") { break }
+                usleep(50_000)
+            }
+            XCTAssertTrue(answer.body.contains("two"), answer.body)
+            let afterID = answer.body.components(separatedBy: #""id":""#).dropFirst().first ?? ""
+            firstID = String(afterID.prefix { $0 != "\"" })
+        }
+        let restarted = try RunningServer(threads: 1, config: config)
+        defer { restarted.stop() }
+        XCTAssertNotNil(restarted.log.waitForLine { $0.contains("Restored 2 HTTP gateway messages") })
+        let resumed = try shortPoll(restarted.server.listeners[1].port, "last_event_id=\(firstID)")
+        XCTAssertTrue(resumed.body.contains(#""payload":"two""#), resumed.body)
+        XCTAssertFalse(resumed.body.contains(#""payload":"one""#), resumed.body)
+    }
 }
+
 
 extension HTTPTestClient {
     init(socket: TestClient) {
