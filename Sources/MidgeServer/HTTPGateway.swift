@@ -27,6 +27,8 @@ struct HTTPGatewaySettings: Sendable {
     var limits = HTTPLimits()
     /// /metrics answers without credentials even when anonymous clients are refused.
     var metricsOpen = false
+    /// gzip for clients that accept it: answers of 256 bytes or more, and SSE streams.
+    var compression = false
 }
 
 extension HTTPGatewaySettings {
@@ -44,6 +46,7 @@ extension HTTPGatewaySettings {
             cors: CORSPolicy(origins: listener.corsOrigins, credentials: listener.corsCredentials))
         limits = HTTPLimits(maxBodyBytes: listener.maxBodyBytes)
         metricsOpen = listener.metricsOpen
+        compression = listener.compression
     }
 }
 

@@ -26,6 +26,8 @@ public struct HTTPListenerSettings: Sendable, Equatable {
     public var metricsOpen = false
     /// `http_cors_origins`: origins whose pages may call the API (`*` for any); empty sends no CORS headers.
     public var corsOrigins: [String] = []
+    /// `http_compression`: gzip answers and streams for clients that accept it.
+    public var compression = false
     /// `http_cors_credentials`: let those pages send cookies and `Authorization` (Access-Control-Allow-Credentials).
     public var corsCredentials = false
 
@@ -36,7 +38,7 @@ public struct HTTPListenerSettings: Sendable, Equatable {
         "http_sse_heartbeat", "http_sse_retry", "http_idle_timeout", "http_longpoll_timeout",
         "http_longpoll_max_timeout", "http_history_messages", "http_history_seconds", "http_history_bytes",
         "http_history_topics",
-        "http_max_body_size", "http_metrics_open", "http_cors_origins", "http_cors_credentials",
+        "http_max_body_size", "http_metrics_open", "http_cors_origins", "http_cors_credentials", "http_compression",
     ]
 
     /// Applies one `key value…` line; returns what is wrong with the value, or nil.
@@ -87,6 +89,9 @@ public struct HTTPListenerSettings: Sendable, Equatable {
         case "http_metrics_open":
             guard let value = flag() else { return "'\(shown)' is not true or false" }
             metricsOpen = value
+        case "http_compression":
+            guard let value = flag() else { return "'\(shown)' is not true or false" }
+            compression = value
         case "http_cors_credentials":
             guard let value = flag() else { return "'\(shown)' is not true or false" }
             corsCredentials = value

@@ -181,16 +181,25 @@ extension HTTPTransport {
                 gateway.metrics.gateway.openStreams.wrappingAdd(1, ordering: .relaxed)
                 gateway.metrics.gateway.countResponse(status: 200)
                 // Not through `write`: a stream has no Content-Length and no end.
-                wire.append(
-                    contentsOf: ServerSentEvents.responseHead(
-                        retryMilliseconds: gateway.settings.retryMilliseconds,
-                        headers: corsHeaders(for: subscription.request)))
+                var headers = corsHeaders(for: subscription.request)
+                if gateway.settings.compression,
+                    GzipStream.isAccepted(by: subscription.request.headers["Accept-Encoding"]),
+                    let gzip = GzipStream(windowBits: Self.streamWindowBits, memoryLevel: Self.streamMemoryLevel)
+                {
+                    streamGzip = gzip
+                    headers.append("Content-Encoding", "gzip")
+                    headers.append("Vary", "Accept-Encoding")
+                }
+                wire.append(contentsOf: ServerSentEvents.responseHead(headers: headers))
+                var body: [UInt8] = []
+                ServerSentEvents.encodeRetry(milliseconds: gateway.settings.retryMilliseconds, into: &body)
                 // Retained messages are the state at the start: they carry the cursor's id, so a reconnect resumes
                 // after them.
                 let id = subscription.cursor > 0 ? String(subscription.cursor) : nil
                 for message in subscription.retained {
-                    writeEvent(message, id: id, format: subscription.command.format, wire: &wire)
+                    encodeEvent(message, id: id, format: subscription.command.format, into: &body)
                 }
+                writeStream(body, wire: &wire)
                 subscription.retained = []
                 lastWrite = now
             }
@@ -201,10 +210,14 @@ extension HTTPTransport {
         let readable = events.filter(mayReceive)
         if events.count == batch { gateway.hub.wakeAgain(connection) }
         if isStream {
+            var body: [UInt8] = []
             for event in readable {
-                writeEvent(event.message, id: String(event.id), format: subscription.command.format, wire: &wire)
+                encodeEvent(event.message, id: String(event.id), format: subscription.command.format, into: &body)
             }
-            if !readable.isEmpty { lastWrite = now }
+            if !readable.isEmpty {
+                writeStream(body, wire: &wire)
+                lastWrite = now
+            }
             currentSubscription = subscription
             return .open
         }
@@ -224,12 +237,27 @@ extension HTTPTransport {
             clientID: identity.clientID, username: identity.username, topic: event.message.topic)
     }
 
-    private func writeEvent(_ message: GatewayMessage, id: String?, format: MessageFormat, wire: inout [UInt8]) {
+    private func encodeEvent(_ message: GatewayMessage, id: String?, format: MessageFormat, into body: inout [UInt8]) {
         guard case .stream(let stream) = exchange else { return }
         var shown = message
         shown.qos = min(message.qos, stream.command.qos)
-        ServerSentEvents.encode(shown, id: id, format: format, into: &wire)
+        ServerSentEvents.encode(shown, id: id, format: format, into: &body)
         gateway.metrics.gateway.eventsDelivered.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// A 4 KiB window and a small hash: about 24 KiB of zlib state per compressed stream, against ~300 KiB at
+    /// zlib's defaults; SSE events repeat their field names and topics within a few events, which is what a small
+    /// window catches.
+    static let streamWindowBits: Int32 = 12
+    static let streamMemoryLevel: Int32 = 4
+
+    /// Stream bytes after the head: gzip-coded (and flushed, so the client sees every event now) when negotiated.
+    func writeStream(_ body: [UInt8], wire: inout [UInt8]) {
+        if let streamGzip {
+            streamGzip.write(body, into: &wire)
+        } else {
+            wire.append(contentsOf: body)
+        }
     }
 
     func answerPoll(

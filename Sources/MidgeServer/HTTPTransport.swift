@@ -109,6 +109,8 @@ final class HTTPTransport: ConnectionTransport {
     var lastRequest: MonotonicTime
     /// Set once an answer with `Connection: close` is written: nothing more is read.
     var finished = false
+    /// The gzip coding of an SSE stream whose client accepts it (`http_compression`).
+    var streamGzip: GzipStream?
 
     /// The client's address, for log lines.
     let remoteAddress: String
@@ -167,7 +169,7 @@ final class HTTPTransport: ConnectionTransport {
         switch exchange {
         case .stream(let stream) where stream.open:
             if now.nanoseconds - lastWrite.nanoseconds >= gateway.settings.heartbeatSeconds * 1_000_000_000 {
-                wire.append(contentsOf: ServerSentEvents.heartbeat)
+                writeStream(ServerSentEvents.heartbeat, wire: &wire)
                 lastWrite = now
             }
         case .poll(let poll):
@@ -422,6 +424,15 @@ final class HTTPTransport: ConnectionTransport {
         var answer = response.answering(request).withDate()
         if !answer.headers.contains("Access-Control-Allow-Origin") {
             for field in corsHeaders(for: request) { answer.headers.append(field.name, field.value) }
+        }
+        // Small bodies are not worth the gzip header and trailer (18 bytes) and the work.
+        if gateway.settings.compression, answer.body.count >= 256, !answer.headers.contains("Content-Encoding"),
+            GzipStream.isAccepted(by: request.headers["Accept-Encoding"]),
+            let compressed = GzipStream.compress(answer.body)
+        {
+            answer.body = compressed
+            answer.headers.append("Content-Encoding", "gzip")
+            answer.headers.append("Vary", "Accept-Encoding")
         }
         gateway.metrics.gateway.countResponse(status: answer.status.code)
         if answer.status.code >= 400, let logger = gateway.logger {

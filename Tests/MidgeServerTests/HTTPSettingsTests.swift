@@ -1,10 +1,10 @@
 // The `http_*` listener keys: parsed, applied to the gateway, and what they change (heartbeat, retry, idle timeout,
-// long-poll limits, /metrics credentials, CORS headers on answers and streams).
+// long-poll limits, /metrics credentials, CORS headers on answers and streams, gzip).
 import MQTTCodec
 import MidgeCore
-import MidgeGateway
 import XCTest
 
+@testable import MidgeGateway
 @testable import MidgeServer
 
 final class HTTPSettingsTests: XCTestCase {
@@ -139,5 +139,38 @@ final class HTTPSettingsTests: XCTestCase {
         let broken = try HTTPTestClient.exchange(port: port, "NOT HTTP\r\n\r\n")
         XCTAssertEqual(broken.status, 400)
         XCTAssertNotNil(running.log.waitForLine { $0.contains("closing the connection") })
+    }
+
+    /// The bytes after the first head, undecoded.
+    private func bodyBytes(_ wire: [UInt8]) -> [UInt8] {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = (0..<(wire.count - 3)).first(where: { Array(wire[$0..<($0 + 4)]) == separator }) else {
+            return []
+        }
+        return Array(wire[(end + 4)...])
+    }
+
+    func testGzipForPollAnswersAndStreamsWhenEnabledAndAccepted() throws {
+        var settings = HTTPGatewaySettings()
+        settings.compression = true
+        let harness = GatewayHarness(settings: settings)
+        let payload = String(repeating: "0123456789", count: 40)
+        let stream = harness.openHTTP()
+        harness.send("GET /subscribe?topic=z HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n", on: stream)
+        XCTAssertTrue(stream.text.contains("Content-Encoding: gzip\r\n"), stream.text)
+        harness.mqttPublish("z", payload)
+        let streamed = String(decoding: try XCTUnwrap(GzipStream.decompress(bodyBytes(stream.wire))), as: UTF8.self)
+        XCTAssertTrue(streamed.hasPrefix("retry: 2000\n\nid: 1\ndata: "), streamed)
+        XCTAssertTrue(streamed.contains(payload))
+
+        let poll = harness.openHTTP()
+        harness.send("GET /subscribe?topic=z&mode=poll&since=oldest HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n", on: poll)
+        XCTAssertTrue(poll.text.contains("Content-Encoding: gzip\r\n"), poll.text)
+        let answer = String(decoding: try XCTUnwrap(GzipStream.decompress(bodyBytes(poll.wire))), as: UTF8.self)
+        XCTAssertTrue(answer.hasPrefix(#"{"messages":[{"id":"1","topic":"z","payload":"0123"#), answer)
+
+        let plain = harness.openHTTP()
+        harness.send("GET /subscribe?topic=z&mode=poll&since=oldest HTTP/1.1\r\n\r\n", on: plain)
+        XCTAssertFalse(plain.text.contains("Content-Encoding"), "not without Accept-Encoding")
     }
 }

@@ -15,7 +15,7 @@ CHECKS=(
     http_sse_curl http_eventsource_resume http_longpoll http_metrics_prometheus http_bad_requests
     sys_topics sys_not_matched_by_hash
     http_unescaped_hash http_resume_without_client_id http_longpoll_new_connection http_short_poll http_topic_info
-    http_metrics_credentials http_cors_preflight
+    http_metrics_credentials http_cors_preflight http_gzip
 )
 
 BACKEND_PASSWORD="backend-Secret-1"
@@ -47,6 +47,7 @@ listener $3 127.0.0.1
 listener $4 127.0.0.1
 protocol http
 http_cors_origins http://app.test
+http_compression true
 allow_anonymous false
 password_file $dir/passwd
 acl_file $dir/acl
@@ -308,6 +309,24 @@ check_http_cors_preflight() {
     [ "$(header Access-Control-Allow-Methods)" = "POST, OPTIONS" ] || { WHY="Allow-Methods: $(header Access-Control-Allow-Methods)"; return 1; }
     http OPTIONS /publish -H 'Origin: http://evil.test' -H 'Access-Control-Request-Method: POST' || return 1
     expect_http 403
+}
+
+# With http_compression: a stream and a poll answer gzip-coded for a client that asks, decoded by curl.
+check_http_gzip() {
+    local topic="$PREFIX/gzip"
+    curl -sN -D "$WORK/gzip.head" --compressed --max-time 20 -u "reader:$READER_PASSWORD" \
+        "http://$HOST:$HTTP_PORT/subscribe?topic=$topic" >"$WORK/gzip.out" 2>&1 &
+    BACKGROUND+=("$!")
+    wait_for "$WORK/gzip.out" "retry:" || return 1
+    grep -qi '^Content-Encoding: gzip' "$WORK/gzip.head" || { WHY="the stream is not gzip-coded"; return 1; }
+    pub "${backend[@]}" -q 1 -t "$topic" -m "compressed $(head -c 300 /dev/zero | tr '\0' z)" || return 1
+    wait_for "$WORK/gzip.out" '"payload":"compressed zzz' || return 1
+    reader_http GET "/subscribe?topic=$topic&mode=poll&since=oldest" --compressed -D "$WORK/head" || return 1
+    expect_http 200 || return 1
+    [ "$(header Content-Encoding)" = "gzip" ] || { WHY="the poll answer is not gzip-coded"; return 1; }
+    grep -q '"payload":"compressed zzz' "$WORK/body" && return 0
+    WHY="curl could not decode the answer: $(head -c 100 "$WORK/body")"
+    return 1
 }
 
 # mosquitto's $SYS names, retained, so a new subscriber has them at once.
