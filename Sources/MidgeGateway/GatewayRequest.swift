@@ -11,6 +11,8 @@ public enum SubscribeMode: Sendable, Equatable {
     case longPoll(timeoutSeconds: Int)
     /// One JSON response at once, with what the history holds after the given id (maybe none).
     case poll
+    /// The request asked to upgrade to a WebSocket (RFC 6455): each message is a text frame with one JSON object.
+    case webSocket
 }
 
 /// Where a subscriber without `Last-Event-ID` starts in the topic history (`since=`).

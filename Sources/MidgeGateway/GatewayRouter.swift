@@ -44,6 +44,7 @@ public enum GatewayRouting: Sendable, Equatable {
 /// | `GET /subscribe?topic=a&mode=longpoll&timeout=20`  | `.subscribe` as a long poll                         |
 /// | `GET /metrics`                                     | `.metrics`                                          |
 /// | `GET /subscribe?topic=a&mode=poll&since=42`        | `.subscribe` as a short poll (answered at once)     |
+/// | `GET /subscribe?topic=a` + `Upgrade: websocket`    | `.subscribe` over a WebSocket (text frames of JSON) |
 /// | `GET /topic?topic=a/b`                             | `.topicInfo`                                        |
 /// | `OPTIONS` on any of them                           | 204, or the CORS preflight answer (`CORSPolicy`)    |
 /// | other paths / other methods / bad parameters       | 404 / 405 with `Allow` / 400 (413 beyond limits)    |
@@ -266,7 +267,14 @@ public struct GatewayRouter: Sendable {
             lastEventID = text
         }
         let mode: SubscribeMode
+        let upgrade = request.headers.tokens(for: "Upgrade").contains("websocket")
         switch query.first("mode").map({ String(decoding: $0, as: UTF8.self) }) {
+        case nil where upgrade, "websocket" where upgrade:
+            mode = .webSocket
+        case "websocket":
+            throw RouteError(.badRequest, "mode=websocket needs a WebSocket upgrade request")
+        case _ where upgrade:
+            throw RouteError(.badRequest, "a WebSocket upgrade subscribes as a WebSocket: drop mode=")
         case nil, "sse":
             mode = .sse
         case "longpoll":
@@ -283,7 +291,7 @@ public struct GatewayRouter: Sendable {
         case "poll":
             mode = .poll
         default:
-            throw RouteError(.badRequest, "mode must be sse, longpoll or poll")
+            throw RouteError(.badRequest, "mode must be sse, longpoll, poll or websocket")
         }
         var since: SubscribeStart?
         if let value = query.first("since").map({ String(decoding: $0, as: UTF8.self) }) {

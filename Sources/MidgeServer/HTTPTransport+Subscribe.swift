@@ -20,7 +20,8 @@ extension HTTPTransport {
         }
         if case .pollIdle(var poll) = exchange {
             // The next poll of a kept-alive connection: same subscription, so it continues where the last one ended.
-            guard command.mode != .sse, poll.command.filters == command.filters, poll.command.qos == command.qos,
+            guard command.mode != .sse, command.mode != .webSocket, poll.command.filters == command.filters,
+                poll.command.qos == command.qos,
                 poll.command.clientID == command.clientID
             else {
                 write(
@@ -52,6 +53,11 @@ extension HTTPTransport {
                   wire: &wire)
             return
         }
+        var upgrade: HTTPResponse?
+        if command.mode == .webSocket {
+            guard let accepted = acceptWebSocket(request, wire: &wire) else { return }
+            upgrade = accepted
+        }
         connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)
         // SUBSCRIBE has the core check the ACL and send the retained messages; UNSUBSCRIBE right after, since the
         // messages themselves come from the hub (the UNSUBACK marks the end of the retained ones).
@@ -60,10 +66,11 @@ extension HTTPTransport {
         Packet.subscribe(Subscribe(packetID: subscribeID, requests: requests)).encode(into: &mqtt)
         let unsubscribeID = takePacketID()
         Packet.unsubscribe(Unsubscribe(packetID: unsubscribeID, filters: command.filters)).encode(into: &mqtt)
-        let subscription = SubscriptionExchange(
+        var subscription = SubscriptionExchange(
             request: request, command: command, subscribeID: subscribeID.rawValue,
             unsubscribeID: unsubscribeID.rawValue, start: start, deadline: Self.deadline(command.mode, now: now))
-        if command.mode == .sse {
+        subscription.upgrade = upgrade
+        if command.mode == .sse || command.mode == .webSocket {
             exchange = .stream(subscription)
         } else {
             gateway.metrics.gateway.waitingPolls.wrappingAdd(1, ordering: .relaxed)
@@ -179,6 +186,13 @@ extension HTTPTransport {
             }
             if isStream {
                 gateway.metrics.gateway.openStreams.wrappingAdd(1, ordering: .relaxed)
+                if let upgrade = subscription.upgrade {
+                    openWebSocket(upgrade, retained: subscription.retained, cursor: subscription.cursor, wire: &wire)
+                    subscription.retained = []
+                    lastWrite = now
+                    currentSubscription = subscription
+                    return advance(wire: &wire, now: now)
+                }
                 gateway.metrics.gateway.countResponse(status: 200)
                 // Not through `write`: a stream has no Content-Length and no end.
                 var headers = corsHeaders(for: subscription.request)
@@ -209,6 +223,12 @@ extension HTTPTransport {
         if let last = events.last { subscription.cursor = last.id }
         let readable = events.filter(mayReceive)
         if events.count == batch { gateway.hub.wakeAgain(connection) }
+        if isStream, webSocket != nil {
+            for event in readable { sendFrame(event.message, id: String(event.id), wire: &wire) }
+            if !readable.isEmpty { lastWrite = now }
+            currentSubscription = subscription
+            return .open
+        }
         if isStream {
             var body: [UInt8] = []
             for event in readable {

@@ -74,6 +74,8 @@ final class HTTPTransport: ConnectionTransport {
         var cursor: UInt64 = 0
         /// Where the client asked to start: `Last-Event-ID`, `last_event_id` or `since` (then no retained messages).
         var start: SubscribeStart?
+        /// The 101 answer of a WebSocket subscription, written when it opens.
+        var upgrade: HTTPResponse?
         var retained: [GatewayMessage] = []
         /// The stream's head is written (SSE), or the poll may be answered: the hub records every filter.
         var open = false
@@ -111,6 +113,10 @@ final class HTTPTransport: ConnectionTransport {
     var finished = false
     /// The gzip coding of an SSE stream whose client accepts it (`http_compression`).
     var streamGzip: GzipStream?
+    /// Set once a WebSocket subscription's 101 is written: what the client sends is WebSocket frames from then on.
+    var webSocket: WebSocketConnection?
+    /// What a WebSocket client sends besides control frames: read and dropped (the socket only delivers).
+    var webSocketDiscard: [UInt8] = []
 
     /// The client's address, for log lines.
     let remoteAddress: String
@@ -133,6 +139,13 @@ final class HTTPTransport: ConnectionTransport {
     {
         takeReplies(into: &mqtt)
         guard !finished else { return endSession(mqtt: &mqtt) }
+        if let webSocket {
+            webSocketDiscard.removeAll(keepingCapacity: true)
+            let receipt = webSocket.receive(bytes, appendingDataTo: &webSocketDiscard)
+            wire.append(contentsOf: receipt.reply)
+            if receipt.closure != nil { return endSession(mqtt: &mqtt) }
+            return .open
+        }
         parser.append(bytes)
         if isBusy && parser.bufferedByteCount > pipelineLimit {
             // A stream or a pending answer does not read further requests; a client that keeps sending is cut off
@@ -169,7 +182,11 @@ final class HTTPTransport: ConnectionTransport {
         switch exchange {
         case .stream(let stream) where stream.open:
             if now.nanoseconds - lastWrite.nanoseconds >= gateway.settings.heartbeatSeconds * 1_000_000_000 {
-                writeStream(ServerSentEvents.heartbeat, wire: &wire)
+                if let webSocket {
+                    webSocket.ping(into: &wire)
+                } else {
+                    writeStream(ServerSentEvents.heartbeat, wire: &wire)
+                }
                 lastWrite = now
             }
         case .poll(let poll):
@@ -189,6 +206,7 @@ final class HTTPTransport: ConnectionTransport {
     }
 
     func closing(_ reason: CloseReason, wire: inout [UInt8]) {
+        webSocket?.close(reason == .serverShutdown ? .goingAway : .normalClosure, into: &wire)
         switch exchange {
         case .publish(let publish) where !finished:
             // The core ended the session before every message was accepted: say so rather than leave it unanswered.
