@@ -51,8 +51,9 @@ public enum GatewayRouting: Sendable, Equatable {
 ///
 /// Query values are percent-decoded and `+` stays a plus sign (it is a wildcard in filters): write a space as `%20`
 /// and `#` as `%23`, since clients cut a URL at `#`. A subscription filter ending in `/` is refused for that reason:
-/// it is what `topic=a/#` becomes once the client has cut it. Credentials come from `Authorization: Basic` or `Bearer`, or from
-/// `access_token` in the query (RFC 6750 §2.3), which a browser's `EventSource` needs as it cannot set headers.
+/// it is what `topic=a/#` becomes once the client has cut it. Credentials come from `Authorization: Basic` or
+/// `Bearer`, or from `access_token` in the query (RFC 6750 §2.3), which a browser's `EventSource` needs as it cannot
+/// set headers.
 public struct GatewayRouter: Sendable {
     public let configuration: GatewayRouterConfiguration
 
@@ -299,7 +300,9 @@ public struct GatewayRouter: Sendable {
             case "oldest": since = .oldest
             case "newest": since = .newest
             default:
-                guard let id = UInt64(value) else { throw RouteError(.badRequest, "since must be oldest, newest or an id") }
+                guard let id = UInt64(value) else {
+                    throw RouteError(.badRequest, "since must be oldest, newest or an id")
+                }
                 since = .after(id)
             }
         }

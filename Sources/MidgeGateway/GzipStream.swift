@@ -41,7 +41,8 @@ public final class GzipStream {
                     let status = deflate(stream, finish ? Z_FINISH : Z_SYNC_FLUSH)
                     return (status, out.count - Int(stream.pointee.avail_out))
                 }
-                precondition(status == Z_OK || status == Z_BUF_ERROR || status == Z_STREAM_END, "BUG: deflate \(status)")
+                precondition(
+                    status == Z_OK || status == Z_BUF_ERROR || status == Z_STREAM_END, "BUG: deflate \(status)")
                 out.append(contentsOf: chunk[0..<produced])
                 if status == Z_STREAM_END || (!finish && stream.pointee.avail_out != 0) { break }
             }

@@ -85,7 +85,8 @@ final class AuthGate: Sendable {
         }
         guard let delay else {
             logger.log(
-                .notice, "Too many authentication attempts waiting for \(host) as \(connect.username ?? "<anonymous>"); "
+                .notice,
+                "Too many authentication attempts waiting for \(host) as \(connect.username ?? "<anonymous>"); "
                     + "refusing the CONNECT from \(address).")
             return .serverUnavailable
         }

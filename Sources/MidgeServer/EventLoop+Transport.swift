@@ -210,7 +210,8 @@ extension EventLoop {
     func adopt(_ connection: Connection, on runtime: ListenerRuntime) {
         if let factory = runtime.factory {
             let context = TransportContext(
-                connection: connection.id, listener: runtime.configuration, remoteAddress: connection.info.remoteAddress,
+                connection: connection.id, listener: runtime.configuration,
+                remoteAddress: connection.info.remoteAddress,
                 now: MonotonicTime(nanoseconds: now))
             attachTransport(connection, factory(context))
         }

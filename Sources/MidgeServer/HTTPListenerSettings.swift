@@ -10,7 +10,8 @@ public struct HTTPListenerSettings: Sendable, Equatable {
     public var retryMilliseconds = 2000
     /// `http_idle_timeout`: seconds a kept-alive connection may wait for its next request.
     public var idleSeconds = 60
-    /// `http_longpoll_timeout` / `http_longpoll_max_timeout`: a poll's wait without `timeout=`, and the most it may ask.
+    /// `http_longpoll_timeout` / `http_longpoll_max_timeout`: a poll's wait without `timeout=`, and the most it may
+    /// ask.
     public var longPollSeconds = 30
     public var maxLongPollSeconds = 300
     /// `http_history_messages` / `http_history_seconds` / `http_history_bytes` / `http_history_topics`: the shared

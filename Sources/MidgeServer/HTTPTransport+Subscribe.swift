@@ -219,7 +219,8 @@ extension HTTPTransport {
             }
         }
         let batch = gateway.settings.readBatch
-        let events = gateway.hub.events(after: subscription.cursor, matching: subscription.command.filters, limit: batch)
+        let events = gateway.hub.events(
+            after: subscription.cursor, matching: subscription.command.filters, limit: batch)
         if let last = events.last { subscription.cursor = last.id }
         let readable = events.filter(mayReceive)
         if events.count == batch { gateway.hub.wakeAgain(connection) }

@@ -267,7 +267,8 @@ final class HTTPTransport: ConnectionTransport {
                 gateway.metrics.gateway.requests.wrappingAdd(1, ordering: .relaxed)
                 gateway.metrics.gateway.countResponse(status: error.status.code)
                 gateway.logger?.log(
-                    .notice, "HTTP client \(remoteAddress): \(error.status) (\(error.message)), closing the connection.")
+                    .notice,
+                    "HTTP client \(remoteAddress): \(error.status) (\(error.message)), closing the connection.")
                 error.response.withDate().encode(into: &wire)
                 finished = true
                 return endSession(mqtt: &mqtt)
@@ -458,7 +459,8 @@ final class HTTPTransport: ConnectionTransport {
             let level: LogLevel = answer.status.code == 401 ? .info : .notice
             let reason = String(decoding: answer.body.prefix(300), as: UTF8.self)
             logger.log(
-                level, "HTTP client \(remoteAddress): \(request.method) \(request.path) answered \(answer.status) \(reason)")
+                level,
+                "HTTP client \(remoteAddress): \(request.method) \(request.path) answered \(answer.status) \(reason)")
         }
         answer.encode(into: &wire)
         if answer.closeConnection { finished = true }

@@ -87,7 +87,8 @@ final class TopicHistoryFileTests: XCTestCase {
     private func sample() -> TopicHistory {
         var history = TopicHistory(limits: TopicHistoryLimits())
         history.continueAbove(1000)
-        _ = history.record(GatewayMessage(topic: TopicName("a/b")!, payload: Array("one".utf8), qos: .atLeastOnce), now: 0)
+        let first = GatewayMessage(topic: TopicName("a/b")!, payload: Array("one".utf8), qos: .atLeastOnce)
+        _ = history.record(first, now: 0)
         _ = history.record(GatewayMessage(topic: TopicName("c")!, payload: [0, 255, 10]), now: 10 * second)
         return history
     }
@@ -104,14 +105,16 @@ final class TopicHistoryFileTests: XCTestCase {
         XCTAssertEqual(events.first?.message.payload, [0, 255, 10])
         let everything = try XCTUnwrap(
             TopicHistory.decode(bytes, limits: TopicHistoryLimits(), wallNow: 5_100 * second, now: 3 * second))
-        XCTAssertEqual(everything.events(after: 0, matching: [TopicFilter("#")!]).map(\.message.qos), [.atLeastOnce, .atMostOnce])
+        XCTAssertEqual(
+            everything.events(after: 0, matching: [TopicFilter("#")!]).map(\.message.qos), [.atLeastOnce, .atMostOnce])
     }
 
     func testDamagedOrTruncatedFilesAreRefused() {
         let bytes = sample().encoded(wallNow: 0, now: 0)
         XCTAssertNotNil(TopicHistory.decode(bytes, limits: TopicHistoryLimits(), wallNow: 0, now: 0))
         for cut in [0, 8, 20, bytes.count / 2, bytes.count - 1] {
-            XCTAssertNil(TopicHistory.decode(Array(bytes.prefix(cut)), limits: TopicHistoryLimits(), wallNow: 0, now: 0))
+            let cutBytes = Array(bytes.prefix(cut))
+            XCTAssertNil(TopicHistory.decode(cutBytes, limits: TopicHistoryLimits(), wallNow: 0, now: 0))
         }
         for position in [9, 30, bytes.count - 6] {
             var flipped = bytes

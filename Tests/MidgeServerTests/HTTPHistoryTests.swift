@@ -85,7 +85,8 @@ final class HTTPHistoryTests: XCTestCase {
         let poll = harness.openHTTP()
         harness.send("GET /subscribe?topic=sp&mode=poll&since=1 HTTP/1.1\r\n\r\n", on: poll)
         var responses = ParsedResponse.all(poll.text)
-        XCTAssertEqual(responses.first?.body, #"{"messages":[{"id":"2","topic":"sp","payload":"b","qos":0,"retain":false}]}"#)
+        XCTAssertEqual(
+            responses.first?.body, #"{"messages":[{"id":"2","topic":"sp","payload":"b","qos":0,"retain":false}]}"#)
         XCTAssertEqual(responses.first?.header("Last-Event-ID"), "2")
         harness.send("GET /subscribe?topic=sp&mode=poll&since=2 HTTP/1.1\r\n\r\n", on: poll)
         responses = ParsedResponse.all(poll.text)
@@ -106,7 +107,8 @@ final class HTTPHistoryTests: XCTestCase {
         let stream = harness.openHTTP()
         harness.send("GET /subscribe?topic=state HTTP/1.1\r\n\r\n", on: stream)
         let body = ParsedResponse.all(stream.text).first?.body ?? ""
-        XCTAssertTrue(body.contains("id: 1\ndata: {\"topic\":\"state\",\"payload\":\"on\",\"qos\":0,\"retain\":true}"), body)
+        let retained = "id: 1\ndata: {\"topic\":\"state\",\"payload\":\"on\",\"qos\":0,\"retain\":true}"
+        XCTAssertTrue(body.contains(retained), body)
         XCTAssertEqual(harness.gateway.hub.info(TopicName("state")!).messages, 0, "state is not history")
     }
 
@@ -174,7 +176,8 @@ final class HTTPHistoryTests: XCTestCase {
         let auth = "Authorization: Basic \(Array("alice:pw".utf8).base64)\r\n"
         func poll(_ query: String) throws -> ParsedResponse {
             try HTTPTestClient.exchange(
-                port: port, "GET /subscribe?topic=alice/p&mode=\(query) HTTP/1.1\r\nHost: t\r\n\(auth)Connection: close\r\n\r\n")
+                port: port,
+                "GET /subscribe?topic=alice/p&mode=\(query) HTTP/1.1\r\nHost: t\r\n\(auth)Connection: close\r\n\r\n")
         }
         let first = try poll("poll")
         XCTAssertEqual(first.status, 200, first.body)
@@ -253,7 +256,8 @@ final class HTTPHistoryTests: XCTestCase {
         let config = "persistence true\npersistence_location \(directory)\nlistener 0 127.0.0.1\nprotocol http\n"
         func shortPoll(_ port: UInt16, _ query: String) throws -> ParsedResponse {
             try HTTPTestClient.exchange(
-                port: port, "GET /subscribe?topic=kept&mode=poll&\(query) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                port: port,
+                "GET /subscribe?topic=kept&mode=poll&\(query) HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         }
         var firstID = ""
         do {

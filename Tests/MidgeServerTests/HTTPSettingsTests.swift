@@ -77,7 +77,8 @@ final class HTTPSettingsTests: XCTestCase {
         harness.send("GET /metrics HTTP/1.1\r\n\r\n", on: anonymous)
         XCTAssertEqual(ParsedResponse.all(anonymous.text).first?.status, 401)
         let wrong = harness.openHTTP()
-        harness.send("GET /metrics HTTP/1.1\r\nAuthorization: Basic \(Array("alice:no".utf8).base64)\r\n\r\n", on: wrong)
+        let bad = Array("alice:no".utf8).base64
+        harness.send("GET /metrics HTTP/1.1\r\nAuthorization: Basic \(bad)\r\n\r\n", on: wrong)
         XCTAssertEqual(ParsedResponse.all(wrong.text).first?.status, 401)
         let good = harness.openHTTP()
         harness.send("GET /metrics HTTP/1.1\r\n\(alice)\r\n", on: good)
@@ -91,7 +92,8 @@ final class HTTPSettingsTests: XCTestCase {
         let auth = AliceOnly()
         var settings = HTTPGatewaySettings()
         settings.metricsOpen = true
-        let harness = GatewayHarness(authenticator: auth, accessControl: auth, allowAnonymous: false, settings: settings)
+        let harness = GatewayHarness(
+            authenticator: auth, accessControl: auth, allowAnonymous: false, settings: settings)
         let client = harness.openHTTP()
         harness.send("GET /metrics HTTP/1.1\r\n\r\n", on: client)
         XCTAssertEqual(ParsedResponse.all(client.text).first?.status, 200)
@@ -103,14 +105,16 @@ final class HTTPSettingsTests: XCTestCase {
         let harness = GatewayHarness(settings: settings)
         let publisher = harness.openHTTP()
         harness.send(
-            "POST /publish?topic=c HTTP/1.1\r\nOrigin: https://app.example\r\nContent-Length: 1\r\n\r\nx", on: publisher)
+            "POST /publish?topic=c HTTP/1.1\r\nOrigin: https://app.example\r\nContent-Length: 1\r\n\r\nx",
+            on: publisher)
         let answer = ParsedResponse.all(publisher.text).first
         XCTAssertEqual(answer?.header("Access-Control-Allow-Origin"), "https://app.example")
         XCTAssertEqual(answer?.header("Access-Control-Allow-Credentials"), "true")
 
         let stranger = harness.openHTTP()
         harness.send(
-            "POST /publish?topic=c HTTP/1.1\r\nOrigin: https://evil.example\r\nContent-Length: 1\r\n\r\nx", on: stranger)
+            "POST /publish?topic=c HTTP/1.1\r\nOrigin: https://evil.example\r\nContent-Length: 1\r\n\r\nx",
+            on: stranger)
         XCTAssertNil(ParsedResponse.all(stranger.text).first?.header("Access-Control-Allow-Origin"))
 
         let stream = harness.openHTTP()
@@ -164,7 +168,8 @@ final class HTTPSettingsTests: XCTestCase {
         XCTAssertTrue(streamed.contains(payload))
 
         let poll = harness.openHTTP()
-        harness.send("GET /subscribe?topic=z&mode=poll&since=oldest HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n", on: poll)
+        harness.send(
+            "GET /subscribe?topic=z&mode=poll&since=oldest HTTP/1.1\r\nAccept-Encoding: gzip\r\n\r\n", on: poll)
         XCTAssertTrue(poll.text.contains("Content-Encoding: gzip\r\n"), poll.text)
         let answer = String(decoding: try XCTUnwrap(GzipStream.decompress(bodyBytes(poll.wire))), as: UTF8.self)
         XCTAssertTrue(answer.hasPrefix(#"{"messages":[{"id":"1","topic":"z","payload":"0123"#), answer)
