@@ -70,6 +70,8 @@ public enum GatewayRequest: Sendable, Equatable {
     case metrics
     /// HTTP subscribers, messages kept and the last id of one topic.
     case topicInfo(TopicName)
+    /// The web console page.
+    case console
 }
 
 /// Credentials checked by the same authenticator as MQTT CONNECT: Basic gives a username and password, Bearer a

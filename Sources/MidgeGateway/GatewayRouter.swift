@@ -46,6 +46,7 @@ public enum GatewayRouting: Sendable, Equatable {
 /// | `GET /subscribe?topic=a&mode=poll&since=42`        | `.subscribe` as a short poll (answered at once)     |
 /// | `GET /subscribe?topic=a` + `Upgrade: websocket`    | `.subscribe` over a WebSocket (text frames of JSON) |
 /// | `GET /topic?topic=a/b`                             | `.topicInfo`                                        |
+/// | `GET /console`                                     | `.console` (the web console page)                   |
 /// | `OPTIONS` on any of them                           | 204, or the CORS preflight answer (`CORSPolicy`)    |
 /// | other paths / other methods / bad parameters       | 404 / 405 with `Allow` / 400 (413 beyond limits)    |
 ///
@@ -66,7 +67,7 @@ public struct GatewayRouter: Sendable {
             let allowed: String
             switch request.path {
             case "/publish": allowed = "POST"
-            case "/subscribe", "/metrics", "/topic": allowed = "GET"
+            case "/subscribe", "/metrics", "/topic", "/console": allowed = "GET"
             default: throw RouteError(.notFound, "no such endpoint: \(request.path)")
             }
             if request.method == "OPTIONS" { return .response(configuration.cors.preflight(request, method: allowed)) }
@@ -83,6 +84,8 @@ public struct GatewayRouter: Sendable {
             case "/topic":
                 guard let name = query.first("topic") else { throw RouteError(.badRequest, "topic is required") }
                 routed = .topicInfo(try GatewayRouter.topicName(name))
+            case "/console":
+                routed = .console
             default: routed = .metrics
             }
             return .request(routed, credentials: credentials)

@@ -29,6 +29,8 @@ struct HTTPGatewaySettings: Sendable {
     var metricsOpen = false
     /// gzip for clients that accept it: answers of 256 bytes or more, and SSE streams.
     var compression = false
+    /// `GET /console` serves the web console.
+    var console = false
 }
 
 extension HTTPGatewaySettings {
@@ -47,6 +49,7 @@ extension HTTPGatewaySettings {
         limits = HTTPLimits(maxBodyBytes: listener.maxBodyBytes)
         metricsOpen = listener.metricsOpen
         compression = listener.compression
+        console = listener.console
     }
 }
 

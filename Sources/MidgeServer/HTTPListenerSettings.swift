@@ -29,6 +29,8 @@ public struct HTTPListenerSettings: Sendable, Equatable {
     public var corsOrigins: [String] = []
     /// `http_compression`: gzip answers and streams for clients that accept it.
     public var compression = false
+    /// `http_console`: serve the web console at `GET /console`.
+    public var console = false
     /// `http_cors_credentials`: let those pages send cookies and `Authorization` (Access-Control-Allow-Credentials).
     public var corsCredentials = false
 
@@ -40,6 +42,7 @@ public struct HTTPListenerSettings: Sendable, Equatable {
         "http_longpoll_max_timeout", "http_history_messages", "http_history_seconds", "http_history_bytes",
         "http_history_topics",
         "http_max_body_size", "http_metrics_open", "http_cors_origins", "http_cors_credentials", "http_compression",
+        "http_console",
     ]
 
     /// Applies one `key value…` line; returns what is wrong with the value, or nil.
@@ -90,6 +93,9 @@ public struct HTTPListenerSettings: Sendable, Equatable {
         case "http_metrics_open":
             guard let value = flag() else { return "'\(shown)' is not true or false" }
             metricsOpen = value
+        case "http_console":
+            guard let value = flag() else { return "'\(shown)' is not true or false" }
+            console = value
         case "http_compression":
             guard let value = flag() else { return "'\(shown)' is not true or false" }
             compression = value

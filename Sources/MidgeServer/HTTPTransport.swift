@@ -296,6 +296,11 @@ final class HTTPTransport: ConnectionTransport {
             write(response, to: request, wire: &wire)
         case .request(.metrics, let credentials):
             startMetrics(credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
+        case .request(.console, _):
+            // The page itself holds nothing secret; what it does is checked request by request.
+            let response = gateway.settings.console
+                ? GatewayConsole.response : .error(.notFound, "the web console is off (http_console)")
+            write(response, to: request, wire: &wire)
         case .request(.topicInfo(let topic), let credentials):
             startTopicInfo(topic, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.publish(let commands), let credentials):

@@ -178,4 +178,22 @@ final class HTTPSettingsTests: XCTestCase {
         harness.send("GET /subscribe?topic=z&mode=poll&since=oldest HTTP/1.1\r\n\r\n", on: plain)
         XCTAssertFalse(plain.text.contains("Content-Encoding"), "not without Accept-Encoding")
     }
+
+    func testTheConsoleIsServedOnlyWhenOn() {
+        let off = GatewayHarness()
+        let first = off.openHTTP()
+        off.send("GET /console HTTP/1.1\r\n\r\n", on: first)
+        XCTAssertEqual(ParsedResponse.all(first.text).first?.status, 404)
+        var settings = HTTPGatewaySettings()
+        settings.console = true
+        let on = GatewayHarness(settings: settings)
+        let second = on.openHTTP()
+        on.send("GET /console HTTP/1.1\r\n\r\n", on: second)
+        let page = ParsedResponse.all(second.text).first
+        XCTAssertEqual(page?.status, 200)
+        XCTAssertEqual(page?.header("Content-Type"), "text/html; charset=utf-8")
+        XCTAssertTrue(page?.header("Content-Security-Policy")?.contains("connect-src 'self'") ?? false)
+        XCTAssertTrue(page?.body.contains("new EventSource(url)") ?? false)
+        XCTAssertFalse(page?.body.contains("innerHTML") ?? true, "payloads never become markup")
+    }
 }

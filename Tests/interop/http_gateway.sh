@@ -15,7 +15,7 @@ CHECKS=(
     http_sse_curl http_eventsource_resume http_longpoll http_metrics_prometheus http_bad_requests
     sys_topics sys_not_matched_by_hash
     http_unescaped_hash http_resume_without_client_id http_longpoll_new_connection http_short_poll http_topic_info
-    http_metrics_credentials http_cors_preflight http_gzip
+    http_metrics_credentials http_cors_preflight http_gzip http_console
 )
 
 BACKEND_PASSWORD="backend-Secret-1"
@@ -48,6 +48,7 @@ listener $4 127.0.0.1
 protocol http
 http_cors_origins http://app.test
 http_compression true
+http_console true
 allow_anonymous false
 password_file $dir/passwd
 acl_file $dir/acl
@@ -326,6 +327,15 @@ check_http_gzip() {
     [ "$(header Content-Encoding)" = "gzip" ] || { WHY="the poll answer is not gzip-coded"; return 1; }
     grep -q '"payload":"compressed zzz' "$WORK/body" && return 0
     WHY="curl could not decode the answer: $(head -c 100 "$WORK/body")"
+    return 1
+}
+
+check_http_console() {
+    http GET /console -D "$WORK/head" || return 1
+    expect_http 200 || return 1
+    [ "$(header Content-Type)" = "text/html; charset=utf-8" ] || { WHY="Content-Type $(header Content-Type)"; return 1; }
+    grep -q 'new EventSource' "$WORK/body" && return 0
+    WHY="not the console page"
     return 1
 }
 
