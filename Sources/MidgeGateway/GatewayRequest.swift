@@ -9,6 +9,20 @@ public enum SubscribeMode: Sendable, Equatable {
     case sse
     /// One JSON response, sent when a message arrives or after the timeout with whatever arrived (maybe none).
     case longPoll(timeoutSeconds: Int)
+    /// One JSON response at once, with what the history holds after the given id (maybe none).
+    case poll
+    /// The request asked to upgrade to a WebSocket (RFC 6455): each message is a text frame with one JSON object.
+    case webSocket
+}
+
+/// Where a subscriber without `Last-Event-ID` starts in the topic history (`since=`).
+public enum SubscribeStart: Sendable, Equatable {
+    /// Every message the history still holds for the filters.
+    case oldest
+    /// The newest one it holds, then what comes.
+    case newest
+    /// What came after this id (as `Last-Event-ID` would).
+    case after(UInt64)
 }
 
 /// How an SSE or long-poll message shows its payload.
@@ -21,25 +35,29 @@ public enum MessageFormat: Sendable, Equatable {
 
 public struct SubscribeCommand: Sendable, Equatable {
     public var filters: [TopicFilter]
-    /// The maximum QoS of the subscriptions. Above 0 with a `clientID`, missed messages queue for the session.
+    /// The maximum QoS of the subscriptions: each message is shown at the lower of its own QoS and this.
     public var qos: QoS
-    /// Set: a persistent session under this id (clean session off), so a reconnecting stream resumes. Nil: a
-    /// clean session with a server-chosen id.
+    /// The MQTT client id of the request's session (always a clean session: resuming is the topic history's job).
+    /// Nil: a server-chosen id.
     public var clientID: String?
     /// The last id the client saw (`Last-Event-ID` header, or `last_event_id` for the first request of a
     /// long-poll loop): deliver what came after it.
     public var lastEventID: String?
+    /// `since=`: where to start when there is no `lastEventID` (which a reconnecting EventSource sends, and which
+    /// therefore wins); nil: from now on, with the retained messages first.
+    public var since: SubscribeStart?
     public var mode: SubscribeMode
     public var format: MessageFormat
 
     public init(
         filters: [TopicFilter], qos: QoS = .atMostOnce, clientID: String? = nil, lastEventID: String? = nil,
-        mode: SubscribeMode = .sse, format: MessageFormat = .json
+        since: SubscribeStart? = nil, mode: SubscribeMode = .sse, format: MessageFormat = .json
     ) {
         self.filters = filters
         self.qos = qos
         self.clientID = clientID
         self.lastEventID = lastEventID
+        self.since = since
         self.mode = mode
         self.format = format
     }
@@ -50,6 +68,10 @@ public enum GatewayRequest: Sendable, Equatable {
     case publish([GatewayMessage])
     case subscribe(SubscribeCommand)
     case metrics
+    /// HTTP subscribers, messages kept and the last id of one topic.
+    case topicInfo(TopicName)
+    /// The web console page.
+    case console
 }
 
 /// Credentials checked by the same authenticator as MQTT CONNECT: Basic gives a username and password, Bearer a

@@ -11,15 +11,18 @@ public struct GatewayRouterConfiguration: Sendable, Equatable {
     public var maxFiltersPerSubscription: Int
     public var defaultLongPollSeconds: Int
     public var maxLongPollSeconds: Int
+    /// Which pages of other origins may call the API; answers OPTIONS preflights.
+    public var cors: CORSPolicy
 
     public init(
         maxMessagesPerRequest: Int = 1000, maxFiltersPerSubscription: Int = 32, defaultLongPollSeconds: Int = 30,
-        maxLongPollSeconds: Int = 300
+        maxLongPollSeconds: Int = 300, cors: CORSPolicy = CORSPolicy()
     ) {
         self.maxMessagesPerRequest = maxMessagesPerRequest
         self.maxFiltersPerSubscription = maxFiltersPerSubscription
         self.defaultLongPollSeconds = defaultLongPollSeconds
         self.maxLongPollSeconds = maxLongPollSeconds
+        self.cors = cors
     }
 }
 
@@ -40,11 +43,18 @@ public enum GatewayRouting: Sendable, Equatable {
 /// | `GET /subscribe?topic=a/%2B/c&topic=d/%23`         | `.subscribe` as Server-Sent Events                  |
 /// | `GET /subscribe?topic=a&mode=longpoll&timeout=20`  | `.subscribe` as a long poll                         |
 /// | `GET /metrics`                                     | `.metrics`                                          |
+/// | `GET /subscribe?topic=a&mode=poll&since=42`        | `.subscribe` as a short poll (answered at once)     |
+/// | `GET /subscribe?topic=a` + `Upgrade: websocket`    | `.subscribe` over a WebSocket (text frames of JSON) |
+/// | `GET /topic?topic=a/b`                             | `.topicInfo`                                        |
+/// | `GET /console`                                     | `.console` (the web console page)                   |
+/// | `OPTIONS` on any of them                           | 204, or the CORS preflight answer (`CORSPolicy`)    |
 /// | other paths / other methods / bad parameters       | 404 / 405 with `Allow` / 400 (413 beyond limits)    |
 ///
 /// Query values are percent-decoded and `+` stays a plus sign (it is a wildcard in filters): write a space as `%20`
-/// and `#` as `%23`, since clients cut a URL at `#`. Credentials come from `Authorization: Basic` or `Bearer`, or from
-/// `access_token` in the query (RFC 6750 §2.3), which a browser's `EventSource` needs as it cannot set headers.
+/// and `#` as `%23`, since clients cut a URL at `#`. A subscription filter ending in `/` is refused for that reason:
+/// it is what `topic=a/#` becomes once the client has cut it. Credentials come from `Authorization: Basic` or
+/// `Bearer`, or from `access_token` in the query (RFC 6750 §2.3), which a browser's `EventSource` needs as it cannot
+/// set headers.
 public struct GatewayRouter: Sendable {
     public let configuration: GatewayRouterConfiguration
 
@@ -57,11 +67,13 @@ public struct GatewayRouter: Sendable {
             let allowed: String
             switch request.path {
             case "/publish": allowed = "POST"
-            case "/subscribe", "/metrics": allowed = "GET"
+            case "/subscribe", "/metrics", "/topic", "/console": allowed = "GET"
             default: throw RouteError(.notFound, "no such endpoint: \(request.path)")
             }
+            if request.method == "OPTIONS" { return .response(configuration.cors.preflight(request, method: allowed)) }
             guard request.method == allowed else {
-                throw RouteError(.methodNotAllowed, "\(request.path) takes \(allowed)", headers: [("Allow", allowed)])
+                throw RouteError(
+                    .methodNotAllowed, "\(request.path) takes \(allowed)", headers: [("Allow", "\(allowed), OPTIONS")])
             }
             let query = try Query(request.query ?? "")
             let credentials = try GatewayRouter.credentials(request, query: query)
@@ -69,6 +81,11 @@ public struct GatewayRouter: Sendable {
             switch request.path {
             case "/publish": routed = .publish(try publishCommands(request, query: query))
             case "/subscribe": routed = .subscribe(try subscribeCommand(request, query: query))
+            case "/topic":
+                guard let name = query.first("topic") else { throw RouteError(.badRequest, "topic is required") }
+                routed = .topicInfo(try GatewayRouter.topicName(name))
+            case "/console":
+                routed = .console
             default: routed = .metrics
             }
             return .request(routed, credentials: credentials)
@@ -217,6 +234,13 @@ public struct GatewayRouter: Sendable {
         }
         var filters: [TopicFilter] = []
         for value in filterValues {
+            if value.last == UInt8(ascii: "/") {
+                // Valid MQTT, but almost always `a/#` with the `#` taken for the URL's fragment and cut off.
+                let shown = JSONText.string(String(decoding: value, as: UTF8.self))
+                throw RouteError(
+                    .badRequest, "topic filter \(shown) ends in /: a # in a URL must be written %23 "
+                        + "(an unescaped # starts the fragment, which clients do not send)")
+            }
             guard let filter = TopicFilter(bytes: value) else {
                 throw RouteError(
                     .badRequest, "invalid topic filter \(JSONText.string(String(decoding: value, as: UTF8.self)))")
@@ -247,7 +271,14 @@ public struct GatewayRouter: Sendable {
             lastEventID = text
         }
         let mode: SubscribeMode
+        let upgrade = request.headers.tokens(for: "Upgrade").contains("websocket")
         switch query.first("mode").map({ String(decoding: $0, as: UTF8.self) }) {
+        case nil where upgrade, "websocket" where upgrade:
+            mode = .webSocket
+        case "websocket":
+            throw RouteError(.badRequest, "mode=websocket needs a WebSocket upgrade request")
+        case _ where upgrade:
+            throw RouteError(.badRequest, "a WebSocket upgrade subscribes as a WebSocket: drop mode=")
         case nil, "sse":
             mode = .sse
         case "longpoll":
@@ -261,8 +292,22 @@ public struct GatewayRouter: Sendable {
                 timeout = seconds
             }
             mode = .longPoll(timeoutSeconds: timeout)
+        case "poll":
+            mode = .poll
         default:
-            throw RouteError(.badRequest, "mode must be sse or longpoll")
+            throw RouteError(.badRequest, "mode must be sse, longpoll, poll or websocket")
+        }
+        var since: SubscribeStart?
+        if let value = query.first("since").map({ String(decoding: $0, as: UTF8.self) }) {
+            switch value {
+            case "oldest": since = .oldest
+            case "newest": since = .newest
+            default:
+                guard let id = UInt64(value) else {
+                    throw RouteError(.badRequest, "since must be oldest, newest or an id")
+                }
+                since = .after(id)
+            }
         }
         let format: MessageFormat
         switch query.first("format").map({ String(decoding: $0, as: UTF8.self) }) {
@@ -271,8 +316,8 @@ public struct GatewayRouter: Sendable {
         default: throw RouteError(.badRequest, "format must be json or raw")
         }
         return SubscribeCommand(
-            filters: filters, qos: qos ?? .atMostOnce, clientID: clientID, lastEventID: lastEventID, mode: mode,
-            format: format)
+            filters: filters, qos: qos ?? .atMostOnce, clientID: clientID, lastEventID: lastEventID, since: since,
+            mode: mode, format: format)
     }
 
     // MARK: - Values

@@ -1,5 +1,7 @@
 // The HTTP API's own responses: published counts, long-poll batches, and the 401/403 refusals with their challenge.
 
+import MQTTCodec
+
 extension HTTPResponse {
     /// `{"published":N}`: every message of the request was accepted.
     public static func published(count: Int) -> HTTPResponse {
@@ -17,6 +19,21 @@ extension HTTPResponse {
     /// The access control list refuses the topic.
     public static func forbidden(_ message: String = "not authorized for this topic") -> HTTPResponse {
         .error(.forbidden, message)
+    }
+
+    /// `GET /topic`: `{"topic":…,"subscribers":N,"messages":N,"last_id":"…" or null}`.
+    public static func topicInfo(_ topic: TopicName, subscribers: Int, messages: Int, lastID: String?) -> HTTPResponse {
+        var body = Array(#"{"topic":"#.utf8)
+        JSONText.appendString(topic.description, to: &body)
+        body.append(contentsOf: Array(#","subscribers":\#(subscribers),"messages":\#(messages),"last_id":"#.utf8))
+        if let lastID {
+            JSONText.appendString(lastID, to: &body)
+        } else {
+            body.append(contentsOf: Array("null".utf8))
+        }
+        body.append(UInt8(ascii: "}"))
+        return HTTPResponse(
+            status: .ok, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: body)
     }
 
     /// A long-poll answer: `{"messages":[{"id":…,"topic":…,…}, …]}`, possibly empty after the timeout. The client

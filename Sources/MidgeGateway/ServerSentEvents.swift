@@ -20,14 +20,16 @@ public enum ServerSentEvents {
 
     /// The response head that opens a stream. No Content-Length: the stream ends when the connection closes.
     /// `retryMilliseconds` tells `EventSource` how long to wait before it reconnects.
-    public static func responseHead(retryMilliseconds: Int? = nil) -> [UInt8] {
-        let response = HTTPResponse(
+    /// `headers` are added after the stream's own (CORS, `Date`).
+    public static func responseHead(retryMilliseconds: Int? = nil, headers: HTTPHeaders = []) -> [UInt8] {
+        var response = HTTPResponse(
             status: .ok,
             headers: [
                 ("Content-Type", contentType), ("Cache-Control", "no-store"),
                 // Keeps a buffering reverse proxy (nginx) from holding events back.
                 ("X-Accel-Buffering", "no"),
             ])
+        for field in headers { response.headers.append(field.name, field.value) }
         var out: [UInt8] = []
         response.encodeHead(contentLength: nil, into: &out)
         if let retryMilliseconds { encodeRetry(milliseconds: retryMilliseconds, into: &out) }

@@ -15,9 +15,10 @@ struct AuthVerdict: Sendable {
 
 /// Why: a password check costs a PBKDF2 (and a token check a signature verification). Done by the core, every
 /// guess would stall every client's traffic; done here, a guess costs the broker one hash on a queue of its own,
-/// while the loops and the core go on. An address whose attempts keep failing waits longer and longer before its
-/// next check (up to `maxDelay`) and may have only `maxWaitingPerAddress` checks waiting, so a guesser gets about
-/// one try per `maxDelay` seconds per address and the broker never hashes faster than that for it.
+/// while the loops and the core go on. An address and user name whose attempts keep failing wait longer and longer
+/// before the next check (up to `maxDelay`, see `LoginBackoff`) and may have only `maxWaitingPerAddress` checks
+/// waiting, so a guesser gets about one try per `maxDelay` seconds per account, and other users behind the same
+/// address are not held up by it.
 ///
 /// The core still asks its `Authenticator` at CONNECT, as it always does: the gate hands it a `VerdictAuthenticator`,
 /// and the loop puts the gate's answer, sealed with a per-process secret, in place of the CONNECT's password.
@@ -29,7 +30,8 @@ final class AuthGate: Sendable {
     static let maxDelay = 8.0
     /// A failure is forgotten this long after an address's last one.
     static let failureMemory = 60.0
-    /// Checks that may wait at once for an address that is being delayed; more are refused (CONNACK 3).
+    /// Checks that may wait at once for an address and user name that are being delayed; more are refused
+    /// (CONNACK 3).
     static let maxWaitingPerAddress = 8
     /// Checks that may wait at once in all; more are refused (CONNACK 3) rather than queued without bound.
     static let maxWaiting = 4096
@@ -46,8 +48,9 @@ final class AuthGate: Sendable {
     private let logger: Logger
 
     private struct GateState {
-        var failures: [String: (count: Int, last: Double)] = [:]
-        var waitingByAddress: [String: Int] = [:]
+        var backoff = LoginBackoff()
+        /// Checks waiting, by address and user name.
+        var waitingByKey: [String: Int] = [:]
         var waiting = 0
     }
 
@@ -75,26 +78,22 @@ final class AuthGate: Sendable {
     /// `takeVerdicts(loop:)` after a wake-up of that loop. Returns a verdict at once when the check is refused.
     func submit(_ connect: Connect, from id: ConnectionID, address: String, loop: Int) -> ConnectReturnCode? {
         let host = Self.host(of: address)
+        let key = host + "\u{0}" + (connect.username ?? "")
         let now = Self.seconds()
         let delay: Double? = state.withLock { state in
             guard state.waiting < Self.maxWaiting else { return nil }
-            var delay = 0.0
-            if let record = state.failures[host] {
-                if now - record.last > Self.failureMemory {
-                    state.failures[host] = nil
-                } else {
-                    delay = Self.delay(afterFailures: record.count)
-                }
-            }
-            let waiting = state.waitingByAddress[host, default: 0]
+            let delay = state.backoff.delay(host: host, username: connect.username, now: now)
+            let waiting = state.waitingByKey[key, default: 0]
             if delay > 0 && waiting >= Self.maxWaitingPerAddress { return nil }
-            state.waitingByAddress[host] = waiting + 1
+            state.waitingByKey[key] = waiting + 1
             state.waiting += 1
             return delay
         }
         guard let delay else {
             logger.log(
-                .notice, "Too many authentication attempts waiting for \(host); refusing the CONNECT from \(address).")
+                .notice,
+                "Too many authentication attempts waiting for \(host) as \(connect.username ?? "<anonymous>"); "
+                    + "refusing the CONNECT from \(address).")
             return .serverUnavailable
         }
         if delay > 0 {
@@ -108,15 +107,12 @@ final class AuthGate: Sendable {
             let finished = Self.seconds()
             state.withLock { state in
                 state.waiting -= 1
-                let left = state.waitingByAddress[host, default: 1] - 1
-                state.waitingByAddress[host] = left > 0 ? left : nil
+                let left = state.waitingByKey[key, default: 1] - 1
+                state.waitingByKey[key] = left > 0 ? left : nil
                 if failed {
-                    let count = (state.failures[host]?.count ?? 0) + 1
-                    state.failures[host] = (count, finished)
-                    // Bounded memory under a scan from many addresses: forget the stalest when the table is large.
-                    if state.failures.count > 65_536 {
-                        state.failures = state.failures.filter { finished - $0.value.last <= Self.failureMemory }
-                    }
+                    state.backoff.recordFailure(host: host, username: connect.username, now: finished)
+                } else if code == .accepted {
+                    state.backoff.recordSuccess(host: host, username: connect.username)
                 }
             }
             deliver(AuthVerdict(connection: id, connect: connect, code: code), loop: loop)

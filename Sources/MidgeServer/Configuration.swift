@@ -137,7 +137,7 @@ public struct Configuration: Sendable {
         "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format", "log_facility",
         "connection_messages", "per_listener_settings", "check_retain_source", "upgrade_outgoing_qos",
         "max_inflight_bytes",
-    ]
+    ] + HTTPListenerSettings.keys
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
     /// rather than silently ignored or reported as typos.
@@ -342,6 +342,10 @@ struct Parser {
             configuration.maxClientMessageRate = try integer(0...Int(Int32.max))
         case "max_client_byte_rate":
             configuration.maxClientByteRate = try integer(0...Int.max)
+        case _ where HTTPListenerSettings.keys.contains(key):
+            var problem: String?
+            listener { problem = $0.http.apply(key: key, arguments: arguments) }
+            if let problem { throw fail(problem) }
         case "websockets_headers_size":
             let size = try integer(1024...1_048_576)
             listener { $0.webSocketHeadersSize = size }

@@ -26,6 +26,9 @@ protocol ConnectionTransport: AnyObject {
         -> TransportStatus
     /// Called about once a second (heartbeats, long-poll timeouts, handshake deadlines).
     func tick(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus
+    /// Called on the connection's loop after another thread asked for it (`GatewayHubHost.wake`): the HTTP gateway's
+    /// subscribers read what was recorded for them.
+    func poke(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus
     /// The connection is closing for `reason`; append any goodbye (close_notify, WebSocket close frame, HTTP error).
     /// Called once; nothing is sent or received afterwards.
     func closing(_ reason: CloseReason, wire: inout [UInt8])
@@ -36,6 +39,7 @@ protocol ConnectionTransport: AnyObject {
 
 extension ConnectionTransport {
     var connectIdentity: TransportIdentity { .unchanged }
+    func poke(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus { .open }
 }
 
 enum TransportStatus {
@@ -63,6 +67,7 @@ public enum ListenerProtocol: String, Sendable, Equatable, CaseIterable {
 
 /// What a factory is told about one accepted socket.
 struct TransportContext {
+    let connection: ConnectionID
     let listener: ListenerConfiguration
     let remoteAddress: String
     let now: MonotonicTime
@@ -75,8 +80,10 @@ typealias TransportFactory = @Sendable (TransportContext) -> any ConnectionTrans
 enum TransportFactories {
     /// The factory for a listener's sockets, or nil for plain MQTT over TCP. TLS wraps whatever the `protocol`
     /// makes, so WebSocket and HTTP run over TLS when the listener has a certificate.
-    static func make(for listener: ListenerConfiguration, settings: ServerSettings, tls: ReloadableTLSContext?)
-        throws(ServerError) -> TransportFactory?
+    static func make(
+        for listener: ListenerConfiguration, settings: ServerSettings, tls: ReloadableTLSContext?,
+        gateway: HTTPGateway? = nil
+    ) throws(ServerError) -> TransportFactory?
     {
         let inner: TransportFactory?
         switch listener.protocol {
@@ -85,7 +92,12 @@ enum TransportFactories {
         case .websockets:
             inner = WebSocketTransport.factory(listener: listener, settings: settings)
         case .http:
-            inner = HTTPGateway.factory(listener: listener, settings: settings)
+            let gateway = gateway ?? HTTPGateway(listener: listener, settings: settings, logger: nil)
+            inner = { context in
+                HTTPTransport(
+                    gateway: gateway, now: context.now, remoteAddress: context.remoteAddress,
+                    connection: context.connection)
+            }
         }
         guard let tls else { return inner }
         let usernameSource = listener.tls?.usernameSource

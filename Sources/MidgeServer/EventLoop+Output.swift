@@ -144,6 +144,8 @@ extension EventLoop {
         } else if unsent <= settings.congestionLowWater {
             connection.outputCongested = false
             report(.outputDrained(connection.id))
+            // An HTTP subscriber stopped reading the gateway's history while congested: it reads on next turn.
+            if connection.hasTransport { server.gatewayHost.wake(connection.id) }
         }
     }
 

@@ -164,6 +164,28 @@ extension EventLoop {
     }
 }
 
+extension EventLoop {
+    /// Calls the transport of `id` because another thread asked (`GatewayHubHost.wake`); gone connections are
+    /// skipped, and so are congested ones: a client that does not read would otherwise make the loop hold every
+    /// message of its topics. Its drain (`noteOutputLevel`) wakes it again, and it reads on from its cursor.
+    func pokeTransport(_ id: ConnectionID) {
+        guard let connection = connections[id], connection.state != .closing, !connection.outputCongested,
+            let slot = transports.slots[id.rawValue]
+        else { return }
+        if let failure = sealTransportOutput(connection, slot) {
+            transportClosed(connection, reason: failure)
+            return
+        }
+        var mqtt: [UInt8] = []
+        prepareOutput(connection)
+        let status = slot.transport.poke(now: MonotonicTime(nanoseconds: now), mqtt: &mqtt, wire: &connection.output)
+        slot.wireEnd = connection.output.count
+        if connection.output.count > connection.outputSent { markDirty(connection) }
+        if !mqtt.isEmpty { mqtt.withUnsafeBytes { receivedMQTT(connection, $0) } }
+        if case .close(let reason) = status { transportClosed(connection, reason: reason) }
+    }
+}
+
 // MARK: Accepting on a listener with a transport or its own limits
 
 extension EventLoop {
@@ -188,7 +210,8 @@ extension EventLoop {
     func adopt(_ connection: Connection, on runtime: ListenerRuntime) {
         if let factory = runtime.factory {
             let context = TransportContext(
-                listener: runtime.configuration, remoteAddress: connection.info.remoteAddress,
+                connection: connection.id, listener: runtime.configuration,
+                remoteAddress: connection.info.remoteAddress,
                 now: MonotonicTime(nanoseconds: now))
             attachTransport(connection, factory(context))
         }

@@ -105,9 +105,18 @@ final class EventLoop {
         if index == 0 {
             let logger = server.logger
             let settings = server.settings
+            // Only a server with an HTTP gateway has a recorder to exempt; the others keep their access control as is.
+            let hasGateway = server.listenerOfGroup.contains { $0.gateway != nil }
+            let accessControl: any AccessControl =
+                hasGateway ? GatewayRecorderAccess(inner: settings.accessControl) : settings.accessControl
             let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
-                accessControl: settings.accessControl, listenerSecurity: settings.listenerAuth.map(\.security),
+                accessControl: accessControl,
+                listenerSecurity: settings.listenerAuth.map { auth in
+                    var security = auth.security
+                    if hasGateway { security.accessControl = GatewayRecorderAccess(inner: security.accessControl) }
+                    return security
+                },
                 log: { level, message in logger.log(level, message) })
             broker.subscriptionEvents = { event in logger.log(event) }
             // Under the lock: the other loops hand their events over until the core is restored.
@@ -166,7 +175,10 @@ final class EventLoop {
         // Loop 0 looks every turn: another loop may have run the core meanwhile and left actions for this loop's
         // connections, which must go out before anything the core says to them this turn.
         if woken || runningCore { processMailbox() }
-        if woken { takeAuthVerdicts() }
+        if woken {
+            takeAuthVerdicts()
+            takeGatewayRequests()
+        }
         for event in events {
             let token = event.data.u64
             if token == Self.wakeToken {

@@ -1,5 +1,6 @@
 // What every HTTP connection of one `protocol http` listener shares: the router, authentication and ACL, the
-// counters, and each persistent client's recent events, which `Last-Event-ID` resumes from.
+// counters, and the hub with the topic history that `Last-Event-ID` resumes from.
+import Dispatch
 import Foundation  // JSONSerialization, only to read a Bearer token's `sub` claim once per request
 import Glibc
 import MQTTCodec
@@ -7,7 +8,7 @@ import MidgeCore
 import MidgeGateway
 import Synchronization
 
-/// The gateway's fixed behaviour. Not configuration keys yet: internal so tests can shorten the clocks.
+/// The gateway's behaviour, from the listener's `http_*` keys (`HTTPListenerSettings`).
 struct HTTPGatewaySettings: Sendable {
     /// Seconds without a byte on an SSE stream before a heartbeat comment goes out, so proxies keep it open.
     var heartbeatSeconds: Int64 = 15
@@ -15,67 +16,40 @@ struct HTTPGatewaySettings: Sendable {
     var idleSeconds: Int64 = 60
     /// `retry:` sent at the start of a stream: how long `EventSource` waits before it reconnects, in milliseconds.
     var retryMilliseconds = 2000
-    /// Events remembered per persistent client id for `Last-Event-ID`, and how many client ids are remembered.
-    var historyEvents = 1000
-    var historyBytes = 4 * 1024 * 1024
-    var historyClients = 10_000
-    /// Messages a long poll or an SSE stream keeps while its client is not reading them (before the stream starts).
+    /// The shared topic history's bounds (`GatewayHub`).
+    var history = TopicHistoryLimits()
+    /// Ids start above this. The server starts them at the time in microseconds, so an id a client kept from an
+    /// earlier run of the broker is below every new one; tests start at 0.
+    var firstEventID: UInt64 = 0
+    /// Events one subscriber reads from the history per wake-up; more wait for the next (which it asks at once).
+    var readBatch = 1000
     var router = GatewayRouterConfiguration()
     var limits = HTTPLimits()
+    /// /metrics answers without credentials even when anonymous clients are refused.
+    var metricsOpen = false
+    /// gzip for clients that accept it: answers of 256 bytes or more, and SSE streams.
+    var compression = false
+    /// `GET /console` serves the web console.
+    var console = false
 }
 
-/// A message as a stream delivered it, with the id it got.
-struct RecordedEvent: Sendable {
-    let sequence: UInt64
-    let message: GatewayMessage
-}
-
-/// The recent events of one client id: what was written to (or buffered for) its streams, so a client that
-/// reconnects with `Last-Event-ID: N` gets every event after N, also those its previous connection lost in flight.
-/// Sequence numbers rise per client id across connections.
-struct EventHistory: Sendable {
-    private(set) var nextSequence: UInt64 = 1
-    private(set) var events: [RecordedEvent] = []
-    private var head = 0
-    private var bytes = 0
-    var lastUsed: Int64 = 0
-    /// The sequence the latest delivery with each packet id got. A connection that drops before its acknowledgement
-    /// reaches the core gets the delivery again on the next connection, with DUP set [MQTT-3.3.1-1] and the same
-    /// packet id [MQTT-4.4.0-1]: that is the recorded event, not a new one.
-    private var sequenceByPacketID: [UInt16: UInt64] = [:]
-
-    var retained: ArraySlice<RecordedEvent> { events[head...] }
-
-    /// Gives the message the next id and remembers it, forgetting the oldest beyond the limits. A redelivery
-    /// (`dup` with a packet id already recorded) keeps its first id.
-    mutating func record(
-        _ message: GatewayMessage, packetID: UInt16? = nil, dup: Bool = false, maxEvents: Int, maxBytes: Int
-    ) -> UInt64 {
-        if dup, let packetID, let sequence = sequenceByPacketID[packetID] { return sequence }
-        let sequence = nextSequence
-        if let packetID { sequenceByPacketID[packetID] = sequence }
-        nextSequence += 1
-        events.append(RecordedEvent(sequence: sequence, message: message))
-        bytes += message.payload.count + message.topic.bytes.count
-        while events.count - head > maxEvents || (bytes > maxBytes && events.count - head > 1) {
-            bytes -= events[head].message.payload.count + events[head].message.topic.bytes.count
-            head += 1
-        }
-        if head > 64 && head * 2 > events.count {
-            events.removeFirst(head)
-            head = 0
-        }
-        return sequence
-    }
-
-    /// Events after `lastSeen`, oldest first.
-    func events(after lastSeen: UInt64) -> [RecordedEvent] {
-        Array(events[head...].filter { $0.sequence > lastSeen })
-    }
-
-    /// A client that saw ids this history never gave (the broker restarted): continue above them, so ids keep rising.
-    mutating func continueAbove(_ lastSeen: UInt64) {
-        if lastSeen >= nextSequence { nextSequence = lastSeen &+ 1 }
+extension HTTPGatewaySettings {
+    init(_ listener: HTTPListenerSettings) {
+        heartbeatSeconds = Int64(listener.heartbeatSeconds)
+        idleSeconds = Int64(listener.idleSeconds)
+        retryMilliseconds = listener.retryMilliseconds
+        history = TopicHistoryLimits(
+            messagesPerTopic: listener.historyMessages, maxAgeSeconds: listener.historySeconds,
+            maxBytes: listener.historyBytes, maxTopics: listener.historyTopics)
+        // A default above the maximum would refuse every poll that names no timeout: the maximum wins.
+        router = GatewayRouterConfiguration(
+            defaultLongPollSeconds: min(listener.longPollSeconds, listener.maxLongPollSeconds),
+            maxLongPollSeconds: listener.maxLongPollSeconds,
+            cors: CORSPolicy(origins: listener.corsOrigins, credentials: listener.corsCredentials))
+        limits = HTTPLimits(maxBodyBytes: listener.maxBodyBytes)
+        metricsOpen = listener.metricsOpen
+        compression = listener.compression
+        console = listener.console
     }
 }
 
@@ -87,64 +61,54 @@ final class HTTPGateway: Sendable {
     let allowAnonymous: Bool
     let metrics: ServerMetrics
     let maxQoS: QoS
-    private let histories = Mutex<[String: EventHistory]>([:])
+    /// Where refused requests are logged (nil in tests that drive transports without a server).
+    let logger: Logger?
+    /// The topic history and the recorder's subscriptions, shared by every subscriber of the listener.
+    let hub: GatewayHub
+    /// Where the history is kept across restarts (`persistence true`), and the timer that writes it.
+    let historyFile: String?
+    let historyQueue = DispatchQueue(label: "midge.http-history")
+    let savingHistory = Atomic<Bool>(false)
     /// Generated client ids: a per-process random prefix and a counter, unique and not guessable from outside.
     private let clientIDPrefix: String
     private let clientSerial = Atomic<UInt64>(0)
 
     init(
         settings: HTTPGatewaySettings, accessControl: any AccessControl,
-        broker: BrokerConfiguration, metrics: ServerMetrics
+        broker: BrokerConfiguration, metrics: ServerMetrics, logger: Logger? = nil, historyFile: String? = nil
     ) {
+        self.historyFile = historyFile
         self.settings = settings
+        self.logger = logger
         self.router = GatewayRouter(configuration: settings.router)
         self.accessControl = accessControl
         self.allowAnonymous = broker.allowAnonymous
         self.maxQoS = broker.maxQoS
         self.metrics = metrics
+        hub = GatewayHub(limits: settings.history, maxQoS: broker.maxQoS, firstID: settings.firstEventID)
         var random = SystemRandomNumberGenerator()
         clientIDPrefix = "http-" + String(random.next() as UInt32, radix: 16) + "-"
         // The client ids must pass any `max_client_id_length` a 3.1.1 broker applies; this form is ~20 bytes.
     }
 
+    /// The gateway of a `protocol http` listener in a running server.
+    convenience init(listener: ListenerConfiguration, settings: ServerSettings, logger: Logger?) {
+        var gatewaySettings = HTTPGatewaySettings(listener.http)
+        gatewaySettings.firstEventID = UInt64(max(0, time(nil))) * 1_000_000
+        // With per_listener_settings, the listener's own ACL decides what its HTTP callers may publish and read.
+        let profile = listener.securityProfile
+        let accessControl =
+            profile > 0 && profile <= settings.listenerAuth.count
+            ? settings.listenerAuth[profile - 1].security.accessControl : settings.accessControl
+        self.init(
+            settings: gatewaySettings, accessControl: accessControl, broker: settings.broker,
+            metrics: settings.metrics, logger: logger,
+            historyFile: settings.persistence.map { Self.historyPath(directory: $0.directory, port: listener.port) })
+        loadHistory()
+    }
+
     func generatedClientID() -> String {
         clientIDPrefix + String(clientSerial.wrappingAdd(1, ordering: .relaxed).newValue, radix: 16)
-    }
-
-    /// Records an event of a persistent client id, returning its id (the first one for a redelivery).
-    func record(_ message: GatewayMessage, packetID: UInt16?, dup: Bool, clientID: String, now: Int64) -> UInt64 {
-        histories.withLock { histories in
-            if histories[clientID] == nil && histories.count >= settings.historyClients {
-                // Forget the client id idle longest; one scan per new client beyond the cap.
-                if let oldest = histories.min(by: { $0.value.lastUsed < $1.value.lastUsed })?.key {
-                    histories[oldest] = nil
-                }
-            }
-            var history = histories[clientID] ?? EventHistory()
-            let sequence = history.record(
-                message, packetID: packetID, dup: dup, maxEvents: settings.historyEvents,
-                maxBytes: settings.historyBytes)
-            history.lastUsed = now
-            histories[clientID] = history
-            return sequence
-        }
-    }
-
-    /// The events a reconnecting client missed: after `lastSeen`, from this client id's history.
-    func resume(clientID: String, after lastSeen: UInt64, now: Int64) -> [RecordedEvent] {
-        histories.withLock { histories in
-            guard var history = histories[clientID] else {
-                var fresh = EventHistory()
-                fresh.continueAbove(lastSeen)
-                fresh.lastUsed = now
-                histories[clientID] = fresh
-                return []
-            }
-            history.continueAbove(lastSeen)
-            history.lastUsed = now
-            histories[clientID] = history
-            return history.events(after: lastSeen)
-        }
     }
 
     /// The user name an HTTP client is known by. Basic gives one. A Bearer token (or `access_token`) carries none,
@@ -193,21 +157,5 @@ final class HTTPGateway: Sendable {
             }
         }
         return output
-    }
-
-    /// The factory the listener registers for `protocol http`.
-    static func factory(
-        listener: ListenerConfiguration, settings: ServerSettings,
-        gatewaySettings: HTTPGatewaySettings = HTTPGatewaySettings()
-    ) -> TransportFactory {
-        // With per_listener_settings, the listener's own ACL decides what its HTTP callers may publish.
-        let profile = listener.securityProfile
-        let accessControl =
-            profile > 0 && profile <= settings.listenerAuth.count
-            ? settings.listenerAuth[profile - 1].security.accessControl : settings.accessControl
-        let gateway = HTTPGateway(
-            settings: gatewaySettings, accessControl: accessControl,
-            broker: settings.broker, metrics: settings.metrics)
-        return { context in HTTPTransport(gateway: gateway, now: context.now) }
     }
 }

@@ -1,5 +1,5 @@
 // One HTTP connection of the push gateway, speaking MQTT 3.1.1 to the core on its client's behalf: POST /publish
-// (§3.3, §4.3 flows), GET /subscribe as Server-Sent Events or a long poll (§3.8), GET /metrics.
+// (§3.3, §4.3 flows), GET /subscribe as Server-Sent Events or a poll (§3.8), GET /metrics and /topic.
 import Glibc
 import MQTTCodec
 import MidgeCore
@@ -8,12 +8,12 @@ import MidgeGateway
 /// An HTTP client is an MQTT client to the core: the transport writes CONNECT, PUBLISH, SUBSCRIBE and
 /// acknowledgements into the MQTT stream and reads the broker's packets back from `send`.
 ///
-/// | request                | MQTT written                                  | answered when                        |
-/// |------------------------|-----------------------------------------------|--------------------------------------|
-/// | `POST /publish`        | CONNECT (first time), each PUBLISH, PINGREQ   | every PUBACK/PUBREC and the PINGRESP |
-/// | `GET /subscribe` (SSE) | CONNECT, SUBSCRIBE                            | the SUBACK opens the stream          |
-/// | `GET /subscribe` poll  | CONNECT, SUBSCRIBE (first time)               | the first message, or the timeout    |
-/// | `GET /metrics`         | nothing                                       | at once                              |
+/// | request                 | MQTT written                                 | answered when                          |
+/// |-------------------------|----------------------------------------------|----------------------------------------|
+/// | `POST /publish`         | CONNECT (first time), each PUBLISH, PINGREQ  | every PUBACK/PUBREC and the PINGRESP   |
+/// | `GET /subscribe` (SSE)  | CONNECT, SUBSCRIBE, UNSUBSCRIBE              | the hub records the filters: head      |
+/// | `GET /subscribe` polls  | the same (first poll of a connection)        | messages, the timeout, or at once      |
+/// | `GET /metrics`, `/topic`| CONNECT when credentials must be checked     | the CONNACK, or at once                |
 ///
 /// The core handles a connection's packets in order, so a PINGRESP after the PUBLISHes says that every QoS 0
 /// message of the request was handled; a PUBACK or PUBREC says the same of a QoS 1 or 2 message (and, with a durable
@@ -25,12 +25,13 @@ import MidgeGateway
 /// mosquitto's authenticators also give for a wrong password) is 401; 403 is what the ACL refuses, told only to
 /// callers whose credentials the CONNACK accepted.
 ///
-/// Deliveries are acknowledged once they are written to the socket (or kept for a poll) and recorded in the client's
-/// `EventHistory`, which is what `Last-Event-ID` resumes from. The contract gives `send` no MQTT output, so
-/// acknowledgements and PUBRELs leave with the next `received` or `tick` (about a second later); with QoS 1 or 2
-/// that bounds a stream to `max_inflight_messages` deliveries per tick.
+/// A subscriber's messages come from the listener's `GatewayHub`, not from its own session: its SUBSCRIBE only has
+/// the core check the ACL and send the retained messages, and is undone at once. The hub wakes the connection
+/// (`poke`) when something matching its filters is recorded; events carry the history's ids, the same on every
+/// connection, which `Last-Event-ID` resumes from. (The broker's packets are handled in `HTTPTransport+Broker`,
+/// subscriptions in `HTTPTransport+Subscribe`, /metrics and /topic in `HTTPTransport+Info`.)
 final class HTTPTransport: ConnectionTransport {
-    private enum Link: Equatable {
+    enum Link: Equatable {
         /// No CONNECT written yet.
         case none
         /// CONNECT written; CONNACK not yet seen. Later packets may already be on their way.
@@ -41,14 +42,13 @@ final class HTTPTransport: ConnectionTransport {
     }
 
     /// The MQTT identity of this connection; a kept-alive connection's later requests must present the same.
-    private struct Identity: Equatable {
+    struct Identity: Equatable {
         var clientID: String
         var username: String?
         var password: [UInt8]?
-        var persistent: Bool
     }
 
-    private struct PublishExchange {
+    struct PublishExchange {
         var request: HTTPRequest
         var count: Int
         /// Packet ids whose PUBACK or PUBREC has not arrived.
@@ -59,58 +59,74 @@ final class HTTPTransport: ConnectionTransport {
         var pending: [GatewayMessage] = []
     }
 
-    private struct SubscriptionExchange {
+    /// A `GET /subscribe` from request to answer. Its own MQTT session SUBSCRIBEs (the core checks the ACL and sends
+    /// the retained messages) and UNSUBSCRIBEs at once; the messages themselves come from the hub's topic history.
+    struct SubscriptionExchange {
         var request: HTTPRequest
         var command: SubscribeCommand
         var subscribeID: UInt16
-        /// SUBACK seen and every filter granted.
+        var unsubscribeID: UInt16
+        /// SUBACK seen and every filter granted; registered with the hub.
         var subscribed = false
-        /// The long poll's deadline (nil for SSE).
+        /// UNSUBACK seen: every retained message the SUBSCRIBE brought is in `retained`.
+        var retainedDone = false
+        /// The client has every event up to this id.
+        var cursor: UInt64 = 0
+        /// Where the client asked to start: `Last-Event-ID`, `last_event_id` or `since` (then no retained messages).
+        var start: SubscribeStart?
+        /// The 101 answer of a WebSocket subscription, written when it opens.
+        var upgrade: HTTPResponse?
+        var retained: [GatewayMessage] = []
+        /// The stream's head is written (SSE), or the poll may be answered: the hub records every filter.
+        var open = false
+        /// The long poll's deadline (nil for SSE and short polls).
         var deadline: MonotonicTime?
-        /// The last id this client saw, from `Last-Event-ID` or `last_event_id`.
-        var lastSeen: UInt64
     }
 
-    /// A PUBLISH from the broker, as the history needs it.
-    private struct Incoming {
-        var message: GatewayMessage
-        var packetID: UInt16?
-        var dup: Bool
-    }
-
-    private enum Exchange {
+    enum Exchange {
         case idle
         case publish(PublishExchange)
         case stream(SubscriptionExchange)
         case poll(SubscriptionExchange)
-        /// A long poll answered; its session stays subscribed for the next poll on this connection.
+        /// A poll answered; the next poll on this connection continues from its cursor.
         case pollIdle(SubscriptionExchange)
+        /// `GET /metrics` waiting for the CONNACK that says its credentials are good.
+        case metrics(HTTPRequest)
+        /// `GET /topic` waiting for the CONNACK, after which the ACL is asked.
+        case topicInfo(HTTPRequest, TopicName)
     }
 
-    private let gateway: HTTPGateway
-    private var parser: HTTPRequestParser
-    private let decoder = FrameDecoder()
-    private var link = Link.none
-    private var identity: Identity?
-    private var exchange = Exchange.idle
+    let gateway: HTTPGateway
+    var parser: HTTPRequestParser
+    let decoder = FrameDecoder()
+    var link = Link.none
+    var identity: Identity?
+    var exchange = Exchange.idle
     /// MQTT for the core that `send` could not hand over: acknowledgements and PUBRELs.
-    private var replies: [UInt8] = []
+    var replies: [UInt8] = []
     /// Bytes from `send` that did not end on a packet boundary (whole packets are promised; this is a safeguard).
-    private var partial: [UInt8] = []
-    /// Events of a clean (non-resumable) subscription, kept here instead of in the gateway's histories.
-    private var localHistory = EventHistory()
-    /// Deliveries that arrived before the stream's head was written (queued messages of a resumed session).
-    private var early: [Incoming] = []
-    /// The highest event id written to this connection's stream.
-    private var highestWritten: UInt64 = 0
-    private var nextPacketID: UInt16 = 0
-    private var lastWrite: MonotonicTime
-    private var lastRequest: MonotonicTime
+    var partial: [UInt8] = []
+    var nextPacketID: UInt16 = 0
+    var lastWrite: MonotonicTime
+    var lastRequest: MonotonicTime
     /// Set once an answer with `Connection: close` is written: nothing more is read.
-    private var finished = false
+    var finished = false
+    /// The gzip coding of an SSE stream whose client accepts it (`http_compression`).
+    var streamGzip: GzipStream?
+    /// Set once a WebSocket subscription's 101 is written: what the client sends is WebSocket frames from then on.
+    var webSocket: WebSocketConnection?
+    /// What a WebSocket client sends besides control frames: read and dropped (the socket only delivers).
+    var webSocketDiscard: [UInt8] = []
 
-    init(gateway: HTTPGateway, now: MonotonicTime) {
+    /// The client's address, for log lines.
+    let remoteAddress: String
+    /// This connection, as the hub wakes it.
+    let connection: ConnectionID
+
+    init(gateway: HTTPGateway, now: MonotonicTime, remoteAddress: String = "unknown", connection: ConnectionID) {
         self.gateway = gateway
+        self.remoteAddress = remoteAddress
+        self.connection = connection
         self.parser = HTTPRequestParser(limits: gateway.settings.limits)
         self.lastWrite = now
         self.lastRequest = now
@@ -123,6 +139,13 @@ final class HTTPTransport: ConnectionTransport {
     {
         takeReplies(into: &mqtt)
         guard !finished else { return endSession(mqtt: &mqtt) }
+        if let webSocket {
+            webSocketDiscard.removeAll(keepingCapacity: true)
+            let receipt = webSocket.receive(bytes, appendingDataTo: &webSocketDiscard)
+            wire.append(contentsOf: receipt.reply)
+            if receipt.closure != nil { return endSession(mqtt: &mqtt) }
+            return .open
+        }
         parser.append(bytes)
         if isBusy && parser.bufferedByteCount > pipelineLimit {
             // A stream or a pending answer does not read further requests; a client that keeps sending is cut off
@@ -157,26 +180,33 @@ final class HTTPTransport: ConnectionTransport {
         takeReplies(into: &mqtt)
         if finished { return endSession(mqtt: &mqtt) }
         switch exchange {
-        case .stream(let stream) where stream.subscribed:
+        case .stream(let stream) where stream.open:
             if now.nanoseconds - lastWrite.nanoseconds >= gateway.settings.heartbeatSeconds * 1_000_000_000 {
-                wire.append(contentsOf: ServerSentEvents.heartbeat)
+                if let webSocket {
+                    webSocket.ping(into: &wire)
+                } else {
+                    writeStream(ServerSentEvents.heartbeat, wire: &wire)
+                }
                 lastWrite = now
             }
         case .poll(let poll):
             if let deadline = poll.deadline, now >= deadline, poll.subscribed {
                 return answerPoll(poll, with: [], wire: &wire, now: now)
             }
+        case .stream:
+            break
         case .idle, .pollIdle:
             if now.nanoseconds - lastRequest.nanoseconds >= gateway.settings.idleSeconds * 1_000_000_000 {
                 return endSession(mqtt: &mqtt)
             }
-        case .publish, .stream:
+        case .publish, .metrics, .topicInfo:
             break
         }
         return .open
     }
 
     func closing(_ reason: CloseReason, wire: inout [UInt8]) {
+        webSocket?.close(reason == .serverShutdown ? .goingAway : .normalClosure, into: &wire)
         switch exchange {
         case .publish(let publish) where !finished:
             // The core ended the session before every message was accepted: say so rather than leave it unanswered.
@@ -188,8 +218,8 @@ final class HTTPTransport: ConnectionTransport {
             let response = HTTPResponse.error(.serviceUnavailable, "the subscription ended (\(reason))")
             write(response, to: poll.request, wire: &wire)
         case .stream(let stream):
-            gateway.metrics.gateway.openStreams.subtract(stream.subscribed ? 1 : 0, ordering: .relaxed)
-            if !stream.subscribed && !finished {
+            gateway.metrics.gateway.openStreams.subtract(stream.open ? 1 : 0, ordering: .relaxed)
+            if !stream.open && !finished {
                 write(HTTPResponse.error(.serviceUnavailable, "the subscription ended (\(reason))"),
                       to: stream.request, wire: &wire)
             }
@@ -197,27 +227,36 @@ final class HTTPTransport: ConnectionTransport {
             break
         }
         if case .poll = exchange { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
+        // The last moment this connection did anything: when the linger of its filters starts.
+        gateway.hub.unregister(connection, now: max(lastWrite.nanoseconds, lastRequest.nanoseconds))
         exchange = .idle
         finished = true
+    }
+
+    /// Something was recorded for this connection's subscription, or its filters became active.
+    func poke(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus {
+        takeReplies(into: &mqtt)
+        guard !finished else { return .open }
+        return advance(wire: &wire, now: now)
     }
 
     // MARK: - Requests
 
     /// A request is in progress: later pipelined ones wait in the parser.
-    private var isBusy: Bool {
+    var isBusy: Bool {
         switch exchange {
         case .idle, .pollIdle: false
-        case .publish, .stream, .poll: true
+        case .publish, .stream, .poll, .metrics, .topicInfo: true
         }
     }
 
     /// What may wait in the parser behind a request in progress: one more whole request.
-    private var pipelineLimit: Int {
+    var pipelineLimit: Int {
         let limits = gateway.settings.limits
         return limits.maxRequestLineBytes + limits.maxHeaderBytes + limits.maxBodyBytes
     }
 
-    private func processRequests(mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
+    func processRequests(mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
         // Pipelined requests wait until the one in progress is answered; each pass consumes a request.
         for _ in 0..<64 {
             if isBusy { return .open }
@@ -227,6 +266,9 @@ final class HTTPTransport: ConnectionTransport {
             } catch {
                 gateway.metrics.gateway.requests.wrappingAdd(1, ordering: .relaxed)
                 gateway.metrics.gateway.countResponse(status: error.status.code)
+                gateway.logger?.log(
+                    .notice,
+                    "HTTP client \(remoteAddress): \(error.status) (\(error.message)), closing the connection.")
                 error.response.withDate().encode(into: &wire)
                 finished = true
                 return endSession(mqtt: &mqtt)
@@ -246,17 +288,21 @@ final class HTTPTransport: ConnectionTransport {
         return .open
     }
 
-    private func handle(_ request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
+    func handle(_ request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
         -> TransportStatus
     {
         switch gateway.router.route(request) {
         case .response(let response):
             write(response, to: request, wire: &wire)
-        case .request(.metrics, _):
-            let body = MetricsExposition.render(gateway.metrics)
-            let response = HTTPResponse(
-                status: .ok, headers: [("Content-Type", PrometheusText.contentType)], body: body)
+        case .request(.metrics, let credentials):
+            startMetrics(credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
+        case .request(.console, _):
+            // The page itself holds nothing secret; what it does is checked request by request.
+            let response = gateway.settings.console
+                ? GatewayConsole.response : .error(.notFound, "the web console is off (http_console)")
             write(response, to: request, wire: &wire)
+        case .request(.topicInfo(let topic), let credentials):
+            startTopicInfo(topic, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.publish(let commands), let credentials):
             startPublish(commands, credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.subscribe(let command), let credentials):
@@ -266,18 +312,18 @@ final class HTTPTransport: ConnectionTransport {
     }
 
     /// The MQTT identity for a request: a kept-alive connection keeps the identity of its first MQTT request.
-    private func identity(for credentials: GatewayCredentials?, request: HTTPRequest, clientID: String?)
+    func identity(for credentials: GatewayCredentials?, request: HTTPRequest, clientID: String?)
         -> Identity
     {
         // Basic always names a user; without one the password is a token (Bearer, or `access_token`).
         let username = HTTPGateway.username(for: credentials, bearer: credentials?.username == nil)
         return Identity(
             clientID: clientID ?? identity?.clientID ?? gateway.generatedClientID(), username: username,
-            password: credentials?.password, persistent: clientID != nil)
+            password: credentials?.password)
     }
 
     /// Checks a request may use this connection's MQTT session; false after answering it.
-    private func usable(_ wanted: Identity, request: HTTPRequest, wire: inout [UInt8]) -> Bool {
+    func usable(_ wanted: Identity, request: HTTPRequest, wire: inout [UInt8]) -> Bool {
         if link == .ended {
             write(
                 .error(.serviceUnavailable, "this connection's MQTT session has ended; open a new connection",
@@ -293,7 +339,7 @@ final class HTTPTransport: ConnectionTransport {
         return true
     }
 
-    private func startPublish(
+    func startPublish(
         _ commands: [GatewayMessage], credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8],
         wire: inout [UInt8]
     ) {
@@ -326,7 +372,7 @@ final class HTTPTransport: ConnectionTransport {
 
     /// Asks the ACL before anything is published: the core would acknowledge and drop a refused message
     /// [MQTT-3.3.5-2], and an HTTP caller must hear about it.
-    private func publishOrRefuse(
+    func publishOrRefuse(
         _ commands: [GatewayMessage], request: HTTPRequest, mqtt: inout [UInt8], wire: inout [UInt8]
     ) {
         let refused = commands.first {
@@ -356,72 +402,13 @@ final class HTTPTransport: ConnectionTransport {
         exchange = .publish(PublishExchange(request: request, count: commands.count, waiting: waiting))
     }
 
-    private func startSubscription(
-        _ command: SubscribeCommand, credentials: GatewayCredentials?, request: HTTPRequest, mqtt: inout [UInt8],
-        wire: inout [UInt8], now: MonotonicTime
-    ) {
-        let lastSeen = command.lastEventID.flatMap { UInt64($0) } ?? 0
-        if command.lastEventID != nil && UInt64(command.lastEventID ?? "") == nil {
-            write(.error(.badRequest, "Last-Event-ID must be an id this server gave"), to: request, wire: &wire)
-            return
-        }
-        if case .pollIdle(var poll) = exchange {
-            // The next poll of a kept-alive connection: same subscription, so it continues where the last one ended.
-            guard case .longPoll(let timeout) = command.mode, poll.command.filters == command.filters,
-                poll.command.clientID == command.clientID, poll.command.qos == command.qos
-            else {
-                write(
-                    .error(.badRequest, "this connection polls another subscription; open a new connection",
-                           closeConnection: true), to: request, wire: &wire)
-                return
-            }
-            poll.request = request
-            poll.command = command
-            poll.lastSeen = max(lastSeen, poll.lastSeen)
-            poll.deadline = now + Double(timeout)
-            gateway.metrics.gateway.waitingPolls.wrappingAdd(1, ordering: .relaxed)
-            exchange = .poll(poll)
-            let missed = history(after: poll.lastSeen, clientID: command.clientID, now: now)
-            if !missed.isEmpty { _ = answerPoll(poll, with: missed, wire: &wire, now: now) }
-            return
-        }
-        let wanted = identity(for: credentials, request: request, clientID: command.clientID)
-        guard usable(wanted, request: request, wire: &wire) else { return }
-        if link != .none {
-            // A connection that published may not turn into a subscriber: its session is a clean publisher's.
-            write(
-                .error(.badRequest, "subscribe on a new connection", closeConnection: true), to: request, wire: &wire)
-            return
-        }
-        if command.qos > gateway.maxQoS {
-            write(.error(.badRequest, "qos \(command.qos.rawValue) is above this broker's max_qos"), to: request,
-                  wire: &wire)
-            return
-        }
-        connectIfNeeded(wanted, cleanSession: !wanted.persistent, mqtt: &mqtt)
-        let id = takePacketID()
-        let requests = command.filters.map { SubscriptionRequest(filter: $0, qos: command.qos) }
-        Packet.subscribe(Subscribe(packetID: id, requests: requests)).encode(into: &mqtt)
-        var subscription = SubscriptionExchange(
-            request: request, command: command, subscribeID: id.rawValue, deadline: nil, lastSeen: lastSeen)
-        switch command.mode {
-        case .sse:
-            exchange = .stream(subscription)
-        case .longPoll(let timeout):
-            subscription.deadline = now + Double(timeout)
-            gateway.metrics.gateway.waitingPolls.wrappingAdd(1, ordering: .relaxed)
-            exchange = .poll(subscription)
-        }
-    }
-
-    /// `$SYS` and below: the broker's own tree, which clients may not publish to (the core drops such messages).
     static func isSysTopic(_ topic: TopicName) -> Bool {
         let bytes = topic.bytes
         guard bytes.starts(with: Array("$SYS".utf8)) else { return false }
         return bytes.count == 4 || bytes[4] == UInt8(ascii: "/")
     }
 
-    private func connectIfNeeded(_ wanted: Identity, cleanSession: Bool, mqtt: inout [UInt8]) {
+    func connectIfNeeded(_ wanted: Identity, cleanSession: Bool, mqtt: inout [UInt8]) {
         guard link == .none else { return }
         identity = wanted
         link = .connecting
@@ -432,14 +419,14 @@ final class HTTPTransport: ConnectionTransport {
         Packet.connect(connect).encode(into: &mqtt)
     }
 
-    private func takePacketID() -> PacketID {
+    func takePacketID() -> PacketID {
         nextPacketID = nextPacketID == UInt16.max ? 1 : nextPacketID + 1
         guard let id = PacketID(nextPacketID) else { fatalError("BUG: packet id 0 is skipped above") }
         return id
     }
 
     /// DISCONNECT (so the core ends a clean session at once and skips any Will), then close.
-    private func endSession(mqtt: inout [UInt8]) -> TransportStatus {
+    func endSession(mqtt: inout [UInt8]) -> TransportStatus {
         finished = true
         if link == .connecting || link == .connected {
             Packet.disconnect.encode(into: &mqtt)
@@ -448,243 +435,47 @@ final class HTTPTransport: ConnectionTransport {
         return .close(.clientDisconnected)
     }
 
-    private func takeReplies(into mqtt: inout [UInt8]) {
+    func takeReplies(into mqtt: inout [UInt8]) {
         guard !replies.isEmpty else { return }
         mqtt.append(contentsOf: replies)
         replies.removeAll(keepingCapacity: true)
     }
 
-    // MARK: - The broker's packets
-
-    private func handleBrokerPackets(
-        _ bytes: UnsafeRawBufferPointer, wire: inout [UInt8], now: MonotonicTime, status: inout TransportStatus
-    ) -> Int {
-        var offset = 0
-        while offset < bytes.count {
-            let decoded: (packet: Packet, consumed: Int)?
-            do {
-                decoded = try decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
-            } catch {
-                fatalError("BUG: the broker sent an undecodable packet to an HTTP client: \(error)")
-            }
-            guard let (packet, consumed) = decoded else { break }
-            offset += consumed
-            if case .close = status { continue }
-            status = handleBrokerPacket(packet, wire: &wire, now: now)
-        }
-        return offset
-    }
-
-    private func handleBrokerPacket(_ packet: Packet, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
-        switch packet {
-        case .connack(let connack):
-            guard connack.returnCode == .accepted else {
-                link = .ended
-                return refused(connack.returnCode, wire: &wire)
-            }
-            link = .connected
-            if case .publish(let publish) = exchange, !publish.pending.isEmpty {
-                // Published through `replies`, which the loop hands to the core right after this turn's writes.
-                publishOrRefuse(publish.pending, request: publish.request, mqtt: &replies, wire: &wire)
-            }
-        case .puback(let id), .pubrec(let id):
-            if case .pubrec = packet { Packet.pubrel(id).encode(into: &replies) }
-            guard case .publish(var publish) = exchange else { break }
-            publish.waiting.remove(id.rawValue)
-            exchange = .publish(publish)
-            return finishPublishIfDone(publish, wire: &wire)
-        case .pingresp:
-            guard case .publish(var publish) = exchange else { break }
-            publish.pingAnswered = true
-            exchange = .publish(publish)
-            return finishPublishIfDone(publish, wire: &wire)
-        case .suback(let suback):
-            return subscribed(suback, wire: &wire, now: now)
-        case .publish(let publish):
-            acknowledge(publish)
-            let message = GatewayMessage(
-                topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: publish.retain)
-            return deliver(
-                Incoming(message: message, packetID: publish.packetID?.rawValue, dup: publish.dup), wire: &wire,
-                now: now)
-        case .pubrel(let id):
-            Packet.pubcomp(id).encode(into: &replies)
-        case .pubcomp, .unsuback, .connect, .subscribe, .unsubscribe, .pingreq, .disconnect:
-            break
-        }
-        return .open
-    }
-
-    private func refused(_ code: ConnectReturnCode, wire: inout [UInt8]) -> TransportStatus {
-        let request: HTTPRequest
-        switch exchange {
-        case .publish(let publish): request = publish.request
-        case .stream(let subscription), .poll(let subscription), .pollIdle(let subscription):
-            request = subscription.request
-        case .idle: return .open
-        }
-        let hadCredentials = identity?.username != nil || identity?.password != nil
-        var response: HTTPResponse
-        switch code {
-        case .badUsernameOrPassword, .notAuthorized:
-            response = hadCredentials ? .unauthorized("credentials refused") : .unauthorized()
-        case .identifierRejected: response = .error(.badRequest, "client id refused")
-        default: response = .error(.serviceUnavailable, "the broker refused the connection (\(code))")
-        }
-        response.closeConnection = true
-        if case .poll = exchange { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
-        exchange = .idle
-        write(response, to: request, wire: &wire)
-        return .open
-    }
-
-    private func finishPublishIfDone(_ publish: PublishExchange, wire: inout [UInt8]) -> TransportStatus {
-        guard publish.waiting.isEmpty, publish.pingAnswered else { return .open }
-        exchange = .idle
-        gateway.metrics.gateway.published.wrappingAdd(UInt64(publish.count), ordering: .relaxed)
-        write(.published(count: publish.count), to: publish.request, wire: &wire)
-        return .open
-    }
-
-    private func subscribed(_ suback: SubAck, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
-        let subscription: SubscriptionExchange
-        let isStream: Bool
-        switch exchange {
-        case .stream(let value): (subscription, isStream) = (value, true)
-        case .poll(let value): (subscription, isStream) = (value, false)
-        default: return .open
-        }
-        guard suback.packetID.rawValue == subscription.subscribeID else { return .open }
-        if suback.returnCodes.contains(.failure) {
-            // [MQTT-3.9.3-1] one code per filter, in order: name the first refused one.
-            let index = suback.returnCodes.firstIndex(of: .failure) ?? 0
-            let filter = subscription.command.filters[min(index, subscription.command.filters.count - 1)]
-            if !isStream { gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed) }
-            exchange = .idle
-            write(.forbidden("not authorized to subscribe to \(filter)"), to: subscription.request, wire: &wire)
-            finished = true
-            return .open
-        }
-        var ready = subscription
-        ready.subscribed = true
-        // Only a client that says what it saw gets history: a fresh page with the same client id starts afresh.
-        let missed =
-            subscription.command.lastEventID == nil
-            ? [] : history(after: subscription.lastSeen, clientID: subscription.command.clientID, now: now)
-        let waiting = early
-        early = []
-        if isStream {
-            exchange = .stream(ready)
-            gateway.metrics.gateway.openStreams.wrappingAdd(1, ordering: .relaxed)
-            gateway.metrics.gateway.countResponse(status: 200)
-            // The client has everything up to its Last-Event-ID: redeliveries of those are acknowledged, not written.
-            highestWritten = max(highestWritten, ready.lastSeen)
-            // Not through `write`: a stream has no Content-Length and no end.
-            let retry = gateway.settings.retryMilliseconds
-            wire.append(contentsOf: ServerSentEvents.responseHead(retryMilliseconds: retry))
-            for event in missed { writeEvent(event, format: ready.command.format, wire: &wire) }
-            for incoming in waiting {
-                let event = record(incoming, clientID: ready.command.clientID, now: now)
-                writeEvent(event, format: ready.command.format, wire: &wire)
-            }
-            lastWrite = now
-            return .open
-        }
-        exchange = .poll(ready)
-        var buffered = missed
-        for incoming in waiting {
-            let event = record(incoming, clientID: ready.command.clientID, now: now)
-            if event.sequence > (buffered.last?.sequence ?? ready.lastSeen) { buffered.append(event) }
-        }
-        if !buffered.isEmpty || ready.deadline.map({ now >= $0 }) == true {
-            return answerPoll(ready, with: buffered, wire: &wire, now: now)
-        }
-        return .open
-    }
-
-    /// Acknowledges a delivery as soon as it is taken ([MQTT-4.3.2-1], [MQTT-4.3.3-1] on the client side): from
-    /// here on the event history, not the session's in-flight window, is what keeps it for a reconnecting client.
-    private func acknowledge(_ publish: Publish) {
-        guard let id = publish.packetID else { return }
-        switch publish.qos {
-        case .atMostOnce: break
-        case .atLeastOnce: Packet.puback(id).encode(into: &replies)
-        case .exactlyOnce: Packet.pubrec(id).encode(into: &replies)
-        }
-    }
-
-    private func deliver(_ incoming: Incoming, wire: inout [UInt8], now: MonotonicTime) -> TransportStatus {
-        switch exchange {
-        case .stream(let stream) where stream.subscribed:
-            let event = record(incoming, clientID: stream.command.clientID, now: now)
-            writeEvent(event, format: stream.command.format, wire: &wire)
-            lastWrite = now
-        case .poll(let poll) where poll.subscribed:
-            let event = record(incoming, clientID: poll.command.clientID, now: now)
-            // A redelivery of an event this poll's client saw already is acknowledged and not answered again.
-            guard event.sequence > poll.lastSeen else { return .open }
-            return answerPoll(poll, with: [event], wire: &wire, now: now)
-        case .pollIdle(let poll):
-            // Between polls: recorded, so the next poll (here or on a new connection) returns it.
-            _ = record(incoming, clientID: poll.command.clientID, now: now)
-        default:
-            // A resumed session's queue arrives before the SUBACK: kept for when the stream opens.
-            early.append(incoming)
-        }
-        return .open
-    }
-
-    /// Writes an event unless this connection wrote it (or a later one) already: a redelivery after a dropped
-    /// connection keeps its first id, and the history replay has sent it.
-    private func writeEvent(_ event: RecordedEvent, format: MessageFormat, wire: inout [UInt8]) {
-        guard event.sequence > highestWritten else { return }
-        highestWritten = event.sequence
-        ServerSentEvents.encode(event.message, id: String(event.sequence), format: format, into: &wire)
-        gateway.metrics.gateway.eventsDelivered.wrappingAdd(1, ordering: .relaxed)
-    }
-
-    private func answerPoll(
-        _ poll: SubscriptionExchange, with events: [RecordedEvent], wire: inout [UInt8], now: MonotonicTime
-    ) -> TransportStatus {
-        gateway.metrics.gateway.waitingPolls.subtract(1, ordering: .relaxed)
-        gateway.metrics.gateway.eventsDelivered.wrappingAdd(UInt64(events.count), ordering: .relaxed)
-        var answered = poll
-        answered.lastSeen = events.last?.sequence ?? poll.lastSeen
-        answered.deadline = nil
-        exchange = .pollIdle(answered)
-        let response = HTTPResponse.longPoll(events.map { (id: String($0.sequence), message: $0.message) })
-        write(response, to: poll.request, wire: &wire)
-        lastRequest = now
-        return .open
-    }
-
-    private func record(_ incoming: Incoming, clientID: String?, now: MonotonicTime) -> RecordedEvent {
-        let sequence: UInt64
-        if let clientID {
-            sequence = gateway.record(
-                incoming.message, packetID: incoming.packetID, dup: incoming.dup, clientID: clientID,
-                now: now.nanoseconds)
-        } else {
-            sequence = localHistory.record(
-                incoming.message, packetID: incoming.packetID, dup: incoming.dup,
-                maxEvents: gateway.settings.historyEvents, maxBytes: gateway.settings.historyBytes)
-        }
-        return RecordedEvent(sequence: sequence, message: incoming.message)
-    }
-
-    private func history(after lastSeen: UInt64, clientID: String?, now: MonotonicTime) -> [RecordedEvent] {
-        if let clientID { return gateway.resume(clientID: clientID, after: lastSeen, now: now.nanoseconds) }
-        return localHistory.events(after: lastSeen)
-    }
-
     // MARK: - Writing
 
     /// Every answer goes through here: keep-alive per the request, a `Date`, and the counters.
-    private func write(_ response: HTTPResponse, to request: HTTPRequest, wire: inout [UInt8]) {
-        let answer = response.answering(request).withDate()
+    func write(_ response: HTTPResponse, to request: HTTPRequest, wire: inout [UInt8]) {
+        var answer = response.answering(request).withDate()
+        if !answer.headers.contains("Access-Control-Allow-Origin") {
+            for field in corsHeaders(for: request) { answer.headers.append(field.name, field.value) }
+        }
+        // Small bodies are not worth the gzip header and trailer (18 bytes) and the work.
+        if gateway.settings.compression, answer.body.count >= 256, !answer.headers.contains("Content-Encoding"),
+            GzipStream.isAccepted(by: request.headers["Accept-Encoding"]),
+            let compressed = GzipStream.compress(answer.body)
+        {
+            answer.body = compressed
+            answer.headers.append("Content-Encoding", "gzip")
+            answer.headers.append("Vary", "Accept-Encoding")
+        }
         gateway.metrics.gateway.countResponse(status: answer.status.code)
+        if answer.status.code >= 400, let logger = gateway.logger {
+            // A missing login is how a browser learns to send one: routine, so below notice.
+            let level: LogLevel = answer.status.code == 401 ? .info : .notice
+            let reason = String(decoding: answer.body.prefix(300), as: UTF8.self)
+            logger.log(
+                level,
+                "HTTP client \(remoteAddress): \(request.method) \(request.path) answered \(answer.status) \(reason)")
+        }
         answer.encode(into: &wire)
         if answer.closeConnection { finished = true }
+    }
+}
+
+extension HTTPTransport {
+    /// What a cross-origin page needs to read the answer, when `http_cors_origins` allows its origin.
+    func corsHeaders(for request: HTTPRequest) -> HTTPHeaders {
+        gateway.router.configuration.cors.headers(origin: request.headers["Origin"])
     }
 }
 

@@ -36,6 +36,8 @@ public struct ListenerConfiguration: Sendable, Equatable {
     /// connections carry to the core (`ConnectionInfo.securityProfile`); 0 means the broker-wide settings.
     public var security: ListenerSecuritySettings?
     public var securityProfile = 0
+    /// The `http_*` keys (Midge): the push gateway's settings on a `protocol http` listener.
+    public var http = HTTPListenerSettings()
 
     public init(port: UInt16, address: IPAddress? = nil) {
         self.port = port

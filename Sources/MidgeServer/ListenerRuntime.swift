@@ -8,12 +8,14 @@ final class ListenerRuntime: Sendable {
     let configuration: ListenerConfiguration
     /// Nil for plain MQTT over TCP.
     let factory: TransportFactory?
+    /// The push gateway's shared state, on a `protocol http` listener.
+    let gateway: HTTPGateway?
     /// The certificate, key and CA the next handshakes use; SIGHUP swaps it, connections keep the one they began with.
     let tls: ReloadableTLSContext?
     /// Open connections on this listener, counted only when it has its own `max_connections`.
     let connectionCount = Atomic<Int>(0)
 
-    init(configuration: ListenerConfiguration, settings: ServerSettings) throws(ServerError) {
+    init(configuration: ListenerConfiguration, settings: ServerSettings, logger: Logger? = nil) throws(ServerError) {
         self.configuration = configuration
         if let tlsConfiguration = configuration.tls {
             do {
@@ -24,7 +26,9 @@ final class ListenerRuntime: Sendable {
         } else {
             tls = nil
         }
-        factory = try TransportFactories.make(for: configuration, settings: settings, tls: tls)
+        gateway = configuration.protocol == .http
+            ? HTTPGateway(listener: configuration, settings: settings, logger: logger) : nil
+        factory = try TransportFactories.make(for: configuration, settings: settings, tls: tls, gateway: gateway)
     }
 
     /// Whether connections on this listener are counted against its own limit.

@@ -127,6 +127,8 @@ final class ServerState: Sendable {
     let pendingLogMessages = Mutex<[(topic: String, line: String)]>([])
     /// Lines beyond this wait are dropped: a log storm must not grow memory while loop 0 is busy.
     static let pendingLogLimit = 10_000
+    /// Wake-ups and recorder starts for the HTTP gateways' hubs.
+    let gatewayHost: LoopGatewayHost
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
@@ -141,6 +143,13 @@ final class ServerState: Sendable {
         authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger, secret: secret)
         listenerGates = settings.listenerAuth.map {
             AuthGate(authenticator: $0.authenticator, handles: handles, logger: logger, secret: secret)
+        }
+        gatewayHost = LoopGatewayHost(handles: handles)
+        // A listener on both address families appears twice.
+        var seen: Set<ObjectIdentifier> = []
+        for runtime in listeners where seen.insert(ObjectIdentifier(runtime)).inserted {
+            runtime.gateway?.hub.attach(gatewayHost)
+            runtime.gateway?.startSavingHistory()
         }
     }
 }
@@ -178,7 +187,7 @@ public final class Server: Sendable {
         do throws(ServerError) {
             for listener in settings.listeners {
                 // TLS files are read before anything is bound, so a broken certificate stops the start-up.
-                let runtime = try ListenerRuntime(configuration: listener, settings: settings)
+                let runtime = try ListenerRuntime(configuration: listener, settings: settings, logger: logger)
                 // With port 0 the first address picks the port and the listener's other address reuses it.
                 var port = listener.port
                 let place = listener.origin.line > 0 ? "\(listener.origin): " : ""
@@ -282,6 +291,11 @@ public final class Server: Sendable {
         }
         guard !threads.isEmpty else { return }
         for thread in threads { pthread_join(thread, nil) }
+        // Once the loops are gone nothing records any more: the gateways' last history is final.
+        var seen: Set<ObjectIdentifier> = []
+        for runtime in state.listenerOfGroup where seen.insert(ObjectIdentifier(runtime)).inserted {
+            runtime.gateway?.stopSavingHistory()
+        }
         // Before the fds below: the store's last completions still post to loop 0's eventfd.
         state.persistence?.close()
         // Only now: until every loop has exited, any of them may still post to another's eventfd.

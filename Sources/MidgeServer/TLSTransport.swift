@@ -84,9 +84,25 @@ final class TLSTransport: ConnectionTransport {
     }
 
     func tick(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus {
+        passToInner(mqtt: &mqtt, wire: &wire) { inner, mqtt, innerWire in
+            inner.tick(now: now, mqtt: &mqtt, wire: &innerWire)
+        }
+    }
+
+    func poke(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus {
+        passToInner(mqtt: &mqtt, wire: &wire) { inner, mqtt, innerWire in
+            inner.poke(now: now, mqtt: &mqtt, wire: &innerWire)
+        }
+    }
+
+    /// A call of the inner transport that is not a read: its plaintext goes out encrypted.
+    private func passToInner(
+        mqtt: inout [UInt8], wire: inout [UInt8],
+        _ call: (any ConnectionTransport, inout [UInt8], inout [UInt8]) -> TransportStatus
+    ) -> TransportStatus {
         guard let tls, let inner, tls.isHandshakeComplete else { return .open }
         innerWire.removeAll(keepingCapacity: true)
-        let status = inner.tick(now: now, mqtt: &mqtt, wire: &innerWire)
+        let status = call(inner, &mqtt, &innerWire)
         do throws(TLSError) {
             try tls.writePlaintext(innerWire)
         } catch {

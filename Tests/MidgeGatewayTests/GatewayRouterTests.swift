@@ -69,7 +69,7 @@ final class GatewayRouterTests: XCTestCase {
         XCTAssertEqual(refusal(request("POST", "/subscribe?topic=a"))?.0, 405)
         XCTAssertEqual(refusal(request("DELETE", "/metrics"))?.0, 405)
         guard case .response(let response) = router.route(request("PUT", "/publish")) else { return XCTFail() }
-        XCTAssertEqual(response.headers["Allow"], "POST")
+        XCTAssertEqual(response.headers["Allow"], "POST, OPTIONS")
     }
 
     func testMetrics() {

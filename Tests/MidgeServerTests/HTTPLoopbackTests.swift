@@ -143,7 +143,11 @@ final class HTTPLoopbackTests: XCTestCase {
         _ = try publisher.connect("pub")
         try publisher.publish("live", Array("tick".utf8))
         let events = try stream.read(until: { $0.contains("\"payload\":\"tick\"") })
-        XCTAssertTrue(events.contains("id: 1\ndata: {\"topic\":\"live\""), events)
+        // Ids start at the start-up time in microseconds, so none repeats one a client kept from an earlier run.
+        let started = UInt64(time(nil) - 3600) * 1_000_000
+        let id = events.split(separator: "\n").first { $0.hasPrefix("id: ") }.flatMap { UInt64($0.dropFirst(4)) }
+        XCTAssertGreaterThan(id ?? 0, started, events)
+        XCTAssertTrue(events.contains("\ndata: {\"topic\":\"live\""), events)
     }
 
     func testMetricsParseAsPrometheusTextAndCountTraffic() throws {

@@ -12,11 +12,11 @@ import XCTest
 final class GatewayHarness {
     final class HTTPConnection {
         let id: ConnectionID
-        let transport: HTTPTransport
+        let transport: any ConnectionTransport
         var wire: [UInt8] = []
         var closed: CloseReason?
         var reachedCore = false
-        init(id: ConnectionID, transport: HTTPTransport) {
+        init(id: ConnectionID, transport: any ConnectionTransport) {
             self.id = id
             self.transport = transport
         }
@@ -31,6 +31,18 @@ final class GatewayHarness {
     /// Packets the core sent to plain MQTT clients.
     var mqttReceived: [ConnectionID: [Packet]] = [:]
     private let decoder = FrameDecoder()
+    private let host = HarnessHost()
+    private var settling = false
+    /// The gateway's recorder, once a subscriber made the hub ask for it.
+    private(set) var recorder: HTTPConnection?
+
+    /// The hub's requests, carried out by `settle` as a loop would at its next turn.
+    final class HarnessHost: GatewayHubHost, @unchecked Sendable {
+        var wakes: [ConnectionID] = []
+        var recorders: [GatewayHub] = []
+        func startRecorder(for hub: GatewayHub) { recorders.append(hub) }
+        func wake(_ connection: ConnectionID) { wakes.append(connection) }
+    }
 
     init(
         authenticator: any Authenticator = AllowAll(), accessControl: any AccessControl = AllowAll(),
@@ -38,10 +50,47 @@ final class GatewayHarness {
     ) {
         var configuration = BrokerConfiguration()
         configuration.allowAnonymous = allowAnonymous
-        broker = Broker(configuration: configuration, authenticator: authenticator, accessControl: accessControl)
+        // As the loops do: the recorder's identity is vouched for by its transport, and its subscriptions are the
+        // gateway's, not a user's.
+        broker = Broker(
+            configuration: configuration, authenticator: RecorderVouched(inner: authenticator),
+            accessControl: GatewayRecorderAccess(inner: accessControl))
         gateway = HTTPGateway(
             settings: settings, accessControl: accessControl, broker: configuration,
             metrics: ServerMetrics(loopCount: 1, sysInterval: 0, startedAt: 0))
+        gateway.hub.attach(host)
+    }
+
+    /// Runs what the hub asked for (recorder starts, wake-ups) until nothing is left, as the loops would.
+    func settle() {
+        guard !settling else { return }
+        settling = true
+        defer { settling = false }
+        for _ in 0..<10_000 {
+            if let hub = host.recorders.first {
+                host.recorders.removeFirst()
+                let connection = HTTPConnection(
+                    id: nextID(), transport: GatewayRecorder(hub: hub, clientID: "gateway-recorder"))
+                http[connection.id] = connection
+                recorder = connection
+                hub.recorderStarted(connection.id)
+                poke(connection)
+            } else if let id = host.wakes.first {
+                host.wakes.removeFirst()
+                if let connection = http[id] { poke(connection) }
+            } else {
+                return
+            }
+        }
+        XCTFail("the hub kept asking for work")
+    }
+
+    private func poke(_ connection: HTTPConnection) {
+        guard connection.closed == nil else { return }
+        var mqtt: [UInt8] = []
+        let status = connection.transport.poke(now: now, mqtt: &mqtt, wire: &connection.wire)
+        feed(mqtt, from: connection)
+        if case .close(let reason) = status { transportClosed(connection, reason) }
     }
 
     private func nextID() -> ConnectionID {
@@ -50,7 +99,8 @@ final class GatewayHarness {
     }
 
     func openHTTP() -> HTTPConnection {
-        let connection = HTTPConnection(id: nextID(), transport: HTTPTransport(gateway: gateway, now: now))
+        let id = nextID()
+        let connection = HTTPConnection(id: id, transport: HTTPTransport(gateway: gateway, now: now, connection: id))
         http[connection.id] = connection
         return connection
     }
@@ -62,6 +112,7 @@ final class GatewayHarness {
         let request = SubscriptionRequest(filter: TopicFilter(filter)!, qos: qos)
         coreHandle(.subscribe(Subscribe(packetID: PacketID(1)!, requests: [request])), from: id)
         mqttReceived[id] = []
+        settle()
         return id
     }
 
@@ -71,6 +122,7 @@ final class GatewayHarness {
         coreHandle(
             .publish(Publish(topic: TopicName(topic)!, payload: Array(payload.utf8), qos: qos,
                              packetID: qos == .atMostOnce ? nil : PacketID(id)!)), from: publisher)
+        settle()
     }
 
     func coreHandle(_ packet: Packet, from id: ConnectionID) {
@@ -98,6 +150,7 @@ final class GatewayHarness {
         }
         feed(mqtt, from: connection)
         if case .close(let reason) = status { transportClosed(connection, reason) }
+        settle()
     }
 
     func tick(seconds: Int64 = 1) {
@@ -111,6 +164,7 @@ final class GatewayHarness {
             feed(mqtt, from: connection)
             if case .close(let reason) = status { transportClosed(connection, reason) }
         }
+        settle()
     }
 
     /// The client's socket closed.
@@ -123,6 +177,7 @@ final class GatewayHarness {
             broker.connectionClosed(connection.id, reason: .endOfStream, now: now, into: &actions)
         }
         apply(actions)
+        settle()
     }
 
     private func transportClosed(_ connection: HTTPConnection, _ reason: CloseReason) {
@@ -140,12 +195,18 @@ final class GatewayHarness {
             let decoded = mqtt.withUnsafeBytes { bytes in
                 try? decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             }
-            guard let (packet, consumed) = decoded else {
+            guard var (packet, consumed) = decoded else {
                 XCTFail("the transport wrote an undecodable MQTT stream")
                 return
             }
             offset += consumed
-            if case .connect = packet { connection.reachedCore = true }
+            if case .connect(var connect) = packet {
+                connection.reachedCore = true
+                if case .authenticated(let username) = connection.transport.connectIdentity {
+                    connect.username = username
+                    packet = .connect(connect)
+                }
+            }
             coreHandle(packet, from: connection.id)
         }
     }
@@ -190,6 +251,16 @@ final class GatewayHarness {
                 }
             }
         }
+    }
+}
+
+/// The loops accept a CONNECT whose transport vouches for its user (`TransportIdentity.authenticated`) without a
+/// password check; the harness hands CONNECTs to the core directly, so this stands in for that step.
+struct RecorderVouched: Authenticator {
+    let inner: any Authenticator
+    func authenticate(clientID: String, username: String?, password: [UInt8]?) -> ConnectReturnCode {
+        if username == GatewayHub.recorderUsername { return .accepted }
+        return inner.authenticate(clientID: clientID, username: username, password: password)
     }
 }
 

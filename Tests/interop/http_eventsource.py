@@ -133,7 +133,8 @@ def check_metrics(host, http_port):
     from prometheus_client.parser import text_string_to_metric_families
 
     connection = http.client.HTTPConnection(host, http_port, timeout=TIMEOUT)
-    connection.request("GET", "/metrics")
+    # With allow_anonymous false, /metrics needs credentials (unless http_metrics_open).
+    connection.request("GET", "/metrics", headers=credentials())
     response = connection.getresponse()
     body = response.read().decode("utf-8")
     if response.status != 200:

@@ -14,6 +14,8 @@ CHECKS=(
     http_publish_qos0 http_publish_qos1 http_publish_qos2 http_publish_bulk_json http_auth_and_acl
     http_sse_curl http_eventsource_resume http_longpoll http_metrics_prometheus http_bad_requests
     sys_topics sys_not_matched_by_hash
+    http_unescaped_hash http_resume_without_client_id http_longpoll_new_connection http_short_poll http_topic_info
+    http_metrics_credentials http_cors_preflight http_gzip http_console
 )
 
 BACKEND_PASSWORD="backend-Secret-1"
@@ -44,6 +46,9 @@ ACL
 listener $3 127.0.0.1
 listener $4 127.0.0.1
 protocol http
+http_cors_origins http://app.test
+http_compression true
+http_console true
 allow_anonymous false
 password_file $dir/passwd
 acl_file $dir/acl
@@ -146,8 +151,12 @@ check_http_sse_curl() {
     pub "${backend[@]}" -q 1 -t "$topic" -m first || return 1
     pub "${backend[@]}" -q 1 -t "$topic" -m second || return 1
     wait_for "$WORK/sse.out" '"payload":"second"' || return 1
-    grep -q "^id: 1$" "$WORK/sse.out" && grep -q "^id: 2$" "$WORK/sse.out" && return 0
-    WHY="ids not 1 and 2: $(grep '^id:' "$WORK/sse.out" | tr '\n' ' ')"
+    # Ids are the listener's history ids (the start-up time in microseconds, then one more per message).
+    local first second
+    first=$(grep '^id: ' "$WORK/sse.out" | sed -n 1p | cut -c5-)
+    second=$(grep '^id: ' "$WORK/sse.out" | sed -n 2p | cut -c5-)
+    [ -n "$first" ] && [ -n "$second" ] && [ "$second" -gt "$first" ] && return 0
+    WHY="ids not rising: $(grep '^id:' "$WORK/sse.out" | tr '\n' ' ')"
     return 1
 }
 
@@ -177,7 +186,8 @@ check_http_longpoll() {
 
 check_http_metrics_prometheus() {
     local output
-    output=$("$PYTHON" "$HERE/http_eventsource.py" metrics "$HOST" "$HTTP_PORT" 2>&1)
+    output=$(HTTP_USER=backend HTTP_PASSWORD=$BACKEND_PASSWORD \
+        "$PYTHON" "$HERE/http_eventsource.py" metrics "$HOST" "$HTTP_PORT" 2>&1)
     grep -qx "ok metrics" <<<"$output" && return 0
     WHY=$(tail -n 3 <<<"$output" | tr '\n' ' ')
     return 1
@@ -198,6 +208,135 @@ check_http_bad_requests() {
     sub_ready after "${backend[@]}" -q 1 -C 1 -W $WAIT_SECS -t "$PREFIX/after" || return 1
     pub "${backend[@]}" -q 1 -t "$PREFIX/after" -m still-fine || return 1
     expect after "1 0 $PREFIX/after still-fine"
+}
+
+# --- The examples of Docs/http-api.md, one check each. ---
+
+reader_http() { http "$@" -u "reader:$READER_PASSWORD"; }
+
+# header NAME: the value of a header in $WORK/head (written by curl -D).
+header() { tr -d '\r' <"$WORK/head" | sed -n "s/^$1: //Ip" | tail -n 1; }
+
+# A filter ending in / is what topic=a/# becomes once the client cut the fragment: 400 with the %23 hint.
+check_http_unescaped_hash() {
+    reader_http GET "/subscribe?topic=$PREFIX/" || return 1
+    expect_http 400 || return 1
+    grep -q '%23' "$WORK/body" && return 0
+    WHY="no %23 hint: $(head -c 200 "$WORK/body")"
+    return 1
+}
+
+# An SSE stream without client_id, dropped; what is published meanwhile comes on a new connection that sends the
+# last id it saw.
+check_http_resume_without_client_id() {
+    local topic="$PREFIX/resume" last
+    curl -sN --max-time 20 -u "reader:$READER_PASSWORD" "http://$HOST:$HTTP_PORT/subscribe?topic=$topic" \
+        >"$WORK/first.out" 2>&1 &
+    local first=$!
+    BACKGROUND+=("$first")
+    wait_for "$WORK/first.out" "retry:" || return 1
+    pub "${backend[@]}" -q 1 -t "$topic" -m before || return 1
+    wait_for "$WORK/first.out" '"payload":"before"' || return 1
+    kill "$first" 2>/dev/null
+    last=$(grep '^id: ' "$WORK/first.out" | tail -n 1 | cut -c5-)
+    [ -n "$last" ] || { WHY="no id on the first stream"; return 1; }
+    pub "${backend[@]}" -q 1 -t "$topic" -m "while away" || return 1
+    curl -sN --max-time 20 -u "reader:$READER_PASSWORD" -H "Last-Event-ID: $last" \
+        "http://$HOST:$HTTP_PORT/subscribe?topic=$topic" >"$WORK/second.out" 2>&1 &
+    BACKGROUND+=("$!")
+    wait_for "$WORK/second.out" '"payload":"while away"' || return 1
+    grep -q '"payload":"before"' "$WORK/second.out" || return 0
+    WHY="the resumed stream repeated what the client had"
+    return 1
+}
+
+# Two polls on separate connections (curl closes each): what came between them is in the second answer.
+check_http_longpoll_new_connection() {
+    local topic="$PREFIX/polls" cursor
+    reader_http GET "/subscribe?topic=$topic&mode=poll" -D "$WORK/head" || return 1
+    expect_http 200 '{"messages":[]}' || return 1
+    cursor=$(header Last-Event-ID)
+    [ -n "$cursor" ] || { WHY="no Last-Event-ID header"; return 1; }
+    pub "${backend[@]}" -q 0 -t "$topic" -m "between polls" || return 1
+    reader_http GET "/subscribe?topic=$topic&mode=longpoll&timeout=10&last_event_id=$cursor" || return 1
+    expect_http 200 || return 1
+    grep -q '"payload":"between polls"' "$WORK/body" && return 0
+    WHY="the second poll answered $(head -c 200 "$WORK/body")"
+    return 1
+}
+
+# A short poll answers at once: since=oldest gives what the history holds, since=<the last id> nothing.
+check_http_short_poll() {
+    local topic="$PREFIX/short" last
+    reader_http GET "/subscribe?topic=$topic&mode=poll" || return 1
+    pub "${backend[@]}" -q 1 -t "$topic" -m first || return 1
+    pub "${backend[@]}" -q 1 -t "$topic" -m second || return 1
+    reader_http GET "/subscribe?topic=$topic&mode=poll&since=oldest" -D "$WORK/head" || return 1
+    expect_http 200 || return 1
+    grep -q '"payload":"first".*"payload":"second"' "$WORK/body" || { WHY="got $(head -c 300 "$WORK/body")"; return 1; }
+    last=$(header Last-Event-ID)
+    reader_http GET "/subscribe?topic=$topic&mode=poll&since=$last" || return 1
+    expect_http 200 '{"messages":[]}'
+}
+
+check_http_topic_info() {
+    local topic="$PREFIX/info"
+    reader_http GET "/subscribe?topic=$topic&mode=poll" || return 1
+    pub "${backend[@]}" -q 1 -t "$topic" -m counted || return 1
+    reader_http GET "/topic?topic=$topic" || return 1
+    expect_http 200 || return 1
+    grep -q "^{\"topic\":\"$topic\",\"subscribers\":0,\"messages\":1,\"last_id\":\"[0-9]*\"}$" "$WORK/body" \
+        || { WHY="got $(head -c 300 "$WORK/body")"; return 1; }
+    reader_http GET "/topic?topic=elsewhere/x" || return 1
+    expect_http 403
+}
+
+# allow_anonymous is false here: /metrics needs credentials.
+check_http_metrics_credentials() {
+    http GET /metrics || return 1
+    expect_http 401 || return 1
+    reader_http GET /metrics || return 1
+    expect_http 200 || return 1
+    grep -q '^midge_clients_connected ' "$WORK/body" && return 0
+    WHY="no midge_clients_connected in the metrics"
+    return 1
+}
+
+check_http_cors_preflight() {
+    http OPTIONS /publish -D "$WORK/head" -H 'Origin: http://app.test' -H 'Access-Control-Request-Method: POST' \
+        -H 'Access-Control-Request-Headers: authorization, content-type' || return 1
+    expect_http 204 || return 1
+    [ "$(header Access-Control-Allow-Origin)" = "http://app.test" ] || { WHY="Allow-Origin: $(header Access-Control-Allow-Origin)"; return 1; }
+    [ "$(header Access-Control-Allow-Methods)" = "POST, OPTIONS" ] || { WHY="Allow-Methods: $(header Access-Control-Allow-Methods)"; return 1; }
+    http OPTIONS /publish -H 'Origin: http://evil.test' -H 'Access-Control-Request-Method: POST' || return 1
+    expect_http 403
+}
+
+# With http_compression: a stream and a poll answer gzip-coded for a client that asks, decoded by curl.
+check_http_gzip() {
+    local topic="$PREFIX/gzip"
+    curl -sN -D "$WORK/gzip.head" --compressed --max-time 20 -u "reader:$READER_PASSWORD" \
+        "http://$HOST:$HTTP_PORT/subscribe?topic=$topic" >"$WORK/gzip.out" 2>&1 &
+    BACKGROUND+=("$!")
+    wait_for "$WORK/gzip.out" "retry:" || return 1
+    grep -qi '^Content-Encoding: gzip' "$WORK/gzip.head" || { WHY="the stream is not gzip-coded"; return 1; }
+    pub "${backend[@]}" -q 1 -t "$topic" -m "compressed $(head -c 300 /dev/zero | tr '\0' z)" || return 1
+    wait_for "$WORK/gzip.out" '"payload":"compressed zzz' || return 1
+    reader_http GET "/subscribe?topic=$topic&mode=poll&since=oldest" --compressed -D "$WORK/head" || return 1
+    expect_http 200 || return 1
+    [ "$(header Content-Encoding)" = "gzip" ] || { WHY="the poll answer is not gzip-coded"; return 1; }
+    grep -q '"payload":"compressed zzz' "$WORK/body" && return 0
+    WHY="curl could not decode the answer: $(head -c 100 "$WORK/body")"
+    return 1
+}
+
+check_http_console() {
+    http GET /console -D "$WORK/head" || return 1
+    expect_http 200 || return 1
+    [ "$(header Content-Type)" = "text/html; charset=utf-8" ] || { WHY="Content-Type $(header Content-Type)"; return 1; }
+    grep -q 'new EventSource' "$WORK/body" && return 0
+    WHY="not the console page"
+    return 1
 }
 
 # mosquitto's $SYS names, retained, so a new subscriber has them at once.

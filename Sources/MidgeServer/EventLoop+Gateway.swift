@@ -1,0 +1,88 @@
+// The event loops as the HTTP gateway hub's host: wake-ups of subscriber transports on their own loops, and the
+// recorder's connection, made on loop 0.
+import CLinux
+import Glibc
+import MidgeCore
+import Synchronization
+
+/// Requests for a loop from the hub, which runs on whatever loop recorded a message; delivered like auth verdicts:
+/// behind a mutex, with an eventfd write when there were none.
+final class LoopGatewayHost: GatewayHubHost {
+    /// One loop's requests. Wake-ups are a set: a busy topic wakes a subscriber once per turn, not once per message.
+    private struct Requests {
+        var wakes: Set<ConnectionID> = []
+        var recorders: [GatewayHub] = []
+        var isEmpty: Bool { wakes.isEmpty && recorders.isEmpty }
+    }
+
+    private final class Inbox: Sendable {
+        let requests = Mutex(Requests())
+    }
+
+    private let inboxes: [Inbox]
+    private let handles: [LoopHandle]
+
+    init(handles: [LoopHandle]) {
+        self.handles = handles
+        inboxes = handles.map { _ in Inbox() }
+    }
+
+    func startRecorder(for hub: GatewayHub) {
+        post(loop: 0) { $0.recorders.append(hub) }
+    }
+
+    func wake(_ connection: ConnectionID) {
+        post(loop: connection.loop) { $0.wakes.insert(connection) }
+    }
+
+    private func post(loop: Int, _ add: (inout Requests) -> Void) {
+        guard loop < inboxes.count else { return }
+        let first = inboxes[loop].requests.withLock { requests in
+            let wasEmpty = requests.isEmpty
+            add(&requests)
+            return wasEmpty
+        }
+        // The loop drains its eventfd before it takes the requests: one added after the take finds them empty.
+        if first { Syscall.signalEventFD(handles[loop].wakeFD) }
+    }
+
+    func take(loop: Int) -> (wakes: Set<ConnectionID>, recorders: [GatewayHub]) {
+        inboxes[loop].requests.withLock { requests in
+            defer { requests = Requests() }
+            return (requests.wakes, requests.recorders)
+        }
+    }
+}
+
+extension EventLoop {
+    func takeGatewayRequests() {
+        let (wakes, recorders) = server.gatewayHost.take(loop: index)
+        for hub in recorders { startRecorder(hub) }
+        for id in wakes { pokeTransport(id) }
+    }
+
+    /// The recorder's connection: a socket pair whose other end is closed at once, since nothing is ever written
+    /// to or read from it; the connection exists so the core can address the recorder like any client.
+    private func startRecorder(_ hub: GatewayHub) {
+        var fds: [Int32] = [-1, -1]
+        guard connections.hasRoom,
+            socketpair(AF_UNIX, CLINUX_SOCK_STREAM | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0, &fds) == 0
+        else {
+            logger.log(.error, "Unable to start the HTTP gateway's recorder: \(String(cString: strerror(errno))).")
+            hub.recorderStartFailed()
+            return
+        }
+        Syscall.close(fds[1])
+        server.connectionCount.add(1, ordering: .relaxed)
+        let id = connections.nextID(loop: index)
+        let connection = Connection(
+            id: id, fd: fds[0], info: ConnectionInfo(remoteAddress: "gateway", listenerPort: 0), hasTransport: true)
+        connections.insert(connection)
+        // The random user name in the client id: a client that could guess the id would take the session over.
+        let clientID = GatewayHub.recorderUsername + "-" + String(id.rawValue, radix: 16)
+        attachTransport(connection, GatewayRecorder(hub: hub, clientID: clientID))
+        hub.recorderStarted(id)
+        logger.log(.info, "The HTTP gateway's recorder is \(clientID).")
+        pokeTransport(id)
+    }
+}
