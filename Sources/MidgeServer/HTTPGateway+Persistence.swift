@@ -70,9 +70,10 @@ extension HTTPGateway {
     }
 }
 
-/// Whole-file reads and atomic replacement (write a temporary file, fsync, rename, fsync the directory).
-enum HistoryFile {
-    static func read(_ path: String) -> [UInt8]? {
+/// Whole-file reads and atomic replacement (write a temporary file, fsync, rename, fsync the directory); the
+/// executable reads its configuration and key files with `read` too.
+public enum HistoryFile {
+    public static func read(_ path: String) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -45,70 +45,47 @@ public struct HTTPListenerSettings: Sendable, Equatable {
         "http_console",
     ]
 
+    /// The whole-number keys, their ranges and the setting each one writes. Key paths are not `Sendable` yet; these
+    /// tables are constants, never written after their initialisation.
+    nonisolated(unsafe) private static let numbers: [String: (range: ClosedRange<Int>, setting: WritableKeyPath<Self, Int>)] = [
+        "http_sse_heartbeat": (1...3600, \.heartbeatSeconds),
+        "http_sse_retry": (0...3_600_000, \.retryMilliseconds),
+        "http_idle_timeout": (1...86_400, \.idleSeconds),
+        "http_longpoll_timeout": (0...86_400, \.longPollSeconds),
+        "http_longpoll_max_timeout": (0...86_400, \.maxLongPollSeconds),
+        "http_history_messages": (1...1_000_000, \.historyMessages),
+        "http_history_bytes": (1...Int(Int32.max), \.historyBytes),
+        "http_history_seconds": (1...604_800, \.historySeconds),
+        "http_history_topics": (1...10_000_000, \.historyTopics),
+        "http_max_body_size": (1...268_435_456, \.maxBodyBytes),
+    ]
+
+    /// The true/false keys and the setting each one writes.
+    nonisolated(unsafe) private static let flags: [String: WritableKeyPath<Self, Bool>] = [
+        "http_metrics_open": \.metricsOpen, "http_console": \.console, "http_compression": \.compression,
+        "http_cors_credentials": \.corsCredentials,
+    ]
+
     /// Applies one `key value…` line; returns what is wrong with the value, or nil.
     public mutating func apply(key: String, arguments: [String]) -> String? {
-        func number(_ range: ClosedRange<Int>) -> Int? {
-            guard arguments.count == 1, let value = Int(arguments[0]), range.contains(value) else { return nil }
-            return value
-        }
-        func flag() -> Bool? {
-            guard arguments.count == 1 else { return nil }
-            return ["true": true, "false": false][arguments[0]]
-        }
         let shown = arguments.joined(separator: " ")
-        func outside(_ range: ClosedRange<Int>) -> String {
-            "'\(shown)' is not a whole number in \(range.lowerBound)...\(range.upperBound)"
-        }
-        switch key {
-        case "http_sse_heartbeat":
-            guard let value = number(1...3600) else { return outside(1...3600) }
-            heartbeatSeconds = value
-        case "http_sse_retry":
-            guard let value = number(0...3_600_000) else { return outside(0...3_600_000) }
-            retryMilliseconds = value
-        case "http_idle_timeout":
-            guard let value = number(1...86_400) else { return outside(1...86_400) }
-            idleSeconds = value
-        case "http_longpoll_timeout":
-            guard let value = number(0...86_400) else { return outside(0...86_400) }
-            longPollSeconds = value
-        case "http_longpoll_max_timeout":
-            guard let value = number(0...86_400) else { return outside(0...86_400) }
-            maxLongPollSeconds = value
-        case "http_history_messages":
-            guard let value = number(1...1_000_000) else { return outside(1...1_000_000) }
-            historyMessages = value
-        case "http_history_bytes":
-            guard let value = number(1...Int(Int32.max)) else { return outside(1...Int(Int32.max)) }
-            historyBytes = value
-        case "http_history_seconds":
-            guard let value = number(1...604_800) else { return outside(1...604_800) }
-            historySeconds = value
-        case "http_history_topics":
-            guard let value = number(1...10_000_000) else { return outside(1...10_000_000) }
-            historyTopics = value
-        case "http_max_body_size":
-            guard let value = number(1...268_435_456) else { return outside(1...268_435_456) }
-            maxBodyBytes = value
-        case "http_metrics_open":
-            guard let value = flag() else { return "'\(shown)' is not true or false" }
-            metricsOpen = value
-        case "http_console":
-            guard let value = flag() else { return "'\(shown)' is not true or false" }
-            console = value
-        case "http_compression":
-            guard let value = flag() else { return "'\(shown)' is not true or false" }
-            compression = value
-        case "http_cors_credentials":
-            guard let value = flag() else { return "'\(shown)' is not true or false" }
-            corsCredentials = value
-        case "http_cors_origins":
+        if let (range, setting) = Self.numbers[key] {
+            guard arguments.count == 1, let value = Int(arguments[0]), range.contains(value) else {
+                return "'\(shown)' is not a whole number in \(range.lowerBound)...\(range.upperBound)"
+            }
+            self[keyPath: setting] = value
+        } else if let setting = Self.flags[key] {
+            guard arguments.count == 1, let value = ["true": true, "false": false][arguments[0]] else {
+                return "'\(shown)' is not true or false"
+            }
+            self[keyPath: setting] = value
+        } else if key == "http_cors_origins" {
             guard !arguments.isEmpty else { return "missing value" }
             for origin in arguments where origin != "*" && !Self.isOrigin(origin) {
                 return "'\(origin)' is not an origin (scheme://host[:port], no path) or *"
             }
             corsOrigins = arguments
-        default:
+        } else {
             fatalError("BUG: \(key) is in HTTPListenerSettings.keys but not applied")
         }
         return nil

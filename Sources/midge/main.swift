@@ -39,23 +39,7 @@ let usage = """
     """
 
 /// Reads a whole file; nil when it cannot be opened or read.
-func readFileBytes(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-    while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if count > 0 {
-            bytes.append(contentsOf: chunk[0..<count])
-        } else if count == 0 {
-            return bytes
-        } else if errno != EINTR {
-            return nil
-        }
-    }
-}
+func readFileBytes(_ path: String) -> [UInt8]? { HistoryFile.read(path) }
 
 /// Reads a whole file as UTF-8 text.
 func readTextFile(_ path: String) -> String? {
