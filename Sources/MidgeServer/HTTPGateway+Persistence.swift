@@ -22,9 +22,9 @@ extension HTTPGateway {
     /// Reads the history written by an earlier run, if there is one; a damaged file is logged and set aside.
     func loadHistory() {
         guard let path = historyFile else { return }
-        guard let bytes = HistoryFile.read(path) else { return }
+        guard let bytes = WholeFile.read(path) else { return }
         let now = Syscall.monotonicNanoseconds()
-        let wallNow = HistoryFile.wallNanoseconds()
+        let wallNow = WholeFile.wallNanoseconds()
         guard let history = TopicHistory.decode(bytes, limits: settings.history, wallNow: wallNow, now: now) else {
             logger?.log(.error, "The HTTP gateway's history \(path) is damaged; starting with an empty one.")
             _ = rename(path, path + ".damaged")
@@ -39,8 +39,8 @@ extension HTTPGateway {
         guard let path = historyFile else { return }
         let now = Syscall.monotonicNanoseconds()
         guard let history = hub.takeChangedHistory(now: now) else { return }
-        let bytes = history.encoded(wallNow: HistoryFile.wallNanoseconds(), now: now)
-        if let failure = HistoryFile.replace(path, with: bytes) {
+        let bytes = history.encoded(wallNow: WholeFile.wallNanoseconds(), now: now)
+        if let failure = WholeFile.replace(path, with: bytes) {
             logger?.log(.error, "Unable to write the HTTP gateway's history \(path): \(failure).")
         }
     }
@@ -67,62 +67,5 @@ extension HTTPGateway {
             savingHistory.store(false, ordering: .relaxed)
             saveHistoryIfChanged()
         }
-    }
-}
-
-/// Whole-file reads and atomic replacement (write a temporary file, fsync, rename, fsync the directory); the
-/// executable reads its configuration and key files with `read` too.
-public enum HistoryFile {
-    public static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                bytes.append(contentsOf: chunk[0..<count])
-            } else if count == 0 {
-                return bytes
-            } else if errno != EINTR {
-                return nil
-            }
-        }
-    }
-
-    /// Nil on success, else what failed.
-    static func replace(_ path: String, with bytes: [UInt8]) -> String? {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return "open: \(String(cString: strerror(errno)))" }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if written > 0 {
-                offset += written
-            } else if errno != EINTR {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                return "write: \(reason)"
-            }
-        }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced else { return "fsync: \(String(cString: strerror(errno)))" }
-        guard rename(temporary, path) == 0 else { return "rename: \(String(cString: strerror(errno)))" }
-        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            _ = fsync(directoryFD)
-            close(directoryFD)
-        }
-        return nil
-    }
-
-    static func wallNanoseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
     }
 }

@@ -39,7 +39,7 @@ let usage = """
     """
 
 /// Reads a whole file; nil when it cannot be opened or read.
-func readFileBytes(_ path: String) -> [UInt8]? { HistoryFile.read(path) }
+func readFileBytes(_ path: String) -> [UInt8]? { WholeFile.read(path) }
 
 /// Reads a whole file as UTF-8 text.
 func readTextFile(_ path: String) -> String? {
