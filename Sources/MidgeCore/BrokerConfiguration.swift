@@ -34,6 +34,9 @@ public struct BrokerConfiguration: Sendable {
     /// The CONNECT's user name replaces its client id; a CONNECT without one is refused as not authorised
     /// [use_username_as_clientid].
     public var useUsernameAsClientID: Bool = false
+    /// Only client ids starting with this prefix may connect; others are refused as not authorised
+    /// [clientid_prefixes].
+    public var requiredClientIDPrefix: String?
     /// Longest client id accepted, in bytes (MQTT 3.1 clients are always limited to 23).
     public var maxClientIDLength: Int = 65535
     /// Largest PUBLISH payload routed, in bytes; a larger one is acknowledged and dropped, the connection stays open,

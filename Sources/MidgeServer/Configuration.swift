@@ -134,6 +134,7 @@ public struct Configuration: Sendable {
         "crlfile", "use_subject_as_username", "psk_hint", "psk_file",
         "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
         "retained_messages_max", "retained_bytes_max", "memory_limit", "mount_point", "use_username_as_clientid",
+        "clientid_prefixes",
         "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format", "log_facility",
         "connection_messages", "per_listener_settings", "check_retain_source", "upgrade_outgoing_qos",
         "max_inflight_bytes",
@@ -147,7 +148,7 @@ public struct Configuration: Sendable {
         "bridge_certfile", "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
         "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_reload_type",
         "bridge_require_ocsp", "bridge_tls_version",
-        "cleansession", "clientid", "clientid_prefixes", "connection",
+        "cleansession", "clientid", "connection",
         "enable_control_api", "global_max_clients",
         "global_max_connections", "global_plugin", "idle_timeout", "keepalive_interval",
         "local_cleansession", "local_clientid", "local_password", "local_username",
@@ -441,6 +442,8 @@ struct Parser {
             case "block": configuration.broker.queueFullPolicy = .block
             case let value: throw fail("'\(value)' is not drop or block")
             }
+        case "clientid_prefixes":
+            configuration.broker.requiredClientIDPrefix = try text()
         case "mount_point":
             // mosquitto refuses wildcards in it; it is a topic prefix, usually ending in `/`.
             let prefix = try text()

@@ -65,3 +65,15 @@ final class MountPointTests: XCTestCase {
         XCTAssertEqual(anonymous.take(), [.connack(ConnAck(sessionPresent: false, returnCode: .notAuthorized))])
     }
 }
+
+final class ClientIDPrefixTests: XCTestCase {
+    func test_clientIDPrefixesRefusesOtherIDsAsNotAuthorised() {
+        var configuration = BrokerConfiguration()
+        configuration.requiredClientIDPrefix = "secure-"
+        let harness = Harness(configuration)
+        _ = harness.connect("secure-client")
+        let other = harness.connectExpectingAnything("mqtt")
+        XCTAssertEqual(other.take(), [.connack(ConnAck(sessionPresent: false, returnCode: .notAuthorized))])
+        XCTAssertTrue(harness.logs.contains("does not start with clientid_prefixes 'secure-'"))
+    }
+}

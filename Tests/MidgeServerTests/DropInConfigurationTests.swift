@@ -188,7 +188,7 @@ final class DropInConfigurationTests: XCTestCase {
     /// Bridge keys belong to the bridges work and stay refused, naming the key.
     func testBridgeAndSecurityKeysAreStillRefused() {
         for key in ["connection", "address", "bridge_cafile", "topic", "auth_plugin", "plugin", "tls_engine",
-                    "clientid_prefixes", "tls_keyform"] {
+                    "tls_keyform"] {
             let error = parseError("\(key) x\n")
             XCTAssertEqual(error?.key, key)
             XCTAssertTrue(error?.message.contains("does not implement yet") ?? false, key)

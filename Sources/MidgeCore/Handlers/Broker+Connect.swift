@@ -21,13 +21,15 @@ enum ConnectRefusal {
     case willDenied
     /// The broker is above `memory_limit`: it keeps serving the clients it has and takes no new ones.
     case memoryLimit
+    /// `clientid_prefixes`: the client id does not start with the required prefix (mosquitto: not authorised).
+    case clientIDPrefix(String)
 
     var returnCode: ConnectReturnCode {
         switch self {
         case .emptyClientIDOnMQTT31, .emptyClientIDWithPersistentSession, .emptyClientIDNotAllowed,
             .clientIDTooLong, .keepaliveTooLarge:
             .identifierRejected
-        case .anonymous, .willDenied: .notAuthorized
+        case .anonymous, .willDenied, .clientIDPrefix: .notAuthorized
         case .authentication(let code): code
         case .memoryLimit: .serverUnavailable
         }
@@ -45,6 +47,7 @@ enum ConnectRefusal {
         case .authentication(let code): "not authorised (\(code))"
         case .willDenied: "not authorised (will topic denied)"
         case .memoryLimit: "server unavailable (memory_limit reached)"
+        case .clientIDPrefix(let prefix): "not authorised (client id does not start with clientid_prefixes '\(prefix)')"
         }
     }
 }
@@ -137,6 +140,9 @@ extension Broker {
             let length = clientID.utf8.count
             if connect.protocolVersion == .v3_1 && length > 23 { return .clientIDTooLong(length) }
             if length > configuration.maxClientIDLength { return .clientIDTooLong(length) }
+        }
+        if let prefix = configuration.requiredClientIDPrefix, !clientID.utf8.starts(with: prefix.utf8) {
+            return .clientIDPrefix(prefix)
         }
         if connect.keepAlive > configuration.maxKeepalive { return .keepaliveTooLarge(connect.keepAlive) }
         if memoryCeilingReached {
