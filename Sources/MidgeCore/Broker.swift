@@ -38,13 +38,18 @@ public final class Broker {
     @exclusivity(unchecked) var routeScratch: [RouteTarget] = []
     /// The shared-group members picked for the message being routed.
     @exclusivity(unchecked) var sharedPicks: [RouteTarget] = []
+    /// Answers PUBLISHes to its `$CONTROL/` topic (see `Broker+Control`); nil: `$CONTROL/` is an ordinary topic.
+    let controlHandler: (any ControlTopicHandler)?
+    let controlResponseTopic: TopicName?
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),
         accessControl: any AccessControl = AllowAll(), listenerSecurity: [ListenerSecurity] = [],
-        log: @escaping LogSink = { _, _ in }
+        controlHandler: (any ControlTopicHandler)? = nil, log: @escaping LogSink = { _, _ in }
     ) {
         self.configuration = configuration
+        self.controlHandler = controlHandler
+        controlResponseTopic = controlHandler.flatMap { TopicName(bytes: $0.topic.bytes + Array("/response".utf8)) }
         self.authenticator = authenticator
         self.accessControl = accessControl
         let brokerWide = ListenerSecurity(

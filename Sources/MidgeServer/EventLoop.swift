@@ -108,7 +108,7 @@ final class EventLoop {
             let broker = Broker(
                 configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
                 accessControl: settings.accessControl, listenerSecurity: settings.listenerAuth.map(\.security),
-                log: { level, message in logger.log(level, message) })
+                controlHandler: settings.controlHandler, log: { level, message in logger.log(level, message) })
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock { _ in
                 server.persistence?.restore(into: broker, now: now)

@@ -76,6 +76,7 @@ extension Broker {
         guard !publish.topic.isSysTopic,
             client.accessControl.mayPublish(clientID: client.clientID, username: client.username, topic: publish.topic)
         else { return }
+        if consumeControlRequest(publish, from: client, into: &actions) { return }
         let limit = configuration.messageSizeLimit
         if limit > 0 && publish.payload.count > limit {
             // mosquitto's message_size_limit for 3.1.1 clients: acknowledged as usual, dropped, connection kept.
