@@ -235,6 +235,17 @@ final class DynamicSecurityTests: XCTestCase {
         XCTAssertEqual(client?["password"], nil)
     }
 
+    /// mosquitto 2.0.11 crashes on the next getAnonymousGroup (it keeps a pointer to the deleted group); here anonymous
+    /// clients are left with the defaults.
+    func testDeletingTheAnonymousGroupLeavesNone() throws {
+        let security = try security()
+        run(security, #"{"command":"createGroup","groupname":"g"},{"command":"setAnonymousGroup","groupname":"g"}"#)
+        run(security, #"{"command":"deleteGroup","groupname":"g"}"#)
+        let answer = run(security, #"{"command":"getAnonymousGroup"}"#).first?["data"]?["group"]?["groupname"]
+        XCTAssertEqual(answer, .string(""))
+        XCTAssertFalse(security.fileText.contains("anonymousGroup"))
+    }
+
     func testChangesAreSavedToTheFile() throws {
         let scratch = try ScratchDirectory()
         defer { scratch.remove() }

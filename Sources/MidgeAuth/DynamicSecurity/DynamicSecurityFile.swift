@@ -143,17 +143,20 @@ extension DynamicSecurityState {
         return .object(members)
     }
 
-    /// A group as the file holds it, or as `getGroup` shows it (members without their priorities, as mosquitto).
+    /// A group as the file holds it, or as `getGroup` shows it: members first and without their priorities, as
+    /// mosquitto answers.
     func groupJSON(_ group: DynamicGroup, forFile: Bool) -> JSONOutput {
         var members: [(String, JSONOutput)] = [("groupname", .string(group.name))]
         if let text = group.textName { members.append(("textname", .string(text))) }
         if let text = group.textDescription { members.append(("textdescription", .string(text))) }
-        members.append(("roles", links(group.roles, key: "rolename")))
-        let clients: JSONOutput =
-            forFile
-            ? links(group.clients, key: "username")
-            : .array(group.clients.map { .object([("username", .string($0.name))]) })
-        members.append(("clients", clients))
+        let roles = links(group.roles, key: "rolename")
+        if forFile {
+            members.append(("roles", roles))
+            members.append(("clients", links(group.clients, key: "username")))
+        } else {
+            members.append(("clients", .array(group.clients.map { .object([("username", .string($0.name))]) })))
+            members.append(("roles", roles))
+        }
         return .object(members)
     }
 
