@@ -15,6 +15,14 @@ public protocol AccessControl: Sendable {
     func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool
     func maySubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool
     func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool
+    /// Whether an UNSUBSCRIBE may remove the client's subscription to `filter`. A refused one is acknowledged all the
+    /// same (a 3.1.1 UNSUBACK has no failure code) and the subscription stays, as in mosquitto.
+    func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool
+}
+
+extension AccessControl {
+    /// Password and ACL files have no unsubscribe rules: every UNSUBSCRIBE is honoured.
+    public func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool { true }
 }
 
 /// The defaults: everyone connects (subject to `allowAnonymous`), everything is allowed.

@@ -29,4 +29,8 @@ public struct SubscriptionLoggingAccessControl: AccessControl {
     public func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool {
         rules.mayReceive(clientID: clientID, username: username, topic: topic)
     }
+
+    public func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool {
+        rules.mayUnsubscribe(clientID: clientID, username: username, filter: filter)
+    }
 }

@@ -73,7 +73,8 @@ final class DynamicSecurityTests: XCTestCase {
     /// Runs commands as the admin; returns the parsed `responses`.
     @discardableResult
     private func run(_ security: DynamicSecurity, _ commands: String) -> [JSONValue] {
-        let reply = security.handle(payload: Array(#"{"commands":[\#(commands)]}"#.utf8), clientID: "ctl", username: "admin")
+        let reply = security.handle(
+            payload: Array(#"{"commands":[\#(commands)]}"#.utf8), clientID: "ctl", username: "admin")
         return JSONValue.parse(reply.response)?["responses"]?.arrayValue ?? []
     }
 
@@ -84,12 +85,18 @@ final class DynamicSecurityTests: XCTestCase {
 
     func testTheInitFileIsRead() throws {
         let security = try security()
-        XCTAssertEqual(security.authenticate(clientID: "x", username: "admin", password: Array("adminpw".utf8)), .accepted)
-        XCTAssertEqual(security.authenticate(clientID: "x", username: "admin", password: Array("wrong".utf8)), .notAuthorized)
+        XCTAssertEqual(
+            security.authenticate(clientID: "x", username: "admin", password: Array("adminpw".utf8)), .accepted)
+        XCTAssertEqual(
+            security.authenticate(clientID: "x", username: "admin", password: Array("wrong".utf8)), .notAuthorized)
         // The admin may send commands and read the answers, but not publish to ordinary topics.
-        XCTAssertTrue(security.mayPublish(clientID: "x", username: "admin", topic: topic("$CONTROL/dynamic-security/v1")))
-        XCTAssertTrue(security.maySubscribe(clientID: "x", username: "admin", filter: filter("$CONTROL/dynamic-security/#")))
-        XCTAssertTrue(security.mayReceive(clientID: "x", username: "admin", topic: topic("$CONTROL/dynamic-security/v1/response")))
+        XCTAssertTrue(
+            security.mayPublish(clientID: "x", username: "admin", topic: topic("$CONTROL/dynamic-security/v1")))
+        XCTAssertTrue(
+            security.maySubscribe(clientID: "x", username: "admin", filter: filter("$CONTROL/dynamic-security/#")))
+        XCTAssertTrue(
+            security.mayReceive(clientID: "x", username: "admin", topic: topic("$CONTROL/dynamic-security/v1/response"))
+        )
         XCTAssertFalse(security.mayPublish(clientID: "x", username: "admin", topic: topic("a/b")))
         // `textName` is read as `textname`, as cJSON's case-insensitive lookup does.
         XCTAssertTrue(security.fileText.contains(#""textname": "Dynsec admin user""#))
@@ -99,9 +106,15 @@ final class DynamicSecurityTests: XCTestCase {
         let first = try security()
         run(first, #"{"command":"createClient","username":"u1","password":"p","clientid":"c1","textname":"T"}"#)
         run(first, #"{"command":"createRole","rolename":"r"},{"command":"createGroup","groupname":"g"}"#)
-        run(first, #"{"command":"addRoleACL","rolename":"r","acltype":"subscribeLiteral","topic":"a/+","priority":3,"allow":true}"#)
+        run(
+            first,
+            #"{"command":"addRoleACL","rolename":"r","acltype":"subscribeLiteral","topic":"a/+","priority":3,"allow":true}"#
+        )
         run(first, #"{"command":"addGroupClient","groupname":"g","username":"u1","priority":2}"#)
-        run(first, #"{"command":"addGroupRole","groupname":"g","rolename":"r"},{"command":"setAnonymousGroup","groupname":"g"}"#)
+        run(
+            first,
+            #"{"command":"addGroupRole","groupname":"g","rolename":"r"},{"command":"setAnonymousGroup","groupname":"g"}"#
+        )
         run(first, #"{"command":"disableClient","username":"u1"}"#)
         let text = first.fileText
         let second = try security(text)
@@ -118,17 +131,29 @@ final class DynamicSecurityTests: XCTestCase {
         }
         XCTAssertEqual(answer("{not json"), ["Payload not valid JSON"])
         XCTAssertEqual(answer(#"{"commands":{}}"#), ["Invalid/missing commands"])
-        XCTAssertEqual(answer(#"{"commands":[1, {"x":1}, {"command":"fly"}]}"#), ["Command not an object", "Missing command", "Unknown command"])
         XCTAssertEqual(
-            errors(run(security, #"{"command":"createRole","rolename":"r"},{"command":"addRoleACL","rolename":"r","acltype":"publishEverything","topic":"a","allow":true}"#)),
+            answer(#"{"commands":[1, {"x":1}, {"command":"fly"}]}"#),
+            ["Command not an object", "Missing command", "Unknown command"])
+        XCTAssertEqual(
+            errors(
+                run(
+                    security,
+                    #"{"command":"createRole","rolename":"r"},{"command":"addRoleACL","rolename":"r","acltype":"publishEverything","topic":"a","allow":true}"#
+                )),
             [nil, "Unknown acltype"])
         XCTAssertEqual(
-            errors(run(security, #"{"command":"addRoleACL","rolename":"r","acltype":"subscribePattern","topic":"a/#/b"}"#)),
+            errors(
+                run(security, #"{"command":"addRoleACL","rolename":"r","acltype":"subscribePattern","topic":"a/#/b"}"#)),
             ["Invalid ACL topic"])
-        XCTAssertEqual(errors(run(security, #"{"command":"createClient","username":"admin"}"#)), ["Client already exists"])
+        XCTAssertEqual(
+            errors(run(security, #"{"command":"createClient","username":"admin"}"#)), ["Client already exists"])
         XCTAssertEqual(errors(run(security, #"{"command":"createClient","username":7}"#)), ["Invalid/missing username"])
-        XCTAssertEqual(errors(run(security, #"{"command":"addClientRole","username":"admin","rolename":"nope"}"#)), ["Role not found"])
-        XCTAssertEqual(errors(run(security, #"{"command":"setClientPassword","username":"admin","password":""}"#)), ["Empty password is not allowed"])
+        XCTAssertEqual(
+            errors(run(security, #"{"command":"addClientRole","username":"admin","rolename":"nope"}"#)),
+            ["Role not found"])
+        XCTAssertEqual(
+            errors(run(security, #"{"command":"setClientPassword","username":"admin","password":""}"#)),
+            ["Empty password is not allowed"])
         // A correlationData comes back; one of the wrong type stops the request there.
         let answered = run(security, #"{"command":"getDefaultACLAccess","correlationData":"42"}"#)
         XCTAssertEqual(answered.first?["correlationData"]?.stringValue, "42")
@@ -141,31 +166,47 @@ final class DynamicSecurityTests: XCTestCase {
         let security = try security()
         run(security, #"{"command":"createClient","username":"u","password":"pw"}"#)
         run(security, #"{"command":"createRole","rolename":"low"},{"command":"createRole","rolename":"high"}"#)
-        run(security, #"{"command":"addRoleACL","rolename":"low","acltype":"publishClientSend","topic":"a/#","allow":true}"#)
+        run(
+            security,
+            #"{"command":"addRoleACL","rolename":"low","acltype":"publishClientSend","topic":"a/#","allow":true}"#)
         run(security, #"{"command":"addClientRole","username":"u","rolename":"low","priority":1}"#)
         XCTAssertTrue(security.mayPublish(clientID: "c", username: "u", topic: topic("a/x")))
         // A deny in a role of higher priority is looked at first.
-        run(security, #"{"command":"addRoleACL","rolename":"high","acltype":"publishClientSend","topic":"a/x","allow":false}"#)
+        run(
+            security,
+            #"{"command":"addRoleACL","rolename":"high","acltype":"publishClientSend","topic":"a/x","allow":false}"#)
         run(security, #"{"command":"addClientRole","username":"u","rolename":"high","priority":2}"#)
         XCTAssertFalse(security.mayPublish(clientID: "c", username: "u", topic: topic("a/x")))
         XCTAssertTrue(security.mayPublish(clientID: "c", username: "u", topic: topic("a/y")))
         // Within a role, the ACL of higher priority first.
-        run(security, #"{"command":"addRoleACL","rolename":"high","acltype":"publishClientSend","topic":"a/+","priority":5,"allow":true}"#)
+        run(
+            security,
+            #"{"command":"addRoleACL","rolename":"high","acltype":"publishClientSend","topic":"a/+","priority":5,"allow":true}"#
+        )
         XCTAssertTrue(security.mayPublish(clientID: "c", username: "u", topic: topic("a/x")))
         // Nothing matches: the default (deny for publishClientSend, allow for publishClientReceive, never $CONTROL).
         XCTAssertFalse(security.mayPublish(clientID: "c", username: "u", topic: topic("b")))
         XCTAssertTrue(security.mayReceive(clientID: "c", username: "u", topic: topic("b")))
-        XCTAssertFalse(security.mayReceive(clientID: "c", username: "u", topic: topic("$CONTROL/dynamic-security/v1/response")))
+        XCTAssertFalse(
+            security.mayReceive(clientID: "c", username: "u", topic: topic("$CONTROL/dynamic-security/v1/response")))
         // An unknown user name gets nothing, whatever the defaults say.
         XCTAssertFalse(security.mayReceive(clientID: "c", username: "ghost", topic: topic("b")))
     }
 
     func testSubscriptionRulesAndGroups() throws {
         let security = try security()
-        run(security, #"{"command":"createClient","username":"u","password":"pw"},{"command":"createGroup","groupname":"g"}"#)
-        run(security, #"{"command":"createRole","rolename":"r","acls":[{"acltype":"subscribePattern","topic":"s/+/x","allow":true},{"acltype":"subscribeLiteral","topic":"s/#","allow":true}]}"#)
+        run(
+            security,
+            #"{"command":"createClient","username":"u","password":"pw"},{"command":"createGroup","groupname":"g"}"#)
+        run(
+            security,
+            #"{"command":"createRole","rolename":"r","acls":[{"acltype":"subscribePattern","topic":"s/+/x","allow":true},{"acltype":"subscribeLiteral","topic":"s/#","allow":true}]}"#
+        )
         XCTAssertFalse(security.maySubscribe(clientID: "c", username: "u", filter: filter("s/a/x")))
-        run(security, #"{"command":"addGroupRole","groupname":"g","rolename":"r"},{"command":"addGroupClient","groupname":"g","username":"u"}"#)
+        run(
+            security,
+            #"{"command":"addGroupRole","groupname":"g","rolename":"r"},{"command":"addGroupClient","groupname":"g","username":"u"}"#
+        )
         XCTAssertTrue(security.maySubscribe(clientID: "c", username: "u", filter: filter("s/a/x")))
         XCTAssertTrue(security.maySubscribe(clientID: "c", username: "u", filter: filter("s/+/x")))
         XCTAssertTrue(security.maySubscribe(clientID: "c", username: "u", filter: filter("s/#")))
@@ -174,6 +215,22 @@ final class DynamicSecurityTests: XCTestCase {
         XCTAssertFalse(security.maySubscribe(clientID: "c", username: nil, filter: filter("s/a/x")))
         run(security, #"{"command":"setAnonymousGroup","groupname":"g"}"#)
         XCTAssertTrue(security.maySubscribe(clientID: "c", username: nil, filter: filter("s/a/x")))
+    }
+
+    func testUnsubscribeRules() throws {
+        let security = try security()
+        run(security, #"{"command":"createClient","username":"u","password":"pw"}"#)
+        run(
+            security,
+            #"{"command":"createRole","rolename":"r","acls":[{"acltype":"unsubscribeLiteral","topic":"keep/t","allow":false},{"acltype":"unsubscribePattern","topic":"lock/#","allow":false}]}"#
+        )
+        run(security, #"{"command":"addClientRole","username":"u","rolename":"r"}"#)
+        XCTAssertFalse(security.mayUnsubscribe(clientID: "c", username: "u", filter: filter("keep/t")))
+        XCTAssertFalse(security.mayUnsubscribe(clientID: "c", username: "u", filter: filter("lock/a/+")))
+        // Nothing matches: the init file's default allows unsubscribing.
+        XCTAssertTrue(security.mayUnsubscribe(clientID: "c", username: "u", filter: filter("free/t")))
+        run(security, #"{"command":"setDefaultACLAccess","acls":[{"acltype":"unsubscribe","allow":false}]}"#)
+        XCTAssertFalse(security.mayUnsubscribe(clientID: "c", username: "u", filter: filter("free/t")))
     }
 
     /// The pattern check's cases, from the table in mosquitto's own test of it.
@@ -186,7 +243,8 @@ final class DynamicSecurityTests: XCTestCase {
             ("+", "+", true), ("a/b/c/d/e", "a/b/c/d/e", true), ("a/b/ /d/e", "a/b/c/d/e", false),
         ]
         for (rule, filter, expected) in cases {
-            XCTAssertEqual(SubscriptionPattern.covers(Array(rule.utf8), Array(filter.utf8)), expected, "\(rule) : \(filter)")
+            XCTAssertEqual(
+                SubscriptionPattern.covers(Array(rule.utf8), Array(filter.utf8)), expected, "\(rule) : \(filter)")
         }
     }
 
@@ -203,22 +261,29 @@ final class DynamicSecurityTests: XCTestCase {
         XCTAssertEqual(security.authenticate(clientID: "x", username: nil, password: nil), .accepted)
         run(security, #"{"command":"disableClient","username":"u"}"#)
         XCTAssertEqual(security.authenticate(clientID: "only-me", username: "u", password: pw), .notAuthorized)
-        run(security, #"{"command":"enableClient","username":"u"},{"command":"setClientPassword","username":"u","password":"new"}"#)
-        XCTAssertEqual(security.authenticate(clientID: "only-me", username: "u", password: Array("new".utf8)), .accepted)
+        run(
+            security,
+            #"{"command":"enableClient","username":"u"},{"command":"setClientPassword","username":"u","password":"new"}"#
+        )
+        XCTAssertEqual(
+            security.authenticate(clientID: "only-me", username: "u", password: Array("new".utf8)), .accepted)
         run(security, #"{"command":"deleteClient","username":"u"}"#)
-        XCTAssertEqual(security.authenticate(clientID: "only-me", username: "u", password: Array("new".utf8)), .notAuthorized)
+        XCTAssertEqual(
+            security.authenticate(clientID: "only-me", username: "u", password: Array("new".utf8)), .notAuthorized)
     }
 
     func testChangesDisconnectTheClientsTheyConcern() throws {
         let security = try security()
         func disconnects(_ commands: String) -> [ControlReply.Disconnect] {
-            security.handle(payload: Array(#"{"commands":[\#(commands)]}"#.utf8), clientID: "c", username: "admin").disconnect
+            security.handle(payload: Array(#"{"commands":[\#(commands)]}"#.utf8), clientID: "c", username: "admin")
+                .disconnect
         }
         XCTAssertEqual(disconnects(#"{"command":"createClient","username":"u","password":"pw"}"#), [])
         XCTAssertEqual(disconnects(#"{"command":"createRole","rolename":"r"}"#), [])
         XCTAssertEqual(disconnects(#"{"command":"addClientRole","username":"u","rolename":"r"}"#), [.username("u")])
         XCTAssertEqual(
-            disconnects(#"{"command":"addRoleACL","rolename":"r","acltype":"publishClientSend","topic":"t","allow":true}"#),
+            disconnects(
+                #"{"command":"addRoleACL","rolename":"r","acltype":"publishClientSend","topic":"t","allow":true}"#),
             [.username("u")])
         XCTAssertEqual(disconnects(#"{"command":"disableClient","username":"u"}"#), [.username("u")])
         XCTAssertEqual(disconnects(#"{"command":"getClient","username":"u"}"#), [])

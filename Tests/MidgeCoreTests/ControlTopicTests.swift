@@ -76,7 +76,8 @@ final class ControlTopicTests: XCTestCase {
         let watcher = harness.connect("watcher", username: "carol")
         watcher.subscribeOnly([("will/#", .atMostOnce)])
         let bob = harness.connect(
-            "bob", will: Will(topic: TopicName("will/bob")!, payload: Array("gone".utf8), qos: .atMostOnce, retain: false),
+            "bob",
+            will: Will(topic: TopicName("will/bob")!, payload: Array("gone".utf8), qos: .atMostOnce, retain: false),
             username: "bob")
         let anonymous = harness.connect("anon")
         let admin = harness.connect("admin", username: "root")

@@ -33,7 +33,8 @@ final class PluginConfigurationTests: XCTestCase {
         XCTAssertEqual(error("plugin mosquitto_dynamic_security.so\n")?.key, "plugin")
         XCTAssertEqual(error("plugin_opt_config_file /x.json\n")?.key, "plugin_opt_config_file")
         XCTAssertEqual(
-            error("plugin mosquitto_dynamic_security.so\nplugin_opt_config_file /x.json\nplugin_opt_other 1\n")?.line, 3)
+            error("plugin mosquitto_dynamic_security.so\nplugin_opt_config_file /x.json\nplugin_opt_other 1\n")?.line, 3
+        )
         XCTAssertEqual(
             error("plugin mosquitto_dynamic_security.so\nplugin mosquitto_dynamic_security.so\n")?.line, 2)
     }

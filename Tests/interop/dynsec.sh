@@ -17,7 +17,8 @@ set -uo pipefail
 
 CHECKS=(
     ctrl_admin_answers ctrl_create_client ctrl_role_grants_publish ctrl_connected_subscriber_follows_role
-    ctrl_disabled_client_refused ctrl_deleted_client_refused ctrl_bad_request_answered
+    ctrl_unsubscribe_rule_keeps_subscription ctrl_disabled_client_refused ctrl_deleted_client_refused
+    ctrl_bad_request_answered
 )
 RESTART_CHECKS=(restart_keeps_clients_and_roles)
 
@@ -146,6 +147,23 @@ check_ctrl_connected_subscriber_follows_role() {
     pub "${alice[@]}" -q 1 -t dynsec/news/secret -m hidden || return 1
     pub "${alice[@]}" -q 1 -t dynsec/news/open -m sentinel || return 1
     expect follow "1 0 dynsec/news/open sentinel"
+}
+
+# An unsubscribeLiteral deny keeps the subscription: the UNSUBSCRIBE is acknowledged, and messages still arrive.
+# (mosquitto_sub -U unsubscribes a persistent session's filter as it connects.)
+check_ctrl_unsubscribe_rule_keeps_subscription() {
+    ctl addRoleACL reader subscribePattern 'dynsec/pin/#' allow || return 1
+    ctl addRoleACL reader unsubscribeLiteral 'dynsec/pin/kept' deny || return 1
+    ctl addRoleACL writer publishClientSend 'dynsec/pin/#' allow || return 1
+    timeout $WAIT_SECS mosquitto_sub -h "$HOST" -p "$PORT" "${bob[@]}" -c -i dynsec-pin -q 1 -E \
+        -t dynsec/pin/kept -t dynsec/pin/free >"$WORK/pin1.out" 2>&1 || { WHY="first subscribe failed"; return 1; }
+    timeout $WAIT_SECS mosquitto_sub -h "$HOST" -p "$PORT" "${bob[@]}" -c -i dynsec-pin -q 1 -E \
+        -U dynsec/pin/kept -U dynsec/pin/free -t dynsec/pin/other >"$WORK/pin2.out" 2>&1 \
+        || { WHY="unsubscribe failed"; return 1; }
+    sub_ready pinned "${bob[@]}" -c -i dynsec-pin -q 1 -C 1 -W $WAIT_SECS -t dynsec/pin/other || return 1
+    pub "${alice[@]}" -q 1 -t dynsec/pin/free -m unsubscribed || return 1
+    pub "${alice[@]}" -q 1 -t dynsec/pin/kept -m kept || return 1
+    expect pinned "1 0 dynsec/pin/kept kept"
 }
 
 # disableClient refuses a client until enableClient.

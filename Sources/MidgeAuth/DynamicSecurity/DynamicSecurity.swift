@@ -32,7 +32,8 @@ public final class DynamicSecurity: Authenticator, AccessControl, ControlTopicHa
         self.init(state: try DynamicSecurityState.load(bytes: bytes, source: path), path: path, log: log)
     }
 
-    init(state: DynamicSecurityState, path: String?, log: @escaping @Sendable (LogLevel, String) -> Void = { _, _ in }) {
+    init(state: DynamicSecurityState, path: String?, log: @escaping @Sendable (LogLevel, String) -> Void = { _, _ in })
+    {
         guard let topic = TopicName(Self.controlTopic) else { fatalError("BUG: the control topic is not a topic") }
         self.topic = topic
         self.path = path
@@ -110,5 +111,9 @@ public final class DynamicSecurity: Authenticator, AccessControl, ControlTopicHa
     public func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool {
         guard ReservedTopics.permit(topic, writing: false) else { return false }
         return state.withLock { $0.allows(.receive(topic), username: username) }
+    }
+
+    public func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool {
+        state.withLock { $0.allows(.unsubscribe(filter), username: username) }
     }
 }

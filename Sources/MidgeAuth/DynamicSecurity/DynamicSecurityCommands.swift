@@ -75,7 +75,9 @@ struct DynamicCommand {
 extension DynamicSecurityState {
     /// Runs a request's payload: every command in order, each answered in `responses`. Malformed input gets
     /// mosquitto's error answer, never more.
-    mutating func handle(payload: [UInt8]) -> (response: JSONOutput, changed: Bool, disconnect: [ControlReply.Disconnect]) {
+    mutating func handle(payload: [UInt8]) -> (
+        response: JSONOutput, changed: Bool, disconnect: [ControlReply.Disconnect]
+    ) {
         var responses: [JSONOutput] = []
         var changed = false
         var disconnect: [ControlReply.Disconnect] = []
@@ -83,29 +85,34 @@ extension DynamicSecurityState {
             (.object([("responses", .array(responses))]), changed, disconnect)
         }
         guard let tree = JSONValue.parse(payload, maximumDepth: 64) else {
-            responses.append(DynamicCommand.reply(command: "Unknown command", error: "Payload not valid JSON", correlationData: nil))
+            responses.append(
+                DynamicCommand.reply(command: "Unknown command", error: "Payload not valid JSON", correlationData: nil))
             return result()
         }
         guard let commands = tree.member("commands")?.arrayValue else {
             responses.append(
-                DynamicCommand.reply(command: "Unknown command", error: "Invalid/missing commands", correlationData: nil))
+                DynamicCommand.reply(
+                    command: "Unknown command", error: "Invalid/missing commands", correlationData: nil))
             return result()
         }
         for element in commands {
             guard element.isObject else {
                 responses.append(
-                    DynamicCommand.reply(command: "Unknown command", error: "Command not an object", correlationData: nil))
+                    DynamicCommand.reply(
+                        command: "Unknown command", error: "Command not an object", correlationData: nil))
                 continue
             }
             guard let name = element.string("command").value else {
-                responses.append(DynamicCommand.reply(command: "Unknown command", error: "Missing command", correlationData: nil))
+                responses.append(
+                    DynamicCommand.reply(command: "Unknown command", error: "Missing command", correlationData: nil))
                 continue
             }
             let correlation = element.string("correlationData")
             if case .invalid = correlation {
                 // mosquitto stops the whole request here.
                 responses.append(
-                    DynamicCommand.reply(command: name, error: "Invalid correlationData data type.", correlationData: nil))
+                    DynamicCommand.reply(
+                        command: name, error: "Invalid correlationData data type.", correlationData: nil))
                 break
             }
             var command = DynamicCommand(

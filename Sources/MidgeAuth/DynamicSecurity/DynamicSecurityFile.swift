@@ -38,11 +38,13 @@ extension DynamicSecurityState {
             guard let username = element.string("username").value, state.client(username) == nil else { continue }
             var client = DynamicClient(username: username)
             client.disabled = element.bool("disabled").value ?? false
-            if case .value(let saltText) = element.string("salt"), case .value(let hashText) = element.string("password"),
+            if case .value(let saltText) = element.string("salt"),
+                case .value(let hashText) = element.string("password"),
                 case .value(let iterations) = element.int("iterations")
             {
                 guard iterations >= 1, let salt = Base64.decode(Array(saltText.utf8)),
-                    PasswordHash.acceptedSaltLengths.contains(salt.count), let hash = Base64.decode(Array(hashText.utf8)),
+                    PasswordHash.acceptedSaltLengths.contains(salt.count),
+                    let hash = Base64.decode(Array(hashText.utf8)),
                     hash.count == PasswordHash.hashLength
                 else { continue }
                 client.password = PasswordHash(kind: .pbkdf2SHA512(iterations: iterations), salt: salt, hash: hash)
@@ -51,7 +53,8 @@ extension DynamicSecurityState {
             client.textName = element.string("textname").value
             client.textDescription = element.string("textdescription").value
             for link in element.member("roles")?.arrayValue ?? [] {
-                guard let name = link.string("rolename").value, state.role(name) != nil, !client.roles.contains(name: name)
+                guard let name = link.string("rolename").value, state.role(name) != nil,
+                    !client.roles.contains(name: name)
                 else { continue }
                 client.roles.insertOrdered(Link(name: name, priority: link.int("priority", default: -1)))
             }
@@ -63,7 +66,8 @@ extension DynamicSecurityState {
             group.textName = element.string("textname").value
             group.textDescription = element.string("textdescription").value
             for link in element.member("roles")?.arrayValue ?? [] {
-                guard let role = link.string("rolename").value, state.role(role) != nil, !group.roles.contains(name: role)
+                guard let role = link.string("rolename").value, state.role(role) != nil,
+                    !group.roles.contains(name: role)
                 else { continue }
                 group.roles.insertOrdered(Link(name: role, priority: link.int("priority", default: -1)))
             }
@@ -87,7 +91,8 @@ extension DynamicSecurityState {
                 let topic = element.string("topic").value
             else { continue }
             let acl = RoleACL(
-                topic: topic, priority: element.int("priority", default: 0), allow: element.bool("allow", default: false))
+                topic: topic, priority: element.int("priority", default: 0),
+                allow: element.bool("allow", default: false))
             lists[type, default: []].insertOrdered(acl)
         }
         return lists

@@ -131,11 +131,12 @@ enum DynamicAccessRequest {
     case publish(TopicName)
     case receive(TopicName)
     case subscribe(TopicFilter)
+    case unsubscribe(TopicFilter)
 
     var bytes: [UInt8] {
         switch self {
         case .publish(let topic), .receive(let topic): topic.bytes
-        case .subscribe(let filter): filter.bytes
+        case .subscribe(let filter), .unsubscribe(let filter): filter.bytes
         }
     }
 }
@@ -160,6 +161,7 @@ extension DynamicSecurityState {
         case .publish: allowed = defaultAccess.publishClientSend
         case .receive: allowed = defaultAccess.publishClientReceive
         case .subscribe: allowed = defaultAccess.subscribe
+        case .unsubscribe: allowed = defaultAccess.unsubscribe
         }
         return allowed && !request.bytes.starts(with: Self.controlPrefix)
     }
@@ -179,24 +181,36 @@ extension DynamicSecurityState {
                     return acl.allow
                 }
             case .subscribe(let filter):
-                // Within a role a literal rule is looked at before any pattern, whatever their priorities.
-                if let acl = role.acls[.subscribeLiteral]?.first(where: { $0.topic.utf8.elementsEqual(filter.bytes) }) {
-                    return acl.allow
+                if let decision = decide(
+                    filter, literal: role.acls[.subscribeLiteral], pattern: role.acls[.subscribePattern])
+                {
+                    return decision
                 }
-                if let acl = role.acls[.subscribePattern]?.first(where: {
-                    SubscriptionPattern.covers(Array($0.topic.utf8), filter.bytes)
-                }) {
-                    return acl.allow
+            case .unsubscribe(let filter):
+                if let decision = decide(
+                    filter, literal: role.acls[.unsubscribeLiteral], pattern: role.acls[.unsubscribePattern])
+                {
+                    return decision
                 }
             }
         }
         return nil
     }
+
+    /// Within a role a literal rule is looked at before any pattern, whatever their priorities.
+    private func decide(_ filter: TopicFilter, literal: [RoleACL]?, pattern: [RoleACL]?) -> Bool? {
+        if let acl = literal?.first(where: { $0.topic.utf8.elementsEqual(filter.bytes) }) { return acl.allow }
+        if let acl = pattern?.first(where: { SubscriptionPattern.covers(Array($0.topic.utf8), filter.bytes) }) {
+            return acl.allow
+        }
+        return nil
+    }
 }
 
-/// Whether a `subscribePattern` rule covers a subscription filter, level by level: `+` in the rule covers any one
-/// level of the filter (a `+` included), a trailing `#` covers whatever follows, and a filter ending in `#` is only
-/// covered by a rule ending in `#`. A rule of just `#` covers everything, `$` filters too, as in mosquitto.
+/// Whether a `subscribePattern` (or `unsubscribePattern`) rule covers a subscription filter, level by level: `+` in
+/// the rule covers any one level of the filter (a `+` included), a trailing `#` covers whatever follows, and a filter
+/// ending in `#` is only covered by a rule ending in `#`. A rule of just `#` covers everything, `$` filters too, as in
+/// mosquitto.
 enum SubscriptionPattern {
     static func covers(_ rule: [UInt8], _ filter: [UInt8]) -> Bool {
         if rule == [UInt8(ascii: "#")] { return true }
