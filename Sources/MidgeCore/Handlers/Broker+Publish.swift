@@ -76,7 +76,6 @@ extension Broker {
         guard !publish.topic.isSysTopic,
             client.accessControl.mayPublish(clientID: client.clientID, username: client.username, topic: publish.topic)
         else { return }
-        if consumeControlRequest(publish, from: client, into: &actions) { return }
         let limit = configuration.messageSizeLimit
         if limit > 0 && publish.payload.count > limit {
             // mosquitto's message_size_limit for 3.1.1 clients: acknowledged as usual, dropped, connection kept.
@@ -87,6 +86,8 @@ extension Broker {
                     + "payload, above message_size_limit (\(limit)).")
             return
         }
+        // After the size limit, which bounds what a control handler is given to parse.
+        if consumeControlRequest(publish, from: client, into: &actions) { return }
         // The publisher's DUP is never copied [MQTT-3.3.1-3]; the message keeps its own QoS for downgrading.
         let message = Message(
             topic: publish.topic, payload: publish.payload, qos: publish.qos,
