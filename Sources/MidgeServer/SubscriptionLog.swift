@@ -33,4 +33,6 @@ public struct SubscriptionLoggingAccessControl: AccessControl {
     public func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool {
         rules.mayUnsubscribe(clientID: clientID, username: username, filter: filter)
     }
+
+    public var checksSharedFiltersAsSent: Bool { rules.checksSharedFiltersAsSent }
 }

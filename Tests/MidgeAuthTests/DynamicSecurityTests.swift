@@ -217,6 +217,23 @@ final class DynamicSecurityTests: XCTestCase {
         XCTAssertTrue(security.maySubscribe(clientID: "c", username: nil, filter: filter("s/a/x")))
     }
 
+    /// As mosquitto 2.0.11: a shared subscription needs a rule for the `$share/…` text (checked with mosquitto_sub).
+    func testSharedSubscriptionsAreCheckedAsSent() throws {
+        let security = try security()
+        XCTAssertTrue(security.checksSharedFiltersAsSent)
+        run(security, #"{"command":"createClient","username":"u","password":"pw"}"#)
+        run(
+            security,
+            #"{"command":"createRole","rolename":"r","acls":[{"acltype":"subscribePattern","topic":"jobs/#","allow":true}]}"#
+        )
+        run(security, #"{"command":"addClientRole","username":"u","rolename":"r"}"#)
+        XCTAssertFalse(security.maySubscribe(clientID: "c", username: "u", filter: filter("$share/g/jobs/x")))
+        run(
+            security,
+            #"{"command":"addRoleACL","rolename":"r","acltype":"subscribePattern","topic":"$share/#","allow":true}"#)
+        XCTAssertTrue(security.maySubscribe(clientID: "c", username: "u", filter: filter("$share/g/jobs/x")))
+    }
+
     func testUnsubscribeRules() throws {
         let security = try security()
         run(security, #"{"command":"createClient","username":"u","password":"pw"}"#)

@@ -17,7 +17,8 @@ set -uo pipefail
 
 CHECKS=(
     ctrl_admin_answers ctrl_create_client ctrl_role_grants_publish ctrl_connected_subscriber_follows_role
-    ctrl_unsubscribe_rule_keeps_subscription ctrl_disabled_client_refused ctrl_deleted_client_refused
+    ctrl_unsubscribe_rule_keeps_subscription ctrl_shared_subscription_rule ctrl_disabled_client_refused
+    ctrl_deleted_client_refused
     ctrl_bad_request_answered
 )
 RESTART_CHECKS=(restart_keeps_clients_and_roles)
@@ -164,6 +165,21 @@ check_ctrl_unsubscribe_rule_keeps_subscription() {
     pub "${alice[@]}" -q 1 -t dynsec/pin/free -m unsubscribed || return 1
     pub "${alice[@]}" -q 1 -t dynsec/pin/kept -m kept || return 1
     expect pinned "1 0 dynsec/pin/kept kept"
+}
+
+# A shared subscription is checked as sent: a rule for dynsec/news/# does not grant $share/g/dynsec/news/#, one for
+# $share/# does.
+check_ctrl_shared_subscription_rule() {
+    timeout $WAIT_SECS mosquitto_sub -h "$HOST" -p "$PORT" "${bob[@]}" -d -W 2 -t '$share/g/dynsec/news/#' \
+        >"$WORK/share1.out" 2>&1
+    grep -q 'Subscribed (mid: 1): 128' "$WORK/share1.out" || {
+        WHY="expected SUBACK 128 without a \$share rule: $(grep -A1 SUBACK "$WORK/share1.out" | tr '\n' ' ')"
+        return 1
+    }
+    ctl addRoleACL reader subscribePattern '$share/#' allow || return 1
+    sub_ready shared "${bob[@]}" -q 1 -C 1 -W $WAIT_SECS -t '$share/g/dynsec/news/#' || return 1
+    pub "${alice[@]}" -q 1 -t dynsec/news/shared -m shared || return 1
+    expect shared "1 0 dynsec/news/shared shared"
 }
 
 # disableClient refuses a client until enableClient.

@@ -99,6 +99,10 @@ public final class DynamicSecurity: Authenticator, AccessControl, ControlTopicHa
 
     public var checksDeliveries: Bool { true }
 
+    /// mosquitto checks `$share/group/filter` against the subscribe rules as it was sent, so rules written for it
+    /// (`$share/#`) must keep working here.
+    public var checksSharedFiltersAsSent: Bool { true }
+
     public func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool {
         guard ReservedTopics.permit(topic, writing: true) else { return false }
         return state.withLock { $0.allows(.publish(topic), username: username) }
