@@ -3,6 +3,7 @@
 import Foundation
 import MQTTCodec
 import MidgeCore
+import Synchronization
 import XCTest
 
 @testable import MidgeAuth
@@ -304,6 +305,16 @@ final class DynamicSecurityTests: XCTestCase {
             [.username("u")])
         XCTAssertEqual(disconnects(#"{"command":"disableClient","username":"u"}"#), [.username("u")])
         XCTAssertEqual(disconnects(#"{"command":"getClient","username":"u"}"#), [])
+    }
+
+    func testChangesAreLoggedWithoutPasswords() throws {
+        let lines = Mutex<[String]>([])
+        let security = DynamicSecurity(
+            state: try DynamicSecurityState.load(bytes: Array(initFile.utf8), source: "ds.json"), path: nil,
+            log: { _, line in lines.withLock { $0.append(line) } })
+        run(security, #"{"command":"createClient","username":"u","password":"secret-pw"}"#)
+        run(security, #"{"command":"getClient","username":"u"}"#)
+        XCTAssertEqual(lines.withLock { $0 }, ["dynsec: ctl/admin | createClient | username=u"])
     }
 
     func testListsAndGets() throws {

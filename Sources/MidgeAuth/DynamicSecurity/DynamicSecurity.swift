@@ -52,14 +52,12 @@ public final class DynamicSecurity: Authenticator, AccessControl, ControlTopicHa
     // MARK: ControlTopicHandler
 
     public func handle(payload: [UInt8], clientID: String, username: String?) -> ControlReply {
-        let (response, changed, disconnect) = state.withLock { state in
+        let (response, changes, disconnect) = state.withLock { state in
             let outcome = state.handle(payload: payload)
-            if outcome.changed { save(state.fileJSON.pretty) }
+            if !outcome.changes.isEmpty { save(state.fileJSON.pretty) }
             return outcome
         }
-        if changed {
-            log(.info, "Dynamic security: configuration changed by \(clientID)/\(username ?? "<anonymous>").")
-        }
+        for change in changes { log(.info, "dynsec: \(clientID)/\(username ?? "") | \(change)") }
         return ControlReply(response: Array(response.compact.utf8), disconnect: disconnect)
     }
 

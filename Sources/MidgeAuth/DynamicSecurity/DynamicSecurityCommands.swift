@@ -66,6 +66,20 @@ struct DynamicCommand {
     /// invalid UTF-8 itself.
     static func isValidText(_ text: String) -> Bool { UTF8Validation.isValidMQTTString(Array(text.utf8)) }
 
+    /// `createClient | username=alice`: the command and the names it was given; never a password.
+    var logLine: String {
+        var line = name
+        for key in ["username", "groupname", "rolename", "clientid", "acltype", "topic", "priority", "allow"] {
+            switch json.member(key) {
+            case .string(let text)?: line += " | \(key)=\(text)"
+            case .number?: line += " | \(key)=\(json.int(key, default: 0))"
+            case .bool(let flag)?: line += " | \(key)=\(flag)"
+            default: break
+            }
+        }
+        return line
+    }
+
     mutating func markChanged(disconnecting targets: [ControlReply.Disconnect] = []) {
         changed = true
         disconnect.append(contentsOf: targets)
@@ -75,14 +89,15 @@ struct DynamicCommand {
 extension DynamicSecurityState {
     /// Runs a request's payload: every command in order, each answered in `responses`. Malformed input gets
     /// mosquitto's error answer, never more.
+    /// `changes` describes each command that changed the state, for the log, as mosquitto logs them.
     mutating func handle(payload: [UInt8]) -> (
-        response: JSONOutput, changed: Bool, disconnect: [ControlReply.Disconnect]
+        response: JSONOutput, changes: [String], disconnect: [ControlReply.Disconnect]
     ) {
         var responses: [JSONOutput] = []
-        var changed = false
+        var changes: [String] = []
         var disconnect: [ControlReply.Disconnect] = []
-        func result() -> (JSONOutput, Bool, [ControlReply.Disconnect]) {
-            (.object([("responses", .array(responses))]), changed, disconnect)
+        func result() -> (JSONOutput, [String], [ControlReply.Disconnect]) {
+            (.object([("responses", .array(responses))]), changes, disconnect)
         }
         guard let tree = JSONValue.parse(payload, maximumDepth: 64) else {
             responses.append(
@@ -119,7 +134,7 @@ extension DynamicSecurityState {
                 name: Self.canonicalName(name) ?? name, json: element, correlationData: correlation.value)
             run(&command)
             responses.append(contentsOf: command.responses)
-            changed = changed || command.changed
+            if command.changed { changes.append(command.logLine) }
             disconnect.append(contentsOf: command.disconnect)
         }
         return result()
