@@ -74,6 +74,13 @@ public final class ReloadableAccessControl: AccessControl {
         return rules.maySubscribe(clientID: clientID, username: username, filter: filter)
     }
 
+    public func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool {
+        let rules = current.withLock { $0 }
+        return rules.mayUnsubscribe(clientID: clientID, username: username, filter: filter)
+    }
+
+    public var checksSharedFiltersAsSent: Bool { current.withLock { $0 }.checksSharedFiltersAsSent }
+
     public func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool {
         let rules = current.withLock { $0 }
         return rules.mayReceive(clientID: clientID, username: username, topic: topic)

@@ -15,6 +15,19 @@ public protocol AccessControl: Sendable {
     func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool
     func maySubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool
     func mayReceive(clientID: String, username: String?, topic: TopicName) -> Bool
+    /// Whether an UNSUBSCRIBE may remove the client's subscription to `filter`. A refused one is acknowledged all the
+    /// same (a 3.1.1 UNSUBACK has no failure code) and the subscription stays, as in mosquitto.
+    func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool
+    /// Whether `maySubscribe` is asked about a shared subscription as sent (`$share/group/filter`), as mosquitto's
+    /// dynamic-security rules are written, rather than about the filter its messages match.
+    var checksSharedFiltersAsSent: Bool { get }
+}
+
+extension AccessControl {
+    /// Password and ACL files have no unsubscribe rules: every UNSUBSCRIBE is honoured.
+    public func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool { true }
+    /// Password and ACL files, and token claims, are about the topics messages are published on.
+    public var checksSharedFiltersAsSent: Bool { false }
 }
 
 /// The defaults: everyone connects (subject to `allowAnonymous`), everything is allowed.

@@ -43,13 +43,18 @@ public final class Broker {
     @exclusivity(unchecked) var sharedPicks: [RouteTarget] = []
     /// The latest setter of a retained message, reused while the same client sets more (`check_retain_source`).
     var lastRetainSource: RetainSource?
+    /// Answers PUBLISHes to its `$CONTROL/` topic (see `Broker+Control`); nil: `$CONTROL/` is an ordinary topic.
+    let controlHandler: (any ControlTopicHandler)?
+    let controlResponseTopic: TopicName?
 
     public init(
         configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),
         accessControl: any AccessControl = AllowAll(), listenerSecurity: [ListenerSecurity] = [],
-        log: @escaping LogSink = { _, _ in }
+        controlHandler: (any ControlTopicHandler)? = nil, log: @escaping LogSink = { _, _ in }
     ) {
         self.configuration = configuration
+        self.controlHandler = controlHandler
+        controlResponseTopic = controlHandler.flatMap { TopicName(bytes: $0.topic.bytes + Array("/response".utf8)) }
         self.authenticator = authenticator
         self.accessControl = accessControl
         let brokerWide = ListenerSecurity(

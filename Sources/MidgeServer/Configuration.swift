@@ -80,6 +80,9 @@ public struct Configuration: Sendable {
     public var connectionMessages = true
     /// Keys accepted without effect, one line each, for the log once it is open.
     public var warnings: [ConfigWarning] = []
+    /// `plugin …/mosquitto_dynamic_security.so` with `plugin_opt_config_file PATH`: clients, groups and roles from
+    /// this JSON file, managed over `$CONTROL/dynamic-security/v1`.
+    public var dynamicSecurityFile: String?
 
     public init() {}
 
@@ -137,7 +140,7 @@ public struct Configuration: Sendable {
         "clientid_prefixes",
         "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format", "log_facility",
         "connection_messages", "per_listener_settings", "check_retain_source", "upgrade_outgoing_qos",
-        "max_inflight_bytes",
+        "max_inflight_bytes", "plugin", "plugin_opt_config_file",
     ] + HTTPListenerSettings.keys
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
@@ -153,7 +156,6 @@ public struct Configuration: Sendable {
         "global_max_connections", "global_plugin", "idle_timeout", "keepalive_interval",
         "local_cleansession", "local_clientid", "local_password", "local_username",
         "notification_topic", "notifications", "notifications_local_only",
-        "plugin",
         "remote_clientid", "remote_password", "remote_username",
         "restart_timeout", "round_robin", "start_type",
         "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
@@ -198,6 +200,8 @@ struct Parser {
     var perListenerDefaults = ListenerSecuritySettings()
     /// `psk_file` before any `listener` line (and its line): mosquitto's global form, for every `psk_hint` listener.
     var defaultPSKFile: (path: String, line: Int)?
+    /// A `plugin` line named mosquitto's dynamic security plugin; its `plugin_opt_*` lines follow.
+    var dynamicSecurityPluginGiven = false
 
     init(fileName: String, files: (any ConfigFileSource)?) {
         self.fileName = fileName
@@ -254,6 +258,7 @@ struct Parser {
         // mosquitto 2.0: anonymous clients are allowed by default only in local-only mode (no listener declared).
         configuration.broker.allowAnonymous = allowAnonymous ?? configuration.listeners.isEmpty
         finishPerListenerSettings()
+        try finishPlugin()
         return configuration
     }
 
@@ -544,6 +549,7 @@ struct Parser {
             configuration.tokenAudience = try text()
         default:
             if try parseDropInKey(key, arguments: arguments, rest: rest, number: number) { return }
+            if try parsePluginKey(key, rest: rest, number: number) { return }
             if Configuration.unimplementedMosquittoKeys.contains(key) || key.hasPrefix("auth_opt_")
                 || key.hasPrefix("plugin_opt_")
             {

@@ -117,7 +117,7 @@ final class EventLoop {
                     if hasGateway { security.accessControl = GatewayRecorderAccess(inner: security.accessControl) }
                     return security
                 },
-                log: { level, message in logger.log(level, message) })
+                controlHandler: settings.controlHandler, log: { level, message in logger.log(level, message) })
             broker.subscriptionEvents = { event in logger.log(event) }
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock {

@@ -296,4 +296,11 @@ struct GatewayRecorderAccess: AccessControl {
         inner.mayReceive(clientID: clientID, username: username, topic: topic)
             || username == GatewayHub.recorderUsername
     }
+
+    // A wrapper must pass on what the rules inside it decide, or their defaults would apply instead.
+    func mayUnsubscribe(clientID: String, username: String?, filter: TopicFilter) -> Bool {
+        inner.mayUnsubscribe(clientID: clientID, username: username, filter: filter)
+    }
+
+    var checksSharedFiltersAsSent: Bool { inner.checksSharedFiltersAsSent }
 }

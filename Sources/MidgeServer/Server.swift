@@ -30,6 +30,8 @@ public struct ServerSettings: Sendable {
     /// With `per_listener_settings true`: each listener's authenticator and security, for the profile numbers
     /// 1, 2, … that `ListenerConfiguration.securityProfile` gives its connections.
     public var listenerAuth: [ListenerAuth] = []
+    /// Answers PUBLISHes to a `$CONTROL/` topic (the dynamic security plugin's commands); nil: none.
+    public var controlHandler: (any ControlTopicHandler)?
     /// `persistence true`: where the durable store lives and how it syncs; nil runs in memory only.
     public var persistence: PersistenceSettings?
     /// Traffic counters per loop, the core's latest statistics, `$SYS` state: shared by the loops and `/metrics`.

@@ -162,6 +162,25 @@ do {
     fail("Error: \(error.message)")
 }
 
+// mosquitto's dynamic security plugin, built in: its file replaces the password and ACL files, which Midge does not
+// consult beside it (mosquitto would ask both, in an order that depends on how it was built).
+var dynamicSecurity: DynamicSecurity?
+if let path = configuration.dynamicSecurityFile {
+    if configuration.passwordFile != nil || configuration.aclFile != nil || configuration.tokenKey != nil
+        || configuration.perListenerSettings
+    {
+        fail(
+            "Error: the dynamic security plugin cannot be combined with password_file, acl_file, jwt_* keys or "
+                + "per_listener_settings in Midge; manage its clients and roles with mosquitto_ctrl instead.")
+    }
+    do {
+        dynamicSecurity = try DynamicSecurity(path: path, log: { level, line in logger.log(level, line) })
+        logger.log(.notice, "Dynamic security: loaded \(path).")
+    } catch {
+        fail("Error: cannot load the dynamic security file: \(error)")
+    }
+}
+
 raiseOpenFileLimit(logger: logger)
 
 // MARK: Running
@@ -176,6 +195,11 @@ pthread_sigmask(SIG_BLOCK, &handledSignals, nil)
 var settings = ServerSettings(
     configuration: configuration, commandLinePorts: commandLinePorts, authenticator: brokerSecurity.authenticator,
     accessControl: brokerSecurity.accessControl)
+if let dynamicSecurity {
+    settings.authenticator = dynamicSecurity
+    settings.accessControl = dynamicSecurity
+    settings.controlHandler = dynamicSecurity
+}
 settings.listenerAuth = listenerSecurity.map { listener, files in
     let own = listener.security ?? ListenerSecuritySettings()
     let broker = configuration.broker
@@ -302,6 +326,7 @@ while true {
 ServiceNotifier.notify("STOPPING=1")
 server.stop()
 server.wait()
+dynamicSecurity?.flush()
 PIDFile.remove(configuration.pidFile)
 logger.log(.notice, "midge version \(midgeVersion) terminating")
 exit(0)

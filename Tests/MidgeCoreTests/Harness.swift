@@ -29,12 +29,13 @@ final class Harness {
 
     init(
         _ configuration: BrokerConfiguration = BrokerConfiguration(), authenticator: any Authenticator = AllowAll(),
-        accessControl: any AccessControl = AllowAll(), file: StaticString = #filePath, line: UInt = #line
+        accessControl: any AccessControl = AllowAll(), controlHandler: (any ControlTopicHandler)? = nil,
+        file: StaticString = #filePath, line: UInt = #line
     ) {
         let logs = self.logs
         broker = Broker(
             configuration: configuration, authenticator: authenticator, accessControl: accessControl,
-            log: { level, text in logs.lines.append((level, text)) })
+            controlHandler: controlHandler, log: { level, text in logs.lines.append((level, text)) })
         self.file = file
         self.line = line
     }

@@ -86,6 +86,8 @@ extension Broker {
                     + "payload, above message_size_limit (\(limit)).")
             return
         }
+        // After the size limit, which bounds what a control handler is given to parse.
+        if consumeControlRequest(publish, from: client, into: &actions) { return }
         // The publisher's DUP is never copied [MQTT-3.3.1-3]; the message keeps its own QoS for downgrading.
         let message = Message(
             topic: publish.topic, payload: publish.payload, qos: publish.qos,

@@ -27,13 +27,16 @@ extension Broker {
         var grantedSlot: [TopicFilter: Int] = [:]
         // Several filters act like a series of SUBSCRIBEs answered by one SUBACK [MQTT-3.8.4-4].
         for request in subscribe.requests {
-            // A shared subscription is authorised on the filter its messages match, as if it were not shared.
+            // A shared subscription is authorised on the filter its messages match, as if it were not shared, unless
+            // the rules are written for the `$share/…` text.
             let checkedFilter: TopicFilter
             switch SharedSubscription(request.filter) {
             case .plain:
                 checkedFilter = request.filter
             case .shared(_, let inner):
-                checkedFilter = TopicFilter(bytes: inner) ?? request.filter
+                checkedFilter =
+                    client.accessControl.checksSharedFiltersAsSent
+                    ? request.filter : TopicFilter(bytes: inner) ?? request.filter
             case .invalid:
                 log(.notice, "Client \(session.clientID) refused subscription to \(request.filter): invalid shared subscription.")
                 codes.append(.failure)

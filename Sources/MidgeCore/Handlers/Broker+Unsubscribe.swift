@@ -21,7 +21,12 @@ extension Broker {
             subscriptionEvents?(.unsubscribed(clientID: session.clientID, filter: filter))
             // Byte-exact comparison, no wildcard matching [MQTT-3.10.4-1]. Deliveries already in flight or queued
             // are not touched and complete [MQTT-3.10.4-3]; nothing new arrives through the filter [MQTT-3.10.4-2].
-            guard session.subscriptions.removeValue(forKey: filter) != nil else { continue }
+            // A refused UNSUBSCRIBE (mosquitto's unsubscribe ACL) leaves the subscription, and is still acknowledged.
+            guard
+                client.accessControl.mayUnsubscribe(
+                    clientID: session.clientID, username: client.username, filter: filter),
+                session.subscriptions.removeValue(forKey: filter) != nil
+            else { continue }
             if subscriptionTrie.unsubscribe(filter, session: session) { counters.subscriptions -= 1 }
             if let journal, !session.cleanSession {
                 journal.records.append(.subscriptionRemoved(clientID: session.clientID, filter: filter))
