@@ -6,11 +6,18 @@ extension Broker {
     /// Whether a PUBLISH the client may send is a control request, which is then consumed here. As in mosquitto, no
     /// `$CONTROL/` message reaches subscribers: those without a handler are acknowledged and dropped. Costs one byte
     /// comparison for every other topic, and nothing at all while no handler is configured.
+    @inline(__always)
     func consumeControlRequest(_ request: Publish, from client: ClientConnection, into actions: inout [Action]) -> Bool
     {
-        guard let handler = controlHandler, request.topic.bytes.first == UInt8(ascii: "$"),
-            request.topic.bytes.starts(with: Self.controlPrefix)
-        else { return false }
+        // The first byte before anything else: loading the optional handler costs an existential copy per message.
+        guard request.topic.bytes.first == UInt8(ascii: "$") else { return false }
+        return consumeDollarRequest(request, from: client, into: &actions)
+    }
+
+    private func consumeDollarRequest(_ request: Publish, from client: ClientConnection, into actions: inout [Action])
+        -> Bool
+    {
+        guard let handler = controlHandler, request.topic.bytes.starts(with: Self.controlPrefix) else { return false }
         guard request.topic.bytes == handler.topic.bytes else { return true }
         let reply = handler.handle(payload: request.payload, clientID: client.clientID, username: client.username)
         if let responseTopic = controlResponseTopic {

@@ -2,16 +2,24 @@
 import MQTTCodec
 
 extension Broker {
-    func handlePublish(_ received: Publish, from client: ClientConnection, into actions: inout [Action]) {
+    func handlePublish(_ publish: Publish, from client: ClientConnection, into actions: inout [Action]) {
         counters.messagesReceived += 1
-        var publish = received
-        if !client.info.mountPoint.isEmpty {
-            guard let mounted = Mount.topic(received.topic, under: client.info.mountPoint) else {
+        guard client.info.mountPoint.isEmpty else {
+            // A mounted client's copy goes the same way with the full topic; the common case copies nothing.
+            guard let topic = Mount.topic(publish.topic, under: client.info.mountPoint) else {
                 close(client, for: .mountedTopicTooLong, into: &actions)
                 return
             }
-            publish.topic = mounted
+            var mounted = publish
+            mounted.topic = topic
+            handle(mounted, from: client, into: &actions)
+            return
         }
+        handle(publish, from: client, into: &actions)
+    }
+
+    /// A PUBLISH with its full topic.
+    private func handle(_ publish: Publish, from client: ClientConnection, into actions: inout [Action]) {
         guard publish.qos <= configuration.maxQoS else {
             close(client, for: .qosAboveMaximum(publish.qos), into: &actions)
             return
@@ -135,11 +143,19 @@ extension Broker {
     }
 
     /// Closes the connection when a topic name or filter it sent is deeper than `max_topic_levels` (checked before
-    /// anything is stored, so the trie never sees it). True when it did.
+    /// anything is stored, so the trie never sees it). True when it did. Inlined: for a topic shorter than the limit
+    /// in bytes it is one comparison.
+    @inline(__always)
     func isTooDeep(
         _ topic: [UInt8], in type: PacketType, from client: ClientConnection, into actions: inout [Action]
     ) -> Bool {
         guard TopicDepth.exceeds(topic, limit: configuration.maxTopicLevels) else { return false }
+        return closeTooDeep(topic, in: type, from: client, into: &actions)
+    }
+
+    private func closeTooDeep(
+        _ topic: [UInt8], in type: PacketType, from client: ClientConnection, into actions: inout [Action]
+    ) -> Bool {
         counters.topicsTooDeep += 1
         close(client, for: .topicTooDeep(type, levels: TopicDepth.levelCount(topic)), into: &actions)
         return true
