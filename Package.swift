@@ -44,11 +44,15 @@ let package = Package(
         .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec", "MidgeStore", "CLinux"]),
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
         .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MQTTCodec"]),
-        .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec", "CNGHTTP2"]),
+        // nghttp2's client session, for tests that hold the gateway's HTTP/2 against an independent implementation.
+        .target(name: "HTTP2TestSupport", dependencies: ["CNGHTTP2"], path: "Tests/HTTP2TestSupport"),
+        .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec", "HTTP2TestSupport"]),
         .testTarget(name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MidgeServerTests",
-            dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "MidgeAuth", "COpenSSL"]),
+            dependencies: [
+                "MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "MidgeAuth", "COpenSSL", "HTTP2TestSupport",
+            ]),
         // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
         .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),
     ]

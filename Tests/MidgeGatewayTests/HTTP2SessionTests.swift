@@ -1,5 +1,6 @@
 // HTTP2Session against nghttp2's client session in memory: concurrent requests and streams on one connection,
 // resets, flow control, and malformed input.
+import HTTP2TestSupport
 import XCTest
 
 @testable import MidgeGateway
@@ -157,4 +158,20 @@ final class HTTP2SessionTests: XCTestCase {
         try exchange(client, server)
         XCTAssertTrue(client.goAwayReceived)
     }
+}
+
+/// Passes bytes both ways until neither side has anything more to say; returns the server's events in order.
+@discardableResult
+func exchange(_ client: HTTP2TestClient, _ server: HTTP2Session) throws -> [HTTP2Event] {
+    var events: [HTTP2Event] = []
+    for _ in 0..<100 {
+        let toServer = client.output()
+        events += try toServer.withUnsafeBytes { try server.receive($0) }
+        var toClient: [UInt8] = []
+        try server.takeOutput(into: &toClient)
+        events += server.takeEvents()
+        client.input(toClient)
+        if toServer.isEmpty && toClient.isEmpty { return events }
+    }
+    return events
 }

@@ -1,29 +1,28 @@
 // An HTTP/2 client for tests: nghttp2's own client session, in memory, so the server side is held against an
 // independent implementation of the framing rather than against bytes written by hand.
+// (A target of its own, so the gateway's session tests and the server's loopback tests share one client.)
 import CNGHTTP2
 
-@testable import MidgeGateway
-
-final class HTTP2TestClient {
-    struct Response {
-        var headers: [(name: String, value: String)] = []
-        var body: [UInt8] = []
+public final class HTTP2TestClient {
+    public struct Response {
+        public var headers: [(name: String, value: String)] = []
+        public var body: [UInt8] = []
         /// Closed, with the RST_STREAM or GOAWAY code (0 for a normal end).
-        var closedWith: UInt32?
+        public var closedWith: UInt32?
 
-        var status: Int? { self[":status"].flatMap { Int($0) } }
-        var text: String { String(decoding: body, as: UTF8.self) }
-        subscript(name: String) -> String? { headers.first { $0.name == name }?.value }
+        public var status: Int? { self[":status"].flatMap { Int($0) } }
+        public var text: String { String(decoding: body, as: UTF8.self) }
+        public subscript(name: String) -> String? { headers.first { $0.name == name }?.value }
     }
 
     private var session: OpaquePointer?
-    private(set) var responses: [Int32: Response] = [:]
+    public private(set) var responses: [Int32: Response] = [:]
     private var uploads: [Int32: [UInt8]] = [:]
-    private(set) var goAwayReceived = false
+    public private(set) var goAwayReceived = false
 
     /// `window` is the initial stream window the client advertises; `autoWindowUpdate` false models a reader that
     /// takes nothing until `consume` is called.
-    init(window: UInt32 = 65_535, autoWindowUpdate: Bool = true) {
+    public init(window: UInt32 = 65_535, autoWindowUpdate: Bool = true) {
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -72,7 +71,7 @@ final class HTTP2TestClient {
 
     /// Opens a stream; returns its id.
     @discardableResult
-    func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) -> Int32 {
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) -> Int32 {
         let fields = [(":method", method), (":path", path), (":scheme", "https"), (":authority", "localhost")]
             + headers
         var storage = fields.flatMap { Array($0.0.utf8) + Array($0.1.utf8) }
@@ -107,16 +106,16 @@ final class HTTP2TestClient {
         }
     }
 
-    func reset(_ stream: Int32) {
+    public func reset(_ stream: Int32) {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, NGHTTP2_CANCEL.rawValue)
     }
 
     /// Tells the server the client has taken `count` bytes of `stream`, which opens its window again.
-    func consume(_ stream: Int32, _ count: Int) {
+    public func consume(_ stream: Int32, _ count: Int) {
         nghttp2_session_consume(session, stream, count)
     }
 
-    func output() -> [UInt8] {
+    public func output() -> [UInt8] {
         var out: [UInt8] = []
         while true {
             var chunk: UnsafePointer<UInt8>?
@@ -128,27 +127,11 @@ final class HTTP2TestClient {
 
     /// Returns nghttp2's verdict on the server's bytes: 0 when they were all valid.
     @discardableResult
-    func input(_ bytes: [UInt8]) -> Int {
+    public func input(_ bytes: [UInt8]) -> Int {
         bytes.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return 0 }
             let read = nghttp2_session_mem_recv(session, base, buffer.count)
             return read < 0 ? read : 0
         }
     }
-}
-
-/// Passes bytes both ways until neither side has anything more to say; returns the server's events in order.
-@discardableResult
-func exchange(_ client: HTTP2TestClient, _ server: HTTP2Session) throws -> [HTTP2Event] {
-    var events: [HTTP2Event] = []
-    for _ in 0..<100 {
-        let toServer = client.output()
-        events += try toServer.withUnsafeBytes { try server.receive($0) }
-        var toClient: [UInt8] = []
-        try server.takeOutput(into: &toClient)
-        events += server.takeEvents()
-        client.input(toClient)
-        if toServer.isEmpty && toClient.isEmpty { return events }
-    }
-    return events
 }
