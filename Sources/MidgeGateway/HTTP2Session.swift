@@ -116,7 +116,9 @@ public final class HTTP2Session {
         guard let stream = streams[id] else { return }
         let hasBody = !response.body.isEmpty
         var headers = response.headers
-        if hasBody && !headers.contains("Content-Length") { headers.append("Content-Length", String(response.body.count)) }
+        if hasBody && !headers.contains("Content-Length") {
+            headers.append("Content-Length", String(response.body.count))
+        }
         stream.outgoing = response.body
         stream.ended = true
         submit(stream: id, status: response.status.code, headers: headers, withData: hasBody)

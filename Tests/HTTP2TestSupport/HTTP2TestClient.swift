@@ -71,7 +71,9 @@ public final class HTTP2TestClient {
 
     /// Opens a stream; returns its id.
     @discardableResult
-    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) -> Int32 {
+    public func request(
+        _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil
+    ) -> Int32 {
         let fields = [(":method", method), (":path", path), (":scheme", "https"), (":authority", "localhost")]
             + headers
         var storage = fields.flatMap { Array($0.0.utf8) + Array($0.1.utf8) }

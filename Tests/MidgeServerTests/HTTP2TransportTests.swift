@@ -86,6 +86,34 @@ final class HTTP2TransportTests: XCTestCase {
         XCTAssertNil(h2.client.responses[b]?.closedWith, "the other stream stays open")
     }
 
+    func testOrdinaryRequestsAreAnsweredOnTheirOwnStreamsBesideAnOpenStream() throws {
+        let (server, _, https) = try start()
+        defer { server.stop() }
+        let h2 = try H2Connection(port: https)
+        let sse = h2.client.request("GET", "/subscribe?topic=mix/t")
+        let poll = h2.client.request("GET", "/subscribe?topic=mix/t&mode=longpoll&timeout=30")
+        try h2.run { self.opened($0, sse) }
+        waitForOpenStreams(server, 1)
+        let metrics = h2.client.request("GET", "/metrics")
+        let publish = h2.client.request("POST", "/publish?topic=mix/t", body: Array("on-h2".utf8))
+        try h2.run {
+            $0.responses[publish]?.closedWith != nil && $0.responses[metrics]?.closedWith != nil
+                && $0.responses[poll]?.closedWith != nil && $0.responses[sse]?.text.contains("on-h2") == true
+        }
+        XCTAssertEqual(h2.client.responses[publish]?.status, 200)
+        XCTAssertEqual(h2.client.responses[publish]?.text, #"{"published":1}"#)
+        XCTAssertEqual(h2.client.responses[metrics]?.status, 200)
+        XCTAssertTrue(h2.client.responses[metrics]?.text.contains("midge_") == true)
+        XCTAssertEqual(h2.client.responses[poll]?.status, 200)
+        XCTAssertTrue(h2.client.responses[poll]?.text.contains(#""payload":"on-h2""#) == true)
+        XCTAssertNotNil(h2.client.responses[poll]?["last-event-id"])
+        let topic = h2.client.request("GET", "/topic?topic=mix/t")
+        try h2.run { $0.responses[topic]?.closedWith != nil }
+        XCTAssertEqual(h2.client.responses[topic]?.status, 200)
+        XCTAssertTrue(h2.client.responses[topic]?.text.contains(#""subscribers":1"#) == true, "the SSE stream")
+        XCTAssertNil(h2.client.responses[sse]?.closedWith, "the stream stays open throughout")
+    }
+
     func testSlowReaderGetsEveryEventInOrderAsItsWindowOpens() throws {
         let (server, mqtt, https) = try start()
         defer { server.stop() }

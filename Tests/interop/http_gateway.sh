@@ -371,9 +371,15 @@ check_http2_sse_curl() {
         [ "$(grep -c '^retry:' "$WORK/h2.out")" -ge 2 ] && break
         sleep 0.1
     done
-    [ "$(grep -c '^retry:' "$WORK/h2.out")" -ge 2 ] || { WHY="two streams did not open: $(tail -c 300 "$WORK/h2.err")"; return 1; }
+    if [ "$(grep -c '^retry:' "$WORK/h2.out")" -lt 2 ]; then
+        WHY="two streams did not open: $(tail -c 300 "$WORK/h2.err")"
+        return 1
+    fi
     grep -q 'ALPN: server accepted h2' "$WORK/h2.err" || { WHY="h2 not negotiated"; return 1; }
-    [ "$(grep -c 'Connected to' "$WORK/h2.err")" -eq 1 ] || { WHY="the streams did not share one connection"; return 1; }
+    if [ "$(grep -c 'Connected to' "$WORK/h2.err")" -ne 1 ]; then
+        WHY="the streams did not share one connection"
+        return 1
+    fi
     # The same password file and ACL per request as over HTTP/1.1.
     STATUS=$(curl -sS --http2 "${tls[@]}" -o "$WORK/body" -w '%{http_code}' --max-time $WAIT_SECS \
         -u "reader:$READER_PASSWORD" --data-binary x "$base/publish?topic=$topic") || { WHY="curl failed"; return 1; }
