@@ -21,10 +21,21 @@ extension EventLoop: StreamConnectionHost {
             return nil
         }
         Syscall.close(fds[1])
+        // A stream is a request as an HTTP/1.1 connection is: the listener's own max_connections counts it too.
+        let runtime = transports.countedBy[parent.rawValue]
+        if let runtime,
+            runtime.connectionCount.add(1, ordering: .relaxed).newValue > runtime.configuration.maxConnections
+        {
+            runtime.connectionCount.subtract(1, ordering: .relaxed)
+            server.connectionCount.subtract(1, ordering: .relaxed)
+            Syscall.close(fds[0])
+            return nil
+        }
         let id = connections.nextID(loop: index)
         let connection = Connection(id: id, fd: fds[0], info: parentConnection.info, hasTransport: true)
         connections.insert(connection)
         attachTransport(connection, make(id))
+        if let runtime { transports.countedBy[id.rawValue] = runtime }
         logger.log(.debug, "HTTP/2 stream of \(parent) is \(id) on event loop \(index).")
         // Not now: this runs inside the parent's transport call; the request starts on the next turn.
         server.gatewayHost.wake(id)

@@ -139,6 +139,25 @@ final class HTTP2TransportTests: XCTestCase {
         XCTAssertEqual(order, order.sorted())
     }
 
+    func testStreamsCountAgainstTheListenersMaxConnections() throws {
+        let server = try RunningServer(
+            threads: 2,
+            config: "listener 0 127.0.0.1\nprotocol http\nmax_connections 2\n" + TLSFixture.serverSettings())
+        defer { server.stop() }
+        let h2 = try H2Connection(port: server.server.listeners[1].port)
+        let stream = h2.client.request("GET", "/subscribe?topic=full")
+        try h2.run { self.opened($0, stream) }
+        let refused = h2.client.request("GET", "/metrics")
+        try h2.run { $0.responses[refused]?.closedWith != nil }
+        XCTAssertEqual(h2.client.responses[refused]?.status, 503, "the socket and one stream are the listener's two")
+        h2.client.reset(stream)
+        try h2.channel.write(h2.client.output())
+        waitForOpenStreams(server, 0)
+        let next = h2.client.request("GET", "/metrics")
+        try h2.run { $0.responses[next]?.closedWith != nil }
+        XCTAssertEqual(h2.client.responses[next]?.status, 200, "a closed stream gives its place back")
+    }
+
     func testMalformedFramesCloseTheConnectionWithALogLine() throws {
         let (server, _, https) = try start()
         defer { server.stop() }
