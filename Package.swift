@@ -22,10 +22,12 @@ let package = Package(
         .target(name: "MidgeAuth", dependencies: ["MidgeCore", "MQTTCodec", "MidgeText", "COpenSSL"]),
         // zlib from the system, for WebSocket permessage-deflate.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libnghttp2 from the system, for HTTP/2 on the gateway's TLS listeners: framing, HPACK and flow control.
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // The durable store: write-ahead log, group commit, snapshots, recovery (CLinux for hardware CRC-32C).
         .target(name: "MidgeStore", dependencies: ["MQTTCodec", "CLinux"]),
-        // Sans-I/O protocol pieces of the push gateway: WebSocket, HTTP/1.1, SSE, Prometheus text.
-        .target(name: "MidgeGateway", dependencies: ["MQTTCodec", "MidgeText", "CZlib", "COpenSSL"]),
+        // Sans-I/O protocol pieces of the push gateway: WebSocket, HTTP/1.1, HTTP/2 (nghttp2), SSE, Prometheus text.
+        .target(name: "MidgeGateway", dependencies: ["MQTTCodec", "MidgeText", "CZlib", "COpenSSL", "CNGHTTP2"]),
         // TLS over memory BIOs: ciphertext in, plaintext out, so the event loops keep doing the socket I/O.
         .target(name: "MidgeTLS", dependencies: ["COpenSSL"]),
         .target(
@@ -42,11 +44,15 @@ let package = Package(
         .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec", "MidgeStore", "CLinux"]),
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
         .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MQTTCodec"]),
-        .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec"]),
+        // nghttp2's client session, for tests that hold the gateway's HTTP/2 against an independent implementation.
+        .target(name: "HTTP2TestSupport", dependencies: ["CNGHTTP2"], path: "Tests/HTTP2TestSupport"),
+        .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec", "HTTP2TestSupport"]),
         .testTarget(name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MidgeServerTests",
-            dependencies: ["MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "MidgeAuth", "COpenSSL"]),
+            dependencies: [
+                "MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "MidgeAuth", "COpenSSL", "HTTP2TestSupport",
+            ]),
         // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
         .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),
     ]

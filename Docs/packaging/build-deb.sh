@@ -50,7 +50,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Midge developers <midge@invalid>
 Installed-Size: $size
-Depends: libc6, libssl3, zlib1g, adduser
+Depends: libc6, libssl3, zlib1g, libnghttp2-14, adduser
 Section: net
 Priority: optional
 Description: MQTT 3.1.1 broker, a drop-in replacement for mosquitto

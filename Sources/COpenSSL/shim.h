@@ -22,6 +22,19 @@ static inline long midge_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_
 static inline int midge_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
+// ALPN on the server (RFC 7301): `list` is one length byte, then the protocols in wire format, server preference
+// first. A client that offers none of them goes on without ALPN, as it would with a server that has none.
+static int midge_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                             unsigned int inlen, void *arg) {
+    const unsigned char *list = (const unsigned char *)arg;
+    (void)ssl;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, list + 1, list[0], in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    return SSL_TLSEXT_ERR_OK;
+}
+static inline void midge_SSL_CTX_set_alpn_list(SSL_CTX *ctx, const unsigned char *list) {
+    SSL_CTX_set_alpn_select_cb(ctx, midge_alpn_select, (void *)list);
+}
 static const uint64_t MIDGE_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
 static const uint64_t MIDGE_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
 static const uint64_t MIDGE_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;

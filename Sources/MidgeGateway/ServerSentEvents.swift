@@ -18,18 +18,22 @@ import MidgeText
 public enum ServerSentEvents {
     public static let contentType = "text/event-stream"
 
+    /// The header fields of a stream's 200, before `headers`; the same over HTTP/1.1 and HTTP/2.
+    public static func responseHeaders(_ headers: HTTPHeaders = []) -> HTTPHeaders {
+        var fields: HTTPHeaders = [
+            ("Content-Type", contentType), ("Cache-Control", "no-store"),
+            // Keeps a buffering reverse proxy (nginx) from holding events back.
+            ("X-Accel-Buffering", "no"),
+        ]
+        for field in headers { fields.append(field.name, field.value) }
+        return fields
+    }
+
     /// The response head that opens a stream. No Content-Length: the stream ends when the connection closes.
     /// `retryMilliseconds` tells `EventSource` how long to wait before it reconnects.
     /// `headers` are added after the stream's own (CORS, `Date`).
     public static func responseHead(retryMilliseconds: Int? = nil, headers: HTTPHeaders = []) -> [UInt8] {
-        var response = HTTPResponse(
-            status: .ok,
-            headers: [
-                ("Content-Type", contentType), ("Cache-Control", "no-store"),
-                // Keeps a buffering reverse proxy (nginx) from holding events back.
-                ("X-Accel-Buffering", "no"),
-            ])
-        for field in headers { response.headers.append(field.name, field.value) }
+        let response = HTTPResponse(status: .ok, headers: responseHeaders(headers))
         var out: [UInt8] = []
         response.encodeHead(contentLength: nil, into: &out)
         if let retryMilliseconds { encodeRetry(milliseconds: retryMilliseconds, into: &out) }

@@ -35,10 +35,14 @@ protocol ConnectionTransport: AnyObject {
     /// Who the transport says the client is, applied to its CONNECT before the password check (TLS
     /// `use_identity_as_username`). `.unchanged` for everything else.
     var connectIdentity: TransportIdentity { get }
+    /// False for a transport that never CONNECTs on its own socket (an HTTP/2 connection: its streams are the MQTT
+    /// clients), so `connect_timeout` does not close it.
+    var awaitsConnect: Bool { get }
 }
 
 extension ConnectionTransport {
     var connectIdentity: TransportIdentity { .unchanged }
+    var awaitsConnect: Bool { true }
     func poke(now: MonotonicTime, mqtt: inout [UInt8], wire: inout [UInt8]) -> TransportStatus { .open }
 }
 
@@ -71,6 +75,8 @@ struct TransportContext {
     let listener: ListenerConfiguration
     let remoteAddress: String
     let now: MonotonicTime
+    /// The accepting loop, for transports that open connections of their own (HTTP/2 streams).
+    var host: (any StreamConnectionHost)? = nil
 }
 
 /// Makes the transport of one accepted socket. Built once per listener when the server starts; called on the
@@ -86,13 +92,15 @@ enum TransportFactories {
     ) throws(ServerError) -> TransportFactory?
     {
         let inner: TransportFactory?
+        let httpGateway = listener.protocol == .http
+            ? gateway ?? HTTPGateway(listener: listener, settings: settings, logger: nil) : nil
         switch listener.protocol {
         case .mqtt:
             inner = nil
         case .websockets:
             inner = WebSocketTransport.factory(listener: listener, settings: settings)
         case .http:
-            let gateway = gateway ?? HTTPGateway(listener: listener, settings: settings, logger: nil)
+            guard let gateway = httpGateway else { fatalError("BUG: an HTTP listener has its gateway") }
             inner = { context in
                 HTTPTransport(
                     gateway: gateway, now: context.now, remoteAddress: context.remoteAddress,
@@ -101,8 +109,21 @@ enum TransportFactories {
         }
         guard let tls else { return inner }
         let usernameSource = listener.tls?.usernameSource
+        // ALPN `h2` (offered on HTTP listeners only, see ListenerRuntime) switches the connection to HTTP/2.
+        let http2: (@Sendable (TransportContext, TransportIdentity) -> any ConnectionTransport)?
+        if let gateway = httpGateway {
+            http2 = { context, identity in
+                HTTP2Transport(
+                    gateway: gateway, connection: context.connection, remoteAddress: context.remoteAddress,
+                    identity: identity, host: context.host, now: context.now)
+            }
+        } else {
+            http2 = nil
+        }
         return { context in
-            TLSTransport(context: tls.current, usernameSource: usernameSource, inner: inner?(context))
+            TLSTransport(
+                context: tls.current, usernameSource: usernameSource, inner: inner?(context),
+                http2: http2.map { make in { identity in make(context, identity) } })
         }
     }
 }

@@ -130,7 +130,11 @@ extension EventLoop {
     /// low-water mark, so deliveries wait in its session queue (bounded, under the queue-full policy) rather
     /// than in this buffer.
     func noteOutputLevel(_ connection: Connection) {
-        guard connection.reachedCore, connection.state == .connected else { return }
+        if !connection.reachedCore {
+            noteTransportOutputLevel(connection)
+            return
+        }
+        guard connection.state == .connected else { return }
         let unsent = connection.unsentCount
         if connection.confirmationAsked {
             connection.confirmationAsked = false
@@ -146,6 +150,19 @@ extension EventLoop {
             report(.outputDrained(connection.id))
             // An HTTP subscriber stopped reading the gateway's history while congested: it reads on next turn.
             if connection.hasTransport { server.gatewayHost.wake(connection.id) }
+        }
+    }
+
+    /// A transport that is no MQTT client itself (an HTTP/2 connection) still must not be fed while its socket is
+    /// congested: the core hears nothing of it, but `pokeTransport` skips it and the drain wakes it.
+    private func noteTransportOutputLevel(_ connection: Connection) {
+        guard connection.hasTransport, connection.state == .awaitingConnect else { return }
+        let unsent = connection.unsentCount
+        if !connection.outputCongested {
+            if unsent >= settings.congestionHighWater { connection.outputCongested = true }
+        } else if unsent <= settings.congestionLowWater {
+            connection.outputCongested = false
+            server.gatewayHost.wake(connection.id)
         }
     }
 

@@ -212,7 +212,7 @@ extension EventLoop {
             let context = TransportContext(
                 connection: connection.id, listener: runtime.configuration,
                 remoteAddress: connection.info.remoteAddress,
-                now: MonotonicTime(nanoseconds: now))
+                now: MonotonicTime(nanoseconds: now), host: self)
             attachTransport(connection, factory(context))
         }
         if runtime.countsConnections { transports.countedBy[connection.id.rawValue] = runtime }

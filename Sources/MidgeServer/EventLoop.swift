@@ -317,7 +317,9 @@ final class EventLoop {
             let (deadline, id) = connectDeadlines[connectDeadlinesHead]
             guard deadline <= now else { break }
             connectDeadlinesHead += 1
-            guard let connection = connections[id], connection.state == .awaitingConnect else { continue }
+            guard let connection = connections[id], connection.state == .awaitingConnect,
+                transports.slots[id.rawValue]?.transport.awaitsConnect ?? true
+            else { continue }
             logger.log(
                 .notice,
                 "Client <unknown> from \(connection.info.remoteAddress) sent no CONNECT within "

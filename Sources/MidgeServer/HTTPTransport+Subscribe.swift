@@ -204,7 +204,11 @@ extension HTTPTransport {
                     headers.append("Content-Encoding", "gzip")
                     headers.append("Vary", "Accept-Encoding")
                 }
-                wire.append(contentsOf: ServerSentEvents.responseHead(headers: headers))
+                if let responseSink {
+                    responseSink.startStream(status: .ok, headers: ServerSentEvents.responseHeaders(headers))
+                } else {
+                    wire.append(contentsOf: ServerSentEvents.responseHead(headers: headers))
+                }
                 var body: [UInt8] = []
                 ServerSentEvents.encodeRetry(milliseconds: gateway.settings.retryMilliseconds, into: &body)
                 // Retained messages are the state at the start: they carry the cursor's id, so a reconnect resumes
@@ -274,7 +278,11 @@ extension HTTPTransport {
 
     /// Stream bytes after the head: gzip-coded (and flushed, so the client sees every event now) when negotiated.
     func writeStream(_ body: [UInt8], wire: inout [UInt8]) {
-        if let streamGzip {
+        if let responseSink {
+            var coded: [UInt8] = []
+            if let streamGzip { streamGzip.write(body, into: &coded) } else { coded = body }
+            responseSink.streamData(coded)
+        } else if let streamGzip {
             streamGzip.write(body, into: &wire)
         } else {
             wire.append(contentsOf: body)

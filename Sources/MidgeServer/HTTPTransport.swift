@@ -117,6 +117,8 @@ final class HTTPTransport: ConnectionTransport {
     var webSocket: WebSocketConnection?
     /// What a WebSocket client sends besides control frames: read and dropped (the socket only delivers).
     var webSocketDiscard: [UInt8] = []
+    /// Where answers go instead of `wire` (an HTTP/2 stream); nil for HTTP/1.1.
+    var responseSink: (any HTTPResponseSink)?
 
     /// The client's address, for log lines.
     let remoteAddress: String
@@ -467,8 +469,13 @@ final class HTTPTransport: ConnectionTransport {
                 level,
                 "HTTP client \(remoteAddress): \(request.method) \(request.path) answered \(answer.status) \(reason)")
         }
-        answer.encode(into: &wire)
-        if answer.closeConnection { finished = true }
+        if let responseSink {
+            responseSink.respond(answer)
+            finished = true
+        } else {
+            answer.encode(into: &wire)
+            if answer.closeConnection { finished = true }
+        }
     }
 }
 

@@ -17,7 +17,9 @@ final class ListenerRuntime: Sendable {
 
     init(configuration: ListenerConfiguration, settings: ServerSettings, logger: Logger? = nil) throws(ServerError) {
         self.configuration = configuration
-        if let tlsConfiguration = configuration.tls {
+        if var tlsConfiguration = configuration.tls {
+            // HTTP/2 carries a page's SSE streams on one connection; HTTP/1.1 clients get what they had.
+            if configuration.protocol == .http { tlsConfiguration.applicationProtocols = ["h2", "http/1.1"] }
             do {
                 tls = try ReloadableTLSContext(configuration: tlsConfiguration)
             } catch {

@@ -12,12 +12,20 @@ final class TLSTransport: ConnectionTransport {
     /// Where the MQTT username comes from (`use_identity_as_username`, `use_subject_as_username`); nil for CONNECT's.
     private let usernameSource: PeerIdentity?
     /// WebSocket or HTTP running inside TLS; nil for MQTT straight over TLS.
-    private let inner: (any ConnectionTransport)?
+    private var inner: (any ConnectionTransport)?
+    /// Makes the HTTP/2 transport that replaces `inner` when ALPN agrees on `h2`; nil where h2 is not offered.
+    private let http2: ((TransportIdentity) -> any ConnectionTransport)?
+    /// ALPN's outcome has been applied (once the handshake completed).
+    private var protocolChosen = false
     /// Plaintext for or from `inner`, reused between calls.
     private var scratch: [UInt8] = []
     private var innerWire: [UInt8] = []
 
-    init(context: TLSContext, usernameSource: PeerIdentity?, inner: (any ConnectionTransport)?) {
+    init(
+        context: TLSContext, usernameSource: PeerIdentity?, inner: (any ConnectionTransport)?,
+        http2: ((TransportIdentity) -> any ConnectionTransport)? = nil
+    ) {
+        self.http2 = http2
         do {
             tls = try TLSConnection(context: context)
             setupFailure = nil
@@ -37,10 +45,11 @@ final class TLSTransport: ConnectionTransport {
         do throws(TLSError) {
             try tls.feed(bytes)
             let read: TLSReadStatus
-            if let inner {
+            if inner != nil {
                 scratch.removeAll(keepingCapacity: true)
                 read = try tls.readPlaintext(appendingTo: &scratch)
-                if !scratch.isEmpty {
+                applyNegotiatedProtocol()
+                if !scratch.isEmpty, let inner {
                     innerWire.removeAll(keepingCapacity: true)
                     status = scratch.withUnsafeBytes { inner.received($0, mqtt: &mqtt, wire: &innerWire, now: now) }
                     try tls.writePlaintext(innerWire)
@@ -61,6 +70,15 @@ final class TLSTransport: ConnectionTransport {
         takeCiphertext(into: &wire)
         return status
     }
+
+    /// The handshake is done: an `h2` client gets the HTTP/2 transport before its first bytes are read.
+    private func applyNegotiatedProtocol() {
+        guard !protocolChosen, let tls, tls.isHandshakeComplete else { return }
+        protocolChosen = true
+        if let http2, tls.selectedApplicationProtocol == "h2" { inner = http2(connectIdentity) }
+    }
+
+    var awaitsConnect: Bool { inner?.awaitsConnect ?? true }
 
     func send(_ mqttPackets: UnsafeRawBufferPointer, mqtt: inout [UInt8], wire: inout [UInt8], now: MonotonicTime)
         -> TransportStatus

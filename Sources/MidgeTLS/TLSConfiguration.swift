@@ -70,6 +70,9 @@ public struct TLSConfiguration: Sendable, Equatable {
     public var useSubjectAsUsername: Bool
     /// TLS-PSK instead of certificates; `certificateFile` and `privateKeyFile` are then empty.
     public var preSharedKeys: PreSharedKeySettings?
+    /// Application protocols offered by ALPN, the server's preference first (`h2`, `http/1.1` on an HTTP listener);
+    /// empty: no ALPN, as mosquitto.
+    public var applicationProtocols: [String] = []
 
     public init(
         certificateFile: String, privateKeyFile: String, caFile: String? = nil, caPath: String? = nil,
@@ -102,6 +105,10 @@ public struct TLSConfiguration: Sendable, Equatable {
 
     /// Checks the combinations that cannot work, before any file is read.
     func validate() throws(TLSError) {
+        let alpnLength = applicationProtocols.reduce(0) { $0 + 1 + $1.utf8.count }
+        if alpnLength > 255 || applicationProtocols.contains(where: { $0.isEmpty || $0.utf8.count > 255 }) {
+            throw .invalidConfiguration("the ALPN protocol list must be 1 to 255 bytes per name, 255 in all")
+        }
         if let preSharedKeys {
             // Newer mosquitto refuses the mix too; 2.0 accepts it and then, with use_identity_as_username, refuses
             // every certificate client at CONNECT.

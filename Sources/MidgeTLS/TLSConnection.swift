@@ -297,6 +297,15 @@ public final class TLSConnection {
     /// The first commonName of the client certificate's subject (`use_identity_as_username`). Nil without a
     /// certificate, before the handshake completes, without a CN, or when the CN holds a NUL byte (mosquitto refuses
     /// those too, so "admin\0.evil" cannot pass for "admin"). Only verified certificates are ever requested.
+    /// The protocol ALPN agreed on (`h2`), or nil when the client offered none the server has.
+    public var selectedApplicationProtocol: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
     public var peerCertificateSubjectCommonName: String? {
         withPeerSubject { name in
             let index = X509_NAME_get_index_by_NID(name, NID_commonName, -1)

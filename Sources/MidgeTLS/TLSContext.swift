@@ -14,6 +14,9 @@ public final class TLSContext: @unchecked Sendable {
     /// The identities and keys of `psk_file` on a PSK listener. The context's PSK lookup reads them through the
     /// `SSL_CTX`'s app data, unretained: this object keeps them alive, and every connection keeps this object.
     public let preSharedKeys: PreSharedKeyFile?
+    /// The ALPN list in the form the select callback reads (a length byte, then wire format); OpenSSL keeps only
+    /// the pointer, so it lives as long as the context.
+    private let alpnList: UnsafeMutablePointer<UInt8>?
 
     /// Builds the context, reading `certfile`, `keyfile`, `cafile`, `crlfile` or `psk_file` now. Blocking file I/O:
     /// build contexts at start-up or on reload, never on an event loop.
@@ -25,6 +28,15 @@ public final class TLSContext: @unchecked Sendable {
         guard let context = SSL_CTX_new(TLS_server_method()) else {
             throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "SSL_CTX_new"))
         }
+        var list: UnsafeMutablePointer<UInt8>?
+        if !configuration.applicationProtocols.isEmpty {
+            let wire = configuration.applicationProtocols.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+            let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: wire.count + 1)
+            buffer.initialize(to: UInt8(wire.count))
+            (buffer + 1).initialize(from: wire, count: wire.count)
+            midge_SSL_CTX_set_alpn_list(context, buffer)
+            list = buffer
+        }
         do {
             try Self.configure(context, configuration)
             if let keys, let settings = configuration.preSharedKeys {
@@ -34,14 +46,20 @@ public final class TLSContext: @unchecked Sendable {
             }
         } catch {
             SSL_CTX_free(context)
+            list?.deallocate()
             throw error
         }
+        alpnList = list
         pointer = context
         self.configuration = configuration
         preSharedKeys = keys
     }
 
-    deinit { SSL_CTX_free(pointer) }
+    deinit {
+        SSL_CTX_free(pointer)
+        // Every TLSConnection keeps its TLSContext, so no handshake of this SSL_CTX can still read the list.
+        alpnList?.deallocate()
+    }
 
     /// A new context from the same configuration with every file read again (what SIGHUP does). Connections
     /// made from `self` keep using it; see `ReloadableTLSContext` for the swap.

@@ -109,7 +109,10 @@ final class TLSChannel: ByteChannel {
     /// Kept alive here: the PSK callback finds it through the SSL's app data, unretained.
     private let psk: PSKClientCredential?
 
-    init(port: UInt16, certificate: String? = nil, key: String? = nil, psk: PSKClientCredential? = nil) throws {
+    init(
+        port: UInt16, certificate: String? = nil, key: String? = nil, psk: PSKClientCredential? = nil,
+        applicationProtocols: [String] = []
+    ) throws {
         socket = try SocketChannel(port: port)
         guard let context = SSL_CTX_new(TLS_client_method()) else { throw TestError("SSL_CTX_new") }
         self.context = context
@@ -127,6 +130,10 @@ final class TLSChannel: ByteChannel {
         if let psk { _ = SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(psk).toOpaque()) }
         _ = midge_SSL_set_tlsext_host_name(ssl, "localhost")
         _ = SSL_set1_host(ssl, "localhost")
+        if !applicationProtocols.isEmpty {
+            let wire = applicationProtocols.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+            _ = SSL_set_alpn_protos(ssl, wire, UInt32(wire.count))
+        }
         SSL_set_fd(ssl, socket.fd)
         guard SSL_connect(ssl) == 1 else {
             throw TestError("TLS handshake failed: \(Self.errors())")
@@ -151,6 +158,14 @@ final class TLSChannel: ByteChannel {
     }
 
     var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+
+    var selectedApplicationProtocol: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
 
     func write(_ bytes: [UInt8]) throws {
         guard !bytes.isEmpty else { return }

@@ -56,7 +56,7 @@ final class TestClient {
     init(
         trusting caFile: String? = Fixture.caCertificate, certificate: String? = nil, key: String? = nil,
         maximumVersion: Int32? = nil, ciphers: String? = nil, ciphersuites: String? = nil,
-        resuming session: OpaquePointer? = nil, psk: PSKCredential? = nil
+        resuming session: OpaquePointer? = nil, psk: PSKCredential? = nil, applicationProtocols: [String] = []
     ) throws {
         guard let context = SSL_CTX_new(TLS_client_method()) else { throw TestFailure("SSL_CTX_new") }
         self.context = context
@@ -79,6 +79,10 @@ final class TestClient {
         _ = midge_SSL_set_tlsext_host_name(ssl, "localhost")
         _ = SSL_set1_host(ssl, "localhost")
         if let session { _ = SSL_set_session(ssl, session) }
+        if !applicationProtocols.isEmpty {
+            let wire = applicationProtocols.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+            _ = SSL_set_alpn_protos(ssl, wire, UInt32(wire.count))
+        }
         self.ssl = ssl
         self.inbound = inbound
         self.outbound = outbound
@@ -95,6 +99,15 @@ final class TestClient {
     }
 
     var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+
+    /// What ALPN agreed on, as the client sees it.
+    var selectedApplicationProtocol: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
 
     /// The session to resume with, owned by the caller (`SSL_SESSION_free`); TLS 1.3 has one once a ticket arrived.
     func takeSession() -> OpaquePointer? { SSL_get1_session(ssl) }

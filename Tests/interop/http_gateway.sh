@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop checks of the HTTP gateway with curl, a Python EventSource and Prometheus' parser, and of `$SYS` with
 # mosquitto_sub: POST /publish (answered once accepted) to MQTT subscribers, SSE with `curl -N`, resume with
-# Last-Event-ID, long poll, /metrics, the password file and ACL over HTTP, bad requests that leave MQTT alone.
+# Last-Event-ID, long poll, /metrics, the password file and ACL over HTTP, bad requests that leave MQTT alone,
+# and HTTP/2 (`curl --http2`) on a TLS HTTP listener the setup adds on a port of its choosing.
 #
 # Usage: http_gateway.sh --setup DIR MQTT_PORT HTTP_PORT   write DIR/passwd, DIR/acl and DIR/broker.conf: an MQTT
 #                                                          listener and a `protocol http` listener on loopback
@@ -15,7 +16,7 @@ CHECKS=(
     http_sse_curl http_eventsource_resume http_longpoll http_metrics_prometheus http_bad_requests
     sys_topics sys_not_matched_by_hash
     http_unescaped_hash http_resume_without_client_id http_longpoll_new_connection http_short_poll http_topic_info
-    http_metrics_credentials http_cors_preflight http_gzip http_console
+    http_metrics_credentials http_cors_preflight http_gzip http_console http2_sse_curl
 )
 
 BACKEND_PASSWORD="backend-Secret-1"
@@ -30,6 +31,13 @@ if [ "${1:-}" = "--setup" ]; then
     [ $# -eq 4 ] || { echo "usage: $0 --setup DIR MQTT_PORT HTTP_PORT" >&2; exit 2; }
     dir=$2
     mkdir -p "$dir"
+    for file in ca.crt server.crt server.key; do
+        cp "$HERE/../MidgeTLSTests/Fixtures/$file" "$dir/$file" || exit 1
+    done
+    # The TLS listener's port: the checks are called with the MQTT and HTTP ports only, and find this file next to
+    # the running broker's configuration.
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+        >"$dir/https_port" || exit 1
     rm -f "$dir/passwd"
     mosquitto_passwd -c -b "$dir/passwd" backend "$BACKEND_PASSWORD" || exit 1
     mosquitto_passwd -b "$dir/passwd" reader "$READER_PASSWORD" || exit 1
@@ -53,9 +61,14 @@ allow_anonymous false
 password_file $dir/passwd
 acl_file $dir/acl
 sys_interval 1
+listener $(cat "$dir/https_port") 127.0.0.1
+protocol http
+certfile $dir/server.crt
+keyfile $dir/server.key
 CONF
     chmod 755 "$dir"
-    chmod 644 "$dir/passwd" "$dir/acl" "$dir/broker.conf"
+    chmod 644 "$dir/passwd" "$dir/acl" "$dir/broker.conf" "$dir/https_port" "$dir/ca.crt" "$dir/server.crt" \
+        "$dir/server.key"
     exit 0
 fi
 
@@ -336,6 +349,53 @@ check_http_console() {
     [ "$(header Content-Type)" = "text/html; charset=utf-8" ] || { WHY="Content-Type $(header Content-Type)"; return 1; }
     grep -q 'new EventSource' "$WORK/body" && return 0
     WHY="not the console page"
+    return 1
+}
+
+# HTTP/2 on the TLS listener: curl negotiates h2 by ALPN and multiplexes two SSE streams on one connection (-Z);
+# a POST over h2 reaches both.
+check_http2_sse_curl() {
+    local conf dir port base topic="$PREFIX/h2" i
+    curl -V | grep -q 'HTTP2' || { WHY="this curl has no HTTP/2"; return 1; }
+    # The broker's own configuration, through the pid .ci/run exports, names the setup directory.
+    conf=$(tr '\0' '\n' <"/proc/${INTEROP_BROKER_PID:-0}/cmdline" 2>/dev/null | sed -n '/^-c$/{n;p;}')
+    dir=$(dirname "${conf:-/nonexistent/x}")
+    [ -f "$dir/https_port" ] || { WHY="no TLS listener from --setup (INTEROP_BROKER_PID unset?)"; return 1; }
+    port=$(cat "$dir/https_port")
+    base="https://localhost:$port"
+    local tls=(--cacert "$dir/ca.crt" --resolve "localhost:$port:$HOST")
+    curl -sS -v -N -Z --http2 --max-time 20 "${tls[@]}" -u "reader:$READER_PASSWORD" \
+        "$base/subscribe?topic=$topic" "$base/subscribe?topic=$topic" >"$WORK/h2.out" 2>"$WORK/h2.err" &
+    BACKGROUND+=("$!")
+    for ((i = 0; i < 100; i++)); do
+        [ "$(grep -c '^retry:' "$WORK/h2.out")" -ge 2 ] && break
+        sleep 0.1
+    done
+    if [ "$(grep -c '^retry:' "$WORK/h2.out")" -lt 2 ]; then
+        WHY="two streams did not open: $(tail -c 300 "$WORK/h2.err")"
+        return 1
+    fi
+    grep -q 'ALPN: server accepted h2' "$WORK/h2.err" || { WHY="h2 not negotiated"; return 1; }
+    if [ "$(grep -c 'Connected to' "$WORK/h2.err")" -ne 1 ]; then
+        WHY="the streams did not share one connection"
+        return 1
+    fi
+    # The same password file and ACL per request as over HTTP/1.1.
+    STATUS=$(curl -sS --http2 "${tls[@]}" -o "$WORK/body" -w '%{http_code}' --max-time $WAIT_SECS \
+        -u "reader:$READER_PASSWORD" --data-binary x "$base/publish?topic=$topic") || { WHY="curl failed"; return 1; }
+    expect_http 403 || return 1
+    STATUS=$(curl -sS --http2 "${tls[@]}" -o "$WORK/body" -w '%{http_code}' --max-time $WAIT_SECS \
+        --data-binary x "$base/publish?topic=$topic") || { WHY="curl failed"; return 1; }
+    expect_http 401 || return 1
+    STATUS=$(curl -sS --http2 "${tls[@]}" -o "$WORK/body" -w '%{http_version} %{http_code}' --max-time $WAIT_SECS \
+        -u "backend:$BACKEND_PASSWORD" --data-binary h2-event "$base/publish?topic=$topic") \
+        || { WHY="curl --http2 POST failed"; return 1; }
+    expect_http "2 200" '{"published":1}' || return 1
+    for ((i = 0; i < 100; i++)); do
+        [ "$(grep -c '"payload":"h2-event"' "$WORK/h2.out")" -ge 2 ] && return 0
+        sleep 0.1
+    done
+    WHY="the event did not reach both streams: $(tail -c 300 "$WORK/h2.out" | tr '\n' '|')"
     return 1
 }
 

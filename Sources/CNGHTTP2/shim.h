@@ -1,0 +1,5 @@
+// The nghttp2 header the CNGHTTP2 module map exposes to Swift.
+#ifndef CNGHTTP2_SHIM_H
+#define CNGHTTP2_SHIM_H
+#include <nghttp2/nghttp2.h>
+#endif
