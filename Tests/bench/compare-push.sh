@@ -5,6 +5,7 @@
 #
 #   Tests/bench/compare-push.sh [--runs N] [--duration S] [--scenarios "fanout topics longpoll idle idle10k"]
 #                               [--servers "nchan1 nchan2 midge floor"] [--topics-rate R] [--scratch-path DIR]
+#                               [--midge-b BINARY]
 #
 # Scenarios (all on 127.0.0.1; the generator is Tests/bench/pushbench.py, one epoll thread):
 #   fanout    1,000 SSE subscribers on one topic, one HTTP publisher at 50 msg/s
@@ -23,6 +24,9 @@
 # stream of its topic, nothing else: its CPU per delivery is the kernel's share, the limit of any ratio. It runs
 # in the SSE rows only.
 #
+# --midge-b names another midge binary (e.g. a build of a proposed change): it runs as server `midge-b`, with
+# Midge's settings, after `midge` in every repetition, for an A/B in the same run.
+#
 # Nchan: Debian's `nginx` and `libnginx-mod-nchan`. Run as root with apt-get they are installed when missing;
 # otherwise the script says so and exits 0 without measuring.
 set -euo pipefail
@@ -34,6 +38,7 @@ scenarios="fanout topics longpoll idle idle10k"
 servers="nchan1 nchan2 midge floor"
 topics_rate=500
 scratch=.build
+midge_b=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -42,6 +47,7 @@ while [ $# -gt 0 ]; do
     --servers) servers=$2; shift 2 ;;
     --topics-rate) topics_rate=$2; shift 2 ;;
     --scratch-path) scratch=$2; shift 2 ;;
+    --midge-b) midge_b=$2; servers="$servers midge-b"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -77,7 +83,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_server() {  # name port -> prints pid
   local name=$1 port=$2 pid
   case "$name" in
-    midge)
+    midge|midge-b)
       cat > "$work/midge.conf" <<CONF
 listener $port 127.0.0.1
 protocol http
@@ -86,7 +92,9 @@ threads 2
 http_history_messages 100
 http_history_seconds 300
 CONF
-      "$BIN/midge" -c "$work/midge.conf" > "$work/midge.log" 2>&1 &
+      local binary="$BIN/midge"
+      [ "$name" = midge-b ] && binary=$midge_b
+      "$binary" -c "$work/midge.conf" > "$work/$name.log" 2>&1 &
       pid=$! ;;
     nchan1|nchan2)
       local prefix="$work/$name"
@@ -124,7 +132,7 @@ for scenario in $scenarios; do
     for server in $servers; do
       # The floor keeps no history and answers no long poll: it runs in the SSE rows only.
       if [ "$server" = floor ] && [[ $scenario != fanout && $scenario != topics ]]; then continue; fi
-      dialect=$server; [[ $server == nchan* ]] && dialect=nchan
+      dialect=$server; [[ $server == nchan* ]] && dialect=nchan; [ "$server" = midge-b ] && dialect=midge
       port=$(free_port)
       pid=$(start_server "$server" "$port")
       pids+=("$pid")
@@ -177,13 +185,17 @@ for scenario, _ in rows:
         metrics = [("cpu_us_per_delivery", "server CPU us/delivery"), ("deliveries_per_s", "deliveries/s"),
                    ("rss_kb", "server RSS kB (end)"), ("gen_cpu_pct", "generator CPU %")]
     for key, label in metrics:
-        values = {s: median(scenario, s, key) for s in ("nchan1", "nchan2", "midge", "floor")}
+        values = {s: median(scenario, s, key) for s in ("nchan1", "nchan2", "midge", "floor", "midge-b")}
         print(f"| {scenario} | {label} | {fmt(values['nchan1'])} | {fmt(values['nchan2'])} | {fmt(values['midge'])} "
               f"| {fmt(values['floor'])} | {ratio(values['midge'], values['nchan2'])} "
               f"| {ratio(values['midge'], values['nchan1'])} | {ratio(values['floor'], values['nchan2'])} |")
+        if values["midge-b"] is not None:
+            print(f"| {scenario} | {label}, midge-b | | | {fmt(values['midge-b'])} | | "
+                  f"{ratio(values['midge-b'], values['nchan2'])} | {ratio(values['midge-b'], values['nchan1'])} | |")
     for key in ("lost", "duplicates", "out_of_order", "foreign", "closed"):
-        counts = {s: total(scenario, s, key) for s in ("nchan1", "nchan2", "midge", "floor")}
+        counts = {s: total(scenario, s, key) for s in ("nchan1", "nchan2", "midge", "floor", "midge-b")}
         print(f"| {scenario} | {key} (sum of runs) | " + " | ".join(
-            "n/a" if counts[s] is None else str(counts[s]) for s in ("nchan1", "nchan2", "midge", "floor")) + " | | | |")
+            "n/a" if counts[s] is None else str(counts[s]) for s in ("nchan1", "nchan2", "midge", "floor"))
+            + (f" | midge-b: {counts['midge-b']} | |" if counts["midge-b"] is not None else " | | | |"))
 print(f"\nmedians of {len(rows.get((seen[0], 'midge'), [])) if seen else 0} run(s) per server and scenario")
 PY

@@ -283,6 +283,8 @@ def main():
                 data = self.sock.recv(65536)
             except BlockingIOError:
                 return
+            except ConnectionError:
+                data = b""
             if not data:
                 fail("a publisher connection was closed by the server")
             self.buf += data
