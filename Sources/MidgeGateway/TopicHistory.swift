@@ -185,6 +185,12 @@ public struct TopicHistory: Sendable {
 
     /// The kept messages with an id above `id` on topics that `filters` match, in id order, at most `limit`.
     public func events(after id: UInt64, matching filters: [TopicFilter], limit: Int = .max) -> [HistoryEvent] {
+        // Filters without wildcards name their topics: their own id lists say where their messages are, so a stream
+        // on one of 5,000 topics does not walk the other 4,999 topics' messages (measured: a third of the broker's
+        // CPU in the publish → SSE row on 5,000 topics).
+        if !filters.contains(where: \.hasWildcards) {
+            return literalEvents(after: id, topics: filters.map(\.bytes), limit: limit)
+        }
         var found: [HistoryEvent] = []
         var matched: [TopicName: Bool] = [:]
         var index = firstIndex(after: id)
@@ -195,6 +201,26 @@ public struct TopicHistory: Sendable {
                 if matches { found.append(HistoryEvent(id: slots[index].id, message: message)) }
             }
             index += 1
+        }
+        return found
+    }
+
+    /// `events(after:matching:limit:)` for filters that are topic names: each topic's ids after `id`, merged in id
+    /// order (the order the messages were recorded, as the walk would give them).
+    private func literalEvents(after id: UInt64, topics names: [[UInt8]], limit: Int) -> [HistoryEvent] {
+        var ids: [UInt64] = []
+        for name in Set(names) {
+            guard let topic = TopicName(bytes: name), let state = topics[topic] else { continue }
+            var position = state.ids.count
+            while position > state.head && state.ids[position - 1] > id { position -= 1 }
+            ids.append(contentsOf: state.ids[position...])
+        }
+        if names.count > 1 { ids.sort() }
+        var found: [HistoryEvent] = []
+        for candidate in ids where found.count < limit {
+            if let index = index(of: candidate), let message = slots[index].message {
+                found.append(HistoryEvent(id: candidate, message: message))
+            }
         }
         return found
     }

@@ -51,6 +51,11 @@ final class GatewayHub: Sendable {
         var history: TopicHistory
         var filters: [TopicFilter: FilterState] = [:]
         var subscribers: [ConnectionID: [TopicFilter]] = [:]
+        /// Who to wake for a recorded message: subscribers by the topic a wildcard-free filter names, and those with a
+        /// wildcard, who are tested. Testing every subscriber's filters per message was a third of the broker's CPU
+        /// with 5,000 subscribers on 5,000 topics.
+        var byTopic: [[UInt8]: Set<ConnectionID>] = [:]
+        var withWildcards: Set<ConnectionID> = []
         var recorder: ConnectionID?
         var recorderStarting = false
         var host: (any GatewayHubHost)?
@@ -81,8 +86,18 @@ final class GatewayHub: Sendable {
         var startRecorder = false
         var wakeRecorder: ConnectionID?
         let (lastID, host) = state.withLock { state -> (UInt64, (any GatewayHubHost)?) in
-            if let previous = state.subscribers[connection] { Self.release(previous, in: &state, now: 0) }
+            if let previous = state.subscribers[connection] {
+                Self.release(previous, in: &state, now: 0)
+                Self.unindex(connection, previous, in: &state)
+            }
             state.subscribers[connection] = filters
+            for filter in filters {
+                if filter.hasWildcards {
+                    state.withWildcards.insert(connection)
+                } else {
+                    state.byTopic[filter.bytes, default: []].insert(connection)
+                }
+            }
             var fresh = false
             for filter in Set(filters) {
                 var filterState = state.filters[filter] ?? FilterState()
@@ -111,6 +126,15 @@ final class GatewayHub: Sendable {
         state.withLock { state in
             guard let filters = state.subscribers.removeValue(forKey: connection) else { return }
             Self.release(filters, in: &state, now: now)
+            Self.unindex(connection, filters, in: &state)
+        }
+    }
+
+    private static func unindex(_ connection: ConnectionID, _ filters: [TopicFilter], in state: inout State) {
+        state.withWildcards.remove(connection)
+        for filter in filters where !filter.hasWildcards {
+            state.byTopic[filter.bytes]?.remove(connection)
+            if state.byTopic[filter.bytes]?.isEmpty == true { state.byTopic[filter.bytes] = nil }
         }
     }
 
@@ -266,7 +290,13 @@ final class GatewayHub: Sendable {
         let (matching, host) = state.withLock { state -> ([ConnectionID], (any GatewayHubHost)?) in
             _ = state.history.record(message, now: now)
             state.changed = true
-            let matching = state.subscribers.filter { TopicHistory.matches($0.value, message.topic) }.map(\.key)
+            var matching = Array(state.byTopic[message.topic.bytes] ?? [])
+            for connection in state.withWildcards
+            where !(state.byTopic[message.topic.bytes]?.contains(connection) ?? false)
+                && TopicHistory.matches(state.subscribers[connection] ?? [], message.topic)
+            {
+                matching.append(connection)
+            }
             return (matching, state.host)
         }
         for connection in matching { host?.wake(connection) }

@@ -175,6 +175,9 @@ final class HTTPTransport: ConnectionTransport {
         }
         takeReplies(into: &mqtt)
         if case .open = status, finished { return endSession(mqtt: &mqtt) }
+        // A request pipelined behind the one just answered waits in the parser: take it now, not when the client
+        // sends more bytes, which a client waiting for its answers never does.
+        if case .open = status, !isBusy { status = processRequests(mqtt: &mqtt, wire: &wire, now: now) }
         return status
     }
 

@@ -37,6 +37,26 @@ final class TopicHistoryTests: XCTestCase {
         XCTAssertEqual(history.events(after: 0, matching: filters("$SYS/#")).count, 1)
     }
 
+    func testTopicNameFiltersFindWhatTheWalkFinds() {
+        // Filters without wildcards take each topic's own ids; the answer must be the walk's, in the same order,
+        // with the per-topic bound's holes and `limit` too.
+        var history = TopicHistory(limits: TopicHistoryLimits(messagesPerTopic: 3))
+        let topics = ["a", "b", "a/b", "$x", "c"]
+        for index in 0..<60 { _ = history.record(message(topics[(index * 7) % topics.count], "\(index)"), now: 0) }
+        let nothing = filters("never/+")  // a wildcard that matches nothing: forces the walk
+        for chosen in [["a"], ["b", "a/b"], ["$x", "c", "a"], ["missing"]] {
+            let literal = chosen.map { TopicFilter($0)! }
+            for after in [0, history.lastID - 10, history.lastID - 2, history.lastID] {
+                for limit in [1, 2, Int.max] {
+                    XCTAssertEqual(
+                        history.events(after: after, matching: literal, limit: limit).map(\.id),
+                        history.events(after: after, matching: literal + nothing, limit: limit).map(\.id),
+                        "\(chosen) after \(after) limit \(limit)")
+                }
+            }
+        }
+    }
+
     func testPerTopicBoundDropsThatTopicsOldestOnly() {
         var history = TopicHistory(limits: TopicHistoryLimits(messagesPerTopic: 2))
         _ = history.record(message("quiet", "q"), now: 0)

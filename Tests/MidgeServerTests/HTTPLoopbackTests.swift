@@ -132,6 +132,18 @@ final class HTTPLoopbackTests: XCTestCase {
         XCTAssertEqual(publish.payload, Array("abc".utf8))
     }
 
+    func testPipelinedPublishesAreAllAnsweredWithoutMoreBytes() throws {
+        // Three POSTs in one segment: each waits for the broker's acknowledgement, and the ones behind the first
+        // were once left in the parser until the client sent something else.
+        let (server, _, http) = try start()
+        defer { server.stop() }
+        let client = try HTTPTestClient(port: http)
+        let one = "POST /publish?topic=pipe/a&qos=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx"
+        try client.send(one + one + one)
+        let text = try client.read(until: { $0.components(separatedBy: #"{"published":1}"#).count == 4 })
+        XCTAssertEqual(text.components(separatedBy: "HTTP/1.1 200").count - 1, 3, text)
+    }
+
     func testServerSentEventsOverASocket() throws {
         let (server, mqtt, http) = try start()
         defer { server.stop() }
