@@ -5,7 +5,6 @@ import MQTTCodec
 public final class Broker {
     let configuration: BrokerConfiguration
     let authenticator: any Authenticator
-    let accessControl: any AccessControl
     let log: LogSink
     /// Profile 0 is the broker-wide security; the rest are listeners' own (`per_listener_settings`).
     let securityProfiles: [ListenerSecurity]
@@ -56,7 +55,6 @@ public final class Broker {
         self.controlHandler = controlHandler
         controlResponseTopic = controlHandler.flatMap { TopicName(bytes: $0.topic.bytes + Array("/response".utf8)) }
         self.authenticator = authenticator
-        self.accessControl = accessControl
         let brokerWide = ListenerSecurity(
             allowAnonymous: configuration.allowAnonymous, allowZeroLengthClientID: configuration.allowZeroLengthClientID,
             autoIDPrefix: configuration.autoIDPrefix, accessControl: accessControl)

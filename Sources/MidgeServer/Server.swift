@@ -346,11 +346,6 @@ public final class Server: Sendable {
         }
     }
 
-    /// The core's counters, read under its lock (briefly holding up loop 0).
-    public var coreStatistics: BrokerStatistics? {
-        state.core.lock.withLock { state.core.broker?.statistics }
-    }
-
     /// The subscription tree for SIGUSR2's report, built under the core's lock (holding up loop 0 for one walk of
     /// the trie, as mosquitto's print holds up its one thread); nil before the core runs.
     public func subscriptionTree(maxLines: Int, maxSubscribersPerLine: Int) -> SubscriptionTreeReport? {

@@ -18,7 +18,7 @@ final class SecurityFiles {
     /// Throws the message to print when a file cannot be used.
     init(
         scope: String, passwordFile: String?, aclFile: String?, tokenKey: TokenKeySetting?, tokenIssuer: String?,
-        tokenAudience: String?, logger: Logger
+        tokenAudience: String?
     ) throws(SecurityFilesError) {
         self.scope = scope
         self.passwordFile = passwordFile

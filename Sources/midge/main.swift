@@ -149,13 +149,13 @@ do {
     brokerSecurity = try SecurityFiles(
         scope: "", passwordFile: configuration.passwordFile, aclFile: configuration.aclFile,
         tokenKey: configuration.tokenKey, tokenIssuer: configuration.tokenIssuer,
-        tokenAudience: configuration.tokenAudience, logger: logger)
+        tokenAudience: configuration.tokenAudience)
     for listener in configuration.listeners.sorted(by: { $0.securityProfile < $1.securityProfile })
     where listener.securityProfile > 0 {
         let own = listener.security ?? ListenerSecuritySettings()
         let files = try SecurityFiles(
             scope: "the listener on port \(listener.port)", passwordFile: own.passwordFile, aclFile: own.aclFile,
-            tokenKey: own.tokenKey, tokenIssuer: own.tokenIssuer, tokenAudience: own.tokenAudience, logger: logger)
+            tokenKey: own.tokenKey, tokenIssuer: own.tokenIssuer, tokenAudience: own.tokenAudience)
         listenerSecurity.append((listener, files))
     }
 } catch {

@@ -30,7 +30,8 @@ extension Broker {
             // A shared subscription is authorised on the filter its messages match, as if it were not shared, unless
             // the rules are written for the `$share/…` text.
             let checkedFilter: TopicFilter
-            switch SharedSubscription(request.filter) {
+            let shared = SharedSubscription(request.filter)
+            switch shared {
             case .plain:
                 checkedFilter = request.filter
             case .shared(_, let inner):
@@ -72,7 +73,7 @@ extension Broker {
             subscriptionEvents?(.subscribed(clientID: session.clientID, qos: qos, filter: request.filter))
             if let earlier = grantedSlot.updateValue(granted.count, forKey: request.filter) { granted[earlier] = nil }
             // No retained messages for a shared subscription, as mosquitto does (the MQTT 5 rule).
-            if case .plain = SharedSubscription(request.filter) {
+            if case .plain = shared {
                 granted.append(SubscriptionRequest(filter: request.filter, qos: qos))
             } else {
                 granted.append(nil)
