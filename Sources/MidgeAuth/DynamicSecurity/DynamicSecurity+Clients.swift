@@ -23,15 +23,7 @@ extension DynamicSecurityState {
         client.textDescription = textDescription
         client.password = password.map { PasswordHash.make(password: Array($0.utf8)) }
         if let clientID, !clientID.isEmpty { client.clientID = clientID }
-        switch roleLinks(command.json) {
-        case .success(let links): client.roles = links ?? []
-        case .failure(.roleNotFound):
-            command.reply("Role not found")
-            return
-        case .failure(.invalid):
-            command.reply("'roles' not an array or missing/invalid rolename")
-            return
-        }
+        guard readRoles(&command, into: &client.roles, invalid: Self.malformedRoles) else { return }
         var staged = self
         staged.clients[username] = client
         for element in command.json.member("groups")?.arrayValue ?? [] {
@@ -134,15 +126,7 @@ extension DynamicSecurityState {
         }
         if let text = json.string("textname").value { client.textName = text }
         if let text = json.string("textdescription").value { client.textDescription = text }
-        switch roleLinks(json) {
-        case .success(let links): if let links { client.roles = links }
-        case .failure(.roleNotFound):
-            command.reply("Role not found")
-            return
-        case .failure(.invalid):
-            command.reply("'roles' not an array or missing/invalid rolename")
-            return
-        }
+        guard readRoles(&command, into: &client.roles, invalid: Self.malformedRoles) else { return }
         var staged = self
         staged.clients[username] = client
         if let elements = json.member("groups")?.arrayValue {

@@ -14,15 +14,7 @@ extension DynamicSecurityState {
         var group = DynamicGroup(name: name)
         group.textName = textName
         group.textDescription = textDescription
-        switch roleLinks(command.json) {
-        case .success(let links): group.roles = links ?? []
-        case .failure(.roleNotFound):
-            command.reply("Role not found")
-            return
-        case .failure(.invalid):
-            command.reply("Internal error")
-            return
-        }
+        guard readRoles(&command, into: &group.roles, invalid: "Internal error") else { return }
         groups[name] = group
         command.markChanged()
         command.reply()
@@ -63,15 +55,7 @@ extension DynamicSecurityState {
         let json = command.json
         if let text = json.string("textname").value { group.textName = text }
         if let text = json.string("textdescription").value { group.textDescription = text }
-        switch roleLinks(json) {
-        case .success(let links): if let links { group.roles = links }
-        case .failure(.roleNotFound):
-            command.reply("Role not found")
-            return
-        case .failure(.invalid):
-            command.reply("'roles' not an array or missing/invalid rolename")
-            return
-        }
+        guard readRoles(&command, into: &group.roles, invalid: Self.malformedRoles) else { return }
         var affected = affected(byGroup: name)
         var staged = self
         staged.groups[name] = group

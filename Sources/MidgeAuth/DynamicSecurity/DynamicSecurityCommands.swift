@@ -256,6 +256,24 @@ extension DynamicSecurityState {
     }
 
     /// A request's `roles` array (`createClient`, `createGroup`, `modify…`): nil when absent, or the error to reply.
+    static let malformedRoles = "'roles' not an array or missing/invalid rolename"
+
+    /// A create or modify command's `roles` into `roles`, left as they are when the command names none. False after
+    /// answering the error; `invalid` is what mosquitto answers that command for a malformed list.
+    func readRoles(_ command: inout DynamicCommand, into roles: inout [Link], invalid: String) -> Bool {
+        switch roleLinks(command.json) {
+        case .success(let links):
+            if let links { roles = links }
+            return true
+        case .failure(.roleNotFound):
+            command.reply("Role not found")
+            return false
+        case .failure(.invalid):
+            command.reply(invalid)
+            return false
+        }
+    }
+
     func roleLinks(_ json: JSONValue) -> Result<[Link]?, RoleListError> {
         guard let member = json.member("roles") else { return .success(nil) }
         guard let elements = member.arrayValue else { return .failure(.invalid) }
