@@ -66,18 +66,7 @@ public final class TLSContext: @unchecked Sendable {
     public func reloaded() throws(TLSError) -> TLSContext { try TLSContext(configuration: configuration) }
 
     private static func configure(_ context: OpaquePointer, _ configuration: TLSConfiguration) throws(TLSError) {
-        // mosquitto's tls_version is a floor: "tlsv1.2" still negotiates 1.3 with clients that offer it.
-        let minimum: Int32
-        switch configuration.minimumVersion {
-        case .tlsv11: minimum = TLS1_1_VERSION
-        case .tlsv12: minimum = TLS1_2_VERSION
-        case .tlsv13: minimum = TLS1_3_VERSION
-        }
-        guard midge_SSL_CTX_set_min_proto_version(context, minimum) == 1 else {
-            throw .rejectedSetting(
-                key: "tls_version", value: configuration.minimumVersion.rawValue,
-                reason: OpenSSLErrorQueue.reason(orElse: "not supported by this OpenSSL"))
-        }
+        try setMinimumVersion(configuration.minimumVersion, of: context, key: "tls_version")
         // As mosquitto: no compression (CRIME), the server's cipher order wins. Renegotiation is refused too: a
         // client could otherwise make the loop pay for repeated full handshakes on an established connection.
         _ = SSL_CTX_set_options(
@@ -112,37 +101,11 @@ public final class TLSContext: @unchecked Sendable {
     private static func loadCertificates(_ context: OpaquePointer, _ configuration: TLSConfiguration)
         throws(TLSError)
     {
-        OpenSSLErrorQueue.clear()
-        guard SSL_CTX_use_certificate_chain_file(context, configuration.certificateFile) == 1 else {
-            throw .rejectedSetting(
-                key: "certfile", value: configuration.certificateFile,
-                reason: OpenSSLErrorQueue.reason(orElse: "cannot load the certificate chain"))
-        }
-        OpenSSLErrorQueue.clear()
-        if SSL_CTX_use_PrivateKey_file(context, configuration.privateKeyFile, SSL_FILETYPE_PEM) != 1
-            || SSL_CTX_check_private_key(context) != 1
-        {
-            throw .rejectedSetting(
-                key: "keyfile", value: configuration.privateKeyFile, reason: keyFileReason(configuration))
-        }
-
-        if let caFile = configuration.caFile, !caFile.isEmpty {
-            OpenSSLErrorQueue.clear()
-            guard SSL_CTX_load_verify_file(context, caFile) == 1 else {
-                throw .rejectedSetting(
-                    key: "cafile", value: caFile,
-                    reason: OpenSSLErrorQueue.reason(orElse: "cannot load CA certificates"))
-            }
-        }
-        if let caPath = configuration.caPath, !caPath.isEmpty {
-            // OpenSSL reads a capath lazily, at the first verification that needs a certificate from it.
-            OpenSSLErrorQueue.clear()
-            guard SSL_CTX_load_verify_dir(context, caPath) == 1 else {
-                throw .rejectedSetting(
-                    key: "capath", value: caPath,
-                    reason: OpenSSLErrorQueue.reason(orElse: "cannot use the CA directory"))
-            }
-        }
+        try loadCertificate(
+            configuration.certificateFile, key: configuration.privateKeyFile, into: context,
+            keys: ("certfile", "keyfile"))
+        try loadVerifyLocations(
+            file: configuration.caFile, path: configuration.caPath, into: context, keys: ("cafile", "capath"))
         if let crlFile = configuration.crlFile {
             try loadRevocationList(crlFile, into: context)
         }
@@ -231,11 +194,73 @@ private func loadRevocationList(_ path: String, into context: OpaquePointer) thr
     _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
 }
 
+// MARK: - Shared by the server and client contexts
+// `keys` are mosquitto's names for the settings in the file at hand (`certfile` on a listener, `bridge_certfile` on
+// a bridge), so every error names the line of the configuration to fix.
+
+/// mosquitto's `tls_version` (and `bridge_tls_version`) is a floor: "tlsv1.2" still negotiates 1.3 with a peer that
+/// offers it.
+func setMinimumVersion(_ version: TLSVersion, of context: OpaquePointer, key: String) throws(TLSError) {
+    let minimum: Int32
+    switch version {
+    case .tlsv11: minimum = TLS1_1_VERSION
+    case .tlsv12: minimum = TLS1_2_VERSION
+    case .tlsv13: minimum = TLS1_3_VERSION
+    }
+    OpenSSLErrorQueue.clear()
+    guard midge_SSL_CTX_set_min_proto_version(context, minimum) == 1 else {
+        throw .rejectedSetting(
+            key: key, value: version.rawValue,
+            reason: OpenSSLErrorQueue.reason(orElse: "not supported by this OpenSSL"))
+    }
+}
+
+/// Loads a PEM certificate chain and the unencrypted key that belongs to it (a context must refuse an encrypted key
+/// rather than prompt: see the password callback both contexts install).
+func loadCertificate(
+    _ certificateFile: String, key keyFile: String, into context: OpaquePointer,
+    keys: (certificate: String, key: String)
+) throws(TLSError) {
+    OpenSSLErrorQueue.clear()
+    guard SSL_CTX_use_certificate_chain_file(context, certificateFile) == 1 else {
+        throw .rejectedSetting(
+            key: keys.certificate, value: certificateFile,
+            reason: OpenSSLErrorQueue.reason(orElse: "cannot load the certificate chain"))
+    }
+    OpenSSLErrorQueue.clear()
+    if SSL_CTX_use_PrivateKey_file(context, keyFile, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(context) != 1 {
+        throw .rejectedSetting(
+            key: keys.key, value: keyFile,
+            reason: keyFileReason(certificateFile: certificateFile, certificateKey: keys.certificate))
+    }
+}
+
+/// The CAs a peer's certificate must chain to; empty values count as unset, as in mosquitto.
+func loadVerifyLocations(file: String?, path: String?, into context: OpaquePointer, keys: (file: String, path: String))
+    throws(TLSError)
+{
+    if let file, !file.isEmpty {
+        OpenSSLErrorQueue.clear()
+        guard SSL_CTX_load_verify_file(context, file) == 1 else {
+            throw .rejectedSetting(
+                key: keys.file, value: file, reason: OpenSSLErrorQueue.reason(orElse: "cannot load CA certificates"))
+        }
+    }
+    if let path, !path.isEmpty {
+        // OpenSSL reads a capath lazily, at the first verification that needs a certificate from it.
+        OpenSSLErrorQueue.clear()
+        guard SSL_CTX_load_verify_dir(context, path) == 1 else {
+            throw .rejectedSetting(
+                key: keys.path, value: path, reason: OpenSSLErrorQueue.reason(orElse: "cannot use the CA directory"))
+        }
+    }
+}
+
 /// Why the key did not load, with the two causes operators meet most spelled out.
-private func keyFileReason(_ configuration: TLSConfiguration) -> String {
+private func keyFileReason(certificateFile: String, certificateKey: String) -> String {
     let (text, firstReason) = OpenSSLErrorQueue.drain()
     if firstReason == X509_R_KEY_VALUES_MISMATCH {
-        return "it does not belong to the certificate in certfile \"\(configuration.certificateFile)\" (\(text))"
+        return "it does not belong to the certificate in \(certificateKey) \"\(certificateFile)\" (\(text))"
     }
     if text.contains("bad decrypt") || text.contains("bad password read") {
         return "it is encrypted and there is no passphrase to give; use an unencrypted PEM key (\(text))"
