@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 // TLS over memory BIOs (MidgeTLS). Function-like macros and SSL_OP_BIT(n) constants do not import into Swift,
 // so the few the TLS layer and its tests need are wrapped here.
@@ -21,6 +22,14 @@ static inline int midge_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version)
 static inline long midge_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 static inline int midge_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+// Whether `text` is an IPv4 or IPv6 address literal (no brackets, no port). A TLS client checks such a server name
+// against the certificate's IP addresses rather than its DNS names, and must not send it as SNI (RFC 6066, 3).
+static inline int midge_is_ip_address(const char *text) {
+    ASN1_OCTET_STRING *address = a2i_IPADDRESS(text);
+    if (address == NULL) return 0;
+    ASN1_OCTET_STRING_free(address);
+    return 1;
 }
 // ALPN on the server (RFC 7301): `list` is one length byte, then the protocols in wire format, server preference
 // first. A client that offers none of them goes on without ALPN, as it would with a server that has none.
