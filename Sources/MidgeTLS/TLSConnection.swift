@@ -1,5 +1,6 @@
-// One server-side TLS session over memory BIOs: the caller feeds ciphertext read from the socket and writes out the
-// ciphertext this produces; no socket calls, no blocking, no locks. Confined to the thread that drives the socket.
+// One TLS session over memory BIOs, server side (a listener's client) or client side (a bridge's outbound
+// connection): the caller feeds ciphertext read from the socket and writes out the ciphertext this produces; no
+// socket calls, no blocking, no locks. Confined to the thread that drives the socket.
 import COpenSSL
 
 /// What `readPlaintext` found.
@@ -13,10 +14,23 @@ public enum TLSReadStatus: Sendable, Equatable {
     case closedByPeer
 }
 
-/// The server side of one TLS connection.
+/// Which side of the handshake a connection plays, and the context it was made from.
+public enum TLSEndpoint: Sendable {
+    /// Accepted by a listener: answers the peer's ClientHello.
+    case server(TLSContext)
+    /// Connected out (a bridge): speaks first, and checks the server's certificate against `serverName`.
+    case client(TLSClientContext, serverName: String)
+}
+
+/// One TLS connection, either side.
 ///
 /// Driving it (every call is non-blocking; after *any* call, `pendingCiphertextCount > 0` means there are bytes to
 /// write to the socket — handshake records, TLS 1.3 session tickets, alerts, encrypted data, close_notify):
+/// - **start**: a client connection speaks first. Once `connect(2)` has completed, call `startHandshake()` and write
+///   out `takeCiphertext` (the ClientHello); then drive it like a server connection. `readPlaintext` and, on a
+///   client, `writePlaintext` also start the handshake if it has not started, so a caller that writes its first
+///   bytes (MQTT CONNECT) straight away and then flushes `takeCiphertext` needs no separate call. A server
+///   connection sends nothing until the client's first bytes are fed; `startHandshake()` is harmless there.
 /// - **read path**: `read(2)` into your buffer → `feed(_:)` → `readPlaintext(into:)` until `.needsMoreCiphertext`
 ///   (the handshake advances inside it: no plaintext comes out before `isHandshakeComplete`) → write out
 ///   `takeCiphertext`.
@@ -29,8 +43,11 @@ public enum TLSReadStatus: Sendable, Equatable {
 ///   the same.
 /// - **paused reads**: if the loop stops reading for backpressure, fed ciphertext may still hold plaintext; when it
 ///   resumes, drain `readPlaintext` first if `hasBufferedInput`, since epoll will not report those bytes again.
-/// - **stalls**: a client that stops mid-handshake only leaves `isHandshakeComplete` false; the loop's connect
+/// - **stalls**: a peer that stops mid-handshake only leaves `isHandshakeComplete` false; the loop's connect
 ///   timeout closes the socket (nothing to send: `close()` does nothing before the handshake).
+/// - **client certificate refused**: with TLS 1.3 a client finishes its handshake before the server has checked the
+///   client's certificate, so a server's refusal reaches a client connection as a `TLSError.protocolError` from a
+///   later `readPlaintext` ("tlsv13 alert certificate required"), not from the handshake.
 public final class TLSConnection {
     /// The `SSL *`; owns both BIOs.
     private let ssl: OpaquePointer
@@ -38,8 +55,20 @@ public final class TLSConnection {
     private let inbound: OpaquePointer
     /// Ciphertext OpenSSL produced, for the socket.
     private let outbound: OpaquePointer
-    /// The context this connection was made from; a reload does not affect it.
-    public let context: TLSContext
+    /// The side this connection plays and the context it was made from; a reload does not affect it.
+    public let endpoint: TLSEndpoint
+
+    /// The listener context a server connection was made from; nil on a client connection.
+    public var context: TLSContext? {
+        if case .server(let context) = endpoint { return context }
+        return nil
+    }
+
+    /// True for a connection made with `init(client:serverName:)`.
+    public var isClient: Bool {
+        if case .client = endpoint { return true }
+        return false
+    }
 
     /// True once the handshake finished; plaintext flows only after that.
     public private(set) var isHandshakeComplete = false
@@ -55,9 +84,27 @@ public final class TLSConnection {
     /// object through the SSL's app data.
     var acceptedPSKIdentity: [UInt8]?
 
-    public init(context: TLSContext) throws(TLSError) {
+    /// A server connection of a listener.
+    public convenience init(context: TLSContext) throws(TLSError) {
+        try self.init(endpoint: .server(context))
+    }
+
+    /// A client connection to `serverName`, the host the socket connects to as configured (a DNS name, or an IPv4
+    /// or IPv6 address literal without brackets or port). The server's certificate must chain to the context's
+    /// CAs and, unless the context is `insecure`, be issued for that name (its DNS names, or its IP addresses for a
+    /// literal). A DNS name is also sent as SNI. Call `startHandshake()` once the socket is connected.
+    public convenience init(client context: TLSClientContext, serverName: String) throws(TLSError) {
+        try self.init(endpoint: .client(context, serverName: serverName))
+    }
+
+    private init(endpoint: TLSEndpoint) throws(TLSError) {
+        let contextPointer: OpaquePointer
+        switch endpoint {
+        case .server(let context): contextPointer = context.pointer
+        case .client(let context, _): contextPointer = context.pointer
+        }
         OpenSSLErrorQueue.clear()
-        guard let ssl = SSL_new(context.pointer) else {
+        guard let ssl = SSL_new(contextPointer) else {
             throw .outOfMemory(OpenSSLErrorQueue.reason(orElse: "SSL_new"))
         }
         let newInbound = BIO_new(BIO_s_mem())
@@ -70,16 +117,65 @@ public final class TLSConnection {
         }
         // Ownership of both BIOs moves to the SSL: SSL_free releases them.
         SSL_set_bio(ssl, inbound, outbound)
-        SSL_set_accept_state(ssl)
+        switch endpoint {
+        case .server:
+            SSL_set_accept_state(ssl)
+        case .client(let context, let serverName):
+            do {
+                try Self.prepareClient(ssl, serverName: serverName, insecure: context.configuration.insecure)
+            } catch {
+                SSL_free(ssl)
+                throw error
+            }
+        }
         self.ssl = ssl
         self.inbound = inbound
         self.outbound = outbound
-        self.context = context
+        self.endpoint = endpoint
         // Unretained: the SSL is freed in deinit, so it never outlives the object it points to.
         _ = SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit { SSL_free(ssl) }
+
+    /// Connect state, SNI and the check of the server's name (mosquitto's bridge does the same, with
+    /// `bridge_insecure` turning the name check off).
+    private static func prepareClient(_ ssl: OpaquePointer, serverName: String, insecure: Bool) throws(TLSError) {
+        guard !serverName.isEmpty, !serverName.utf8.contains(0) else {
+            throw .invalidConfiguration("the bridge address \"\(serverName)\" is not a host name or IP address")
+        }
+        SSL_set_connect_state(ssl)
+        OpenSSLErrorQueue.clear()
+        let isAddress = midge_is_ip_address(serverName) == 1
+        if !isAddress {
+            guard midge_SSL_set_tlsext_host_name(ssl, serverName) == 1 else {
+                throw .rejectedSetting(
+                    key: "address", value: serverName,
+                    reason: OpenSSLErrorQueue.reason(orElse: "cannot be sent as the TLS server name"))
+            }
+        }
+        guard !insecure else { return }
+        let checked: Bool
+        if isAddress {
+            checked = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName) == 1
+        } else {
+            // A wildcard only as a whole leftmost label ("*.example.com"), never part of one ("b*.example.com").
+            SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+            checked = SSL_set1_host(ssl, serverName) == 1
+        }
+        guard checked else {
+            throw .rejectedSetting(
+                key: "address", value: serverName,
+                reason: OpenSSLErrorQueue.reason(orElse: "cannot be checked against the server's certificate"))
+        }
+    }
+
+    /// Advances the handshake without reading plaintext: on a client connection that has not started, this
+    /// produces the ClientHello (write out `takeCiphertext` next). Does nothing once the handshake is complete.
+    public func startHandshake() throws(TLSError) {
+        if let failure { throw failure }
+        if !isHandshakeComplete { _ = try advanceHandshake() }
+    }
 
     // MARK: - Read path
 
@@ -189,7 +285,8 @@ public final class TLSConnection {
         }
     }
 
-    /// Names the two client-certificate failures a broker operator most needs to tell apart from the rest.
+    /// Names the two client-certificate failures a broker operator most needs to tell apart from the rest, and on
+    /// a client connection why the server's certificate was refused.
     private func handshakeError() -> TLSError {
         let verifyResult = SSL_get_verify_result(ssl)
         let (text, firstReason) = OpenSSLErrorQueue.drain()
@@ -198,11 +295,13 @@ public final class TLSConnection {
             return .clientCertificateRequired
         case SSL_R_CERTIFICATE_VERIFY_FAILED where verifyResult != Int(X509_V_OK):
             let reason = X509_verify_cert_error_string(verifyResult).map { String(cString: $0) } ?? text
+            // OpenSSL's own wording, as mosquitto logs it: "certificate verify failed: hostname mismatch".
+            if isClient { return .handshakeFailed(reason: "certificate verify failed: \(reason)") }
             return .clientCertificateRejected(reason: reason)
         default:
             let detail = text.isEmpty ? "no reason given by OpenSSL" : text
             // OpenSSL's words for these ("binder does not verify", "no suitable signature algorithm") do not say it.
-            if context.preSharedKeys != nil {
+            if context?.preSharedKeys != nil {
                 if let identity = acceptedPSKIdentity {
                     let name = String(decoding: identity, as: UTF8.self)
                     return .handshakeFailed(
@@ -218,13 +317,15 @@ public final class TLSConnection {
 
     /// Encrypts `bytes` into the outgoing ciphertext (read once, straight from the caller's memory). Never blocks
     /// and never takes only part: the memory BIO grows, so bound the backlog with `pendingCiphertextCount`. Before
-    /// the handshake completes the bytes are held and encrypted when it does.
+    /// the handshake completes the bytes are held and encrypted when it does; a client connection then also starts
+    /// (or advances) its handshake, so the ClientHello is ready to be written.
     public func writePlaintext(_ bytes: UnsafeRawBufferPointer) throws(TLSError) {
         if let failure { throw failure }
         if sentCloseNotify { throw .closed }
         guard !bytes.isEmpty else { return }
         if !isHandshakeComplete {
             heldPlaintext.append(contentsOf: bytes)
+            if isClient { _ = try advanceHandshake() }
             return
         }
         try encrypt(bytes)
@@ -294,10 +395,8 @@ public final class TLSConnection {
 
     // MARK: - Peer identity
 
-    /// The first commonName of the client certificate's subject (`use_identity_as_username`). Nil without a
-    /// certificate, before the handshake completes, without a CN, or when the CN holds a NUL byte (mosquitto refuses
-    /// those too, so "admin\0.evil" cannot pass for "admin"). Only verified certificates are ever requested.
-    /// The protocol ALPN agreed on (`h2`), or nil when the client offered none the server has.
+    /// The protocol ALPN agreed on (`h2` on a listener, a bridge's `bridge_alpn`), or nil when the client offered
+    /// none the server has, or the server selected none.
     public var selectedApplicationProtocol: String? {
         var data: UnsafePointer<UInt8>?
         var length: UInt32 = 0
@@ -306,6 +405,10 @@ public final class TLSConnection {
         return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
     }
 
+    /// The first commonName of the peer certificate's subject (`use_identity_as_username`; on a client connection,
+    /// the server's). Nil without a certificate, before the handshake completes, without a CN, or when the CN holds
+    /// a NUL byte (mosquitto refuses those too, so "admin\0.evil" cannot pass for "admin"). Only verified
+    /// certificates are ever requested.
     public var peerCertificateSubjectCommonName: String? {
         withPeerSubject { name in
             let index = X509_NAME_get_index_by_NID(name, NID_commonName, -1)
