@@ -472,6 +472,12 @@ public final class TLSConnection {
         return body(name)
     }
 
+    /// The host name of SNI: on a server connection the one the client sent, on a client the one it sends; nil for
+    /// none (a client connecting to an IP address sends none).
+    var serverNameIndication: String? {
+        SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) }
+    }
+
     /// The negotiated protocol ("TLSv1.2", "TLSv1.3"), once the handshake is complete.
     public var protocolVersion: String? {
         guard isHandshakeComplete, let version = SSL_get_version(ssl) else { return nil }
