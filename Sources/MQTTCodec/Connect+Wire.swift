@@ -101,7 +101,7 @@ extension Connect {
         case .v3_1_1: buffer.appendLengthPrefixed("MQTT".utf8)
         case .v3_1: buffer.appendLengthPrefixed("MQIsdp".utf8)
         }
-        buffer.append(protocolVersion.rawValue)
+        buffer.append(protocolVersion.rawValue | (isBridge ? 0x80 : 0))
         buffer.append(flags)
         buffer.appendUInt16(keepAlive)
         buffer.appendLengthPrefixed(clientID.utf8)

@@ -31,11 +31,14 @@ public struct Connect: Sendable, Equatable {
     public var will: Will?
     public var username: String?
     public var password: [UInt8]?
+    /// mosquitto's bridge flag: the protocol level's top bit (0x83, 0x84).
+    public var isBridge: Bool
 
     public init(
         protocolVersion: ProtocolVersion = .v3_1_1, cleanSession: Bool = true, keepAlive: UInt16 = 60,
-        clientID: String, will: Will? = nil, username: String? = nil, password: [UInt8]? = nil
+        clientID: String, will: Will? = nil, username: String? = nil, password: [UInt8]? = nil, isBridge: Bool = false
     ) {
+        self.isBridge = isBridge
         self.protocolVersion = protocolVersion
         self.cleanSession = cleanSession
         self.keepAlive = keepAlive

@@ -174,6 +174,13 @@ public final class Broker {
         route(message, from: nil, into: &actions)
     }
 
+    /// Messages a client's session holds for it, queued or in flight; nil when there is no such session. A lazy
+    /// bridge connects once its local session holds more than its threshold.
+    public func pendingMessageCount(clientID: String) -> Int? {
+        guard let session = sessions[ClientIDKey(clientID)] else { return nil }
+        return (session.flows?.queue.count ?? 0) + session.inflightCount
+    }
+
     /// Whether the process is above its memory ceiling (`memory_limit`), as the driver measured it. While it is, the
     /// core refuses what would grow it for new work (CONNECTs, new retained messages, queued deliveries) and keeps
     /// serving the clients it has. Logged once per change.

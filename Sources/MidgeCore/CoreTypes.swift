@@ -174,11 +174,19 @@ public struct ConnectionInfo: Sendable {
     public var mountPoint: [UInt8]
     /// Which `ListenerSecurity` applies (0: the broker-wide settings; see `Broker.init(listenerSecurity:)`).
     public var securityProfile: Int
-    public init(remoteAddress: String, listenerPort: UInt16, mountPoint: [UInt8] = [], securityProfile: Int = 0) {
+    /// A client inside the broker (a bridge's local side): its CONNECT is not refused for anonymity, client id
+    /// rules (`clientid_prefixes`, `use_username_as_clientid`) or the memory limit, as mosquitto exempts its bridges.
+    /// Its user name, if any, is still what the ACL checks.
+    public var isInternal: Bool
+    public init(
+        remoteAddress: String, listenerPort: UInt16, mountPoint: [UInt8] = [], securityProfile: Int = 0,
+        isInternal: Bool = false
+    ) {
         self.remoteAddress = remoteAddress
         self.listenerPort = listenerPort
         self.mountPoint = mountPoint
         self.securityProfile = securityProfile
+        self.isInternal = isInternal
     }
 }
 

@@ -76,6 +76,8 @@ public struct Configuration: Sendable {
     public var logTimestampFormat: String?
     /// `log_facility`: the syslog facility number 0-7 of LOG_LOCAL0..7; nil is LOG_DAEMON.
     public var logFacility: Int?
+    /// `connection` sections: bridges to other brokers.
+    public var bridges: [BridgeConfiguration] = []
     /// `connection_messages`: log clients connecting and disconnecting.
     public var connectionMessages = true
     /// Keys accepted without effect, one line each, for the log once it is open.
@@ -141,25 +143,13 @@ public struct Configuration: Sendable {
         "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format", "log_facility",
         "connection_messages", "per_listener_settings", "check_retain_source", "upgrade_outgoing_qos",
         "max_inflight_bytes", "plugin", "plugin_opt_config_file",
-    ] + HTTPListenerSettings.keys
+    ] + HTTPListenerSettings.keys + Configuration.bridgeKeys
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
     /// rather than silently ignored or reported as typos.
     public static let unimplementedMosquittoKeys: Set<String> = [
-        "acl_file_reload", "address", "addresses", "auth_plugin",
-        "bridge_alpn", "bridge_attempt_unsubscribe", "bridge_bind_address", "bridge_cafile", "bridge_capath",
-        "bridge_certfile", "bridge_identity", "bridge_insecure", "bridge_keyfile", "bridge_max_packet_size",
-        "bridge_outgoing_retain", "bridge_protocol_version", "bridge_psk", "bridge_reload_type",
-        "bridge_require_ocsp", "bridge_tls_version",
-        "cleansession", "clientid", "connection",
-        "enable_control_api", "global_max_clients",
-        "global_max_connections", "global_plugin", "idle_timeout", "keepalive_interval",
-        "local_cleansession", "local_clientid", "local_password", "local_username",
-        "notification_topic", "notifications", "notifications_local_only",
-        "remote_clientid", "remote_password", "remote_username",
-        "restart_timeout", "round_robin", "start_type",
-        "threshold", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
-        "topic", "try_private",
+        "acl_file_reload", "auth_plugin", "enable_control_api", "global_max_clients", "global_max_connections",
+        "global_plugin", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform",
     ]
 
     /// Parses a whole file. `fileName` only labels errors.
@@ -259,6 +249,7 @@ struct Parser {
         configuration.broker.allowAnonymous = allowAnonymous ?? configuration.listeners.isEmpty
         finishPerListenerSettings()
         try finishPlugin()
+        try checkBridges()
         return configuration
     }
 
@@ -549,6 +540,7 @@ struct Parser {
             configuration.tokenAudience = try text()
         default:
             if try parseDropInKey(key, arguments: arguments, rest: rest, number: number) { return }
+            if try parseBridgeKey(key, arguments: arguments, rest: rest, number: number) { return }
             if try parsePluginKey(key, rest: rest, number: number) { return }
             if Configuration.unimplementedMosquittoKeys.contains(key) || key.hasPrefix("auth_opt_")
                 || key.hasPrefix("plugin_opt_")

@@ -60,6 +60,9 @@ enum TransportIdentity: Equatable {
     case authenticated(username: String)
     /// The transport requires an identity the client did not present: CONNACK 4 (bad user name or password).
     case missing
+    /// A client inside the broker (a bridge's local side), which proves nothing: this user name (nil: anonymous) is
+    /// what the ACL checks. Its connection's `ConnectionInfo.isInternal` exempts it from the CONNECT checks.
+    case internalClient(username: String?)
 }
 
 /// A listener's `protocol` (mosquitto's key, plus `http` for the push gateway).

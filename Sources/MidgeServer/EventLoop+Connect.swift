@@ -18,6 +18,10 @@ extension EventLoop {
                 .notice,
                 "Client \(connect.clientID) from \(connection.info.remoteAddress) presented no certificate identity.")
             finishConnect(connection, connect, code: .badUsernameOrPassword)
+        case .internalClient(let username):
+            connect.username = username
+            connect.password = nil
+            finishConnect(connection, connect, code: .accepted)
         case .authenticated(let username):
             // As mosquitto: the certificate is the credential; the CONNECT's user name and password are ignored.
             connect.username = username

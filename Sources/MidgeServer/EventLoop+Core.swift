@@ -50,6 +50,7 @@ extension EventLoop {
         routeCoreActions()
         for handle in server.handles { handle.releaseSpentActions() }
         nextTick = now + Self.tickInterval
+        if !server.bridges.isEmpty { tickBridges(broker) }
         publishSystemTopics()
     }
 

@@ -5,14 +5,16 @@ import Glibc
 import MidgeCore
 import Synchronization
 
-/// Requests for a loop from the hub, which runs on whatever loop recorded a message; delivered like auth verdicts:
-/// behind a mutex, with an eventfd write when there were none.
+/// Requests for a loop from other threads: the hub's (it runs on whatever loop recorded a message) and the bridges'
+/// (their connections, made on loop 0). Delivered like auth verdicts: behind a mutex, with an eventfd write when
+/// there were none.
 final class LoopGatewayHost: GatewayHubHost {
     /// One loop's requests. Wake-ups are a set: a busy topic wakes a subscriber once per turn, not once per message.
-    private struct Requests {
+    struct Requests {
         var wakes: Set<ConnectionID> = []
         var recorders: [GatewayHub] = []
-        var isEmpty: Bool { wakes.isEmpty && recorders.isEmpty }
+        var bridges: [BridgeRequest] = []
+        var isEmpty: Bool { wakes.isEmpty && recorders.isEmpty && bridges.isEmpty }
     }
 
     private final class Inbox: Sendable {
@@ -35,7 +37,7 @@ final class LoopGatewayHost: GatewayHubHost {
         post(loop: connection.loop) { $0.wakes.insert(connection) }
     }
 
-    private func post(loop: Int, _ add: (inout Requests) -> Void) {
+    func post(loop: Int, _ add: (inout Requests) -> Void) {
         guard loop < inboxes.count else { return }
         let first = inboxes[loop].requests.withLock { requests in
             let wasEmpty = requests.isEmpty
@@ -46,19 +48,20 @@ final class LoopGatewayHost: GatewayHubHost {
         if first { Syscall.signalEventFD(handles[loop].wakeFD) }
     }
 
-    func take(loop: Int) -> (wakes: Set<ConnectionID>, recorders: [GatewayHub]) {
+    func take(loop: Int) -> Requests {
         inboxes[loop].requests.withLock { requests in
             defer { requests = Requests() }
-            return (requests.wakes, requests.recorders)
+            return requests
         }
     }
 }
 
 extension EventLoop {
     func takeGatewayRequests() {
-        let (wakes, recorders) = server.gatewayHost.take(loop: index)
-        for hub in recorders { startRecorder(hub) }
-        for id in wakes { pokeTransport(id) }
+        let requests = server.gatewayHost.take(loop: index)
+        for hub in requests.recorders { startRecorder(hub) }
+        if !requests.bridges.isEmpty { serveBridgeRequests(requests.bridges) }
+        for id in requests.wakes { pokeTransport(id) }
     }
 
     /// The recorder's connection: a socket pair whose other end is closed at once, since nothing is ever written

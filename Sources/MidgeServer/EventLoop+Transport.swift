@@ -129,7 +129,7 @@ extension EventLoop {
     }
 
     /// The transport ended the connection: like a network drop (the Will fires unless DISCONNECT came first).
-    private func transportClosed(_ connection: Connection, reason: CloseReason) {
+    func transportClosed(_ connection: Connection, reason: CloseReason) {
         guard connection.state != .closing else { return }
         if !connection.reachedCore && reason != .endOfStream {
             logger.log(.notice, "Client <unknown> from \(connection.info.remoteAddress): \(reason), disconnecting.")
@@ -220,7 +220,10 @@ extension EventLoop {
 
     /// The connection's fd is closed: drop its transport and its place in its listener's count.
     func forget(_ connection: Connection) {
-        if connection.hasTransport { detachTransport(connection) }
+        if connection.hasTransport {
+            detachTransport(connection)
+            forgetBridgeConnection(connection.id)
+        }
         if !transports.countedBy.isEmpty,
             let runtime = transports.countedBy.removeValue(forKey: connection.id.rawValue)
         {

@@ -57,6 +57,8 @@ final class EventLoop {
     @exclusivity(unchecked) var spare = Mailbox()
     /// TLS, WebSocket and HTTP connections' transports (see `ConnectionTransport`); empty on plain MQTT listeners.
     @exclusivity(unchecked) var transports = TransportTable()
+    /// Loop 0: each bridge's current connection and last notification.
+    var bridgeTable = BridgeTable()
     /// Connection and client rate limits (see `LoopLimits`).
     @exclusivity(unchecked) var limits: LoopLimits
     @exclusivity(unchecked) var now: Int64

@@ -214,6 +214,8 @@ final class ServerMetrics: Sendable {
 
     /// `memory_limit` and the latest resident-size reading.
     let memory: MemoryCeiling
+    /// Each bridge's counters, by name; set once at start.
+    let bridges = Mutex<[(name: String, counters: BridgeCounters)]>([])
 
     init(loopCount: Int, sysInterval: Int, startedAt: Int64, memoryLimit: Int = 0) {
         memory = MemoryCeiling(limit: memoryLimit)

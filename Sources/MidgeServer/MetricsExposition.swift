@@ -135,10 +135,33 @@ enum MetricsExposition {
                    value: Double(gateway.openStreams.load(ordering: .relaxed)))
         text.gauge("midge_http_polls_waiting", help: "Long polls waiting for a message.",
                    value: Double(gateway.waitingPolls.load(ordering: .relaxed)))
+        renderBridges(metrics.bridges.withLock { $0 }, into: &text)
         return text.bytes
     }
 
     private static func qosSamples(_ counts: [UInt64]) -> [PrometheusText.Sample] {
         counts.enumerated().map { .init(labels: [("qos", String($0.offset))], value: Double($0.element)) }
+    }
+}
+
+extension MetricsExposition {
+    /// One sample per bridge, labelled with its `connection` name.
+    private static func renderBridges(_ bridges: [(name: String, counters: BridgeCounters)], into text: inout PrometheusText) {
+        guard !bridges.isEmpty else { return }
+        func samples(_ value: (BridgeCounters) -> Double) -> [PrometheusText.Sample] {
+            bridges.map { .init(labels: [("bridge", $0.name)], value: value($0.counters)) }
+        }
+        text.family("midge_bridge_connected", type: .gauge, help: "1 while the bridge's remote broker accepted it.",
+                    samples: samples { $0.connected.load(ordering: .relaxed) ? 1 : 0 })
+        text.family("midge_bridge_messages_out_total", type: .counter, help: "Messages sent to the remote broker.",
+                    samples: samples { Double($0.messagesOut.load(ordering: .relaxed)) })
+        text.family("midge_bridge_messages_in_total", type: .counter, help: "Messages received from the remote broker.",
+                    samples: samples { Double($0.messagesIn.load(ordering: .relaxed)) })
+        text.family("midge_bridge_queued_messages", type: .gauge,
+                    help: "Messages the bridge's local session holds for the remote (queued or in flight).",
+                    samples: samples { Double($0.queued.load(ordering: .relaxed)) })
+        text.family("midge_bridge_connection_attempts_total", type: .counter,
+                    help: "Connection attempts to the remote broker (the first one and every reconnect).",
+                    samples: samples { Double($0.attempts.load(ordering: .relaxed)) })
     }
 }

@@ -34,6 +34,8 @@ public struct ServerSettings: Sendable {
     public var controlHandler: (any ControlTopicHandler)?
     /// `persistence true`: where the durable store lives and how it syncs; nil runs in memory only.
     public var persistence: PersistenceSettings?
+    /// `connection` sections: bridges to other brokers, started with the loops.
+    public var bridges: [BridgeConfiguration]
     /// Traffic counters per loop, the core's latest statistics, `$SYS` state: shared by the loops and `/metrics`.
     let metrics: ServerMetrics
     /// Inbound flow control, in `CoreEvent.backlogWeight` units (about bytes). The core runs on one thread; the
@@ -75,6 +77,7 @@ public struct ServerSettings: Sendable {
         self.authenticator = authenticator
         self.accessControl = accessControl
         persistence = PersistenceSettings(configuration: configuration)
+        bridges = configuration.bridges
         metrics = ServerMetrics(
             loopCount: 128, sysInterval: configuration.sysInterval, startedAt: Syscall.monotonicNanoseconds(),
             memoryLimit: configuration.memoryLimit)
@@ -129,13 +132,16 @@ final class ServerState: Sendable {
     let pendingLogMessages = Mutex<[(topic: String, line: String)]>([])
     /// Lines beyond this wait are dropped: a log storm must not grow memory while loop 0 is busy.
     static let pendingLogLimit = 10_000
-    /// Wake-ups and recorder starts for the HTTP gateways' hubs.
+    /// Wake-ups and recorder starts for the HTTP gateways' hubs, and the bridges' connections for loop 0.
     let gatewayHost: LoopGatewayHost
+    /// The configured bridges; loop 0 serves their connections.
+    let bridges: [Bridge]
 
     init(
         settings: ServerSettings, logger: Logger, handles: [LoopHandle], persistence: Persistence? = nil,
-        listeners: [ListenerRuntime] = []
+        listeners: [ListenerRuntime] = [], bridges: [Bridge] = []
     ) {
+        self.bridges = bridges
         self.settings = settings
         self.logger = logger
         self.handles = handles
@@ -234,8 +240,17 @@ public final class Server: Sendable {
                 throw error
             }
         }
+        let bridges: [Bridge]
+        do throws(ServerError) {
+            bridges = try Bridge.make(settings.bridges, logger: logger)
+        } catch {
+            closeAll()
+            persistence?.close()
+            throw error
+        }
         let state = ServerState(
-            settings: settings, logger: logger, handles: handles, persistence: persistence, listeners: groupListeners)
+            settings: settings, logger: logger, handles: handles, persistence: persistence, listeners: groupListeners,
+            bridges: bridges)
         let server = Server(
             listeners: groups.map { BoundListener(address: $0.address, port: $0.port) }, state: state)
         if logger.publishesToTopic {
@@ -251,6 +266,8 @@ public final class Server: Sendable {
             }
         }
         server.threads.withLock { $0 = threads }
+        settings.metrics.bridges.withLock { $0 = bridges.map { ($0.name, $0.counters) } }
+        for bridge in bridges { bridge.start(host: state.gatewayHost) }
         return server
     }
 
@@ -280,6 +297,7 @@ public final class Server: Sendable {
     /// Asks every loop to shut down: listeners close, every connection ends with `.serverShutdown` (no Wills),
     /// output is flushed. Returns at once; `wait` joins. Safe to call more than once, from any thread.
     public func stop() {
+        for bridge in state.bridges { bridge.stop() }
         for handle in state.handles {
             handle.post { $0.stopRequested = true }
         }

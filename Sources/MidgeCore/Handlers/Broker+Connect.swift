@@ -125,6 +125,7 @@ extension Broker {
     private func refusal(
         of connect: Connect, info: ConnectionInfo, assigning clientID: inout String
     ) -> ConnectRefusal? {
+        if info.isInternal { return nil }
         let security = security(info.securityProfile)
         if configuration.useUsernameAsClientID {
             // mosquitto's use_username_as_clientid: the user name is the client id; without one, not authorised.

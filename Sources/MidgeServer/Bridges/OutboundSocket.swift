@@ -1,0 +1,88 @@
+// A TCP connection this broker opens (a bridge to a remote broker): name resolution, an optional local bind, and a
+// connect bounded in time. Blocking, so it runs on the bridges' own queue, never on an event loop.
+import CLinux
+import Glibc
+
+enum OutboundSocket {
+    /// Connects to the first address `host` resolves to that accepts, within `timeoutMilliseconds` each. Returns a
+    /// non-blocking socket with TCP_NODELAY, or why no address could be reached.
+    static func connect(
+        host: String, port: UInt16, bindAddress: String?, timeoutMilliseconds: Int32
+    ) -> Result<Int32, ServerError> {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0 else {
+            return .failure(ServerError(description: "unable to resolve \(host): \(String(cString: gai_strerror(status)))"))
+        }
+        defer { freeaddrinfo(list) }
+        var failure = ServerError(description: "\(host) resolves to no address")
+        var entry = list
+        while let current = entry {
+            entry = current.pointee.ai_next
+            switch attempt(current.pointee, bindAddress: bindAddress, timeoutMilliseconds: timeoutMilliseconds) {
+            case .success(let fd): return .success(fd)
+            case .failure(let why): failure = why
+            }
+        }
+        return .failure(failure)
+    }
+
+    private static func attempt(_ info: addrinfo, bindAddress: String?, timeoutMilliseconds: Int32)
+        -> Result<Int32, ServerError>
+    {
+        let fd = socket(info.ai_family, CLINUX_SOCK_STREAM | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0)
+        guard fd >= 0 else { return .failure(ServerError(description: "socket: \(String(cString: strerror(errno)))")) }
+        func fail(_ what: String, _ code: Int32) -> Result<Int32, ServerError> {
+            Syscall.close(fd)
+            return .failure(ServerError(description: "\(what): \(String(cString: strerror(code)))"))
+        }
+        if let bindAddress, let failure = bind(fd, to: bindAddress, family: info.ai_family) {
+            Syscall.close(fd)
+            return .failure(ServerError(description: failure))
+        }
+        if Glibc.connect(fd, info.ai_addr, info.ai_addrlen) != 0 {
+            guard errno == EINPROGRESS else { return fail("connect", errno) }
+            var poll = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let ready = Glibc.poll(&poll, 1, timeoutMilliseconds)
+            if ready == 0 { return fail("connect", ETIMEDOUT) }
+            if ready < 0 { return fail("poll", errno) }
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            if error != 0 { return fail("connect", error) }
+        }
+        try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY)
+        return .success(fd)
+    }
+
+    /// `bridge_bind_address`: the local address the connection leaves from; nil when bound.
+    private static func bind(_ fd: Int32, to address: String, family: Int32) -> String? {
+        var storage = sockaddr_storage()
+        var length: socklen_t
+        if family == AF_INET6 {
+            var inet6 = sockaddr_in6()
+            inet6.sin6_family = sa_family_t(AF_INET6)
+            guard inet_pton(AF_INET6, address, &inet6.sin6_addr) == 1 else {
+                return "bridge_bind_address \(address) is not an IPv6 address, and the remote address is one"
+            }
+            withUnsafeBytes(of: inet6) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var inet = sockaddr_in()
+            inet.sin_family = sa_family_t(AF_INET)
+            guard inet_pton(AF_INET, address, &inet.sin_addr) == 1 else {
+                return "bridge_bind_address \(address) is not an IPv4 address"
+            }
+            withUnsafeBytes(of: inet) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        }
+        let result = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
+        }
+        return result == 0 ? nil : "bind to \(address): \(String(cString: strerror(errno)))"
+    }
+}
