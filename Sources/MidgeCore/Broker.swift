@@ -171,7 +171,7 @@ public final class Broker {
     public func publish(_ message: Message, retain: Bool, into actions: inout [Action]) {
         let message = withStoreID(message)
         if retain { updateRetained(with: message) }
-        route(message, from: nil, into: &actions)
+        route(message, retain: retain, from: nil, origin: nil, into: &actions)
     }
 
     /// Whether the process is above its memory ceiling (`memory_limit`), as the driver measured it. While it is, the
