@@ -1,17 +1,21 @@
 // CONNECT on the wire (§3.1): protocol name and level, connect flags, keep alive, then the payload fields the
 // flags announce, in order [MQTT-3.1.3-1]. MQTT 3.1 (`MQIsdp`, level 3) is accepted with mosquitto 2.0's leniency.
+// A level with the top bit set (0x83, 0x84) is mosquitto's bridge marker (`try_private`): the level is the low seven
+// bits, and the connection is a bridge.
 
 extension Connect {
     init(wire body: UnsafeRawBufferPointer) throws(DecodeError) {
         var reader = ByteReader(body)
         let protocolName = try reader.readLengthPrefixed("CONNECT protocol name")
-        let level = try reader.readUInt8("CONNECT protocol level")
+        let rawLevel = try reader.readUInt8("CONNECT protocol level")
+        let isBridge = rawLevel & Connect.bridgeBit != 0
+        let level = rawLevel & ~Connect.bridgeBit
         let protocolVersion: ProtocolVersion
         if protocolName.elementsEqual([0x4D, 0x51, 0x54, 0x54]) {  // "MQTT"
-            guard level == ProtocolVersion.v3_1_1.rawValue else { throw .unacceptableProtocolVersion(level) }
+            guard level == ProtocolVersion.v3_1_1.rawValue else { throw .unacceptableProtocolVersion(rawLevel) }
             protocolVersion = .v3_1_1
         } else if protocolName.elementsEqual([0x4D, 0x51, 0x49, 0x73, 0x64, 0x70]) {  // "MQIsdp"
-            guard level == ProtocolVersion.v3_1.rawValue else { throw .unacceptableProtocolVersion(level) }
+            guard level == ProtocolVersion.v3_1.rawValue else { throw .unacceptableProtocolVersion(rawLevel) }
             protocolVersion = .v3_1
         } else {
             // Not MQTT at all: close without a CONNACK [MQTT-3.1.2-1].
@@ -75,8 +79,11 @@ extension Connect {
         }
         self.init(
             protocolVersion: protocolVersion, cleanSession: cleanSession, keepAlive: keepAlive, clientID: clientID,
-            will: will, username: username, password: password)
+            will: will, username: username, password: password, isBridge: isBridge)
     }
+
+    /// The protocol level's top bit: set by a bridge (mosquitto's `try_private`), never by a client.
+    static let bridgeBit: UInt8 = 0x80
 
     func encode(into buffer: inout [UInt8]) {
         let protocolNameCount = protocolVersion == .v3_1_1 ? 4 : 6
@@ -101,7 +108,7 @@ extension Connect {
         case .v3_1_1: buffer.appendLengthPrefixed("MQTT".utf8)
         case .v3_1: buffer.appendLengthPrefixed("MQIsdp".utf8)
         }
-        buffer.append(protocolVersion.rawValue | (isBridge ? 0x80 : 0))
+        buffer.append(isBridge ? protocolVersion.rawValue | Connect.bridgeBit : protocolVersion.rawValue)
         buffer.append(flags)
         buffer.appendUInt16(keepAlive)
         buffer.appendLengthPrefixed(clientID.utf8)

@@ -31,15 +31,16 @@ public struct Connect: Sendable, Equatable {
     public var will: Will?
     public var username: String?
     public var password: [UInt8]?
-    /// mosquitto's bridge flag: the protocol level's top bit (0x83, 0x84).
+    /// The sender is a broker bridging to this one: mosquitto's `try_private`, the protocol level's top bit (0x83,
+    /// 0x84). Such a connection is not sent back what it published, and gets RETAIN as published.
     public var isBridge: Bool
 
     public init(
         protocolVersion: ProtocolVersion = .v3_1_1, cleanSession: Bool = true, keepAlive: UInt16 = 60,
         clientID: String, will: Will? = nil, username: String? = nil, password: [UInt8]? = nil, isBridge: Bool = false
     ) {
-        self.isBridge = isBridge
         self.protocolVersion = protocolVersion
+        self.isBridge = isBridge
         self.cleanSession = cleanSession
         self.keepAlive = keepAlive
         self.clientID = clientID

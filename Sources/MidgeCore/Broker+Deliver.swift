@@ -21,25 +21,31 @@ extension Broker {
     /// route's epoch and collected in a list that keeps its capacity between messages. A publisher remembers the
     /// list for its topic: its next PUBLISH to the same topic, with no subscription changed since, skips the walk.
     /// `publisher` is the client it came from, held back if it overfills a queue under `QueueFullPolicy.block`.
-    func route(_ message: Message, from publisher: ClientConnection?, into actions: inout [Action]) {
+    /// `retain` is the RETAIN flag it was published with and `origin` the session that published it (a Will's too),
+    /// both for bridge sessions only (`Session.isBridge`).
+    func route(
+        _ message: Message, retain: Bool, from publisher: ClientConnection?, origin: Session?,
+        into actions: inout [Action]
+    ) {
         journal?.lastStoredMessage = 0
+        let published = Publication(retain: retain, origin: origin.map(ObjectIdentifier.init))
         if let cache = publisher?.routeCache, cache.version == subscriptionTrie.version, cache.topic == message.topic,
             !cache.reachesSharedGroups
         {
-            deliver(message, to: cache.targets, from: publisher, into: &actions)
+            deliver(message, published, to: cache.targets, from: publisher, into: &actions)
             return
         }
         var targets: [RouteTarget] = []
         if let cache = publisher?.routeCache { swap(&targets, &cache.targets) } else { swap(&targets, &routeScratch) }
         targets.removeAll(keepingCapacity: true)
         collectTargets(of: message.topic, into: &targets)
-        deliver(message, to: targets, from: publisher, into: &actions)
+        deliver(message, published, to: targets, from: publisher, into: &actions)
         // One member of each shared group, picked afresh for every message, so a remembered route never holds them.
         let reachesSharedGroups = !sharedPicks.isEmpty
         if reachesSharedGroups {
             var picks: [RouteTarget] = []
             swap(&picks, &sharedPicks)
-            deliver(message, to: picks, from: publisher, into: &actions)
+            deliver(message, published.toSharedGroup, to: picks, from: publisher, into: &actions)
             picks.removeAll(keepingCapacity: true)
             swap(&picks, &sharedPicks)
         }
@@ -113,7 +119,8 @@ extension Broker {
     }
 
     private func deliver(
-        _ message: Message, to targets: [RouteTarget], from publisher: ClientConnection?, into actions: inout [Action]
+        _ message: Message, _ published: Publication, to targets: [RouteTarget], from publisher: ClientConnection?,
+        into actions: inout [Action]
     ) {
         let checksDeliveries = self.checksDeliveries
         // `upgrade_outgoing_qos` is decided once per message, as the ceiling below: the loop pays no branch for it.
@@ -127,9 +134,15 @@ extension Broker {
                 {
                     return
                 }
-                // Live forwards always carry RETAIN=0 [MQTT-3.3.1-9]; QoS is the lower of both [MQTT-3.8.4-6].
+                // Live forwards carry RETAIN=0 [MQTT-3.3.1-9], except to a bridge; QoS is the lower of both
+                // [MQTT-3.8.4-6]. Ordinary sessions pay one flag test for bridges.
+                var retain = false
+                if session.isBridge {
+                    if ObjectIdentifier(session) == published.origin { return }
+                    retain = published.retain
+                }
                 deliver(
-                    message, qos: min(ceiling, target.qos), retain: false, to: session, from: publisher,
+                    message, qos: min(ceiling, target.qos), retain: retain, to: session, from: publisher,
                     into: &actions)
             }
         }
@@ -347,6 +360,20 @@ extension Broker {
         }
         pump(session, into: &actions)
     }
+}
+
+/// What a bridge session's deliveries depend on (mosquitto gives every subscription of a bridge no-local and
+/// retain-as-published, `handle__subscribe`): the RETAIN flag as published, so the broker at the other end stores
+/// the retained message too, and the publishing session, which is not sent its own message back, or two brokers
+/// bridged both ways would pass it between them forever.
+struct Publication {
+    let retain: Bool
+    /// An identity, not a reference: routing a message costs no reference counting for this.
+    let origin: ObjectIdentifier?
+
+    /// The same for a shared group's member: no-local does not apply to shared subscriptions (MQTT 5 forbids it
+    /// there, and mosquitto's `subs__shared_process` skips no session), retain-as-published does.
+    var toSharedGroup: Publication { Publication(retain: retain, origin: nil) }
 }
 
 /// One session a topic reaches, with the highest QoS its matching subscriptions grant. Not retained: sessions in

@@ -171,7 +171,7 @@ public final class Broker {
     public func publish(_ message: Message, retain: Bool, into actions: inout [Action]) {
         let message = withStoreID(message)
         if retain { updateRetained(with: message) }
-        route(message, from: nil, into: &actions)
+        route(message, retain: retain, from: nil, origin: nil, into: &actions)
     }
 
     /// Messages a client's session holds for it, queued or in flight; nil when there is no such session. A lazy

@@ -26,6 +26,11 @@ final class Session {
     @exclusivity(unchecked) var routeQoS: QoS = .atMostOnce
     /// Clean-session sessions end with their connection [MQTT-3.1.2-6]; the others persist [MQTT-3.1.2-4].
     let cleanSession: Bool
+    /// The latest connection said it is a broker bridging to this one (`Connect.isBridge`): it is not sent what it
+    /// published itself, and gets RETAIN as published. Set by every CONNECT, so it stays while the session waits for
+    /// its bridge (queued deliveries keep RETAIN) and is not stored: a session restored after a restart has it again
+    /// once its bridge reconnects.
+    @exclusivity(unchecked) var isBridge = false
     /// Why every delivery waits in the queue (where the limits and the queue-full policy apply) instead of going
     /// to the driver.
     @exclusivity(unchecked) var outputBlocks: OutputBlocks = []

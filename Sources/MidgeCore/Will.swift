@@ -12,6 +12,6 @@ extension Broker {
         }
         let will = withStoreID(will)
         if client.willRetain { updateRetained(with: will, source: retainSource(of: client)) }
-        route(will, from: nil, into: &actions)
+        route(will, retain: client.willRetain, from: nil, origin: client.session, into: &actions)
     }
 }

@@ -97,4 +97,18 @@ final class EncoderTests: XCTestCase {
         let bytes = encoded(.connect(connect))
         XCTAssertEqual(try XCTUnwrap(try decodeFront(bytes).get()).packet, .connect(connect))
     }
+
+    func testABridgeConnectCarriesTheTopBitOfTheLevelAndRoundTrips() throws {
+        for version in [ProtocolVersion.v3_1_1, .v3_1] {
+            let bridge = Connect(protocolVersion: version, cleanSession: false, clientID: "edge.bridge", isBridge: true)
+            let bytes = encoded(.connect(bridge))
+            // Fixed header (2), protocol name (2 + 4 or 6), then the level.
+            let levelOffset = 2 + 2 + (version == .v3_1_1 ? 4 : 6)
+            XCTAssertEqual(bytes[levelOffset], version.rawValue | 0x80, "\(version)")
+            XCTAssertEqual(try XCTUnwrap(try decodeFront(bytes).get()).packet, .connect(bridge), "\(version)")
+
+            let client = Connect(protocolVersion: version, clientID: "edge.client")
+            XCTAssertEqual(encoded(.connect(client))[levelOffset], version.rawValue, "\(version)")
+        }
+    }
 }

@@ -204,8 +204,20 @@ enum MalformedCases {
             bytes: connectPacket(wire([0x00, 0x04], utf8("MQTT"), [0x05, 0x02, 0x00, 0x3C, 0x00])),
             error: .unacceptableProtocolVersion(5)),
         MalformedCase(
-            name: "MQTT-3.1.2-2 MQTT at level 0x84 (mosquitto's bridge bit)",
-            bytes: connectPacket(wire([0x00, 0x04], utf8("MQTT"), [0x84, 0x02, 0x00, 0x3C, 0x00, 0x01], utf8("a"))),
+            name: "MQTT-3.1.2-2 MQTT at level 0x85 (the bridge bit on MQTT 5)",
+            bytes: connectPacket(wire([0x00, 0x04], utf8("MQTT"), [0x85, 0x02, 0x00, 0x3C, 0x00, 0x01], utf8("a"))),
+            error: .unacceptableProtocolVersion(0x85)),
+        MalformedCase(
+            name: "MQTT-3.1.2-2 MQTT at level 0x83 (the bridge bit on the wrong level for MQTT)",
+            bytes: connectPacket(wire([0x00, 0x04], utf8("MQTT"), [0x83, 0x02, 0x00, 0x3C, 0x00, 0x01], utf8("a"))),
+            error: .unacceptableProtocolVersion(0x83)),
+        MalformedCase(
+            name: "MQTT-3.1.2-2 MQIsdp at level 0x82 (the bridge bit on an unknown level)",
+            bytes: connectPacket(wire([0x00, 0x06], utf8("MQIsdp"), [0x82, 0x02, 0x00, 0x3C, 0x00, 0x01], utf8("a"))),
+            error: .unacceptableProtocolVersion(0x82)),
+        MalformedCase(
+            name: "MQTT-3.1.2-2 MQIsdp at level 0x84 (the bridge bit on the wrong level for MQIsdp)",
+            bytes: connectPacket(wire([0x00, 0x06], utf8("MQIsdp"), [0x84, 0x02, 0x00, 0x3C, 0x00, 0x01], utf8("a"))),
             error: .unacceptableProtocolVersion(0x84)),
         MalformedCase(
             name: "MQTT-3.1.2-2 MQIsdp at level 4", bytes: connectPacket(wire([0x00, 0x06], utf8("MQIsdp"), [0x04])),

@@ -93,6 +93,26 @@ enum PacketFixtures {
             ),
             packet: .connect(Connect(protocolVersion: .v3_1, keepAlive: 10, clientID: "abc"))),
         PacketFixture(
+            name: "CONNECT 3.1.1 from a bridge (level 0x84, mosquitto's try_private)",
+            bytes: wire(
+                [0x10, 0x0D],  // CONNECT, remaining length 13
+                [0x00, 0x04], utf8("MQTT"), [0x84],  // MQTT 3.1.1, bridge bit
+                [0x00],  // clean session 0, as mosquitto bridges connect by default
+                [0x00, 0x3C],  // keep alive 60 s
+                [0x00, 0x01], utf8("b")  // client identifier
+            ),
+            packet: .connect(Connect(cleanSession: false, clientID: "b", isBridge: true))),
+        PacketFixture(
+            name: "CONNECT 3.1 from a bridge (MQIsdp, level 0x83)",
+            bytes: wire(
+                [0x10, 0x0F],  // CONNECT, remaining length 15
+                [0x00, 0x06], utf8("MQIsdp"), [0x83],  // MQTT 3.1, bridge bit
+                [0x02],  // clean session
+                [0x00, 0x0A],  // keep alive 10 s
+                [0x00, 0x01], utf8("b")  // client identifier
+            ),
+            packet: .connect(Connect(protocolVersion: .v3_1, keepAlive: 10, clientID: "b", isBridge: true))),
+        PacketFixture(
             name: "CONNECT with a non-ASCII client id, an empty QoS 2 will and a user name alone",
             bytes: wire(
                 [0x10, 0x16],  // CONNECT, remaining length 22

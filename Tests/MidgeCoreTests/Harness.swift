@@ -173,10 +173,12 @@ final class Harness {
     @discardableResult
     func connect(
         _ clientID: String, clean: Bool = true, keepAlive: UInt16 = 0, will: Will? = nil, username: String? = nil,
-        password: [UInt8]? = nil, sessionPresent: Bool = false, file: StaticString = #filePath, line: UInt = #line
+        password: [UInt8]? = nil, sessionPresent: Bool = false, isBridge: Bool = false,
+        file: StaticString = #filePath, line: UInt = #line
     ) -> Client {
         let client = connectExpectingAnything(
-            clientID, clean: clean, keepAlive: keepAlive, will: will, username: username, password: password)
+            clientID, clean: clean, keepAlive: keepAlive, will: will, username: username, password: password,
+            isBridge: isBridge)
         let received = client.take()
         XCTAssertEqual(
             received.first, .connack(ConnAck(sessionPresent: sessionPresent, returnCode: .accepted)), file: file,
@@ -197,14 +199,14 @@ final class Harness {
     /// Sends a CONNECT on a fresh connection and leaves its answer in the outbox.
     func connectExpectingAnything(
         _ clientID: String, clean: Bool = true, keepAlive: UInt16 = 0, will: Will? = nil, username: String? = nil,
-        password: [UInt8]? = nil, version: ProtocolVersion = .v3_1_1
+        password: [UInt8]? = nil, version: ProtocolVersion = .v3_1_1, isBridge: Bool = false
     ) -> Client {
         let client = Client(harness: self, id: newConnectionID())
         client.send(
             .connect(
                 Connect(
                     protocolVersion: version, cleanSession: clean, keepAlive: keepAlive, clientID: clientID,
-                    will: will, username: username, password: password)))
+                    will: will, username: username, password: password, isBridge: isBridge)))
         return client
     }
 }

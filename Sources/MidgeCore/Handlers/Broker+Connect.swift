@@ -93,6 +93,7 @@ extension Broker {
         }
         session.username = connect.username
         session.securityProfile = info.securityProfile
+        session.isBridge = connect.isBridge
         session.connection = connection
         session.outputBlocks = []
         if let flows = session.flows {
@@ -112,7 +113,7 @@ extension Broker {
             accessControl: security(info.securityProfile).accessControl)
         connections[connection] = client
         if let deadline = client.keepaliveDeadline { keepalive.push(deadline, connection) }
-        logConnected(client, cleanSession: connect.cleanSession)
+        logConnected(client, cleanSession: connect.cleanSession, isBridge: connect.isBridge)
 
         // CONNACK first [MQTT-3.2.0-1], then what the resumed session still owes the client. With persistence on, once
         // the session's creation or discarding is on disk, and everything after it waits behind it.
@@ -197,10 +198,11 @@ extension Broker {
         return String(repeating: "0", count: max(0, digits - text.count)) + text
     }
 
-    private func logConnected(_ client: ClientConnection, cleanSession: Bool) {
-        // mosquitto numbers MQTT 3.1 as p1 and 3.1.1 as p2.
+    private func logConnected(_ client: ClientConnection, cleanSession: Bool, isBridge: Bool) {
+        // mosquitto numbers MQTT 3.1 as p1 and 3.1.1 as p2, and names bridges so.
         let protocolNumber = client.protocolVersion == .v3_1 ? 1 : 2
-        var line = "New client connected from \(client.info.remoteAddress) as \(client.clientID) "
+        var line = isBridge ? "New bridge" : "New client"
+        line += " connected from \(client.info.remoteAddress) as \(client.clientID) "
         line += "(p\(protocolNumber), c\(cleanSession ? 1 : 0), k\(client.keepAlive)"
         if let username = client.username { line += ", u'\(username)'" }
         line += ")."

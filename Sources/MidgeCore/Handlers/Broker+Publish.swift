@@ -101,7 +101,7 @@ extension Broker {
             topic: publish.topic, payload: publish.payload, qos: publish.qos,
             storeID: journal?.allocateMessageID() ?? 0)
         if publish.retain { updateRetained(with: message, source: retainSource(of: client)) }
-        route(message, from: client, into: &actions)
+        route(message, retain: publish.retain, from: client, origin: client.session, into: &actions)
     }
 
     /// RETAIN=1: store or replace [MQTT-3.3.1-5], or delete on an empty payload, which is never stored

@@ -161,7 +161,7 @@ final class BridgeTransport: ConnectionTransport {
         Packet.connect(
             Connect(
                 cleanSession: configuration.effectiveLocalCleanSession, keepAlive: 0, clientID: bridge.localClientID,
-                isBridge: false)
+                isBridge: true)
         ).encode(into: &mqtt)
         let requests = configuration.topics.filter { $0.direction.carriesOut }.map {
             SubscriptionRequest(filter: $0.localFilter, qos: $0.qos)
