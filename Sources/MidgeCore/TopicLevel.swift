@@ -79,4 +79,13 @@ extension TopicName {
         else { return false }
         return bytes.count == 4 || bytes[4] == TopicLevels.separator
     }
+
+    /// Where a client may not publish: `$SYS`, except `$SYS/broker/connection/<id>/state`, where bridges report
+    /// whether they are connected (mosquitto makes the same one exception, and its bridges' Wills use it).
+    var isReservedForBroker: Bool {
+        guard isSysTopic else { return false }
+        let levels = bytes.split(separator: TopicLevels.separator, omittingEmptySubsequences: false)
+        return !(levels.count == 5 && levels[1].elementsEqual("broker".utf8)
+            && levels[2].elementsEqual("connection".utf8) && levels[4].elementsEqual("state".utf8))
+    }
 }

@@ -120,6 +120,12 @@ final class PublishTests: XCTestCase {
         // Only the $SYS level itself is reserved.
         client.publish("$SYSTEM/x", "real")
         XCTAssertEqual(payloads(subscriber.take()), ["real"])
+        // But for bridge states, which bridges publish (and leave as their Will) on the broker they connect to.
+        client.publish("$SYS/broker/connection/edge-1/state", "1", retain: true)
+        client.publish("$SYS/broker/connection/edge-1/state/x", "no")
+        client.publish("$SYS/broker/connections/edge-1/state", "no")
+        XCTAssertEqual(payloads(subscriber.take()), ["1"])
+        XCTAssertEqual(harness.broker.statistics.retainedMessages, 1)
     }
 
     func test_MQTT_3_8_4_6_deliveredQoSIsTheLowerOfPublishedAndGranted() {

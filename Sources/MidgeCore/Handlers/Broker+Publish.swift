@@ -79,9 +79,9 @@ extension Broker {
     }
 
     /// Takes ownership of the message, unless the client may not publish it: then it is acknowledged as
-    /// usual and dropped [MQTT-3.3.5-2]. `$SYS` is the broker's own (mosquitto drops it the same way).
+    /// usual and dropped [MQTT-3.3.5-2]. `$SYS` is the broker's own but for bridge states (as in mosquitto).
     private func accept(_ publish: Publish, from client: ClientConnection, into actions: inout [Action]) {
-        guard !publish.topic.isSysTopic,
+        guard !publish.topic.isReservedForBroker,
             client.accessControl.mayPublish(clientID: client.clientID, username: client.username, topic: publish.topic)
         else { return }
         let limit = configuration.messageSizeLimit

@@ -1,0 +1,167 @@
+// Two brokers in this process joined by a bridge over loopback: topics cross each way with their QoS and RETAIN,
+// nothing comes back to where it was published, acknowledgements wait for the other broker, messages published
+// while the remote is down cross once it is back, and the notification topic says 1 and 0 on both sides.
+import XCTest
+
+import MQTTCodec
+import MidgeCore
+@testable import MidgeServer
+
+final class BridgeLoopbackTests: XCTestCase {
+    private func bridged(to remote: RunningServer, _ lines: String, threads: Int = 2) throws -> RunningServer {
+        try RunningServer(
+            threads: threads,
+            config: "connection test\naddress 127.0.0.1:\(remote.port)\nremote_clientid edge\nrestart_timeout 1\n"
+                + lines)
+    }
+
+    private func client(_ server: RunningServer, _ id: String) throws -> TestClient {
+        let client = try TestClient(port: server.port)
+        XCTAssertEqual(try client.connect(id).returnCode, .accepted)
+        return client
+    }
+
+    /// Waits for the bridge's "connected" log line on the bridging broker.
+    private func waitConnected(_ server: RunningServer) throws {
+        guard server.log.waitForLine(where: { $0.contains("Bridge test connected") }) != nil else {
+            throw TestError("the bridge did not connect")
+        }
+    }
+
+    func testTopicsCrossEachWayWithTheirQoSAndAcknowledgementsWaitForTheRemote() throws {
+        let remote = try RunningServer()
+        defer { remote.stop() }
+        let remoteSubscriber = try client(remote, "far")
+        try remoteSubscriber.subscribe("sensors/#", qos: .exactlyOnce)
+        let edge = try bridged(to: remote, "topic sensors/# out 1\ntopic cmd/# in 2\n")
+        defer { edge.stop() }
+        try waitConnected(edge)
+        let localSubscriber = try client(edge, "near")
+        try localSubscriber.subscribe("cmd/#", qos: .exactlyOnce)
+
+        let publisher = try client(edge, "pub")
+        try publisher.publish("sensors/t", Array("21.5".utf8), qos: .exactlyOnce, id: 7)
+        var received = try remoteSubscriber.receivePublish()
+        XCTAssertEqual(received.topic.description, "sensors/t")
+        XCTAssertEqual(received.payload, Array("21.5".utf8))
+        XCTAssertEqual(received.qos, .atLeastOnce, "min(QoS 2 published, QoS 1 of the topic line)")
+        guard case .pubrec(let id) = try publisher.receive(), id.rawValue == 7 else {
+            throw TestError("expected PUBREC 7")
+        }
+
+        let commander = try client(remote, "commander")
+        try commander.publish("cmd/open", Array("now".utf8), qos: .exactlyOnce, id: 3)
+        guard case .publish(let command) = try localSubscriber.receive() else { throw TestError("expected PUBLISH") }
+        XCTAssertEqual(command.topic.description, "cmd/open")
+        XCTAssertEqual(command.qos, .exactlyOnce)
+        XCTAssertFalse(command.retain)
+
+        // Not carried: no line matches it.
+        try publisher.publish("other/x", [1], qos: .atLeastOnce, id: 8)
+        try publisher.publish("sensors/sentinel", [2], qos: .atLeastOnce, id: 9)
+        received = try remoteSubscriber.receivePublish()
+        XCTAssertEqual(received.topic.description, "sensors/sentinel")
+    }
+
+    func testBothWaysWithPrefixesNothingComesBack() throws {
+        let remote = try RunningServer()
+        defer { remote.stop() }
+        let edge = try bridged(to: remote, "topic # both 1 local/ remote/\n")
+        defer { edge.stop() }
+        try waitConnected(edge)
+        let near = try client(edge, "near")
+        try near.subscribe("local/#", qos: .atLeastOnce)
+        let far = try client(remote, "far")
+        try far.subscribe("remote/#", qos: .atLeastOnce)
+
+        let nearPublisher = try client(edge, "near-pub")
+        try nearPublisher.publish("local/a", Array("from edge".utf8), qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(try far.receivePublish().topic.description, "remote/a")
+        let farPublisher = try client(remote, "far-pub")
+        try farPublisher.publish("remote/b", Array("from hub".utf8), qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(try near.receivePublish().topic.description, "local/a")
+        XCTAssertEqual(try near.receivePublish().topic.description, "local/b")
+        XCTAssertEqual(try far.receivePublish().topic.description, "remote/b")
+        // A sentinel each way: had anything come back, it would arrive before it.
+        try nearPublisher.publish("local/sentinel", [], qos: .atLeastOnce, id: 2)
+        try farPublisher.publish("remote/sentinel", [], qos: .atLeastOnce, id: 2)
+        XCTAssertEqual(try near.receivePublish().topic.description, "local/sentinel")
+        XCTAssertEqual(try near.receivePublish().topic.description, "local/sentinel")
+        XCTAssertEqual(try far.receivePublish().topic.description, "remote/sentinel")
+        XCTAssertEqual(try far.receivePublish().topic.description, "remote/sentinel")
+    }
+
+    func testRetainedMessagesAreRetainedOnTheRemote() throws {
+        let remote = try RunningServer()
+        defer { remote.stop() }
+        let edge = try bridged(to: remote, "topic state/# out 1\n")
+        defer { edge.stop() }
+        try waitConnected(edge)
+        let far = try client(remote, "far")
+        try far.subscribe("state/#", qos: .atLeastOnce)
+        let publisher = try client(edge, "pub")
+        try publisher.send(
+            .publish(Publish(topic: TopicName("state/door")!, payload: Array("open".utf8), qos: .atLeastOnce,
+                             retain: true, packetID: PacketID(1))))
+        let live = try far.receivePublish()
+        XCTAssertEqual(live.payload, Array("open".utf8))
+        XCTAssertFalse(live.retain, "a live delivery to an ordinary client [MQTT-3.3.1-9]")
+        let late = try client(remote, "late")
+        try late.subscribe("state/#", qos: .atLeastOnce)
+        let stored = try late.receivePublish()
+        XCTAssertTrue(stored.retain, "the remote stored it: RETAIN crossed as published")
+        XCTAssertEqual(stored.payload, Array("open".utf8))
+    }
+
+    func testMessagesPublishedWhileTheRemoteIsDownCrossWhenItIsBack() throws {
+        let first = try RunningServer()
+        let port = first.port
+        first.stop()
+        let edge = try RunningServer(
+            threads: 2,
+            config: "connection test\naddress 127.0.0.1:\(port)\nremote_clientid edge\nrestart_timeout 1\n"
+                + "topic queue/# out 1\n")
+        defer { edge.stop() }
+        let publisher = try client(edge, "pub")
+        for index in 0..<5 {
+            try publisher.publish("queue/\(index)", [UInt8(index)], qos: .atLeastOnce, id: UInt16(index + 1))
+            guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
+        }
+        let remote = try RunningServer(config: "listener \(port) 127.0.0.1\n")
+        defer { remote.stop() }
+        let far = try TestClient(port: port)
+        // The bridge's session on the remote is persistent: a subscriber that is there first gets everything.
+        XCTAssertEqual(try far.connect("far").returnCode, .accepted)
+        try far.subscribe("queue/#", qos: .atLeastOnce)
+        try waitConnected(edge)
+        var topics: [String] = []
+        for _ in 0..<5 { topics.append(try far.receivePublish().topic.description) }
+        XCTAssertEqual(topics, (0..<5).map { "queue/\($0)" }, "in order, none lost")
+    }
+
+    func testNotificationsSayOneAndZeroOnBothSides() throws {
+        let remote = try RunningServer()
+        defer { remote.stop() }
+        let far = try client(remote, "far")
+        try far.subscribe("$SYS/broker/connection/edge/state", qos: .atLeastOnce)
+        let edge = try bridged(to: remote, "topic x out 0\n")
+        try waitConnected(edge)
+        let near = try client(edge, "near")
+        try near.subscribe("$SYS/broker/connection/edge/state", qos: .atLeastOnce)
+        // "0" first (published at start, as mosquitto does), then "1" once the remote accepted the bridge.
+        var state = try near.receivePublish()
+        if state.payload == Array("0".utf8) { state = try near.receivePublish() }
+        XCTAssertEqual(state.payload, Array("1".utf8))
+        let late = try client(edge, "late")
+        try late.subscribe("$SYS/broker/connection/edge/state", qos: .atLeastOnce)
+        state = try late.receivePublish()
+        XCTAssertEqual(state.payload, Array("1".utf8))
+        XCTAssertTrue(state.retain)
+        state = try far.receivePublish()
+        XCTAssertEqual(state.payload, Array("1".utf8))
+        // The remote side's "0" is the bridge's Will: it appears when the bridging broker goes away.
+        edge.stop()
+        state = try far.receivePublish()
+        XCTAssertEqual(state.payload, Array("0".utf8))
+    }
+}
