@@ -111,7 +111,7 @@ final class Bridge: Sendable {
                 waitsForThreshold.store(true, ordering: .relaxed)
                 logger.log(
                     .notice,
-                    "Bridge \(name) is lazy: it connects when more than \(configuration.threshold) messages wait.")
+                    "Bridge \(name) is lazy: it connects once \(configuration.threshold) messages wait.")
             } else {
                 attempt()
             }
@@ -166,12 +166,12 @@ final class Bridge: Sendable {
         }
     }
 
-    /// From loop 0: a lazy bridge's local session holds more than `threshold` messages.
+    /// From loop 0: a lazy bridge's local session holds `threshold` messages.
     func thresholdReached() {
         queue.async { [self] in
             guard schedule.withLock({ $0.state == .idle }) else { return }
             waitsForThreshold.store(false, ordering: .relaxed)
-            logger.log(.notice, "Bridge \(name): more than \(configuration.threshold) messages wait; connecting.")
+            logger.log(.notice, "Bridge \(name): \(configuration.threshold) messages wait; connecting.")
             attempt()
         }
     }

@@ -14,7 +14,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public enum StartType: String, Sendable, Equatable {
         /// Connects at start-up and reconnects after `restart_timeout` whenever the connection ends.
         case automatic
-        /// Connects when more than `threshold` messages wait for the remote, and disconnects after `idle_timeout`
+        /// Connects once `threshold` messages wait for the remote, and disconnects after `idle_timeout`
         /// seconds without traffic.
         case lazy
         /// Connects at start-up; never again once the connection ends.

@@ -42,9 +42,15 @@ final class BridgeTransport: ConnectionTransport {
     private var endedIdle = false
     private var nextPacketID: UInt16 = 0
     private var primerSubscription: PacketID?
+    /// Where the socket leads, for log lines.
+    private let remoteAddress: String
 
-    init(bridge: Bridge, role: Role, tryPrivate: Bool, tls: TLSConnection?, now: MonotonicTime) {
+    init(
+        bridge: Bridge, role: Role, remoteAddress: String = "", tryPrivate: Bool, tls: TLSConnection?,
+        now: MonotonicTime
+    ) {
         self.bridge = bridge
+        self.remoteAddress = remoteAddress
         self.role = role
         self.tryPrivate = tryPrivate
         self.tls = tls
@@ -228,7 +234,7 @@ final class BridgeTransport: ConnectionTransport {
                 return .close(.connectRefused(connack.returnCode))
             }
             remoteAccepted = true
-            bridge.log(.notice, "Bridge \(bridge.name) connected to \(configuration.name) as \(bridge.remoteClientID).")
+            bridge.log(.notice, "Bridge \(bridge.name) connected to \(remoteAddress) as \(bridge.remoteClientID).")
             bridge.remoteAccepted()
             remoteSessionReady(wire: &wire, now: now)
         case .publish(let publish):

@@ -78,7 +78,8 @@ extension EventLoop {
         attachTransport(
             connection,
             BridgeTransport(
-                bridge: bridge, role: .link, tryPrivate: tryPrivate, tls: tls,
+                bridge: bridge, role: .link, remoteAddress: socket.address.description, tryPrivate: tryPrivate,
+                tls: tls,
                 now: MonotonicTime(nanoseconds: now)))
         bridgeTable.connections[ObjectIdentifier(bridge)] = id
         pokeTransport(id)
@@ -113,7 +114,7 @@ extension EventLoop {
             let key = ObjectIdentifier(bridge)
             let pending = broker.pendingMessageCount(clientID: bridge.localClientID) ?? 0
             bridge.counters.queued.store(pending, ordering: .relaxed)
-            if bridge.waitsForThreshold.load(ordering: .relaxed) && pending > bridge.configuration.threshold {
+            if bridge.waitsForThreshold.load(ordering: .relaxed) && pending >= bridge.configuration.threshold {
                 bridge.thresholdReached()
             }
             guard let topic = bridge.notificationTopic else { continue }
