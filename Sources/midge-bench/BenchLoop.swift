@@ -31,7 +31,9 @@ final class BenchLoop {
 
     /// Connects and sends CONNECT (and SUBSCRIBE for subscribers); replies are handled by `poll`.
     func open(role: Role, clientID: String, source: String?, keepAlive: UInt16 = 60) throws(BenchError) {
-        let fd = try openConnection(host: settings.host, port: settings.port, source: source)
+        var port = settings.port
+        if case .subscriber = role, let subscriberPort = settings.subscriberPort { port = subscriberPort }
+        let fd = try openConnection(host: settings.host, port: port, source: source)
         let connection = BenchConnection(fd: fd, role: role)
         var clean = true
         if case .subscriber = role, settings.persistentSubscribers { clean = false }

@@ -4,6 +4,8 @@ import MQTTCodec
 struct BenchSettings: Sendable {
     var host = "127.0.0.1"
     var port: UInt16 = 1883
+    /// Where subscribers connect when it is not `port`: a bridged broker, with the bridging one at `port`.
+    var subscriberPort: UInt16?
     var scenario = "fanin"
     var publishers = 8
     var subscribers = 1
@@ -30,6 +32,7 @@ struct BenchSettings: Sendable {
 
     static let usage = """
         usage: midge-bench [--scenario fanin|fanout|topics|latency|shared|idle] [--host 127.0.0.1] [--port 1883]
+                           [--subscriber-port PORT (default: --port; the far side of a bridge)]
                            [--qos 0|1|2] [--publishers N] [--subscribers N] [--payload BYTES] [--duration SECONDS]
                            [--rate MSG_PER_S] [--window N] [--topics N] [--connections N] [--sources N]
                            [--broker-pid PID] [--drain SECONDS] [--persistent 0|1]
@@ -87,6 +90,7 @@ struct BenchSettings: Sendable {
         }
         if let host = options.removeValue(forKey: "host") { settings.host = host }
         if let value = try number("port") { settings.port = UInt16(value) }
+        if let value = try number("subscriber-port") { settings.subscriberPort = UInt16(value) }
         if let value = try number("qos") {
             guard let qos = QoS(rawValue: UInt8(value)) else { throw BenchError("--qos must be 0, 1 or 2") }
             settings.qos = qos

@@ -132,4 +132,18 @@ final class BridgeTests: XCTestCase {
         bridge.publish("t", "shared", retain: true)
         XCTAssertEqual(bridge.take(), [pub("t", "shared", retain: true)])
     }
+
+    func test_aBridgeHasAtLeastAHundredInFlightWhereAClientHasItsMaxInflightMessages() {
+        var configuration = BrokerConfiguration()
+        configuration.maxInflightMessages = 20
+        let harness = Harness(configuration)
+        let bridge = harness.connect("bridge", isBridge: true)
+        bridge.subscribeOnly([("t", .atLeastOnce)])
+        let client = harness.connect("client")
+        client.subscribeOnly([("t", .atLeastOnce)])
+        let publisher = harness.connect("p")
+        for index in 0..<150 { publisher.publish("t", "\(index)", qos: .atLeastOnce, id: 1) }
+        XCTAssertEqual(bridge.take().count, 100, "a broker on the other end: each ack crosses it first")
+        XCTAssertEqual(client.take().count, 20)
+    }
 }
