@@ -164,4 +164,75 @@ final class BridgeLoopbackTests: XCTestCase {
         state = try far.receivePublish()
         XCTAssertEqual(state.payload, Array("0".utf8))
     }
+
+    func testALazyBridgeConnectsAtItsThresholdAndLeavesWhenIdle() throws {
+        let remote = try RunningServer()
+        defer { remote.stop() }
+        let far = try client(remote, "far")
+        try far.subscribe("lazy/#", qos: .atLeastOnce)
+        let edge = try bridged(to: remote, "topic lazy/# out 1\nstart_type lazy\nthreshold 3\nidle_timeout 1\n")
+        defer { edge.stop() }
+        let publisher = try client(edge, "pub")
+        for index in 0..<2 {
+            try publisher.publish("lazy/\(index)", [], qos: .atLeastOnce, id: UInt16(index + 1))
+            guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
+        }
+        XCTAssertNil(edge.log.waitForLine(seconds: 1) { $0.contains("Connecting bridge test") }, "below the threshold")
+        try publisher.publish("lazy/2", [], qos: .atLeastOnce, id: 3)
+        try waitConnected(edge)
+        XCTAssertEqual(try (0..<3).map { _ in try far.receivePublish().topic.description }, ["lazy/0", "lazy/1", "lazy/2"])
+        XCTAssertNotNil(edge.log.waitForLine { $0.contains("Bridge test idle for 1 s: disconnecting.") })
+    }
+
+    func testWithoutRoundRobinTheBridgeReturnsToItsMainAddress() throws {
+        let main = try RunningServer()
+        let mainPort = main.port
+        main.stop()
+        let backup = try RunningServer()
+        defer { backup.stop() }
+        let edge = try RunningServer(
+            threads: 2,
+            config: "connection test\naddresses 127.0.0.1:\(mainPort) 127.0.0.1:\(backup.port)\nrestart_timeout 1\n"
+                + "remote_clientid edge\ntopic rr/# out 1\n")
+        defer { edge.stop() }
+        XCTAssertNotNil(edge.log.waitForLine { $0.contains("Bridge test connected to 127.0.0.1:\(backup.port)") })
+        let restarted = try RunningServer(config: "listener \(mainPort) 127.0.0.1\n")
+        defer { restarted.stop() }
+        XCTAssertNotNil(
+            edge.log.waitForLine(seconds: 20) { $0.contains("Bridge test connected to 127.0.0.1:\(mainPort)") },
+            "the main address is tried every 5 s while the bridge is elsewhere")
+    }
+
+    func testOutOnlyTopicsAreUnsubscribedOnThePersistentRemoteSession() throws {
+        let remote = try RunningServer()
+        defer { remote.stop() }
+        var edge = try bridged(to: remote, "topic flip/# in 1\n")
+        try waitConnected(edge)
+        edge.stop()
+        // The same client id and a persistent remote session: `in` left a subscription there that `out` removes.
+        edge = try bridged(to: remote, "topic flip/# out 1\ntopic probe out 1\n")
+        defer { edge.stop() }
+        try waitConnected(edge)
+        let near = try client(edge, "near")
+        try near.subscribe("flip/#", qos: .atLeastOnce)
+        let far = try client(remote, "far")
+        try far.subscribe("probe", qos: .atLeastOnce)
+        let farPublisher = try client(remote, "far-pub")
+        try farPublisher.publish("flip/x", [1], qos: .atLeastOnce, id: 1)
+        let nearPublisher = try client(edge, "near-pub")
+        try nearPublisher.publish("probe", [2], qos: .atLeastOnce, id: 1)
+        XCTAssertEqual(try far.receivePublish().topic.description, "probe")
+        // flip/x would have reached the edge before the probe crossed the other way.
+        try nearPublisher.publish("flip/sentinel", [3], qos: .atLeastOnce, id: 2)
+        XCTAssertEqual(try near.receivePublish().topic.description, "flip/sentinel")
+    }
+
+    func testAnMQTT31BridgeConnectsAsProtocolLevelThree() throws {
+        let remote = try RunningServer()
+        defer { remote.stop() }
+        let edge = try bridged(to: remote, "topic v31/# out 1\nbridge_protocol_version mqttv31\n")
+        defer { edge.stop() }
+        try waitConnected(edge)
+        XCTAssertNotNil(remote.log.waitForLine { $0.contains("New bridge connected") && $0.contains("as edge (p1") })
+    }
 }
