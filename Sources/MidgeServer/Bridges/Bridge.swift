@@ -45,6 +45,8 @@ final class Bridge: Sendable {
         var lastWait = 0
         /// Bumped whenever a pending timer becomes moot (a newer attempt or a stop).
         var generation = 0
+        /// The connection was ended to move back to the main address: reconnect without waiting.
+        var reconnectAtOnce = false
     }
 
     private let tlsContext: TLSClientContext?
@@ -118,8 +120,10 @@ final class Bridge: Sendable {
         }
     }
 
+    /// Not through the queue: it may be inside a connect that takes seconds. A connect that still succeeds is
+    /// closed by loop 0, which is stopping too.
     func stop() {
-        queue.sync { schedule.withLock { $0.state = .stopped; $0.generation += 1 } }
+        schedule.withLock { $0.state = .stopped; $0.generation += 1 }
     }
 
     /// From loop 0: the remote accepted the connection. The backoff starts from its base again.
@@ -153,7 +157,13 @@ final class Bridge: Sendable {
                 }
                 return schedule.state
             }
+            let atOnce = schedule.withLock { schedule in
+                defer { schedule.reconnectAtOnce = false }
+                return schedule.reconnectAtOnce && schedule.state == .waiting
+            }
             switch next {
+            case .waiting where atOnce:
+                attempt()
             case .stopped:
                 if configuration.startType == .once {
                     logger.log(.notice, "Bridge \(name) ended and is not restarted (start_type once).")
@@ -252,6 +262,7 @@ final class Bridge: Sendable {
                 schedule.withLock { schedule in
                     schedule.addressIndex = 0
                     schedule.lastWait = 0
+                    schedule.reconnectAtOnce = true
                 }
                 host.withLock { $0 }?.disconnect(self, reason: "the main address \(main) is reachable again")
             case .failure:
