@@ -1,6 +1,7 @@
 // Two brokers in this process joined by a bridge over loopback: topics cross each way with their QoS and RETAIN,
 // nothing comes back to where it was published, acknowledgements wait for the other broker, messages published
 // while the remote is down cross once it is back, and the notification topic says 1 and 0 on both sides.
+import Foundation
 import XCTest
 
 import MQTTCodec
@@ -19,6 +20,26 @@ final class BridgeLoopbackTests: XCTestCase {
         let client = try TestClient(port: server.port)
         XCTAssertEqual(try client.connect(id).returnCode, .accepted)
         return client
+    }
+
+    /// A remote broker that is down, but where `far` already has a persistent session subscribed to `filter`: what
+    /// arrives once it is back waits for `far` whatever the order of their reconnections. Returns the port and the
+    /// configuration that brings it back.
+    private func remoteThatIsDown(subscribing filter: String, store: String) throws -> (port: UInt16, config: String) {
+        let config = "persistence true\npersistence_location \(store)/\n"
+        let first = try RunningServer(config: config)
+        let far = try TestClient(port: first.port)
+        XCTAssertEqual(try far.connect("far", clean: false).returnCode, .accepted)
+        try far.subscribe(filter, qos: .atLeastOnce)
+        far.close()
+        first.stop()
+        return (first.port, config + "listener \(first.port) 127.0.0.1\n")
+    }
+
+    private func temporaryDirectory(_ name: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: path)
+        return path
     }
 
     /// Waits for the bridge's "connected" log line on the bridging broker.
@@ -114,9 +135,9 @@ final class BridgeLoopbackTests: XCTestCase {
     }
 
     func testMessagesPublishedWhileTheRemoteIsDownCrossWhenItIsBack() throws {
-        let first = try RunningServer()
-        let port = first.port
-        first.stop()
+        let store = temporaryDirectory("bridge-remote-store")
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let (port, remoteConfig) = try remoteThatIsDown(subscribing: "queue/#", store: store)
         let edge = try RunningServer(
             threads: 2,
             config: "connection test\naddress 127.0.0.1:\(port)\nremote_clientid edge\nrestart_timeout 1\n"
@@ -127,15 +148,12 @@ final class BridgeLoopbackTests: XCTestCase {
             try publisher.publish("queue/\(index)", [UInt8(index)], qos: .atLeastOnce, id: UInt16(index + 1))
             guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
         }
-        let remote = try RunningServer(config: "listener \(port) 127.0.0.1\n")
+        let remote = try RunningServer(config: remoteConfig)
         defer { remote.stop() }
-        let far = try TestClient(port: port)
-        // The bridge's session on the remote is persistent: a subscriber that is there first gets everything.
-        XCTAssertEqual(try far.connect("far").returnCode, .accepted)
-        try far.subscribe("queue/#", qos: .atLeastOnce)
         try waitConnected(edge)
-        var topics: [String] = []
-        for _ in 0..<5 { topics.append(try far.receivePublish().topic.description) }
+        let far = try TestClient(port: port)
+        XCTAssertEqual(try far.connect("far", clean: false).sessionPresent, true)
+        let topics = try (0..<5).map { _ in try far.receivePublish().topic.description }
         XCTAssertEqual(topics, (0..<5).map { "queue/\($0)" }, "in order, none lost")
     }
 
@@ -234,5 +252,34 @@ final class BridgeLoopbackTests: XCTestCase {
         defer { edge.stop() }
         try waitConnected(edge)
         XCTAssertNotNil(remote.log.waitForLine { $0.contains("New bridge connected") && $0.contains("as edge (p1") })
+    }
+
+    func testQueuedMessagesSurviveARestartOfTheBridgingBrokerWhileTheRemoteIsDown() throws {
+        let store = temporaryDirectory("bridge-edge-store")
+        let remoteStore = temporaryDirectory("bridge-remote-store")
+        defer {
+            try? FileManager.default.removeItem(atPath: store)
+            try? FileManager.default.removeItem(atPath: remoteStore)
+        }
+        let (port, remoteConfig) = try remoteThatIsDown(subscribing: "durable/#", store: remoteStore)
+        let config =
+            "persistence true\npersistence_location \(store)/\nconnection test\naddress 127.0.0.1:\(port)\n"
+            + "remote_clientid edge\nrestart_timeout 1\ntopic durable/# out 1\n"
+        var edge = try RunningServer(threads: 2, config: config)
+        let publisher = try client(edge, "pub")
+        for index in 0..<5 {
+            try publisher.publish("durable/\(index)", [UInt8(index)], qos: .atLeastOnce, id: UInt16(index + 1))
+            guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
+        }
+        edge.stop()
+        edge = try RunningServer(threads: 2, config: config)
+        defer { edge.stop() }
+        let remote = try RunningServer(config: remoteConfig)
+        defer { remote.stop() }
+        try waitConnected(edge)
+        let far = try TestClient(port: port)
+        XCTAssertEqual(try far.connect("far", clean: false).sessionPresent, true)
+        let topics = try (0..<5).map { _ in try far.receivePublish().topic.description }
+        XCTAssertEqual(topics, (0..<5).map { "durable/\($0)" }, "acknowledged before the restart, kept on disk")
     }
 }
