@@ -61,70 +61,49 @@ extension Parser {
     }
 
     /// The keys of this file. False when `key` is not one of them.
-    mutating func parseDropInKey(_ key: String, arguments: [String], rest: String, number: Int)
-        throws(ConfigError) -> Bool
-    {
-        func fail(_ message: String) -> ConfigError {
-            ConfigError(fileName: fileName, line: number, key: key, message: message)
-        }
-        func text() throws(ConfigError) -> String {
-            guard !rest.isEmpty else { throw fail("missing value") }
-            return rest
-        }
-        func single() throws(ConfigError) -> String {
-            guard arguments.count == 1 else {
-                throw fail(arguments.isEmpty ? "missing value" : "expects one value, got \(arguments.count)")
-            }
-            return arguments[0]
-        }
-        func boolean() throws(ConfigError) -> Bool {
-            switch try single() {
-            case "true": return true
-            case "false": return false
-            case let value: throw fail("'\(value)' is not true or false")
-            }
-        }
+    mutating func parseDropInKey(_ line: ConfigLine) throws(ConfigError) -> Bool {
+        let key = line.key
         func listener(_ change: (inout ListenerConfiguration) -> Void) { changeCurrentListener(change) }
 
         if let why = Configuration.mootKeys[key] {
-            guard !arguments.isEmpty else { throw fail("missing value") }
-            warn(number, key, "accepted, no effect: \(why)")
+            guard !line.arguments.isEmpty else { throw line.fail("missing value") }
+            warn(line.number, key, "accepted, no effect: \(why)")
             return true
         }
         switch key {
         case "pid_file":
-            configuration.pidFile = try text()
+            configuration.pidFile = try line.text()
         case "user":
-            configuration.user = try single()
+            configuration.user = try line.single()
         case "include_dir":
-            try include(directory: try text(), line: number)
+            try include(directory: try line.text(), line: line.number)
         case "bind_interface":
-            let name = try single()
-            guard name.utf8.count < 16 else { throw fail("'\(name)' is longer than an interface name (15 bytes)") }
+            let name = try line.single()
+            guard name.utf8.count < 16 else { throw line.fail("'\(name)' is longer than an interface name (15 bytes)") }
             listener { $0.bindInterface = name }
         case "socket_domain":
-            let value = try single()
-            guard let domain = SocketDomain(rawValue: value) else { throw fail("'\(value)' is not ipv4 or ipv6") }
+            let value = try line.single()
+            guard let domain = SocketDomain(rawValue: value) else { throw line.fail("'\(value)' is not ipv4 or ipv6") }
             listener { $0.socketDomain = domain }
         case "log_timestamp_format":
-            configuration.logTimestampFormat = try text()
+            configuration.logTimestampFormat = try line.text()
         case "log_facility":
-            let value = try single()
+            let value = try line.single()
             guard let facility = Int(value), (0...7).contains(facility) else {
-                throw fail("'\(value)' is not 0-7 (for LOG_LOCAL0 to LOG_LOCAL7)")
+                throw line.fail("'\(value)' is not 0-7 (for LOG_LOCAL0 to LOG_LOCAL7)")
             }
             configuration.logFacility = facility
         case "connection_messages":
-            configuration.connectionMessages = try boolean()
+            configuration.connectionMessages = try line.boolean()
         case "per_listener_settings":
-            if try boolean() { try enablePerListenerSettings(number: number) }
+            if try line.boolean() { try enablePerListenerSettings(number: line.number) }
         case "check_retain_source":
-            configuration.broker.checkRetainSource = try boolean()
+            configuration.broker.checkRetainSource = try line.boolean()
         case "upgrade_outgoing_qos":
-            configuration.broker.upgradeOutgoingQoS = try boolean()
+            configuration.broker.upgradeOutgoingQoS = try line.boolean()
         case "max_inflight_bytes":
-            let value = try single()
-            guard let bytes = Int(value), bytes >= 0 else { throw fail("'\(value)' is not a byte count") }
+            let value = try line.single()
+            guard let bytes = Int(value), bytes >= 0 else { throw line.fail("'\(value)' is not a byte count") }
             configuration.broker.maxInflightBytes = bytes
         default:
             return false

@@ -261,38 +261,12 @@ struct Parser {
         let arguments = Array(words.dropFirst())
         // The text after the key, spaces kept, for paths and prefixes.
         let rest = String(line.dropFirst(key.count)).trimmingWhitespace()
+        let entry = ConfigLine(key: key, arguments: arguments, rest: rest, fileName: fileName, number: number)
 
-        func fail(_ message: String) -> ConfigError {
-            ConfigError(fileName: fileName, line: number, key: key, message: message)
-        }
-        func single() throws(ConfigError) -> String {
-            guard arguments.count == 1 else {
-                throw fail(arguments.isEmpty ? "missing value" : "expects one value, got \(arguments.count)")
-            }
-            return arguments[0]
-        }
-        func text() throws(ConfigError) -> String {
-            guard !rest.isEmpty else { throw fail("missing value") }
-            return rest
-        }
-        func integer(_ range: ClosedRange<Int>) throws(ConfigError) -> Int {
-            let value = try single()
-            guard let number = Int(value), range.contains(number) else {
-                throw fail("'\(value)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return number
-        }
-        func boolean() throws(ConfigError) -> Bool {
-            switch try single() {
-            case "true": return true
-            case "false": return false
-            case let value: throw fail("'\(value)' is not true or false")
-            }
-        }
         /// A numeric address, or a host name resolved when the listener is opened.
         func address(_ value: String) throws(ConfigError) -> (IPAddress?, String?) {
             if let address = IPAddress(value) { return (address, nil) }
-            guard Parser.isHostName(value) else { throw fail("'\(value)' is not an IP address or a host name") }
+            guard Parser.isHostName(value) else { throw entry.fail("'\(value)' is not an IP address or a host name") }
             return (nil, value)
         }
 
@@ -308,174 +282,178 @@ struct Parser {
         if try parsePerListenerKey(key, arguments: arguments, rest: rest, number: number) { return }
         switch key {
         case "listener":
-            guard (1...2).contains(arguments.count) else { throw fail("expects PORT [ADDRESS]") }
-            guard let port = UInt16(arguments[0]) else { throw fail("'\(arguments[0])' is not a port (0-65535)") }
+            guard (1...2).contains(arguments.count) else { throw entry.fail("expects PORT [ADDRESS]") }
+            guard let port = UInt16(arguments[0]) else { throw entry.fail("'\(arguments[0])' is not a port (0-65535)") }
             var listener = ListenerConfiguration(port: port)
             listener.origin = ConfigOrigin(fileName: fileName, line: number, key: key)
             if arguments.count == 2, arguments[1].hasPrefix("/") {
                 // mosquitto's unix socket form: port 0 and a path.
-                guard port == 0 else { throw fail("a unix socket listener takes port 0: listener 0 \(arguments[1])") }
-                guard arguments[1].utf8.count < 108 else { throw fail("a unix socket path has at most 107 bytes") }
+                guard port == 0 else {
+                    throw entry.fail("a unix socket listener takes port 0: listener 0 \(arguments[1])")
+                }
+                guard arguments[1].utf8.count < 108 else {
+                    throw entry.fail("a unix socket path has at most 107 bytes")
+                }
                 listener.unixSocketPath = arguments[1]
             } else if arguments.count == 2 {
                 (listener.address, listener.host) = try address(arguments[1])
             }
             configuration.listeners.append(listener)
         case "protocol":
-            let value = try single()
+            let value = try entry.single()
             guard let kind = ListenerProtocol(rawValue: value) else {
-                throw fail("'\(value)' is not mqtt, websockets or http")
+                throw entry.fail("'\(value)' is not mqtt, websockets or http")
             }
             listener { $0.protocol = kind }
         case "max_connection_rate":
             // Before any `listener` line: every listener's (unless it sets its own); after one: that listener's.
-            let rate = try integer(0...1_000_000)
+            let rate = try entry.integer(0...1_000_000)
             if configuration.listeners.isEmpty {
                 defaultConnectionRate = rate
             } else {
                 configuration.listeners[configuration.listeners.count - 1].maxConnectionRate = rate
             }
         case "max_client_message_rate":
-            configuration.maxClientMessageRate = try integer(0...Int(Int32.max))
+            configuration.maxClientMessageRate = try entry.integer(0...Int(Int32.max))
         case "max_client_byte_rate":
-            configuration.maxClientByteRate = try integer(0...Int.max)
+            configuration.maxClientByteRate = try entry.integer(0...Int.max)
         case _ where HTTPListenerSettings.keys.contains(key):
             var problem: String?
             listener { problem = $0.http.apply(key: key, arguments: arguments) }
-            if let problem { throw fail(problem) }
+            if let problem { throw entry.fail(problem) }
         case "websockets_headers_size":
-            let size = try integer(1024...1_048_576)
+            let size = try entry.integer(1024...1_048_576)
             listener { $0.webSocketHeadersSize = size }
         case "websockets_compression":
-            let enabled = try boolean()
+            let enabled = try entry.boolean()
             listener { $0.webSocketCompression = enabled }
         case "certfile":
-            let path = try text()
+            let path = try entry.text()
             tls { $0.certificateFile = path }
         case "keyfile":
-            let path = try text()
+            let path = try entry.text()
             tls { $0.privateKeyFile = path }
         case "cafile":
-            let path = try text()
+            let path = try entry.text()
             tls { $0.caFile = path }
         case "capath":
-            let path = try text()
+            let path = try entry.text()
             tls { $0.caPath = path }
         case "tls_version":
-            let value = try single()
+            let value = try entry.single()
             guard let version = TLSVersion(configValue: value) else {
-                throw fail("'\(value)' is not tlsv1.3, tlsv1.2 or tlsv1.1")
+                throw entry.fail("'\(value)' is not tlsv1.3, tlsv1.2 or tlsv1.1")
             }
             tls { $0.minimumVersion = version }
         case "ciphers":
-            let list = try single()
+            let list = try entry.single()
             tls { $0.ciphers = list }
         case "ciphers_tls1.3":
-            let list = try single()
+            let list = try entry.single()
             tls { $0.ciphersuites = list }
         case "require_certificate":
-            let value = try boolean()
+            let value = try entry.boolean()
             tls { $0.requireCertificate = value }
         case "use_identity_as_username":
-            let value = try boolean()
+            let value = try entry.boolean()
             tls { $0.useIdentityAsUsername = value }
         case "crlfile":
-            let path = try text()
+            let path = try entry.text()
             tls { $0.crlFile = path }
         case "use_subject_as_username":
-            let value = try boolean()
+            let value = try entry.boolean()
             tls { $0.useSubjectAsUsername = value }
         case "psk_hint":
-            let hint = try text()
+            let hint = try entry.text()
             tls { $0.pskHint = hint }
         case "psk_file":
             // mosquitto (without per_listener_settings) has one psk_file for all listeners; Midge reads it per
             // listener when it follows a `listener` line, and as that shared file before any.
-            let path = try text()
+            let path = try entry.text()
             if configuration.listeners.isEmpty { defaultPSKFile = (path, number) } else { tls { $0.pskFile = path } }
         case "sys_interval":
-            configuration.sysInterval = try integer(0...86_400)
+            configuration.sysInterval = try entry.integer(0...86_400)
         case "port":
-            legacyPort = UInt16(try integer(0...65535))
+            legacyPort = UInt16(try entry.integer(0...65535))
             legacyOrigin = ConfigOrigin(fileName: fileName, line: number, key: key)
         case "bind_address":
-            (legacyBindAddress, legacyBindHost) = try address(try single())
+            (legacyBindAddress, legacyBindHost) = try address(try entry.single())
         case "threads":
             // ConnectionID keeps the loop index in 8 bits and epoll tokens need the top bit: 128 loops at most.
-            configuration.threads = try integer(1...128)
+            configuration.threads = try entry.integer(1...128)
         case "connect_timeout":
-            configuration.connectTimeout = try integer(1...86_400)
+            configuration.connectTimeout = try entry.integer(1...86_400)
         case "allow_anonymous":
-            allowAnonymous = try boolean()
+            allowAnonymous = try entry.boolean()
         case "max_connections":
             // Before any `listener` line: every connection of the broker (Midge's reading of mosquitto's
             // default-listener limit, which is all there is then); after one: that listener's connections.
-            let limit = try integer(-1...Int(Int32.max))
+            let limit = try entry.integer(-1...Int(Int32.max))
             if configuration.listeners.isEmpty {
                 configuration.maxConnections = limit
             } else {
                 configuration.listeners[configuration.listeners.count - 1].maxConnections = limit
             }
         case "message_size_limit":
-            configuration.messageSizeLimit = try integer(0...268_435_455)
+            configuration.messageSizeLimit = try entry.integer(0...268_435_455)
             configuration.broker.messageSizeLimit = configuration.messageSizeLimit
         case "max_packet_size":
             // The smallest whole packets are 2 bytes; mosquitto's limit counts the fixed header too.
-            let value = try integer(0...268_435_460)
-            guard value == 0 || value >= 2 else { throw fail("'\(value)' is below the smallest packet, 2 bytes") }
+            let value = try entry.integer(0...268_435_460)
+            guard value == 0 || value >= 2 else { throw entry.fail("'\(value)' is below the smallest packet, 2 bytes") }
             configuration.maxPacketSize = value
         case "max_inflight_messages":
             // mosquitto's 0 ("no maximum") is every packet id a client can have outstanding [MQTT-2.3.1-4].
-            let value = try integer(0...65535)
+            let value = try entry.integer(0...65535)
             configuration.broker.maxInflightMessages = value == 0 ? 65535 : value
         case "max_queued_messages":
-            configuration.broker.maxQueuedMessages = try integer(0...Int(Int32.max))
+            configuration.broker.maxQueuedMessages = try entry.integer(0...Int(Int32.max))
         case "max_queued_bytes":
-            configuration.broker.maxQueuedBytes = try integer(0...Int.max)
+            configuration.broker.maxQueuedBytes = try entry.integer(0...Int.max)
         case "queue_full_policy":
-            switch try single() {
+            switch try entry.single() {
             case "drop": configuration.broker.queueFullPolicy = .drop
             case "block": configuration.broker.queueFullPolicy = .block
-            case let value: throw fail("'\(value)' is not drop or block")
+            case let value: throw entry.fail("'\(value)' is not drop or block")
             }
         case "clientid_prefixes":
-            configuration.broker.requiredClientIDPrefix = try text()
+            configuration.broker.requiredClientIDPrefix = try entry.text()
         case "mount_point":
             // mosquitto refuses wildcards in it; it is a topic prefix, usually ending in `/`.
-            let prefix = try text()
+            let prefix = try entry.text()
             guard TopicName(prefix) != nil else {
-                throw fail("'\(prefix)' is not a topic prefix (no + or #, valid UTF-8)")
+                throw entry.fail("'\(prefix)' is not a topic prefix (no + or #, valid UTF-8)")
             }
             listener { $0.mountPoint = Array(prefix.utf8) }
         case "use_username_as_clientid":
-            configuration.broker.useUsernameAsClientID = try boolean()
+            configuration.broker.useUsernameAsClientID = try entry.boolean()
         case "max_topic_levels":
-            configuration.broker.maxTopicLevels = try integer(0...65535)
+            configuration.broker.maxTopicLevels = try entry.integer(0...65535)
         case "max_subscriptions":
-            configuration.broker.maxSubscriptions = try integer(0...Int(Int32.max))
+            configuration.broker.maxSubscriptions = try entry.integer(0...Int(Int32.max))
         case "retained_messages_max":
-            configuration.broker.retainedMessagesMax = try integer(0...Int(Int32.max))
+            configuration.broker.retainedMessagesMax = try entry.integer(0...Int(Int32.max))
         case "retained_bytes_max":
-            configuration.broker.retainedBytesMax = try integer(0...Int.max)
+            configuration.broker.retainedBytesMax = try entry.integer(0...Int.max)
         case "memory_limit":
-            configuration.memoryLimit = try integer(0...Int.max)
+            configuration.memoryLimit = try entry.integer(0...Int.max)
         case "queue_qos0_messages":
-            configuration.broker.queueQoS0Messages = try boolean()
+            configuration.broker.queueQoS0Messages = try entry.boolean()
         case "max_keepalive":
-            configuration.broker.maxKeepalive = UInt16(try integer(0...65535))
+            configuration.broker.maxKeepalive = UInt16(try entry.integer(0...65535))
         case "allow_zero_length_clientid":
-            configuration.broker.allowZeroLengthClientID = try boolean()
+            configuration.broker.allowZeroLengthClientID = try entry.boolean()
         case "auto_id_prefix":
-            configuration.broker.autoIDPrefix = try text()
+            configuration.broker.autoIDPrefix = try entry.text()
         case "retain_available":
-            configuration.broker.retainAvailable = try boolean()
+            configuration.broker.retainAvailable = try entry.boolean()
         case "max_qos":
-            guard let qos = QoS(rawValue: UInt8(try integer(0...2))) else { throw fail("not a QoS") }
+            guard let qos = QoS(rawValue: UInt8(try entry.integer(0...2))) else { throw entry.fail("not a QoS") }
             configuration.broker.maxQoS = qos
         case "log_type":
-            let value = try single()
+            let value = try entry.single()
             guard let types = LogTypes(name: value) else {
-                throw fail(
+                throw entry.fail(
                     "unknown log type '\(value)' (error, warning, notice, information, debug, subscribe, "
                         + "unsubscribe, websockets, all, none)")
             }
@@ -487,7 +465,7 @@ struct Parser {
             logTypeGiven = true
             configuration.logTypes = types.isEmpty ? [] : configuration.logTypes.union(types)
         case "log_dest":
-            guard let kind = arguments.first else { throw fail("missing value") }
+            guard let kind = arguments.first else { throw entry.fail("missing value") }
             let destination: LogDestination?
             switch kind {
             case "stderr": destination = .stderr
@@ -495,59 +473,59 @@ struct Parser {
             case "none": destination = nil
             case "file":
                 let path = String(rest.dropFirst(kind.count)).trimmingWhitespace()
-                guard !path.isEmpty else { throw fail("'file' needs a path") }
+                guard !path.isEmpty else { throw entry.fail("'file' needs a path") }
                 destination = .file(path)
             case "syslog": destination = .syslog
             case "topic": destination = .topic
             case "dlt":
-                throw fail("log destination 'dlt' (the GENIVI diagnostic log) is not available in Midge")
+                throw entry.fail("log destination 'dlt' (the GENIVI diagnostic log) is not available in Midge")
             default:
-                throw fail("unknown log destination '\(kind)' (stderr, stdout, file PATH, syslog, topic, none)")
+                throw entry.fail("unknown log destination '\(kind)' (stderr, stdout, file PATH, syslog, topic, none)")
             }
-            if kind != "file" && arguments.count != 1 { throw fail("expects one value, got \(arguments.count)") }
+            if kind != "file" && arguments.count != 1 { throw entry.fail("expects one value, got \(arguments.count)") }
             if !logDestGiven { configuration.logDestinations = [] }
             logDestGiven = true
             if let destination, !configuration.logDestinations.contains(destination) {
                 configuration.logDestinations.append(destination)
             }
         case "log_timestamp":
-            configuration.logTimestamp = try boolean()
+            configuration.logTimestamp = try entry.boolean()
         case "persistence":
-            configuration.persistence = try boolean()
+            configuration.persistence = try entry.boolean()
         case "persistence_location":
-            configuration.persistenceLocation = try text()
+            configuration.persistenceLocation = try entry.text()
         case "persistence_fsync":
             guard let policy = PersistenceFsync(arguments) else {
-                throw fail("expects always, periodic MILLISECONDS (1-60000) or none")
+                throw entry.fail("expects always, periodic MILLISECONDS (1-60000) or none")
             }
             configuration.persistenceFsync = policy
         case "persistent_client_expiration":
-            guard let seconds = PersistenceFsync.expirationSeconds(try single()) else {
-                throw fail("expects a positive count with a unit: s, h, d, w, m (30 days) or y, e.g. 14d")
+            guard let seconds = PersistenceFsync.expirationSeconds(try entry.single()) else {
+                throw entry.fail("expects a positive count with a unit: s, h, d, w, m (30 days) or y, e.g. 14d")
             }
             configuration.broker.persistentClientExpiration = seconds
         case "password_file":
-            configuration.passwordFile = try text()
+            configuration.passwordFile = try entry.text()
         case "acl_file":
-            configuration.aclFile = try text()
+            configuration.aclFile = try entry.text()
         case "jwt_hs256_secret_file", "jwt_rs256_public_key":
             // One key verifies tokens: as with other settings, a later line replaces an earlier one.
-            let path = try text()
+            let path = try entry.text()
             configuration.tokenKey = key == "jwt_hs256_secret_file" ? .hs256SecretFile(path) : .rs256PublicKey(path)
         case "jwt_issuer":
-            configuration.tokenIssuer = try text()
+            configuration.tokenIssuer = try entry.text()
         case "jwt_audience":
-            configuration.tokenAudience = try text()
+            configuration.tokenAudience = try entry.text()
         default:
-            if try parseDropInKey(key, arguments: arguments, rest: rest, number: number) { return }
-            if try parseBridgeKey(key, arguments: arguments, rest: rest, number: number) { return }
+            if try parseDropInKey(entry) { return }
+            if try parseBridgeKey(entry) { return }
             if try parsePluginKey(key, rest: rest, number: number) { return }
             if Configuration.unimplementedMosquittoKeys.contains(key) || key.hasPrefix("auth_opt_")
                 || key.hasPrefix("plugin_opt_")
             {
-                throw fail("a mosquitto option that Midge does not implement yet")
+                throw entry.fail("a mosquitto option that Midge does not implement yet")
             }
-            throw fail("unknown configuration key")
+            throw entry.fail("unknown configuration key")
         }
     }
 }

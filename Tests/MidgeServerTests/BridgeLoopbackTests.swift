@@ -42,6 +42,14 @@ final class BridgeLoopbackTests: XCTestCase {
         return path
     }
 
+    /// Publishes `count` QoS 1 messages `prefix/0`, `prefix/1`, … and waits for each PUBACK.
+    private func publishAcknowledged(_ publisher: TestClient, _ prefix: String, count: Int) throws {
+        for index in 0..<count {
+            try publisher.publish("\(prefix)/\(index)", [UInt8(index)], qos: .atLeastOnce, id: UInt16(index + 1))
+            guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
+        }
+    }
+
     /// Waits for the bridge's "connected" log line on the bridging broker.
     private func waitConnected(_ server: RunningServer) throws {
         guard server.log.waitForLine(where: { $0.contains("Bridge test connected") }) != nil else {
@@ -144,10 +152,7 @@ final class BridgeLoopbackTests: XCTestCase {
                 + "topic queue/# out 1\n")
         defer { edge.stop() }
         let publisher = try client(edge, "pub")
-        for index in 0..<5 {
-            try publisher.publish("queue/\(index)", [UInt8(index)], qos: .atLeastOnce, id: UInt16(index + 1))
-            guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
-        }
+        try publishAcknowledged(publisher, "queue", count: 5)
         let remote = try RunningServer(config: remoteConfig)
         defer { remote.stop() }
         try waitConnected(edge)
@@ -191,10 +196,7 @@ final class BridgeLoopbackTests: XCTestCase {
         let edge = try bridged(to: remote, "topic lazy/# out 1\nstart_type lazy\nthreshold 3\nidle_timeout 1\n")
         defer { edge.stop() }
         let publisher = try client(edge, "pub")
-        for index in 0..<2 {
-            try publisher.publish("lazy/\(index)", [], qos: .atLeastOnce, id: UInt16(index + 1))
-            guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
-        }
+        try publishAcknowledged(publisher, "lazy", count: 2)
         XCTAssertNil(edge.log.waitForLine(seconds: 1) { $0.contains("Connecting bridge test") }, "below the threshold")
         try publisher.publish("lazy/2", [], qos: .atLeastOnce, id: 3)
         try waitConnected(edge)
@@ -245,13 +247,15 @@ final class BridgeLoopbackTests: XCTestCase {
         XCTAssertEqual(try near.receivePublish().topic.description, "flip/sentinel")
     }
 
-    func testAnMQTT31BridgeConnectsAsProtocolLevelThree() throws {
+    func testAnMQTT31BridgeConnectsAsProtocolLevelThreeFromItsBindAddress() throws {
         let remote = try RunningServer()
         defer { remote.stop() }
-        let edge = try bridged(to: remote, "topic v31/# out 1\nbridge_protocol_version mqttv31\n")
+        let edge = try bridged(
+            to: remote, "topic v31/# out 1\nbridge_protocol_version mqttv31\nbridge_bind_address 127.0.0.2\n")
         defer { edge.stop() }
         try waitConnected(edge)
         XCTAssertNotNil(remote.log.waitForLine { $0.contains("New bridge connected") && $0.contains("as edge (p1") })
+        XCTAssertNotNil(remote.log.waitForLine { $0.contains("New connection from 127.0.0.2:") }, "bridge_bind_address")
     }
 
     func testQueuedMessagesSurviveARestartOfTheBridgingBrokerWhileTheRemoteIsDown() throws {
@@ -267,10 +271,7 @@ final class BridgeLoopbackTests: XCTestCase {
             + "remote_clientid edge\nrestart_timeout 1\ntopic durable/# out 1\n"
         var edge = try RunningServer(threads: 2, config: config)
         let publisher = try client(edge, "pub")
-        for index in 0..<5 {
-            try publisher.publish("durable/\(index)", [UInt8(index)], qos: .atLeastOnce, id: UInt16(index + 1))
-            guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
-        }
+        try publishAcknowledged(publisher, "durable", count: 5)
         edge.stop()
         edge = try RunningServer(threads: 2, config: config)
         defer { edge.stop() }

@@ -26,42 +26,7 @@ WAIT_SECS=10
 USER_LINE=""
 [ "$(id -u)" != 0 ] || USER_LINE="user root"
 
-if [ "${1:-}" = "--list" ]; then
-    printf '%s\n' "${CHECKS[@]}"
-    exit 0
-fi
-if [ $# -lt 2 ]; then
-    echo "usage: $0 BROKER WORKDIR [CHECK...] | --list" >&2
-    exit 2
-fi
-BROKER=$1
-WORKDIR=$2
-shift 2
-mkdir -p "$WORKDIR"
-WORKDIR=$(cd "$WORKDIR" && pwd)
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
-
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# until_true SECONDS CMD...: run CMD every 0.1 s until it succeeds; false when SECONDS pass first.
-until_true() {
-    local limit=$(($1 * 10)) i
-    shift
-    for ((i = 0; i < limit; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+source "$(dirname "$0")/own_brokers.sh" "$@"
 
 # ---------------------------------------------------------------------------------------------------------------
 # Brokers. A check's configuration files and logs are $DIR/NAME.conf and $DIR/NAME.log.
@@ -632,34 +597,12 @@ check_refused_keys() {
     grep -q "$key" "$DIR/local.log" || { WHY="the output does not name $key: $(head -c 300 "$DIR/local.log")"; return 1; }
 }
 
-failed=0
-selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=("${CHECKS[@]}")
-for tool in mosquitto_sub mosquitto_pub mosquitto_passwd openssl timeout stdbuf "$PYTHON" "$MOSQ"; do
-    command -v "$tool" >/dev/null || { echo "FAIL setup: $tool not found"; exit 2; }
-done
-"$PYTHON" -c 'import paho.mqtt.client' 2>/dev/null || { echo "FAIL setup: python3 paho-mqtt not found"; exit 2; }
-for name in "${selected[@]}"; do
-    if ! declare -F "check_$name" >/dev/null; then
-        echo "FAIL $name: no such check"
-        failed=$((failed + 1))
-        continue
-    fi
-    DIR="$WORKDIR/$name"
-    rm -rf "$DIR"
-    mkdir -p "$DIR"
-    chmod 755 "$DIR"
-    CHECK=$name
-    CONN="conn-$name"
+before_check() {
+    CONN="conn-$CHECK"
     RPORT="" LPORT="" RPID="" LPID="" R_ARGS=() LOCAL_LINES=()
     unset REMOTE_EXE
-    WHY="unknown"
-    if "check_$name"; then
-        echo "ok $name"
-    else
-        echo "FAIL $name: $WHY"
-        failed=$((failed + 1))
-    fi
-    stop_all
-done
-[ $failed -eq 0 ]
+}
+after_check() { stop_all; }
+
+"$PYTHON" -c 'import paho.mqtt.client' 2>/dev/null || { echo "FAIL setup: python3 paho-mqtt not found"; exit 2; }
+run_checks mosquitto_sub mosquitto_pub mosquitto_passwd openssl timeout stdbuf "$PYTHON" "$MOSQ"

@@ -22,41 +22,7 @@ WAIT_SECS=10
 # How long the `both` check listens after its two messages: a ping-pong would deliver many copies in this time.
 SETTLE_SECS=3
 
-if [ "${1:-}" = "--list" ]; then
-    printf '%s\n' "${CHECKS[@]}"
-    exit 0
-fi
-if [ $# -lt 2 ]; then
-    echo "usage: $0 BROKER WORKDIR [CHECK...] | --list" >&2
-    exit 2
-fi
-BROKER=$1
-WORKDIR=$2
-shift 2
-mkdir -p "$WORKDIR"
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
-
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# until_true SECONDS CMD...: run CMD every 0.1 s until it succeeds; false when SECONDS pass first.
-until_true() {
-    local limit=$(($1 * 10)) i
-    shift
-    for ((i = 0; i < limit; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+source "$(dirname "$0")/own_brokers.sh" "$@"
 
 # start NAME EXECUTABLE CONFIG: start a broker with output in $DIR/NAME.out, pid in PID; waits (bounded) until its log
 # says it runs.
@@ -198,7 +164,7 @@ scenario_both() {
     wait "$core_sub_pid" "$edge_sub_pid" 2>/dev/null
     counts="core got from-edge $(messages core_sub | grep -c 'from-edge$'), from-core $(messages core_sub | grep -c 'from-core$');"
     counts+=" edge got from-edge $(messages edge_sub | grep -c 'from-edge$'), from-core $(messages edge_sub | grep -c 'from-core$')"
-    echo "# $NAME: $counts"
+    echo "# $CHECK: $counts"
     [ "$counts" = "$expected" ] && return 0
     WHY="expected $expected; $counts"
     return 1
@@ -244,7 +210,7 @@ scenario_retained_in() {
     got edge_sub "0 0 in/r kept-at-core" || return 1
     local line
     line=$(timeout 3 mosquitto_sub -h 127.0.0.1 -p "$EDGE" -t in/r -F '%q %r %t %p' -C 1 -W 1 2>/dev/null)
-    echo "# $NAME: a new subscriber at the edge got [$line]"
+    echo "# $CHECK: a new subscriber at the edge got [$line]"
     [ -z "$line" ] && return 0
     WHY="the edge stored a message the core forwarded with RETAIN=0: [$line]"
     return 1
@@ -256,29 +222,10 @@ for scenario in "${SCENARIOS[@]}"; do
     done
 done
 
-failed=0
-selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=("${CHECKS[@]}")
-for tool in mosquitto_sub mosquitto_pub timeout stdbuf "$MOSQUITTO" "$PYTHON"; do
-    command -v "$tool" >/dev/null || { echo "FAIL setup: $tool not found (apt-get install mosquitto mosquitto-clients)"; exit 2; }
-done
-for NAME in "${selected[@]}"; do
-    if ! declare -F "check_$NAME" >/dev/null; then
-        echo "FAIL $NAME: no such check"
-        failed=$((failed + 1))
-        continue
-    fi
-    DIR="$WORKDIR/$NAME"
-    rm -rf "$DIR"
-    mkdir -p "$DIR"
-    WHY="unknown"
-    if "check_$NAME"; then
-        echo "ok $NAME"
-    else
-        echo "FAIL $NAME: $WHY"
-        failed=$((failed + 1))
-    fi
+# Each check ends its own brokers.
+after_check() {
     cleanup
     PIDS=()
-done
-[ $failed -eq 0 ]
+}
+
+run_checks mosquitto_sub mosquitto_pub timeout stdbuf "$MOSQUITTO" "$PYTHON"

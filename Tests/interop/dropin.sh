@@ -23,41 +23,7 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 PYTHON=/usr/bin/python3
 WAIT_SECS=10
 
-if [ "${1:-}" = "--list" ]; then
-    printf '%s\n' "${CHECKS[@]}"
-    exit 0
-fi
-if [ $# -lt 2 ]; then
-    echo "usage: $0 BROKER WORKDIR [CHECK...] | --list" >&2
-    exit 2
-fi
-BROKER=$1
-WORKDIR=$2
-shift 2
-mkdir -p "$WORKDIR"
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
-
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# until_true SECONDS CMD...: run CMD every 0.1 s until it succeeds; false when SECONDS pass first.
-until_true() {
-    local limit=$(($1 * 10)) i
-    shift
-    for ((i = 0; i < limit; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
+source "$(dirname "$0")/own_brokers.sh" "$@"
 
 # start NAME ARGS...: start the broker in the background with output in $DIR/NAME.out; pid in PID. Waits (bounded)
 # until the log says it runs.
@@ -516,28 +482,4 @@ check_import_mosquitto_db() {
     stop "$PID"
 }
 
-failed=0
-selected=("$@")
-[ ${#selected[@]} -gt 0 ] || selected=("${CHECKS[@]}")
-for tool in mosquitto_sub mosquitto_pub timeout "$PYTHON"; do
-    command -v "$tool" >/dev/null || { echo "FAIL setup: $tool not found"; exit 2; }
-done
-for name in "${selected[@]}"; do
-    if ! declare -F "check_$name" >/dev/null; then
-        echo "FAIL $name: no such check"
-        failed=$((failed + 1))
-        continue
-    fi
-    DIR="$WORKDIR/$name"
-    rm -rf "$DIR"
-    mkdir -p "$DIR"
-    chmod 755 "$DIR"   # readable by a broker that gives up root
-    WHY="unknown"
-    if "check_$name"; then
-        echo "ok $name"
-    else
-        echo "FAIL $name: $WHY"
-        failed=$((failed + 1))
-    fi
-done
-[ $failed -eq 0 ]
+run_checks mosquitto_sub mosquitto_pub timeout "$PYTHON"

@@ -284,7 +284,8 @@ final class BridgeTransport: ConnectionTransport {
         switch packet {
         case .connack(let connack):
             guard connack.returnCode == .accepted else {
-                bridge.log(.error, "Bridge \(bridge.name): this broker refused its local session: \(connack.returnCode).")
+                bridge.log(
+                    .error, "Bridge \(bridge.name): this broker refused its local session: \(connack.returnCode).")
                 return .close(.connectRefused(connack.returnCode))
             }
         case .suback(let suback):

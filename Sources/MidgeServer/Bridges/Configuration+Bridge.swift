@@ -29,147 +29,119 @@ extension Configuration {
 
 extension Parser {
     /// The bridge keys. False when `key` is not one of them.
-    mutating func parseBridgeKey(_ key: String, arguments: [String], rest: String, number: Int)
-        throws(ConfigError) -> Bool
-    {
-        func fail(_ message: String) -> ConfigError {
-            ConfigError(fileName: fileName, line: number, key: key, message: message)
-        }
-        if let why = Configuration.refusedBridgeKeys[key] { throw fail("not supported: \(why)") }
+    mutating func parseBridgeKey(_ line: ConfigLine) throws(ConfigError) -> Bool {
+        let key = line.key
+        if let why = Configuration.refusedBridgeKeys[key] { throw line.fail("not supported: \(why)") }
         guard Configuration.bridgeKeys.contains(key) else { return false }
-        func single() throws(ConfigError) -> String {
-            guard arguments.count == 1 else {
-                throw fail(arguments.isEmpty ? "missing value" : "expects one value, got \(arguments.count)")
-            }
-            return arguments[0]
-        }
-        func text() throws(ConfigError) -> String {
-            guard !rest.isEmpty else { throw fail("missing value") }
-            return rest
-        }
-        func boolean() throws(ConfigError) -> Bool {
-            switch try single() {
-            case "true": return true
-            case "false": return false
-            case let value: throw fail("'\(value)' is not true or false")
-            }
-        }
-        func integer(_ range: ClosedRange<Int>) throws(ConfigError) -> Int {
-            let value = try single()
-            guard let number = Int(value), range.contains(number) else {
-                throw fail("'\(value)' is not a whole number in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return number
-        }
 
         if key == "connection" {
-            let name = try single()
+            let name = try line.single()
             guard !configuration.bridges.contains(where: { $0.name == name }) else {
-                throw fail("a bridge named '\(name)' is already configured")
+                throw line.fail("a bridge named '\(name)' is already configured")
             }
             var bridge = BridgeConfiguration(name: name)
-            bridge.origin = ConfigOrigin(fileName: fileName, line: number, key: key)
+            bridge.origin = ConfigOrigin(fileName: fileName, line: line.number, key: key)
             configuration.bridges.append(bridge)
             return true
         }
-        guard !configuration.bridges.isEmpty else { throw fail("a bridge key must follow a 'connection' line") }
+        guard !configuration.bridges.isEmpty else { throw line.fail("a bridge key must follow a 'connection' line") }
         var bridge = configuration.bridges.removeLast()
         defer { configuration.bridges.append(bridge) }
         switch key {
         case "address", "addresses":
-            guard !arguments.isEmpty else { throw fail("expects HOST[:PORT] ...") }
-            for word in arguments {
+            guard !line.arguments.isEmpty else { throw line.fail("expects HOST[:PORT] ...") }
+            for word in line.arguments {
                 guard let address = BridgeConfiguration.Address(configValue: word) else {
-                    throw fail("'\(word)' is not HOST, HOST:PORT or [IPV6]:PORT")
+                    throw line.fail("'\(word)' is not HOST, HOST:PORT or [IPV6]:PORT")
                 }
                 bridge.addresses.append(address)
             }
         case "round_robin":
-            bridge.roundRobin = try boolean()
+            bridge.roundRobin = try line.boolean()
         case "topic":
-            bridge.topics.append(try topic(arguments, fail: fail))
+            bridge.topics.append(try topic(line))
         case "bridge_protocol_version":
-            switch try single() {
+            switch try line.single() {
             case "mqttv311": bridge.protocolVersion = .v3_1_1
             case "mqttv31": bridge.protocolVersion = .v3_1
-            case "mqttv50": throw fail("MQTT v5 bridges are not supported; use mqttv311")
-            case let value: throw fail("'\(value)' is not mqttv311 or mqttv31")
+            case "mqttv50": throw line.fail("MQTT v5 bridges are not supported; use mqttv311")
+            case let value: throw line.fail("'\(value)' is not mqttv311 or mqttv31")
             }
         case "cleansession":
-            bridge.cleanSession = try boolean()
+            bridge.cleanSession = try line.boolean()
         case "local_cleansession":
-            bridge.localCleanSession = try boolean()
+            bridge.localCleanSession = try line.boolean()
         case "remote_clientid", "clientid":
-            bridge.remoteClientID = try single()
+            bridge.remoteClientID = try line.single()
         case "local_clientid":
-            bridge.localClientID = try single()
+            bridge.localClientID = try line.single()
         case "remote_username":
-            bridge.remoteUsername = try text()
+            bridge.remoteUsername = try line.text()
         case "remote_password":
-            bridge.remotePassword = try text()
+            bridge.remotePassword = try line.text()
         case "local_username":
-            bridge.localUsername = try text()
+            bridge.localUsername = try line.text()
         case "local_password":
             // The local side is in-process: there is nothing to prove to ourselves. Accepted for mosquitto files.
-            _ = try text()
+            _ = try line.text()
         case "keepalive_interval":
-            bridge.keepaliveInterval = try integer(5...65535)
+            bridge.keepaliveInterval = try line.integer(5...65535)
         case "idle_timeout":
-            bridge.idleTimeout = try integer(1...Int(Int32.max))
+            bridge.idleTimeout = try line.integer(1...Int(Int32.max))
         case "start_type":
-            let value = try single()
+            let value = try line.single()
             guard let type = BridgeConfiguration.StartType(rawValue: value) else {
-                throw fail("'\(value)' is not automatic, lazy or once")
+                throw line.fail("'\(value)' is not automatic, lazy or once")
             }
             bridge.startType = type
         case "threshold":
-            bridge.threshold = try integer(1...Int(Int32.max))
+            bridge.threshold = try line.integer(1...Int(Int32.max))
         case "restart_timeout":
-            let values = arguments.compactMap { Int($0) }
-            switch (arguments.count, values.count) {
+            let values = line.arguments.compactMap { Int($0) }
+            switch (line.arguments.count, values.count) {
             case (1, 1) where values[0] >= 1:
                 bridge.restartTimeout = .constant(seconds: values[0])
             case (2, 2) where values[0] >= 1 && values[1] >= values[0]:
                 bridge.restartTimeout = .backoff(base: values[0], cap: values[1])
             default:
-                throw fail("expects SECONDS, or BASE CAP with 1 <= BASE <= CAP")
+                throw line.fail("expects SECONDS, or BASE CAP with 1 <= BASE <= CAP")
             }
         case "notifications":
-            bridge.notifications = try boolean()
+            bridge.notifications = try line.boolean()
         case "notification_topic":
-            let value = try single()
-            guard TopicName(value) != nil else { throw fail("'\(value)' is not a valid topic name") }
+            let value = try line.single()
+            guard TopicName(value) != nil else { throw line.fail("'\(value)' is not a valid topic name") }
             bridge.notificationTopic = value
         case "notifications_local_only":
-            bridge.notificationsLocalOnly = try boolean()
+            bridge.notificationsLocalOnly = try line.boolean()
         case "try_private":
-            bridge.tryPrivate = try boolean()
+            bridge.tryPrivate = try line.boolean()
         case "bridge_attempt_unsubscribe":
-            bridge.attemptUnsubscribe = try boolean()
+            bridge.attemptUnsubscribe = try line.boolean()
         case "bridge_outgoing_retain":
-            bridge.outgoingRetain = try boolean()
+            bridge.outgoingRetain = try line.boolean()
         case "bridge_bind_address":
-            let value = try single()
-            guard IPAddress(value) != nil else { throw fail("'\(value)' is not an IP address") }
+            let value = try line.single()
+            guard IPAddress(value) != nil else { throw line.fail("'\(value)' is not an IP address") }
             bridge.bindAddress = value
         case "bridge_cafile":
-            bridge.tls.caFile = try text()
+            bridge.tls.caFile = try line.text()
         case "bridge_capath":
-            bridge.tls.caPath = try text()
+            bridge.tls.caPath = try line.text()
         case "bridge_certfile":
-            bridge.tls.certificateFile = try text()
+            bridge.tls.certificateFile = try line.text()
         case "bridge_keyfile":
-            bridge.tls.keyFile = try text()
+            bridge.tls.keyFile = try line.text()
         case "bridge_insecure":
-            bridge.tls.insecure = try boolean()
+            bridge.tls.insecure = try line.boolean()
         case "bridge_tls_version":
-            let value = try single()
+            let value = try line.single()
             guard let version = TLSVersion(configValue: value) else {
-                throw fail("'\(value)' is not tlsv1.1, tlsv1.2 or tlsv1.3")
+                throw line.fail("'\(value)' is not tlsv1.1, tlsv1.2 or tlsv1.3")
             }
             bridge.tls.minimumVersion = version
         case "bridge_alpn":
-            bridge.tls.alpn = try single()
+            bridge.tls.alpn = try line.single()
         default:
             fatalError("BUG: \(key) is in bridgeKeys without a case")
         }
@@ -177,22 +149,22 @@ extension Parser {
     }
 
     /// `topic PATTERN [DIRECTION [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]`; `""` is an empty word, as in mosquitto.
-    private func topic(_ arguments: [String], fail: (String) -> ConfigError) throws(ConfigError) -> BridgeTopic {
-        let words = arguments.map { $0 == "\"\"" ? "" : $0 }
+    private func topic(_ line: ConfigLine) throws(ConfigError) -> BridgeTopic {
+        let words = line.arguments.map { $0 == "\"\"" ? "" : $0 }
         guard (1...5).contains(words.count), words.count != 4 else {
-            throw fail("expects PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]")
+            throw line.fail("expects PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]")
         }
         var direction = BridgeTopic.Direction.out
         if words.count > 1 {
             guard let value = BridgeTopic.Direction(rawValue: words[1]) else {
-                throw fail("'\(words[1])' is not in, out or both")
+                throw line.fail("'\(words[1])' is not in, out or both")
             }
             direction = value
         }
         var qos = QoS.atMostOnce
         if words.count > 2 {
             guard let level = UInt8(words[2]), let value = QoS(rawValue: level) else {
-                throw fail("'\(words[2])' is not a QoS (0, 1 or 2)")
+                throw line.fail("'\(words[2])' is not a QoS (0, 1 or 2)")
             }
             qos = value
         }
@@ -201,7 +173,7 @@ extension Parser {
                 pattern: words[0], direction: direction, qos: qos,
                 localPrefix: words.count == 5 ? words[3] : "", remotePrefix: words.count == 5 ? words[4] : "")
         } catch {
-            throw fail(error.description)
+            throw line.fail(error.description)
         }
     }
 

@@ -62,7 +62,8 @@ extension EventLoop {
         let id = connections.nextID(loop: index)
         do {
             try Syscall.epollControl(
-                handle.epollFD, EPOLL_CTL_ADD, socket.fd, events: CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP, token: id.rawValue)
+                handle.epollFD, EPOLL_CTL_ADD, socket.fd, events: CLINUX_EPOLLIN | CLINUX_EPOLLRDHUP,
+                token: id.rawValue)
         } catch {
             logger.log(.error, "Bridge \(bridge.name): unable to watch its connection: \(error).")
             Syscall.close(socket.fd)

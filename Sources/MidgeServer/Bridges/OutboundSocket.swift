@@ -16,7 +16,8 @@ enum OutboundSocket {
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
         guard status == 0 else {
-            return .failure(ServerError(description: "unable to resolve \(host): \(String(cString: gai_strerror(status)))"))
+            let reason = String(cString: gai_strerror(status))
+            return .failure(ServerError(description: "unable to resolve \(host): \(reason)"))
         }
         defer { freeaddrinfo(list) }
         var failure = ServerError(description: "\(host) resolves to no address")
@@ -59,30 +60,21 @@ enum OutboundSocket {
         return .success(fd)
     }
 
-    /// `bridge_bind_address`: the local address the connection leaves from; nil when bound.
+    /// `bridge_bind_address`: the local address the connection leaves from, in the remote address's family; nil
+    /// when bound.
     private static func bind(_ fd: Int32, to address: String, family: Int32) -> String? {
-        var storage = sockaddr_storage()
-        var length: socklen_t
-        if family == AF_INET6 {
-            var inet6 = sockaddr_in6()
-            inet6.sin6_family = sa_family_t(AF_INET6)
-            guard inet_pton(AF_INET6, address, &inet6.sin6_addr) == 1 else {
-                return "bridge_bind_address \(address) is not an IPv6 address, and the remote address is one"
-            }
-            withUnsafeBytes(of: inet6) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        } else {
-            var inet = sockaddr_in()
-            inet.sin_family = sa_family_t(AF_INET)
-            guard inet_pton(AF_INET, address, &inet.sin_addr) == 1 else {
-                return "bridge_bind_address \(address) is not an IPv4 address"
-            }
-            withUnsafeBytes(of: inet) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        var hints = addrinfo()
+        hints.ai_family = family
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(address, nil, &hints, &list) == 0, let local = list else {
+            return "bridge_bind_address \(address) is not an address of the remote address's family"
         }
-        let result = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
+        defer { freeaddrinfo(list) }
+        guard Glibc.bind(fd, local.pointee.ai_addr, local.pointee.ai_addrlen) == 0 else {
+            return "bind to \(address): \(String(cString: strerror(errno)))"
         }
-        return result == 0 ? nil : "bind to \(address): \(String(cString: strerror(errno)))"
+        return nil
     }
 }
