@@ -42,6 +42,20 @@ final class BridgeLoopbackTests: XCTestCase {
         return path
     }
 
+    /// A remote broker and a bridging one whose bridge has connected to it; stop both when done.
+    private func connectedPair(_ lines: String) throws -> (remote: RunningServer, edge: RunningServer) {
+        let remote = try RunningServer()
+        let edge: RunningServer
+        do {
+            edge = try bridged(to: remote, lines)
+            try waitConnected(edge)
+        } catch {
+            remote.stop()
+            throw error
+        }
+        return (remote, edge)
+    }
+
     /// Publishes `count` QoS 1 messages `prefix/0`, `prefix/1`, … and waits for each PUBACK.
     private func publishAcknowledged(_ publisher: TestClient, _ prefix: String, count: Int) throws {
         for index in 0..<count {
@@ -93,11 +107,11 @@ final class BridgeLoopbackTests: XCTestCase {
     }
 
     func testBothWaysWithPrefixesNothingComesBack() throws {
-        let remote = try RunningServer()
-        defer { remote.stop() }
-        let edge = try bridged(to: remote, "topic # both 1 local/ remote/\n")
-        defer { edge.stop() }
-        try waitConnected(edge)
+        let (remote, edge) = try connectedPair("topic # both 1 local/ remote/\n")
+        defer {
+            edge.stop()
+            remote.stop()
+        }
         let near = try client(edge, "near")
         try near.subscribe("local/#", qos: .atLeastOnce)
         let far = try client(remote, "far")
@@ -121,11 +135,11 @@ final class BridgeLoopbackTests: XCTestCase {
     }
 
     func testRetainedMessagesAreRetainedOnTheRemote() throws {
-        let remote = try RunningServer()
-        defer { remote.stop() }
-        let edge = try bridged(to: remote, "topic state/# out 1\n")
-        defer { edge.stop() }
-        try waitConnected(edge)
+        let (remote, edge) = try connectedPair("topic state/# out 1\n")
+        defer {
+            edge.stop()
+            remote.stop()
+        }
         let far = try client(remote, "far")
         try far.subscribe("state/#", qos: .atLeastOnce)
         let publisher = try client(edge, "pub")
@@ -248,12 +262,11 @@ final class BridgeLoopbackTests: XCTestCase {
     }
 
     func testAnMQTT31BridgeConnectsAsProtocolLevelThreeFromItsBindAddress() throws {
-        let remote = try RunningServer()
-        defer { remote.stop() }
-        let edge = try bridged(
-            to: remote, "topic v31/# out 1\nbridge_protocol_version mqttv31\nbridge_bind_address 127.0.0.2\n")
-        defer { edge.stop() }
-        try waitConnected(edge)
+        let (remote, edge) = try connectedPair("topic v31/# out 1\nbridge_protocol_version mqttv31\nbridge_bind_address 127.0.0.2\n")
+        defer {
+            edge.stop()
+            remote.stop()
+        }
         XCTAssertNotNil(remote.log.waitForLine { $0.contains("New bridge connected") && $0.contains("as edge (p1") })
         XCTAssertNotNil(remote.log.waitForLine { $0.contains("New connection from 127.0.0.2:") }, "bridge_bind_address")
     }
