@@ -1,7 +1,7 @@
 // Persistence seen from the core (§3.1.2.4, §4.3): rebuilding the broker from the durable store's state, handing
 // out records and held acknowledgements, the store's health, and `persistent_client_expiration`.
 import MQTTCodec
-import MidgeStore
+import MidgeRecords
 
 /// What `Broker.enableDurability` rebuilt, for the start-up log.
 public struct RestoreSummary: Sendable, Equatable, CustomStringConvertible {

@@ -1,7 +1,7 @@
 // What the core writes down for the durable store (§3.1.2.4, §3.3.1.3, §4.3): records, and the acknowledgements
 // that must wait until those records are on disk. Exists only while persistence is on.
 import MQTTCodec
-import MidgeStore
+import MidgeRecords
 
 /// Records to append to the durable store, and the sends the driver may carry out only once they are durable.
 /// Take one with `Broker.takeDurableBatch()` after a turn's calls into the core; when the store's append that

@@ -2,6 +2,7 @@
 // append per loop-0 turn, acknowledgements released by the append's completion, closing the store.
 import Glibc
 import MidgeCore
+import MidgeRecords
 import MidgeStore
 import Synchronization
 

@@ -1,7 +1,7 @@
 // Fuzz entry point for the broker core (§3, §4): three clients' byte streams, framed and fed as the server does.
 import MQTTCodec
 import MidgeCore
-import MidgeStore
+import MidgeRecords
 
 /// Turns an input into a session with a `Broker` and hands every event and its actions to `CoreChecker`.
 ///

@@ -2,7 +2,7 @@
 // are durable, rebuilding from the store's state, an unwritable store, persistent_client_expiration.
 import MQTTCodec
 import MidgeCore
-import MidgeStore
+import MidgeRecords
 import XCTest
 
 final class DurabilityTests: XCTestCase {

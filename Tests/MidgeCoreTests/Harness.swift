@@ -1,7 +1,7 @@
 // Test harness: drives whole scripted sessions through the broker core with a fake clock.
 import MQTTCodec
 import MidgeCore
-import MidgeStore
+import MidgeRecords
 import XCTest
 
 /// Collects log lines; the sink closure holds this box.
