@@ -36,7 +36,8 @@ let package = Package(
         .target(
             name: "MidgeServer",
             dependencies: [
-                "MidgeCore", "MQTTCodec", "MidgeAuth", "MidgeRecords", "MidgeStore", "MidgeTLS", "MidgeGateway", "CLinux",
+                "MidgeCore", "MQTTCodec", "MidgeAuth", "MidgeRecords", "MidgeStore", "MidgeTLS", "MidgeGateway",
+                "CLinux",
             ]),
         .executableTarget(name: "midge", dependencies: ["MidgeServer", "MidgeAuth", "MidgeRecords", "MidgeStore"]),
         .executableTarget(name: "midge-bench", dependencies: ["MQTTCodec", "CLinux"]),
