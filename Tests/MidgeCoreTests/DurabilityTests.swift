@@ -120,7 +120,7 @@ final class DurabilityTests: XCTestCase {
              .unsuback(pid(2))])
     }
 
-    func test_MQTT_4_3_3_2_restartKeepsWhatWasAcknowledgedAndNothingUnconfirmed() {
+    func test_restartRecoversWhatWasAcknowledgedFromTheConfirmedRecords() {
         // A crash while the log has confirmed only the first append: what was acknowledged is in what a restart
         // recovers from the log's records; the second message was never acknowledged, so losing it breaks no promise.
         let before = Harness()
