@@ -1,7 +1,8 @@
-// Persistence seen from the core (§3.1.2.4, §4.3): rebuilding the broker from the durable store's state, handing
-// out records and held acknowledgements, the store's health, and `persistent_client_expiration`.
+// Persistence seen from the core (§3.1.2.4, §4.3): rebuilding the broker from the durable store's state, appending
+// records to the record log and releasing held acknowledgements when it confirms them, the store's health, and
+// `persistent_client_expiration`.
 import MQTTCodec
-import MidgeStore
+import MidgeRecords
 
 /// What `Broker.enableDurability` rebuilt, for the start-up log.
 public struct RestoreSummary: Sendable, Equatable, CustomStringConvertible {
@@ -24,15 +25,16 @@ extension Broker {
     /// Turns persistence on, rebuilding retained messages and persistent sessions from what the store recovered:
     /// one shared `Message` per body, queues in order, in-flight windows in their resend order, inbound QoS 2 ids
     /// [MQTT-4.4.0-1]. Call once, on the thread that drives the broker, before any other call. From then on the
-    /// core writes records for every durable change and holds the acknowledgements that depend on them (see
-    /// `DurableBatch`). `unixSeconds` is the wall clock at `now`, for session last-seen times.
+    /// core writes records for every durable change to `recordLog` and holds the acknowledgements that depend on them
+    /// until the log confirms them (see `RecordLog`). `unixSeconds` is the wall clock at `now`, for session
+    /// last-seen times.
     @discardableResult
-    public func enableDurability(restoring state: StoreState, unixSeconds: Int64, now: MonotonicTime)
-        -> RestoreSummary
-    {
+    public func enableDurability(
+        restoring state: StoreState, log recordLog: any RecordLog, unixSeconds: Int64, now: MonotonicTime
+    ) -> RestoreSummary {
         precondition(journal == nil && connections.isEmpty && sessions.isEmpty, "enableDurability on a used broker")
         currentTime = now
-        let journal = Journal(nextMessageID: state.nextMessageID, unixSeconds: unixSeconds, now: now)
+        let journal = Journal(log: recordLog, nextMessageID: state.nextMessageID, unixSeconds: unixSeconds, now: now)
         self.journal = journal
         var summary = RestoreSummary()
 
@@ -113,24 +115,46 @@ extension Broker {
     /// Whether `enableDurability` was called.
     public var isDurable: Bool { journal != nil }
 
-    /// The records and held acknowledgements since the last call, or nil when there are none. Append the records
-    /// to the store in one append, in the order batches are taken, and hand the batch back to `durablyWritten`
-    /// from that append's completion (on the broker's thread). An empty `records` with held sends is a barrier.
-    public func takeDurableBatch() -> DurableBatch? {
-        guard let journal, !(journal.records.isEmpty && journal.held.isEmpty) else { return nil }
-        var batch = DurableBatch(records: [], held: [])
-        swap(&batch.records, &journal.records)
-        swap(&batch.held, &journal.held)
+    /// Ends a run of events: the run's records go to the log in one append, and the sends held during the run
+    /// wait for its confirmation (`CoreEvent.recordsDurable`). Does nothing when the run recorded and held nothing.
+    /// One call per run, not per event: the log's group commit is per append.
+    public func appendRecords() {
+        guard let journal, !(journal.records.isEmpty && journal.held.isEmpty) else { return }
+        journal.lastAppend += 1
+        var records: [StoreRecord] = []
+        swap(&records, &journal.records)
+        let confirm = !journal.held.isEmpty
+        if confirm {
+            var held: [Action] = []
+            swap(&held, &journal.held)
+            journal.awaiting.append((journal.lastAppend, held))
+        }
         journal.lastStoredMessage = 0
-        return batch
+        journal.log.append(records, sequence: journal.lastAppend, confirm: confirm)
     }
 
-    /// The store made `batch`'s records durable: its held sends go out now, in order. Batches must come back in
-    /// the order they were taken.
-    public func durablyWritten(_ batch: consuming DurableBatch, into actions: inout [Action]) {
+    /// Sends held since the last `appendRecords`, in order: what its confirmation will release. For checkers.
+    public var sendsHeldForNextAppend: [Action] { journal?.held ?? [] }
+
+    /// The log confirmed every append up to `sequence`: the sends held behind them go out now, in order.
+    @usableFromInline
+    func recordsDurable(through sequence: UInt64, into actions: inout [Action]) {
         guard let journal else { return }
-        var held: [Action] = []
-        swap(&held, &batch.held)
+        while journal.awaitingStart < journal.awaiting.count
+            && journal.awaiting[journal.awaitingStart].sequence <= sequence
+        {
+            var held: [Action] = []
+            swap(&held, &journal.awaiting[journal.awaitingStart].held)
+            journal.awaitingStart += 1
+            release(&held, journal: journal, into: &actions)
+        }
+        if journal.awaitingStart == journal.awaiting.count {
+            journal.awaiting.removeAll(keepingCapacity: true)
+            journal.awaitingStart = 0
+        }
+    }
+
+    private func release(_ held: inout [Action], journal: Journal, into actions: inout [Action]) {
         // One count update per run of sends to the same connection (a publisher's PUBACKs come in runs), and the
         // sends handed over whole: moving them one by one (reversed, then popped) was ~5% of loop 0's time.
         var start = 0
@@ -181,7 +205,7 @@ extension Broker {
     }
 
     /// Sends an acknowledgement (or CONNACK), or holds it until the records before it are durable (see
-    /// `DurableBatch`).
+    /// `RecordLog`).
     @inline(__always)
     func sendAcknowledgement(_ packet: Packet, to connection: ConnectionID, into actions: inout [Action]) {
         if let journal, journal.mustHold(connection) {

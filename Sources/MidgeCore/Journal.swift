@@ -1,24 +1,23 @@
 // What the core writes down for the durable store (§3.1.2.4, §3.3.1.3, §4.3): records, and the acknowledgements
-// that must wait until those records are on disk. Exists only while persistence is on.
+// that must wait until the record log confirms them. Exists only while persistence is on.
 import MQTTCodec
-import MidgeStore
-
-/// Records to append to the durable store, and the sends the driver may carry out only once they are durable.
-/// Take one with `Broker.takeDurableBatch()` after a turn's calls into the core; when the store's append that
-/// holds `records` completes, hand it back with `Broker.durablyWritten(_:into:)`, which releases `held`.
-public struct DurableBatch: Sendable {
-    public var records: [StoreRecord]
-    /// Acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK) in the order the core produced them.
-    public var held: [Action]
-}
+import MidgeRecords
 
 /// The core's side of persistence. Every record is built here or next to a call into it, behind a
 /// `if let journal` test, so a broker without persistence builds none.
 final class Journal {
-    /// Records since the last `takeDurableBatch`, in the order the changes happened.
+    /// Where `Broker.appendRecords` puts them.
+    let log: any RecordLog
+    /// Records since the last append, in the order the changes happened.
     @exclusivity(unchecked) var records: [StoreRecord] = []
-    /// Sends waiting for `records` (and every earlier batch) to be durable.
+    /// Sends waiting for `records` (and every earlier append) to be durable.
     @exclusivity(unchecked) var held: [Action] = []
+    /// The sequence number of the last append.
+    var lastAppend: UInt64 = 0
+    /// Sends held behind appends the log has not confirmed yet, oldest append first; `awaitingStart` is the first
+    /// entry still waiting (the array is emptied when none is).
+    @exclusivity(unchecked) var awaiting: [(sequence: UInt64, held: [Action])] = []
+    var awaitingStart = 0
     /// Held sends per connection not yet released. While a connection has any, its later acknowledgements are held
     /// too, so they leave in the order the core produced them [MQTT-4.6.0-2].
     @exclusivity(unchecked) var outstanding: [ConnectionID: Int] = [:]
@@ -35,7 +34,8 @@ final class Journal {
     /// QoS 1/2 publishes refused in the current episode of an unwritable store, for the log.
     var refusedInEpisode: UInt64 = 0
 
-    init(nextMessageID: UInt64, unixSeconds: Int64, now: MonotonicTime) {
+    init(log: any RecordLog, nextMessageID: UInt64, unixSeconds: Int64, now: MonotonicTime) {
+        self.log = log
         self.nextMessageID = max(1, nextMessageID)
         self.unixBase = unixSeconds
         self.clockBase = now

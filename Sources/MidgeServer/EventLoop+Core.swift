@@ -5,10 +5,6 @@ import MQTTCodec
 import MidgeCore
 
 extension EventLoop {
-    /// Placeholder facts for packets after CONNECT: the core reads `ConnectionInfo` only with a CONNECT, so the
-    /// string is not copied (retained and released) with every PUBLISH.
-    static let laterPacketInfo = ConnectionInfo(remoteAddress: "", listenerPort: 0)
-
     /// While this loop runs the core it is called at once; otherwise the event joins this turn's batch, run at
     /// the end of the turn (see `runCoreIfFree`) or handed to loop 0.
     func report(_ event: CoreEvent) {
@@ -20,24 +16,11 @@ extension EventLoop {
         }
     }
 
-    /// Loop 0: one event into the core, its actions out to their connections' loops.
+    /// Under the core's lock: one event into the core (`Broker.run`, the drivers' one entry), its actions out to
+    /// their connections' loops. The run's records go to the log once, in `endCoreRun`.
     func coreReceive(_ event: CoreEvent) {
         guard let broker else { return }
-        let time = MonotonicTime(nanoseconds: sharedCore.latestNow)
-        switch event {
-        case .connect(let id, let packet, let info):
-            broker.handle(packet, from: id, info: info, now: time, into: &coreActions)
-        case .packet(let id, let packet):
-            broker.handle(packet, from: id, info: Self.laterPacketInfo, now: time, into: &coreActions)
-        case .closed(let id, let reason):
-            broker.connectionClosed(id, reason: reason, now: time, into: &coreActions)
-        case .outputCongested(let id):
-            broker.outputCongested(id)
-        case .outputDrained(let id):
-            broker.outputDrained(id, now: time, into: &coreActions)
-        case .outputConfirmed(let id):
-            broker.outputConfirmed(id, now: time, into: &coreActions)
-        }
+        broker.run(event, now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &coreActions)
         routeCoreActions()
     }
 
@@ -46,8 +29,7 @@ extension EventLoop {
         if let reached = settings.metrics.memory.sampleIfDue(now: now) { broker.memoryCeilingReached = reached }
         let deadlineDue = broker.nextDeadline.map { $0.nanoseconds <= now } ?? false
         guard deadlineDue || now >= nextTick else { return }
-        broker.tick(now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &coreActions)
-        routeCoreActions()
+        coreReceive(.tick)
         for handle in server.handles { handle.releaseSpentActions() }
         nextTick = now + Self.tickInterval
         if !server.bridges.isEmpty { tickBridges(broker) }
@@ -107,7 +89,7 @@ extension EventLoop {
             // Its own first: they were made before the loop that delivered for it took the events handed over then.
             runOwnEventsForCore()
             runHandedOverEvents(&spare.events, weight: spare.eventsWeight)
-            releaseDurableBatches()
+            releaseDurableAppends()
             stoppedLoops += spare.stoppedLoops
         }
         let stopRequested = spare.stopRequested
@@ -166,7 +148,7 @@ extension EventLoop {
         return ran ?? false
     }
 
-    /// Under the core's lock, after a run: the drop count and the run's records to the store.
+    /// Under the core's lock, after a run: the drop count and the run's records to the log.
     func endCoreRun() {
         guard let broker else { return }
         if broker.messagesDropped != sharedCore.publishedDropCount {
@@ -174,7 +156,7 @@ extension EventLoop {
             sharedCore.publishedDropCount = broker.messagesDropped
             server.droppedMessages.store(Int(truncatingIfNeeded: sharedCore.publishedDropCount), ordering: .releasing)
         }
-        if let persistence = server.persistence { persistence.endOfTurn(broker, owner: server.handles[0]) }
+        if let persistence = server.persistence { persistence.endOfRun(broker) }
     }
 
     /// Under the core's lock: the run's actions for other loops' connections to their mailboxes, in core order,

@@ -123,7 +123,7 @@ final class EventLoop {
             broker.subscriptionEvents = { event in logger.log(event) }
             // Under the lock: the other loops hand their events over until the core is restored.
             sharedCore.lock.withLock {
-                server.persistence?.restore(into: broker, now: now)
+                server.persistence?.restore(into: broker, now: now, owner: server.handles[0])
                 sharedCore.broker = broker
             }
         }

@@ -3,20 +3,9 @@ import MQTTCodec
 import MidgeCore
 import Synchronization
 
-/// What a loop that does not own the core tells the core (loop 0) about one of its connections.
-enum CoreEvent: Sendable {
-    /// The connection's CONNECT, with the facts the core keeps about the connection.
-    case connect(ConnectionID, Packet, ConnectionInfo)
-    /// Any later packet.
-    case packet(ConnectionID, Packet)
-    case closed(ConnectionID, CloseReason)
-    /// The connection's unsent output passed the high-water mark (see `ServerSettings.congestionHighWater`).
-    case outputCongested(ConnectionID)
-    /// ... and fell back to the low-water mark.
-    case outputDrained(ConnectionID)
-    /// The answer to `ReadingChange.confirmOutput`.
-    case outputConfirmed(ConnectionID)
-
+/// Events a loop that does not own the core hands to loop 0 (`CoreEvent` is the core's vocabulary; the loops send
+/// only connection events).
+extension CoreEvent {
     /// Roughly the memory the event holds while it waits for the core: payload and topic plus a fixed part.
     var backlogWeight: Int {
         if case .packet(_, .publish(let publish)) = self {
@@ -105,12 +94,13 @@ struct Mailbox: Sendable {
     var eventsWeight = 0
     /// For loops 1…: the core's backlog has drained; reading may resume.
     var resumeReads = false
-    /// For loop 0: store appends that completed (see `Persistence`), in append order; releases held acks.
-    var durableBatches: [DurableBatch] = []
+    /// For loop 0: the highest store append that completed (see `WriteAheadRecordLog`), 0 for none; releases the
+    /// acknowledgements held behind it and every earlier append.
+    var durableThrough: UInt64 = 0
 
     var isEmpty: Bool {
         events.isEmpty && actions.isEmpty && readingChanges.isEmpty && !stopRequested && stoppedLoops == 0
-            && !resumeReads && durableBatches.isEmpty
+            && !resumeReads && durableThrough == 0
     }
 
     /// Resets the flags and counts once the batches have been drained; buffers keep their capacity.
@@ -120,6 +110,7 @@ struct Mailbox: Sendable {
         stoppedLoops = 0
         eventsWeight = 0
         resumeReads = false
+        durableThrough = 0
     }
 }
 

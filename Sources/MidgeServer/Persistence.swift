@@ -1,7 +1,9 @@
-// Persistence in the server: the settings, opening the durable store and restoring the core from it, one store
-// append per loop-0 turn, acknowledgements released by the append's completion, closing the store.
+// Persistence in the server: the settings, opening the durable store and restoring the core from it, the store as
+// the core's record log (one append per run of the core, acknowledgements released by the append's completion),
+// closing the store.
 import Glibc
 import MidgeCore
+import MidgeRecords
 import MidgeStore
 import Synchronization
 
@@ -110,33 +112,27 @@ final class Persistence: Sendable {
         return Persistence(store: store, state: state, logger: logger)
     }
 
-    /// Loop 0, as it creates the broker: rebuilds the core from the recovered state and turns persistence on.
-    func restore(into broker: Broker, now: Int64) {
+    /// Loop 0, as it creates the broker: rebuilds the core from the recovered state and turns persistence on, with
+    /// the store as its record log; `owner` is the loop whose mailbox gets the confirmations.
+    func restore(into broker: Broker, now: Int64, owner: LoopHandle) {
         let state = recovered.withLock { state in
             defer { state = nil }
             return state ?? StoreState()
         }
         let started = Syscall.monotonicNanoseconds()
         let summary = broker.enableDurability(
-            restoring: state, unixSeconds: Int64(time(nil)), now: MonotonicTime(nanoseconds: now))
+            restoring: state, log: WriteAheadRecordLog(store: store, owner: owner), unixSeconds: Int64(time(nil)),
+            now: MonotonicTime(nanoseconds: now))
         let milliseconds = (Syscall.monotonicNanoseconds() - started) / 1_000_000
         logger.log(.notice, "\(summary.description.dropLast()) in \(milliseconds) ms.")
     }
 
-    /// Loop 0, at the end of every turn, before writing: tells the core whether the store can write, and appends
-    /// the turn's records in one append (group commit happens in the store: one fsync covers every append that
-    /// arrived while the previous one ran). The append's completion hands the held acknowledgements back.
-    func endOfTurn(_ broker: Broker, owner: LoopHandle) {
+    /// At the end of every run of the core, before writing: tells the core whether the store can write, and has it
+    /// append the run's records in one append (group commit happens in the store: one fsync covers every append
+    /// that arrived while the previous one ran).
+    func endOfRun(_ broker: Broker) {
         broker.setStoreWritable(store.isHealthy)
-        guard var batch = broker.takeDurableBatch() else { return }
-        var records: [StoreRecord] = []
-        swap(&records, &batch.records)
-        if batch.held.isEmpty {
-            store.append(records)
-        } else {
-            let released = batch
-            store.append(records) { owner.post { $0.durableBatches.append(released) } }
-        }
+        broker.appendRecords()
     }
 
     /// After the loops have stopped: writes and fsyncs what is queued, then stops the writer. Its last completions
@@ -148,12 +144,34 @@ final class Persistence: Sendable {
     var statistics: StoreStatistics { store.statistics }
 }
 
+/// The write-ahead log as the core's `RecordLog`. Appends come from whichever loop runs the core, under the core's
+/// lock, so they reach the store in sequence order; the store runs completions in append order on its writer
+/// thread, and each only posts its sequence to loop 0's mailbox, where `releaseDurableAppends` hands it to the core.
+final class WriteAheadRecordLog: RecordLog {
+    private let store: DurableStore
+    private let owner: LoopHandle
+
+    init(store: DurableStore, owner: LoopHandle) {
+        self.store = store
+        self.owner = owner
+    }
+
+    func append(_ records: [StoreRecord], sequence: UInt64, confirm: Bool) {
+        guard confirm else { return store.append(records) }
+        let owner = self.owner
+        // Completions run in order, so the highest sequence posted is the one that counts.
+        store.append(records) { owner.post { $0.durableThrough = max($0.durableThrough, sequence) } }
+    }
+}
+
 extension EventLoop {
-    /// Loop 0: batches the store made durable release their acknowledgements, in the order they were appended.
-    func releaseDurableBatches() {
-        guard let broker, !spare.durableBatches.isEmpty else { return }
-        for batch in spare.durableBatches { broker.durablyWritten(batch, into: &coreActions) }
-        spare.durableBatches.removeAll(keepingCapacity: true)
+    /// Loop 0: appends the store made durable release the acknowledgements held behind them, in order.
+    func releaseDurableAppends() {
+        guard let broker, spare.durableThrough != 0 else { return }
+        broker.run(
+            .recordsDurable(through: spare.durableThrough), now: MonotonicTime(nanoseconds: sharedCore.latestNow),
+            into: &coreActions)
+        spare.durableThrough = 0
         routeCoreActions()
     }
 }

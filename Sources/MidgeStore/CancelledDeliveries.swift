@@ -1,5 +1,6 @@
 // Records a writer batch need not write: messages stored, delivered and acknowledged before the batch reached the
 // disk (§4.3.2: once the subscriber's PUBACK is in, nothing about the message has to survive a restart).
+import MidgeRecords
 
 /// Finds, in one writer batch, every message whose body is stored in the batch and whose every delivery also
 /// completes in it: its `messageStored`, `deliveryQueued`, `deliveryInFlight` and `deliveryCompleted` records add up

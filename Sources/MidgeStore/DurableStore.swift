@@ -1,6 +1,7 @@
 // The durable store's public face: open (recovery), append with group commit, health, statistics, close.
 import Dispatch
 import Glibc
+import MidgeRecords
 import Synchronization
 
 /// When appended records are forced to disk, and so when an append's completion runs.

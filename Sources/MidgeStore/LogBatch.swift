@@ -1,6 +1,7 @@
 // The unit of atomicity of a version-2 log segment: one writer batch, applied whole or not at all.
 //   header  [records length u64][record count u32][crc32c of the records u32][crc32c of those 16 bytes u32]
-//   records [length u32][type u8][body], `count` of them (StoreRecord+Encoding.swift). All integers little-endian.
+//   records [length u32][type u8][body], `count` of them (StoreRecord+Framing.swift). All integers little-endian.
+import MidgeRecords
 
 /// A crash in the middle of a write can leave any prefix of it on disk. The records of one batch belong together
 /// (an inbound QoS 2 id and the message it routed, a message body and its deliveries), so recovery applies a batch

@@ -2,6 +2,7 @@
 // x86_64/aarch64) into this store's records: retained messages and persistent sessions with their subscriptions and
 // queued messages.
 import MQTTCodec
+import MidgeRecords
 
 /// What a mosquitto.db holds that a migration carries over.
 ///

@@ -1,4 +1,5 @@
 // Start-up: the newest readable snapshot plus the log segments after it, stopping at the first damaged record.
+import MidgeRecords
 
 /// Why replay stopped before the end of the log.
 public enum StopReason: Sendable, Equatable, CustomStringConvertible {

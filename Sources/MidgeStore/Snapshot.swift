@@ -1,5 +1,6 @@
 // Snapshot files: their format, writing one (temp file, fsync, rename, directory fsync), reading it back, and
 // removing the files a new one makes obsolete.
+import MidgeRecords
 
 enum Snapshot {
     /// Writes `state` as snapshot `firstSegment` (it holds everything in segments below that number) and

@@ -1,5 +1,6 @@
 // The store directory's files: names of log segments (`wal-N.log`) and snapshots (`snapshot-N.snap`), and the
 // log segment header. The snapshot format is in Snapshot.swift.
+import MidgeRecords
 
 /// File names and fixed headers. N is a 16-digit hex number: segments count up from 1, and snapshot N holds
 /// everything written to segments below N, so recovery replays segments N, N+1, … on top of it.
@@ -32,7 +33,7 @@ enum StoreFiles {
     }
 
     // MARK: Log segment header: "MIDGEWAL" version u32, crc32c of the first 12 bytes u32.
-    //   Version 1: record frames one after another (StoreRecord+Encoding.swift), each applied on its own.
+    //   Version 1: record frames one after another (StoreRecord+Framing.swift), each applied on its own.
     //   Version 2: batches (LogBatch.swift), each applied whole or not at all.
 
     static let segmentMagic = Array("MIDGEWAL".utf8)

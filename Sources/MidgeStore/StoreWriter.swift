@@ -1,6 +1,7 @@
 // The writer thread: group commit, the unhealthy state and its retries, segment rotation and snapshots.
 import Dispatch
 import Glibc
+import MidgeRecords
 
 /// Owned by the writer thread and never shared: it is built on that thread from a Sendable `Setup`.
 final class StoreWriter {

@@ -88,7 +88,8 @@ final class CoreChecker {
     // MARK: Before the core sees the event
 
     /// Sets up what the batch may and must contain, and applies the event's own effect on the model.
-    func willHandle(_ event: CoreEvent, now: MonotonicTime) {
+    func willHandle(_ given: CoreEvent, now: MonotonicTime) {
+        let event = given.judgedAsPacket
         self.event = event
         self.now = now
         source = nil
@@ -106,14 +107,14 @@ final class CoreChecker {
         switch event {
         case .tick:
             return
-        case .congested(let connection):
+        case .outputCongested(let connection):
             guard var model = models[connection], !model.closed else {
                 mustBeIgnored = true
                 return
             }
             model.congested = true
             models[connection] = model
-        case .drained(let connection):
+        case .outputDrained(let connection):
             guard var model = models[connection], !model.closed else {
                 mustBeIgnored = true
                 return
@@ -126,7 +127,7 @@ final class CoreChecker {
             if retain && !message.payload.isEmpty {
                 everRetained.insert(MessageKey(topic: message.topic.bytes, payload: message.payload))
             }
-        case .written:
+        case .recordsDurable, .connect, .outputConfirmed:
             return
         case .storeWritable(let writable):
             storeWritable = writable
@@ -214,11 +215,14 @@ final class CoreChecker {
     /// `actions` are what the core returned, `held` what it kept back for the store (with persistence on): the
     /// two together are what it decided, in order for each connection, since once one send to a connection is
     /// held every later one is too.
+    /// `released` is, after `.recordsDurable`, what the appends it confirms held.
     func check(
-        _ returned: [Action], held: [Action], _ changes: [ReadingChange], after event: CoreEvent, now: MonotonicTime
+        _ returned: [Action], held: [Action], _ changes: [ReadingChange], after given: CoreEvent,
+        released expected: [Action] = [], now: MonotonicTime
     ) {
+        let event = given.judgedAsPacket
         switch event {
-        case .written(let expected):
+        case .recordsDurable:
             checkReleased(returned, expected: expected)
             if let action = held.first { fail("completing an append held \(CoreChecker.describe(action))") }
             return
@@ -399,7 +403,7 @@ final class CoreChecker {
         var releasesQueue = false
         if connection == source {
             switch event {
-            case .packet(_, .subscribe), .packet(_, .puback), .packet(_, .pubcomp), .drained: releasesQueue = true
+            case .packet(_, .subscribe), .packet(_, .puback), .packet(_, .pubcomp), .outputDrained: releasesQueue = true
             case .packet(_, .connect): releasesQueue = opening
             default: break
             }
@@ -496,7 +500,8 @@ final class CoreChecker {
                     fail("\(connection) silent past its keepalive deadline was not closed [MQTT-3.1.2-24]")
                 }
             }
-        case .closed, .congested, .drained, .published, .written, .storeWritable:
+        case .closed, .outputCongested, .outputDrained, .outputConfirmed, .published, .recordsDurable, .storeWritable,
+            .connect:
             break
         case .packet(let connection, let packet):
             guard let model = models[connection], source == connection else { return }
@@ -565,15 +570,17 @@ final class CoreChecker {
 
     static func describe(_ event: CoreEvent) -> String {
         switch event {
-        case .packet(let connection, let packet): "\(describe(packet)) from \(connection)"
+        case .packet(let connection, let packet), .connect(let connection, let packet, _):
+            "\(describe(packet)) from \(connection)"
         case .closed(let connection, let reason): "\(connection) ended: \(reason)"
         case .tick: "tick"
-        case .congested(let connection): "output of \(connection) congested"
-        case .drained(let connection): "output of \(connection) drained"
+        case .outputCongested(let connection): "output of \(connection) congested"
+        case .outputDrained(let connection): "output of \(connection) drained"
+        case .outputConfirmed(let connection): "output of \(connection) confirmed"
         case .published(let message, let retain):
             "broker publishes \(message.topic) q\(message.qos.rawValue)\(retain ? " retain" : "") "
                 + "[\(message.payload.count) B]"
-        case .written(let held): "store completed an append holding \(held.count) sends"
+        case .recordsDurable(let sequence): "the log confirmed appends through \(sequence)"
         case .storeWritable(let writable): writable ? "store writable" : "store cannot write"
         }
     }
@@ -625,5 +632,13 @@ final class CoreChecker {
         case .pingresp: return "PINGRESP"
         case .disconnect: return "DISCONNECT"
         }
+    }
+}
+
+extension CoreEvent {
+    /// A CONNECT as the packet it is: the checker judges every packet alike, whatever facts came with it.
+    var judgedAsPacket: CoreEvent {
+        if case .connect(let connection, let packet, _) = self { return .packet(connection, packet) }
+        return self
     }
 }

@@ -1,7 +1,7 @@
 // Fuzz entry point for the broker core (§3, §4): three clients' byte streams, framed and fed as the server does.
 import MQTTCodec
 import MidgeCore
-import MidgeStore
+import MidgeRecords
 
 /// Turns an input into a session with a `Broker` and hands every event and its actions to `CoreChecker`.
 ///
@@ -146,10 +146,10 @@ final class CoreHarness {
     var now = MonotonicTime(nanoseconds: 1_000_000_000_000)
     /// Slots the core released, whose held input is handed on once the current call returns.
     private var released: [Int] = []
-    /// With persistence on: batches taken from the core whose append has not completed, oldest first.
-    private var appending: [DurableBatch] = []
-    /// The batch `completeAppends` is handing back, between taking it from `appending` and `durablyWritten`.
-    private var completing: DurableBatch?
+    /// With persistence on: the log the core appends to; `completeAppends` confirms its appends.
+    private let log: InMemoryRecordLog?
+    /// The sends each unconfirmed append holds, by sequence: what its confirmation must release.
+    private var heldByAppend: [UInt64: [Action]] = [:]
 
     init(configuration: BrokerConfiguration, durable: Bool, trace: Bool) {
         self.trace = trace
@@ -157,7 +157,11 @@ final class CoreHarness {
         checker = CoreChecker(configuration: configuration, durable: durable)
         if durable {
             // An empty store: what a restart restores is the store's tests' business, what the core holds is ours.
-            broker.enableDurability(restoring: StoreState(), unixSeconds: 1_700_000_000, now: now)
+            let log = InMemoryRecordLog()
+            self.log = log
+            broker.enableDurability(restoring: StoreState(), log: log, unixSeconds: 1_700_000_000, now: now)
+        } else {
+            log = nil
         }
         for _ in 0..<3 { slots.append(Slot(connection: freshConnection())) }
     }
@@ -229,7 +233,7 @@ final class CoreHarness {
                 }
                 // Packets after the core's `.close` still go to it: with several event loops, packets decoded
                 // from the same read reach the core after it closed the connection, and it must ignore them.
-                report(.packet(slots[slot].connection, packet), slot: slot)
+                report(event(packet, slot: slot), slot: slot)
             }
         }
         finishRead(slot)
@@ -257,11 +261,11 @@ final class CoreHarness {
     }
 
     func outputCongested(slot: Int) {
-        report(.congested(slots[slot].connection), slot: slot)
+        report(.outputCongested(slots[slot].connection), slot: slot)
     }
 
     func outputDrained(slot: Int) {
-        report(.drained(slots[slot].connection), slot: slot)
+        report(.outputDrained(slots[slot].connection), slot: slot)
         handReleasedInput()
     }
 
@@ -270,12 +274,12 @@ final class CoreHarness {
         handReleasedInput()
     }
 
-    /// The store's appends complete, in the order their batches were taken, releasing what the core held.
+    /// The log confirms its appends, oldest first (all, or only the oldest), releasing what the core held.
     func completeAppends(all: Bool) {
-        while !appending.isEmpty {
-            let batch = appending.removeFirst()
-            completing = batch
-            report(.written(batch.held), slot: nil)
+        while let log, let oldest = log.pending.first {
+            if let sequence = log.confirm(through: oldest.sequence) {
+                report(.recordsDurable(through: sequence), slot: nil)
+            }
             if !all { break }
         }
         handReleasedInput()
@@ -324,7 +328,7 @@ final class CoreHarness {
 
     private func handOn(_ input: HeldInput, slot: Int) {
         switch input {
-        case .packet(let packet): report(.packet(slots[slot].connection, packet), slot: slot)
+        case .packet(let packet): report(event(packet, slot: slot), slot: slot)
         case .failure(let error): decodeFailed(slot, error)
         }
     }
@@ -344,7 +348,7 @@ final class CoreHarness {
             while !waiting.isEmpty && slots[slot].connection == connection {
                 let input = waiting.removeFirst()
                 if case .packet(let packet) = input, Self.passesHold(packet) {
-                    report(.packet(connection, packet), slot: slot)
+                    report(event(packet, slot: slot), slot: slot)
                 } else {
                     slots[slot].heldInput.append(input)
                 }
@@ -357,46 +361,37 @@ final class CoreHarness {
 
     // MARK: The core
 
+    /// A CONNECT carries the connection's facts, as the event loops send it; later packets do not.
+    private func event(_ packet: Packet, slot: Int) -> CoreEvent {
+        if case .connect = packet { return .connect(slots[slot].connection, packet, info(slot)) }
+        return .packet(slots[slot].connection, packet)
+    }
+
+    /// One event through the core as the event loops run it (`Broker.run`), as one run: its records are appended
+    /// to the log at once, as the server does at the end of a run.
     private func report(_ event: CoreEvent, slot: Int?) {
         var actions: [Action] = []
         checker.willHandle(event, now: now)
-        switch event {
-        case .packet(let connection, let packet):
-            guard let slot else { return }
-            broker.handle(packet, from: connection, info: info(slot), now: now, into: &actions)
-        case .closed(let connection, let reason):
-            broker.connectionClosed(connection, reason: reason, now: now, into: &actions)
-        case .tick:
-            broker.tick(now: now, into: &actions)
-        case .congested(let connection):
-            broker.outputCongested(connection)
-        case .drained(let connection):
-            broker.outputDrained(connection, now: now, into: &actions)
-        case .published(let message, let retain):
-            broker.publish(message, retain: retain, into: &actions)
-        case .written:
-            // The batch comes back as taken; the checker compares what it releases with what it held.
-            guard let batch = completing else { return }
-            completing = nil
-            broker.durablyWritten(batch, into: &actions)
-        case .storeWritable(let writable):
-            broker.setStoreWritable(writable)
+        var expectedRelease: [Action] = []
+        if case .recordsDurable(let sequence) = event {
+            for append in heldByAppend.keys.sorted() where append <= sequence {
+                expectedRelease += heldByAppend.removeValue(forKey: append) ?? []
+            }
         }
+        broker.run(event, now: now, into: &actions)
         var changes: [ReadingChange] = []
         broker.takeReadingChanges(into: &changes)
-        // Taken after every call, so a batch's held sends are exactly those this call held back.
-        var held: [Action] = []
-        if let batch = broker.takeDurableBatch() {
-            held = batch.held
-            appending.append(batch)
-        }
+        // Read before every append, so the held sends are exactly those this event held back.
+        let held = broker.sendsHeldForNextAppend
+        broker.appendRecords()
+        if let appended = log?.pending.last, !held.isEmpty { heldByAppend[appended.sequence] = held }
         if trace {
             print("t=\(now.nanoseconds / 1_000_000)ms \(CoreChecker.describe(event))")
             for action in actions { print("    \(CoreChecker.describe(action))") }
             for action in held { print("    held: \(CoreChecker.describe(action))") }
             for change in changes { print("    \(change)") }
         }
-        checker.check(actions, held: held, changes, after: event, now: now)
+        checker.check(actions, held: held, changes, after: event, released: expectedRelease, now: now)
         for case .close(let connection, _) in actions {
             for index in slots.indices where slots[index].connection == connection {
                 slots[index].closedByCore = true
@@ -424,17 +419,4 @@ final class CoreHarness {
     private func trace(_ line: @autoclosure () -> String) {
         if trace { print(line()) }
     }
-}
-
-/// What the harness hands the core.
-enum CoreEvent {
-    case packet(ConnectionID, Packet)
-    case closed(ConnectionID, CloseReason)
-    case tick
-    case congested(ConnectionID)
-    case drained(ConnectionID)
-    case published(Message, retain: Bool)
-    /// The store completed the append of a batch whose held sends were these.
-    case written([Action])
-    case storeWritable(Bool)
 }

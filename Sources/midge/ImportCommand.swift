@@ -1,6 +1,7 @@
 // `midge import-mosquitto`: carries a mosquitto 2.0 installation's retained messages and persistent sessions
 // (mosquitto.db) into Midge's store, so clients find them after switching brokers.
 import Glibc
+import MidgeRecords
 import MidgeServer
 import MidgeStore
 

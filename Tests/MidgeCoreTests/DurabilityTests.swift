@@ -1,8 +1,9 @@
-// Persistence in the core (§3.1.2.4, §3.3.1.3, §4.3): the records it writes, the acknowledgements it holds until they
-// are durable, rebuilding from the store's state, an unwritable store, persistent_client_expiration.
+// Persistence in the core (§3.1.2.4, §3.3.1.3, §4.3): the records it appends to its record log, the acknowledgements
+// it holds until the log confirms them, rebuilding from the log's records, an unwritable store,
+// persistent_client_expiration.
 import MQTTCodec
 import MidgeCore
-import MidgeStore
+import MidgeRecords
 import XCTest
 
 final class DurabilityTests: XCTestCase {
@@ -15,7 +16,8 @@ final class DurabilityTests: XCTestCase {
         publisher.publish("t", "x", qos: .atLeastOnce, id: 1, retain: true)
         XCTAssertEqual(publisher.take(), [.puback(pid(1))])
         XCTAssertFalse(harness.broker.isDurable)
-        XCTAssertNil(harness.broker.takeDurableBatch())
+        XCTAssertNil(harness.log)
+        XCTAssertTrue(harness.broker.sendsHeldForNextAppend.isEmpty)
     }
 
     func test_pubackWaitsForTheRecordsOfItsMessage() {
@@ -44,7 +46,8 @@ final class DurabilityTests: XCTestCase {
     }
 
     func test_MQTT_4_6_0_2_laterAcknowledgementsWaitBehindHeldOnes() {
-        // The second PUBLISH needs no record, but its PUBACK may not overtake the first one's.
+        // The second PUBLISH needs no record, but its PUBACK may not overtake the first one's: its append is an empty
+        // barrier, confirmed after the first.
         let harness = Harness()
         harness.enableDurability()
         let subscriber = harness.connect("s", clean: false)
@@ -53,20 +56,92 @@ final class DurabilityTests: XCTestCase {
         let publisher = harness.connect("p")
         harness.commitsAtOnce = false
         publisher.publish("kept", "1", qos: .atLeastOnce, id: 1)
-        guard let first = harness.broker.takeDurableBatch() else { return XCTFail("no batch") }
+        guard let log = harness.log, let first = log.pending.last else { return XCTFail("no append") }
         publisher.publish("nobody/listens", "2", qos: .atLeastOnce, id: 2)
         publisher.send(.pingreq)
         XCTAssertEqual(publisher.take(), [.pingresp])
-        guard let second = harness.broker.takeDurableBatch() else { return XCTFail("no barrier batch") }
+        guard let second = log.pending.last, second.sequence > first.sequence else { return XCTFail("no barrier") }
         XCTAssertEqual(second.records, [], "a barrier: nothing to write, only order to keep")
-        var released: [Action] = []
-        harness.broker.durablyWritten(first, into: &released)
-        harness.broker.durablyWritten(second, into: &released)
-        harness.record(released)
-        XCTAssertEqual(publisher.take(), [.puback(pid(1)), .puback(pid(2))])
+        XCTAssertTrue(second.confirm)
+        harness.confirm(through: first.sequence)
+        XCTAssertEqual(publisher.take(), [.puback(pid(1))], "only what the confirmed append held")
+        harness.confirm(through: second.sequence)
+        XCTAssertEqual(publisher.take(), [.puback(pid(2))])
         // Nothing outstanding any more: the next PUBACK without records goes at once.
         publisher.publish("nobody/listens", "3", qos: .atLeastOnce, id: 3)
         XCTAssertEqual(publisher.take(), [.puback(pid(3))])
+    }
+
+    func test_acknowledgementsAreReleasedOnlyByTheLogsConfirmation() {
+        // Through the seam: the core appends, the log decides when. Nothing the log has not confirmed is acknowledged,
+        // whatever else the core is told meanwhile, and one confirmation releases every append up to it, in order.
+        let harness = Harness()
+        harness.enableDurability()
+        let subscriber = harness.connect("s", clean: false)
+        subscriber.subscribeOnly([("t", .atLeastOnce)])
+        subscriber.disconnect()
+        let publisher = harness.connect("p")
+        harness.commitsAtOnce = false
+        publisher.publish("t", "1", qos: .atLeastOnce, id: 1)
+        publisher.publish("t", "2", qos: .exactlyOnce, id: 2)
+        harness.advance(1)
+        publisher.send(.pingreq)
+        XCTAssertEqual(publisher.take(), [.pingresp], "PUBACK and PUBREC before the log confirmed")
+        guard let log = harness.log else { return XCTFail("no log") }
+        XCTAssertEqual(log.pending.count, 2)
+        XCTAssertEqual(log.pending.map(\.confirm), [true, true])
+        harness.confirm(through: log.pending[1].sequence)
+        XCTAssertEqual(publisher.take(), [.puback(pid(1)), .pubrec(pid(2))])
+        XCTAssertEqual(log.pending, [])
+    }
+
+    func test_recordsReachTheLogInOrderOneAppendPerRun() {
+        // Each run of the core is one append, numbered in order; the records keep the order of the changes.
+        let harness = Harness()
+        harness.enableDurability()
+        harness.commitsAtOnce = false
+        let subscriber = harness.connectExpectingAnything("s", clean: false)
+        subscriber.send(
+            .subscribe(
+                Subscribe(packetID: pid(1), requests: [SubscriptionRequest(filter: filter("t"), qos: .atLeastOnce)])))
+        subscriber.unsubscribe(["t"])
+        guard let log = harness.log else { return XCTFail("no log") }
+        XCTAssertEqual(log.pending.map(\.sequence), [1, 2, 3])
+        XCTAssertEqual(
+            log.pending.flatMap(\.records),
+            [.sessionCreated(clientID: "s", unixSeconds: 1_700_000_000),
+             .subscriptionAdded(clientID: "s", filter: filter("t"), qos: .atLeastOnce),
+             .subscriptionRemoved(clientID: "s", filter: filter("t"))])
+        XCTAssertEqual(subscriber.take(), [], "CONNACK, SUBACK and UNSUBACK wait for their records")
+        harness.commit()
+        XCTAssertEqual(
+            subscriber.take(),
+            [connack(.accepted), .suback(SubAck(packetID: pid(1), returnCodes: [.granted(.atLeastOnce)])),
+             .unsuback(pid(2))])
+    }
+
+    func test_restartRecoversWhatWasAcknowledgedFromTheConfirmedRecords() {
+        // A crash while the log has confirmed only the first append: what was acknowledged is in what a restart
+        // recovers from the log's records; the second message was never acknowledged, so losing it breaks no promise.
+        let before = Harness()
+        before.enableDurability()
+        let subscriber = before.connect("s", clean: false)
+        subscriber.subscribeOnly([("t", .atLeastOnce)])
+        subscriber.disconnect()
+        let publisher = before.connect("p")
+        before.commitsAtOnce = false
+        publisher.publish("t", "acknowledged", qos: .atLeastOnce, id: 1)
+        guard let log = before.log, let first = log.pending.last else { return XCTFail("no append") }
+        publisher.publish("t", "lost", qos: .atLeastOnce, id: 2)
+        before.confirm(through: first.sequence)
+        XCTAssertEqual(publisher.take(), [.puback(pid(1))])
+
+        let after = Harness()
+        let summary = after.enableDurability(restoring: StoreState(records: log.durableRecords))
+        XCTAssertEqual(summary.queuedMessages, 1)
+        let back = after.connectExpectingAnything("s", clean: false)
+        XCTAssertEqual(
+            back.take(), [connack(.accepted, sessionPresent: true), pub("t", "acknowledged", qos: .atLeastOnce, id: 1)])
     }
 
     func test_cleanSessionTrafficWritesNothing() {
@@ -80,7 +155,7 @@ final class DurabilityTests: XCTestCase {
         publisher.send(.pubrel(pid(4)))
         XCTAssertEqual(publisher.take(), [.pubcomp(pid(4))])
         XCTAssertEqual(subscriber.take(), [pub("t", "x", qos: .exactlyOnce, id: 1)])
-        XCTAssertNil(harness.broker.takeDurableBatch())
+        XCTAssertEqual(harness.log?.pending, [])
     }
 
     func test_retainedMessagesAreRecorded() {
@@ -104,7 +179,8 @@ final class DurabilityTests: XCTestCase {
         harness.broker.publish(
             Message(topic: topic("$SYS/broker/uptime"), payload: Array("5".utf8), qos: .atMostOnce), retain: true,
             into: &actions)
-        XCTAssertNil(harness.broker.takeDurableBatch())
+        harness.broker.appendRecords()
+        XCTAssertEqual(harness.log?.pending, [])
     }
 
     func test_unwritableStoreRefusesQoS1And2ButServesQoS0() {

@@ -1,7 +1,7 @@
 // Test harness: drives whole scripted sessions through the broker core with a fake clock.
 import MQTTCodec
 import MidgeCore
-import MidgeStore
+import MidgeRecords
 import XCTest
 
 /// Collects log lines; the sink closure holds this box.
@@ -49,37 +49,40 @@ final class Harness {
         ConnectionInfo(remoteAddress: "127.0.0.1:\(40000 + connection.rawValue)", listenerPort: 1883)
     }
 
-    func send(_ packet: Packet, from connection: ConnectionID) {
+    /// One event through the core, as the event loops run it (`Broker.run`), ending the run: its records go to the
+    /// log, which confirms them at once when `commitsAtOnce`.
+    func run(_ event: CoreEvent) {
         var produced: [Action] = []
-        broker.handle(packet, from: connection, info: info(connection), now: now, into: &produced)
+        broker.run(event, now: now, into: &produced)
         record(produced)
+    }
+
+    func send(_ packet: Packet, from connection: ConnectionID) {
+        if case .connect = packet {
+            run(.connect(connection, packet, info(connection)))
+        } else {
+            run(.packet(connection, packet))
+        }
     }
 
     /// The driver noticed the connection end (EOF, socket error, ...).
     func drop(_ connection: ConnectionID, reason: CloseReason = .endOfStream) {
-        var produced: [Action] = []
-        broker.connectionClosed(connection, reason: reason, now: now, into: &produced)
-        record(produced)
+        run(.closed(connection, reason))
     }
 
     /// The driver found the connection's output over its high-water mark.
     func congest(_ connection: ConnectionID) {
-        broker.outputCongested(connection)
-        record([])
+        run(.outputCongested(connection))
     }
 
     /// ... and back at its low-water mark.
     func drain(_ connection: ConnectionID) {
-        var produced: [Action] = []
-        broker.outputDrained(connection, now: now, into: &produced)
-        record(produced)
+        run(.outputDrained(connection))
     }
 
     /// ... or answered `ReadingChange.confirmOutput`.
     func confirm(_ connection: ConnectionID) {
-        var produced: [Action] = []
-        broker.outputConfirmed(connection, now: now, into: &produced)
-        record(produced)
+        run(.outputConfirmed(connection))
     }
 
     func takeReadingChanges() -> [ReadingChange] {
@@ -89,39 +92,54 @@ final class Harness {
 
     func advance(_ seconds: Double) {
         now = now + seconds
-        var produced: [Action] = []
-        broker.tick(now: now, into: &produced)
-        record(produced)
+        run(.tick)
     }
 
-    /// With persistence on (`enableDurability`): the store's state as the records taken so far describe it.
-    var store: StoreState?
-    /// Whether each call's records are made durable at once, releasing the acknowledgements they hold.
+    /// With persistence on (`enableDurability`): the log the core appends to. Its `durableState` is what a restart
+    /// would recover.
+    private(set) var log: InMemoryRecordLog?
+    /// The store's state as the confirmed records describe it.
+    var store: StoreState? { log?.durableState }
+    /// Whether each run's records are confirmed at once, releasing the acknowledgements held behind them.
     var commitsAtOnce = true
 
-    /// Turns persistence on, restoring `state`.
+    /// Turns persistence on, restoring `state`, with an `InMemoryRecordLog` that holds it.
     @discardableResult
     func enableDurability(restoring state: StoreState = StoreState(), unixSeconds: Int64 = 1_700_000_000)
         -> RestoreSummary
     {
-        store = state
-        return broker.enableDurability(restoring: state, unixSeconds: unixSeconds, now: now)
+        let log = InMemoryRecordLog(holding: state)
+        self.log = log
+        let summary = broker.enableDurability(restoring: state, log: log, unixSeconds: unixSeconds, now: now)
+        // Expired sessions are ended by records written at restore, appended with the first run.
+        broker.appendRecords()
+        return summary
     }
 
-    /// Takes the pending batch, applies its records to `store` and releases what it held, as the server does when
-    /// the store's append completes. Returns the records.
+    /// Confirms every pending append, as the store does when its writes complete, and hands the confirmation to the
+    /// core. Returns the records confirmed.
     @discardableResult
     func commit() -> [StoreRecord] {
-        guard let batch = broker.takeDurableBatch() else { return [] }
-        for record in batch.records { store?.apply(record) }
+        confirm(through: log?.pending.last?.sequence ?? 0)
+    }
+
+    /// Confirms the log's appends up to `sequence` only; the acknowledgements held behind later ones stay held.
+    @discardableResult
+    func confirm(through sequence: UInt64) -> [StoreRecord] {
+        guard let log else { return [] }
+        let before = log.durableRecords.count
+        guard let confirmed = log.confirm(through: sequence) else { return [] }
         var released: [Action] = []
-        broker.durablyWritten(batch, into: &released)
+        broker.run(.recordsDurable(through: confirmed), now: now, into: &released)
         record(released)
-        return batch.records
+        return Array(log.durableRecords[before...])
     }
 
     func record(_ produced: [Action]) {
-        defer { if store != nil && commitsAtOnce { commit() } }
+        defer {
+            broker.appendRecords()
+            if log != nil && commitsAtOnce { commit() }
+        }
         broker.takeReadingChanges(into: &readingChanges)
         for action in produced {
             actions.append(action)

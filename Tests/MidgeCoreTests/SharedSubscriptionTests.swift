@@ -3,7 +3,7 @@
 // persistent sessions.
 import MQTTCodec
 import MidgeCore
-import MidgeStore
+import MidgeRecords
 import XCTest
 
 final class SharedSubscriptionTests: XCTestCase {

@@ -1,6 +1,7 @@
 // A disk that refuses writes: the store turns unhealthy, holds completions, retries, and loses nothing.
 import Glibc
 import MQTTCodec
+@testable import MidgeRecords
 import XCTest
 
 @testable import MidgeStore

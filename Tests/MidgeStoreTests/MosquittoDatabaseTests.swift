@@ -1,5 +1,6 @@
 // Reading mosquitto 2.0's mosquitto.db: a file written by mosquitto 2.0.11 itself, and damaged variants of it.
 import MQTTCodec
+@testable import MidgeRecords
 import XCTest
 
 @testable import MidgeStore

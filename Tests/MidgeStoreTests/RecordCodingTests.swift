@@ -1,4 +1,5 @@
 // Record and batch framing: every type round-trips, the layouts are as documented, and damage is named precisely.
+@testable import MidgeRecords
 import XCTest
 
 @testable import MidgeStore

@@ -2,6 +2,7 @@
 // sessions. Runs only when the benchmark asks for it (MIDGE_RESTART_FIXTURE names the directory to fill).
 import Foundation
 import MQTTCodec
+@testable import MidgeRecords
 import MidgeStore
 import XCTest
 

@@ -1,5 +1,6 @@
 // Record semantics: what each record does to the state, and that a state's records rebuild it exactly.
 import MQTTCodec
+@testable import MidgeRecords
 import XCTest
 
 @testable import MidgeStore

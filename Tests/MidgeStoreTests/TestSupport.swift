@@ -2,6 +2,7 @@
 import Dispatch
 import Glibc
 import MQTTCodec
+@testable import MidgeRecords
 import Synchronization
 import XCTest
 

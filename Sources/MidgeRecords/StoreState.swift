@@ -143,7 +143,7 @@ public struct StoreState: Sendable, Equatable {
 
     /// Whether the session at `index` of `sessions` has a delivery in flight with this packet id. Mutating only to
     /// read the session in place: through the dictionary's getter it would be copied, collections and all.
-    mutating func hasInFlight(at index: Dictionary<String, PersistentSession>.Index, packetID: UInt16) -> Bool {
+    package mutating func hasInFlight(at index: Dictionary<String, PersistentSession>.Index, packetID: UInt16) -> Bool {
         Self.holds(&sessions.values[index], packetID)
     }
 
