@@ -27,6 +27,8 @@ extension EventLoop {
         switch event {
         case .connect(let id, let packet, let info):
             broker.handle(packet, from: id, info: info, now: time, into: &coreActions)
+        case .admission(let id, let answer):
+            broker.admissionAnswered(answer, for: id, now: time, into: &coreActions)
         case .packet(let id, let packet):
             broker.handle(packet, from: id, info: Self.laterPacketInfo, now: time, into: &coreActions)
         case .closed(let id, let reason):

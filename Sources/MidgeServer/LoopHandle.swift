@@ -7,6 +7,8 @@ import Synchronization
 enum CoreEvent: Sendable {
     /// The connection's CONNECT, with the facts the core keeps about the connection.
     case connect(ConnectionID, Packet, ConnectionInfo)
+    /// The answer to the core's `Action.admit` for the connection.
+    case admission(ConnectionID, AdmissionAnswer)
     /// Any later packet.
     case packet(ConnectionID, Packet)
     case closed(ConnectionID, CloseReason)

@@ -243,6 +243,8 @@ final class CoreChecker {
             switch action {
             case .send(let connection, let packet): checkSend(packet, to: connection)
             case .close(let connection, let reason): checkClose(connection, reason: reason)
+            // The fuzzed broker admits every CONNECT itself (no profile asks for admission).
+            case .admit(let request): fail("asked to admit \(request.connection) without asking for admissions")
             }
         }
         checkBatchEnd()
@@ -582,6 +584,7 @@ final class CoreChecker {
         switch action {
         case .send(let connection, let packet): "send \(describe(packet)) to \(connection)"
         case .close(let connection, let reason): "close \(connection): \(reason)"
+        case .admit(let request): "admit \(request.connection) as \(request.clientID)"
         }
     }
 
