@@ -73,7 +73,8 @@ extension Broker {
             journal?.records.append(
                 .subscriptionAdded(clientID: clientID, filter: subscription.filter, qos: subscription.qos))
         }
-        log(.info, "Client \(clientID) continues a session of \(restored.subscriptions.count) subscriptions handed over.")
+        let count = restored.subscriptions.count
+        log(.info, "Client \(clientID) continues a session of \(count) subscriptions handed over.")
         return session
     }
 }

@@ -58,7 +58,8 @@ public final class Broker {
         controlResponseTopic = controlHandler.flatMap { TopicName(bytes: $0.topic.bytes + Array("/response".utf8)) }
         let brokerWide = ListenerSecurity(
             allowAnonymous: configuration.allowAnonymous, allowZeroLengthClientID: configuration.allowZeroLengthClientID,
-            autoIDPrefix: configuration.autoIDPrefix, accessControl: accessControl, asksAdmission: asksAdmission)
+            autoIDPrefix: configuration.autoIDPrefix, accessControl: accessControl,
+            asksAdmission: asksAdmission)
         securityProfiles = [brokerWide] + listenerSecurity
         checksDeliveries = securityProfiles.contains { $0.accessControl.checksDeliveries }
         self.log = log
