@@ -65,6 +65,11 @@ extension Broker {
     func restore(_ restored: RestoredSession, clientID: String) -> Session {
         nextSessionSerial += 1
         let session = Session(clientID: clientID, serial: nextSessionSerial, cleanSession: false)
+        // On record before its subscriptions, which the store only adds to a session it has.
+        if let journal {
+            journal.records.append(
+                .sessionCreated(clientID: clientID, unixSeconds: journal.unixSeconds(at: currentTime)))
+        }
         for subscription in restored.subscriptions {
             if subscriptionTrie.subscribe(subscription.filter, session: session, qos: subscription.qos) {
                 counters.subscriptions += 1

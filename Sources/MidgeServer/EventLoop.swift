@@ -183,10 +183,8 @@ final class EventLoop {
         // Loop 0 looks every turn: another loop may have run the core meanwhile and left actions for this loop's
         // connections, which must go out before anything the core says to them this turn.
         if woken || runningCore { processMailbox() }
-        if woken || !admissionsReady.isEmpty {
-            takeAdmissionAnswers()
-            takeGatewayRequests()
-        }
+        if woken || !admissionsReady.isEmpty { takeAdmissionAnswers() }
+        if woken { takeGatewayRequests() }
         for event in events {
             let token = event.data.u64
             if token == Self.wakeToken {

@@ -208,6 +208,18 @@ final class AdmissionTests: XCTestCase {
         XCTAssertEqual(client.take(), [pub("handed/over", "restored", qos: .atLeastOnce, id: 1)])
     }
 
+    func testARestoredSessionIsOnRecordWithPersistence() {
+        let harness = Harness(answersAdmissionsLater: true)
+        harness.enableDurability()
+        let client = harness.connectExpectingAnything("r", clean: false)
+        var answer = accepted(harness, client)
+        answer.restoredSession = RestoredSession(
+            subscriptions: [RestoredSubscription(filter: filter("handed/over"), qos: .exactlyOnce)])
+        harness.answer(client.id, answer)
+        XCTAssertEqual(client.take(), [connack(.accepted, sessionPresent: true)])
+        XCTAssertEqual(harness.store?.sessions["r"]?.subscriptions[filter("handed/over")], .exactlyOnce)
+    }
+
     func testTheCoresOwnChecksComeBeforeTheAdmissionRequest() {
         var configuration = BrokerConfiguration()
         configuration.allowAnonymous = false
