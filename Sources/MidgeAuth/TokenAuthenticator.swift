@@ -136,6 +136,26 @@ public final class TokenAuthenticator: Authenticator, AccessControl {
         return .accepted
     }
 
+    /// As `authenticate`, and an acceptance carries the token's grants as the client's own permissions. The grants
+    /// are also remembered by client id, for the questions asked of this authenticator as its listener's ACL.
+    public func admit(_ request: AdmissionRequest) -> AdmissionAnswer {
+        let clientID = request.clientID
+        guard let username = request.username else {
+            forget(clientID)
+            return .accepted(request)  // anonymous: `allowAnonymous` decided, and no token means no grants
+        }
+        guard let password = request.password,
+            case .success(let granted) = verify(password, clientID: clientID, username: username)
+        else {
+            forget(clientID)
+            return .refused(.notAuthorized)
+        }
+        remember(granted)
+        return AdmissionAnswer(
+            verdict: .accepted, username: username,
+            accessControl: TokenGrantAccess(grants: granted, leeway: options.leeway, now: now))
+    }
+
     /// The checks of RFC 7519 §7.2 in order: structure, header, signature, then claims. Nothing from the
     /// payload is believed before the signature over it has been checked.
     func verify(_ token: [UInt8], clientID: String, username: String) -> Result<Grants, Rejection> {

@@ -37,6 +37,22 @@ public final class TokenOrPasswordAuthenticator: Authenticator, AccessControl {
         return passwords.authenticate(clientID: clientID, username: username, password: password)
     }
 
+    /// As `authenticate`; a token client's acceptance carries its token's grants, a password client's none (its
+    /// listener's ACL, this object, sends it to `rules`).
+    public func admit(_ request: AdmissionRequest) -> AdmissionAnswer {
+        let id = Array(request.clientID.utf8)
+        if let password = request.password, Self.looksLikeToken(password) {
+            // A token is granted to the client id it was presented with, not to one the broker made up.
+            guard !request.clientIDWasAssigned else { return .refused(.identifierRejected) }
+            let answer = tokens.admit(request)
+            if answer.verdict == .accepted { tokenClients.withLock { _ = $0.insert(id) } }
+            return answer
+        }
+        tokenClients.withLock { _ = $0.remove(id) }
+        guard let passwords else { return request.username == nil ? .accepted(request) : .refused(.notAuthorized) }
+        return passwords.admit(request)
+    }
+
     public var checksDeliveries: Bool { true }
 
     public func mayPublish(clientID: String, username: String?, topic: TopicName) -> Bool {

@@ -1,10 +1,21 @@
 // The questions the core asks about identity and permission; implementations live outside the core.
 import MQTTCodec
 
-/// Decides whether a CONNECT's credentials are good. The core calls it once per CONNECT.
+/// Decides whether a CONNECT's credentials are good. The driver asks it once per `AdmissionRequest` (the core
+/// never calls it: its checks may be slow), off the core's thread.
 public protocol Authenticator: Sendable {
     /// `.accepted`, `.badUsernameOrPassword` or `.notAuthorized`.
     func authenticate(clientID: String, username: String?, password: [UInt8]?) -> ConnectReturnCode
+    /// The whole answer: the verdict, and what an acceptance grants (identity, permissions). Authenticators whose
+    /// acceptance grants nothing of its own keep the default, `authenticate`'s verdict alone.
+    func admit(_ request: AdmissionRequest) -> AdmissionAnswer
+}
+
+extension Authenticator {
+    public func admit(_ request: AdmissionRequest) -> AdmissionAnswer {
+        let verdict = authenticate(clientID: request.clientID, username: request.username, password: request.password)
+        return verdict == .accepted ? .accepted(request) : .refused(verdict)
+    }
 }
 
 /// Decides what an authenticated client may do with a topic. As in mosquitto, a subscription is checked

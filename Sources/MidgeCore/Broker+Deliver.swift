@@ -136,9 +136,9 @@ extension Broker {
         let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : message.qos
         for target in targets {
             target.session._withUnsafeGuaranteedRef { session in
-                // Each session is checked by the ACL of the listener it last connected through.
+                // Each session is checked by its client's own ACL or that of the listener it last connected through.
                 if checksDeliveries
-                    && !security(session.securityProfile).accessControl.mayReceive(
+                    && !accessControl(of: session).mayReceive(
                         clientID: session.clientID, username: session.username, topic: message.topic)
                 {
                     return

@@ -4,16 +4,18 @@ import MQTTCodec
 
 public final class Broker {
     let configuration: BrokerConfiguration
-    let authenticator: any Authenticator
     let log: LogSink
     /// Profile 0 is the broker-wide security; the rest are listeners' own (`per_listener_settings`).
     let securityProfiles: [ListenerSecurity]
-    /// Whether any profile's ACL checks deliveries, so the per-delivery check is skipped when none does.
-    let checksDeliveries: Bool
+    /// Whether any profile's ACL, or any client's own (`AdmissionAnswer.accessControl`), checks deliveries, so the
+    /// per-delivery check is skipped when none does.
+    var checksDeliveries: Bool
     /// Told each granted and each dropped subscription (`log_type subscribe` / `unsubscribe`); set before the first
     /// packet, nil when nothing listens.
     public var subscriptionEvents: SubscriptionEventSink?
 
+    /// CONNECTs waiting for their `AdmissionAnswer`, by connection.
+    var pendingAdmissions: [ConnectionID: PendingAdmission] = [:]
     /// Connections that completed CONNECT and have not ended.
     @exclusivity(unchecked) var connections: [ConnectionID: ClientConnection] = [:]
     /// Every session by client id [MQTT-3.1.3-2]: those of connected clients and persistent ones left behind.
@@ -47,17 +49,17 @@ public final class Broker {
     let controlResponseTopic: TopicName?
 
     public init(
-        configuration: BrokerConfiguration, authenticator: any Authenticator = AllowAll(),
+        configuration: BrokerConfiguration, asksAdmission: Bool = false,
         accessControl: any AccessControl = AllowAll(), listenerSecurity: [ListenerSecurity] = [],
         controlHandler: (any ControlTopicHandler)? = nil, log: @escaping LogSink = { _, _ in }
     ) {
         self.configuration = configuration
         self.controlHandler = controlHandler
         controlResponseTopic = controlHandler.flatMap { TopicName(bytes: $0.topic.bytes + Array("/response".utf8)) }
-        self.authenticator = authenticator
         let brokerWide = ListenerSecurity(
             allowAnonymous: configuration.allowAnonymous, allowZeroLengthClientID: configuration.allowZeroLengthClientID,
-            autoIDPrefix: configuration.autoIDPrefix, accessControl: accessControl)
+            autoIDPrefix: configuration.autoIDPrefix, accessControl: accessControl,
+            asksAdmission: asksAdmission)
         securityProfiles = [brokerWide] + listenerSecurity
         checksDeliveries = securityProfiles.contains { $0.accessControl.checksDeliveries }
         self.log = log
@@ -74,6 +76,10 @@ public final class Broker {
     ) {
         currentTime = now
         guard let client = connections[connection] else {
+            if pendingAdmissions[connection] != nil {
+                holdWhileAdmitting(packet, from: connection, into: &actions)
+                return
+            }
             // Either a new connection's CONNECT, or a straggler from a connection already ended (refused,
             // taken over, closed for a violation): nothing it sent afterwards is processed [MQTT-3.1.4-5].
             if case .connect(let connect) = packet, !recentlyClosed.contains(connection) {
@@ -103,6 +109,8 @@ public final class Broker {
         _ connection: ConnectionID, reason: CloseReason, now: MonotonicTime, into actions: inout [Action]
     ) {
         currentTime = now
+        // Gone before its admission was answered: the answer will find nothing to admit.
+        if pendingAdmissions.removeValue(forKey: connection) != nil { return }
         guard let client = connections[connection] else { return }
         endConnection(client, reason: reason, tellDriver: false, into: &actions)
     }

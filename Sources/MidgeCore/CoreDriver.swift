@@ -7,6 +7,8 @@ import MQTTCodec
 public enum CoreEvent: Sendable {
     /// A connection's CONNECT, with the facts the core keeps about the connection.
     case connect(ConnectionID, Packet, ConnectionInfo)
+    /// The answer to the core's `Action.admit` for the connection.
+    case admission(ConnectionID, AdmissionAnswer)
     /// Any later packet. The core reads `ConnectionInfo` only with a CONNECT, so none is carried (and no string is
     /// retained and released with every PUBLISH).
     case packet(ConnectionID, Packet)
@@ -43,6 +45,8 @@ extension Broker {
         switch event {
         case .connect(let id, let packet, let info):
             handle(packet, from: id, info: info, now: now, into: &actions)
+        case .admission(let id, let answer):
+            admissionAnswered(answer, for: id, now: now, into: &actions)
         case .packet(let id, let packet):
             handle(packet, from: id, info: Self.laterPacketInfo, now: now, into: &actions)
         case .closed(let id, let reason):

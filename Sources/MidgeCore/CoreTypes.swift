@@ -130,6 +130,9 @@ public enum Action: Sendable {
     /// Flush what was queued for the connection, then close it. The core has already forgotten
     /// the connection: the driver must not report its closing back, and later events from it are ignored.
     case close(ConnectionID, CloseReason)
+    /// Judge this CONNECT's credentials and answer with `Broker.admissionAnswered`; until then the connection is
+    /// pending. Hold its input meanwhile: the core keeps what arrives, but holding bounds it.
+    case admit(AdmissionRequest)
 }
 
 extension Action {
@@ -138,6 +141,7 @@ extension Action {
     public var connection: ConnectionID {
         switch self {
         case .send(let id, _), .close(let id, _): id
+        case .admit(let request): request.connection
         }
     }
 }

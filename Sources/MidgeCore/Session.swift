@@ -13,6 +13,8 @@ final class Session {
     var username: String?
     /// The security profile of the listener the client last connected through: its ACL checks deliveries.
     var securityProfile = 0
+    /// The latest connection's own permissions (a token's claims), which check deliveries instead of the profile's.
+    var grantedAccess: GrantedAccess?
     /// Filter → granted QoS, compared byte for byte [MQTT-3.10.4-1].
     var subscriptions: [TopicFilter: QoS] = [:]
     /// The QoS flows and the queue; nil until the session first needs them.

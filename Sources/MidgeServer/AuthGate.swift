@@ -1,5 +1,5 @@
-// CONNECT authentication off the core's thread: password checks on their own queue, a growing delay for addresses
-// that keep failing, and the sealed verdict the core's authenticator reads back.
+// CONNECT authentication off the core's thread: the core's admission requests checked on their own queue, with a
+// growing delay for addresses that keep failing, and the answers handed back to the connections' loops.
 import Dispatch
 import Glibc
 import MQTTCodec
@@ -7,10 +7,9 @@ import MidgeCore
 import Synchronization
 
 /// What the gate decided about one CONNECT, on its way back to the connection's loop.
-struct AuthVerdict: Sendable {
+struct AdmissionVerdict: Sendable {
     let connection: ConnectionID
-    let connect: Connect
-    let code: ConnectReturnCode
+    let answer: AdmissionAnswer
 }
 
 /// Why: a password check costs a PBKDF2 (and a token check a signature verification). Done by the core, every
@@ -20,9 +19,9 @@ struct AuthVerdict: Sendable {
 /// waiting, so a guesser gets about one try per `maxDelay` seconds per account, and other users behind the same
 /// address are not held up by it.
 ///
-/// The core still asks its `Authenticator` at CONNECT, as it always does: the gate hands it a `VerdictAuthenticator`,
-/// and the loop puts the gate's answer, sealed with a per-process secret, in place of the CONNECT's password.
-/// Clients never reach the core with their own password bytes, so they cannot forge a verdict.
+/// The core never calls an `Authenticator`: it asks (`Action.admit`) once its own checks pass, and the loop that owns
+/// the connection submits the request here; the answer (`Authenticator.admit`: verdict, identity, permissions) goes
+/// back to that loop, which hands it to the core (`Broker.admissionAnswered`) ahead of the connection's held input.
 final class AuthGate: Sendable {
     /// Failures from one address that cost nothing; each further one doubles the wait, from `baseDelay`.
     static let freeFailures = 3
@@ -39,8 +38,6 @@ final class AuthGate: Sendable {
     let authenticator: any Authenticator
     /// False when the authenticator answers without work (`AllowAll`): the loop asks it directly.
     let checksOffLoop: Bool
-    let coreAuthenticator: VerdictAuthenticator
-    private let secret: [UInt8]
     private let queue = DispatchQueue(label: "midge.auth")
     private let state = Mutex(GateState())
     private let inboxes: [VerdictInbox]
@@ -54,35 +51,24 @@ final class AuthGate: Sendable {
         var waiting = 0
     }
 
-    /// `secret` seals verdicts; gates of several listeners (`per_listener_settings`) share one, so the core's one
-    /// `VerdictAuthenticator` reads them all.
-    init(authenticator: any Authenticator, handles: [LoopHandle], logger: Logger, secret: [UInt8] = AuthGate.newSecret()) {
+    init(authenticator: any Authenticator, handles: [LoopHandle], logger: Logger) {
         self.authenticator = authenticator
         checksOffLoop = !(authenticator is AllowAll)
-        self.secret = secret
-        coreAuthenticator = VerdictAuthenticator(secret: secret)
         inboxes = handles.map { _ in VerdictInbox() }
         self.handles = handles
         self.logger = logger
     }
 
-    static func newSecret() -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    }
-
-    /// The password the core's authenticator turns back into `code`.
-    func seal(_ code: ConnectReturnCode) -> [UInt8] { secret + [code.rawValue] }
-
-    /// Queues the check of `connect` from the connection on loop `loop`; the verdict comes back through
-    /// `takeVerdicts(loop:)` after a wake-up of that loop. Returns a verdict at once when the check is refused.
-    func submit(_ connect: Connect, from id: ConnectionID, address: String, loop: Int) -> ConnectReturnCode? {
+    /// Queues the check of `request` from the connection on loop `loop`; the answer comes back through
+    /// `takeVerdicts(loop:)` after a wake-up of that loop. Returns an answer at once when the check is refused.
+    func submit(_ request: AdmissionRequest, address: String, loop: Int) -> AdmissionAnswer? {
         let host = Self.host(of: address)
-        let key = host + "\u{0}" + (connect.username ?? "")
+        let username = request.username
+        let key = host + "\u{0}" + (username ?? "")
         let now = Self.seconds()
         let delay: Double? = state.withLock { state in
             guard state.waiting < Self.maxWaiting else { return nil }
-            let delay = state.backoff.delay(host: host, username: connect.username, now: now)
+            let delay = state.backoff.delay(host: host, username: username, now: now)
             let waiting = state.waitingByKey[key, default: 0]
             if delay > 0 && waiting >= Self.maxWaitingPerAddress { return nil }
             state.waitingByKey[key] = waiting + 1
@@ -92,17 +78,17 @@ final class AuthGate: Sendable {
         guard let delay else {
             logger.log(
                 .notice,
-                "Too many authentication attempts waiting for \(host) as \(connect.username ?? "<anonymous>"); "
+                "Too many authentication attempts waiting for \(host) as \(username ?? "<anonymous>"); "
                     + "refusing the CONNECT from \(address).")
-            return .serverUnavailable
+            return .refused(.serverUnavailable)
         }
         if delay > 0 {
             logger.log(
                 .info, "Delaying the authentication of the CONNECT from \(address) by \(delay) s after failures.")
         }
         let work: @Sendable () -> Void = { [self] in
-            let code = authenticator.authenticate(
-                clientID: connect.clientID, username: connect.username, password: connect.password)
+            let answer = authenticator.admit(request)
+            let code = answer.verdict
             let failed = code == .badUsernameOrPassword || code == .notAuthorized
             let finished = Self.seconds()
             state.withLock { state in
@@ -110,12 +96,12 @@ final class AuthGate: Sendable {
                 let left = state.waitingByKey[key, default: 1] - 1
                 state.waitingByKey[key] = left > 0 ? left : nil
                 if failed {
-                    state.backoff.recordFailure(host: host, username: connect.username, now: finished)
+                    state.backoff.recordFailure(host: host, username: username, now: finished)
                 } else if code == .accepted {
-                    state.backoff.recordSuccess(host: host, username: connect.username)
+                    state.backoff.recordSuccess(host: host, username: username)
                 }
             }
-            deliver(AuthVerdict(connection: id, connect: connect, code: code), loop: loop)
+            deliver(AdmissionVerdict(connection: request.connection, answer: answer), loop: loop)
         }
         if delay > 0 {
             queue.asyncAfter(deadline: .now() + delay, execute: work)
@@ -126,14 +112,14 @@ final class AuthGate: Sendable {
     }
 
     /// The verdicts for loop `loop` that arrived since the last call.
-    func takeVerdicts(loop: Int) -> [AuthVerdict] {
+    func takeVerdicts(loop: Int) -> [AdmissionVerdict] {
         inboxes[loop].verdicts.withLock { verdicts in
             defer { verdicts = [] }
             return verdicts
         }
     }
 
-    private func deliver(_ verdict: AuthVerdict, loop: Int) {
+    private func deliver(_ verdict: AdmissionVerdict, loop: Int) {
         inboxes[loop].verdicts.withLock { $0.append(verdict) }
         Syscall.signalEventFD(handles[loop].wakeFD)
     }
@@ -154,21 +140,5 @@ final class AuthGate: Sendable {
 
 /// One loop's verdicts waiting to be taken.
 private final class VerdictInbox: Sendable {
-    let verdicts = Mutex<[AuthVerdict]>([])
-}
-
-/// The authenticator the core calls: it reads the verdict the gate sealed into the password.
-final class VerdictAuthenticator: Authenticator {
-    private let secret: [UInt8]
-
-    init(secret: [UInt8]) {
-        self.secret = secret
-    }
-
-    func authenticate(clientID: String, username: String?, password: [UInt8]?) -> ConnectReturnCode {
-        guard let password, password.count == secret.count + 1, password.starts(with: secret),
-            let code = password.last.flatMap(ConnectReturnCode.init(rawValue:))
-        else { return .notAuthorized }
-        return code
-    }
+    let verdicts = Mutex<[AdmissionVerdict]>([])
 }

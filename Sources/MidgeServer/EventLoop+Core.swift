@@ -218,7 +218,7 @@ extension EventLoop {
 
     /// After another thread carried out actions for this loop: what only this loop's own turn takes care of.
     var hasWorkForItsOwnTurn: Bool {
-        !eventsForCore.isEmpty || !released.isEmpty || !transports.followUps.isEmpty
+        !eventsForCore.isEmpty || !released.isEmpty || !transports.followUps.isEmpty || !admissionsReady.isEmpty
     }
 
     /// Writes, then hands this turn's batches to the other loops.

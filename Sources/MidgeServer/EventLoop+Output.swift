@@ -30,6 +30,8 @@ extension EventLoop {
             guard let connection = connections[id] else { return }
             connection.reachedCore = false
             beginClose(connection)
+        case .admit(let request):
+            admit(request)
         }
     }
 

@@ -44,6 +44,9 @@ final class EventLoop {
     @exclusivity(unchecked) var dirty: [Connection] = []
     /// Connections the core released (`ReadingChange.resume`) whose held input is handed on this turn.
     @exclusivity(unchecked) var released: [Connection] = []
+    /// Admission answers decided on this loop (a transport's identity, an authenticator without work), waiting for
+    /// a point of the turn where the core is not running.
+    var admissionsReady: [(ConnectionID, AdmissionAnswer)] = []
     /// Emptied output buffers with their capacity, lent to connections that have something to write this turn,
     /// so busy connections do not allocate per turn and idle ones hold no buffer.
     @exclusivity(unchecked) var outputPool: [[UInt8]] = []
@@ -112,10 +115,13 @@ final class EventLoop {
             let accessControl: any AccessControl =
                 hasGateway ? GatewayRecorderAccess(inner: settings.accessControl) : settings.accessControl
             let broker = Broker(
-                configuration: settings.broker, authenticator: server.authGate.coreAuthenticator,
+                // Every CONNECT is judged by its loop (a transport's identity, the auth gate), even without a
+                // password file: a listener may require a certificate.
+                configuration: settings.broker, asksAdmission: true,
                 accessControl: accessControl,
                 listenerSecurity: settings.listenerAuth.map { auth in
                     var security = auth.security
+                    security.asksAdmission = true
                     if hasGateway { security.accessControl = GatewayRecorderAccess(inner: security.accessControl) }
                     return security
                 },
@@ -177,10 +183,8 @@ final class EventLoop {
         // Loop 0 looks every turn: another loop may have run the core meanwhile and left actions for this loop's
         // connections, which must go out before anything the core says to them this turn.
         if woken || runningCore { processMailbox() }
-        if woken {
-            takeAuthVerdicts()
-            takeGatewayRequests()
-        }
+        if woken || !admissionsReady.isEmpty { takeAdmissionAnswers() }
+        if woken { takeGatewayRequests() }
         for event in events {
             let token = event.data.u64
             if token == Self.wakeToken {
@@ -205,7 +209,7 @@ final class EventLoop {
     /// into a busy spin; -1 when there is none.
     private func timeout() -> Int32 {
         // Input released during the last turn's writes waits for no event: hand it on at once.
-        if !released.isEmpty || !transports.followUps.isEmpty { return 0 }
+        if !released.isEmpty || !transports.followUps.isEmpty || !admissionsReady.isEmpty { return 0 }
         var wakeAt = Int64.max
         if connectDeadlinesHead < connectDeadlines.count { wakeAt = connectDeadlines[connectDeadlinesHead].deadline }
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }

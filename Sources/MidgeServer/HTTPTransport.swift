@@ -363,8 +363,8 @@ final class HTTPTransport: ConnectionTransport {
             write(.unauthorized(), to: request, wire: &wire)
             return
         }
-        // The password is checked by the core at CONNECT (through the server's authentication queue and its delays
-        // for failing addresses), never here on the loop. Until its CONNACK, the messages wait: a caller without good
+        // The password is checked when the core asks to admit the CONNECT (on the server's authentication queue, with
+        // its delays for failing addresses), never here on the loop. Until its CONNACK, the messages wait: a caller without good
         // credentials learns nothing about the ACL (401), and a token's permissions exist only once it is verified.
         if link != .connected {
             connectIfNeeded(wanted, cleanSession: true, mqtt: &mqtt)

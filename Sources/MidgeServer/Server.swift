@@ -147,10 +147,9 @@ final class ServerState: Sendable {
         self.handles = handles
         self.persistence = persistence
         listenerOfGroup = listeners
-        let secret = AuthGate.newSecret()
-        authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger, secret: secret)
+        authGate = AuthGate(authenticator: settings.authenticator, handles: handles, logger: logger)
         listenerGates = settings.listenerAuth.map {
-            AuthGate(authenticator: $0.authenticator, handles: handles, logger: logger, secret: secret)
+            AuthGate(authenticator: $0.authenticator, handles: handles, logger: logger)
         }
         gatewayHost = LoopGatewayHost(handles: handles)
         // A listener on both address families appears twice.

@@ -127,7 +127,7 @@ final class CoreChecker {
             if retain && !message.payload.isEmpty {
                 everRetained.insert(MessageKey(topic: message.topic.bytes, payload: message.payload))
             }
-        case .recordsDurable, .connect, .outputConfirmed:
+        case .recordsDurable, .connect, .outputConfirmed, .admission:
             return
         case .storeWritable(let writable):
             storeWritable = writable
@@ -247,6 +247,8 @@ final class CoreChecker {
             switch action {
             case .send(let connection, let packet): checkSend(packet, to: connection)
             case .close(let connection, let reason): checkClose(connection, reason: reason)
+            // The fuzzed broker admits every CONNECT itself (no profile asks for admission).
+            case .admit(let request): fail("asked to admit \(request.connection) without asking for admissions")
             }
         }
         checkBatchEnd()
@@ -501,7 +503,7 @@ final class CoreChecker {
                 }
             }
         case .closed, .outputCongested, .outputDrained, .outputConfirmed, .published, .recordsDurable, .storeWritable,
-            .connect:
+            .connect, .admission:
             break
         case .packet(let connection, let packet):
             guard let model = models[connection], source == connection else { return }
@@ -573,6 +575,7 @@ final class CoreChecker {
         case .packet(let connection, let packet), .connect(let connection, let packet, _):
             "\(describe(packet)) from \(connection)"
         case .closed(let connection, let reason): "\(connection) ended: \(reason)"
+        case .admission(let connection, let answer): "admission of \(connection) answered \(answer.verdict)"
         case .tick: "tick"
         case .outputCongested(let connection): "output of \(connection) congested"
         case .outputDrained(let connection): "output of \(connection) drained"
@@ -589,6 +592,7 @@ final class CoreChecker {
         switch action {
         case .send(let connection, let packet): "send \(describe(packet)) to \(connection)"
         case .close(let connection, let reason): "close \(connection): \(reason)"
+        case .admit(let request): "admit \(request.connection) as \(request.clientID)"
         }
     }
 

@@ -261,6 +261,7 @@ final class ConnectTests: XCTestCase {
             switch $0 {
             case .close(let id, _): id == old.id ? "close old" : "close ?"
             case .send(let id, _): id == watcher.id ? "will" : id == new.id ? "connack" : "?"
+            case .admit: "admit"
             }
         }
         XCTAssertEqual(order, ["close old", "will", "connack"])

@@ -27,15 +27,24 @@ final class Harness {
     let file: StaticString
     let line: UInt
 
+    /// Answers every `Action.admit` as soon as it is recorded, as a driver with a quick authenticator would.
+    private let authenticator: (any Authenticator)?
+    /// Admission requests not answered yet, by connection (see `answer`); only without an `authenticator`.
+    private(set) var admissionRequests: [ConnectionID: AdmissionRequest] = [:]
+
+    /// With an `authenticator`, the broker asks for admission and the harness answers at once with it; with
+    /// `answersAdmissionsLater`, the requests wait in `admissionRequests` for the test to `answer` them.
     init(
-        _ configuration: BrokerConfiguration = BrokerConfiguration(), authenticator: any Authenticator = AllowAll(),
-        accessControl: any AccessControl = AllowAll(), controlHandler: (any ControlTopicHandler)? = nil,
-        file: StaticString = #filePath, line: UInt = #line
+        _ configuration: BrokerConfiguration = BrokerConfiguration(), authenticator: (any Authenticator)? = nil,
+        answersAdmissionsLater: Bool = false, accessControl: any AccessControl = AllowAll(),
+        controlHandler: (any ControlTopicHandler)? = nil, file: StaticString = #filePath, line: UInt = #line
     ) {
         let logs = self.logs
+        self.authenticator = authenticator
         broker = Broker(
-            configuration: configuration, authenticator: authenticator, accessControl: accessControl,
-            controlHandler: controlHandler, log: { level, text in logs.lines.append((level, text)) })
+            configuration: configuration, asksAdmission: authenticator != nil || answersAdmissionsLater,
+            accessControl: accessControl, controlHandler: controlHandler,
+            log: { level, text in logs.lines.append((level, text)) })
         self.file = file
         self.line = line
     }
@@ -83,6 +92,16 @@ final class Harness {
     /// ... or answered `ReadingChange.confirmOutput`.
     func confirm(_ connection: ConnectionID) {
         run(.outputConfirmed(connection))
+    }
+
+    /// The driver's answer to the connection's admission request.
+    func answer(_ connection: ConnectionID, _ answer: AdmissionAnswer) {
+        XCTAssertNotNil(
+            admissionRequests.removeValue(forKey: connection), "no admission asked for \(connection)", file: file,
+            line: line)
+        var produced: [Action] = []
+        broker.admissionAnswered(answer, for: connection, now: now, into: &produced)
+        record(produced)
     }
 
     func takeReadingChanges() -> [ReadingChange] {
@@ -164,6 +183,15 @@ final class Harness {
             case .close(let connection, let reason):
                 XCTAssertNil(closes[connection], "\(connection) closed twice", file: file, line: line)
                 closes[connection] = reason
+            case .admit(let request):
+                if let authenticator {
+                    var produced: [Action] = []
+                    broker.admissionAnswered(
+                        authenticator.admit(request), for: request.connection, now: now, into: &produced)
+                    record(produced)
+                } else {
+                    admissionRequests[request.connection] = request
+                }
             }
         }
     }

@@ -24,6 +24,8 @@ final class GatewayHarness {
     }
 
     let broker: Broker
+    /// Answers the core's admission requests, as the loops and their auth gate would.
+    let admitter: RecorderVouched
     let gateway: HTTPGateway
     var now = MonotonicTime(nanoseconds: 1_000_000_000)
     private var serial: UInt64 = 0
@@ -53,8 +55,9 @@ final class GatewayHarness {
         // As the loops do: the recorder's identity is vouched for by its transport, and its subscriptions are the
         // gateway's, not a user's.
         broker = Broker(
-            configuration: configuration, authenticator: RecorderVouched(inner: authenticator),
+            configuration: configuration, asksAdmission: true,
             accessControl: GatewayRecorderAccess(inner: accessControl))
+        admitter = RecorderVouched(inner: authenticator)
         gateway = HTTPGateway(
             settings: settings, accessControl: accessControl, broker: configuration,
             metrics: ServerMetrics(loopCount: 1, sysInterval: 0, startedAt: 0))
@@ -220,8 +223,19 @@ final class GatewayHarness {
                 if case .close(let reason) = status, connection.closed == nil { transportClosed(connection, reason) }
             }
         }
+        // As the loops do once the core has run: admission requests are answered after the batch.
+        var admissions: [AdmissionRequest] = []
+        defer {
+            for request in admissions {
+                var more: [Action] = []
+                broker.admissionAnswered(admitter.admit(request), for: request.connection, now: now, into: &more)
+                apply(more)
+            }
+        }
         for action in actions {
             switch action {
+            case .admit(let request):
+                admissions.append(request)
             case .send(let id, let outbound):
                 var bytes: [UInt8] = []
                 let packet: Packet
@@ -255,12 +269,15 @@ final class GatewayHarness {
 }
 
 /// The loops accept a CONNECT whose transport vouches for its user (`TransportIdentity.authenticated`) without a
-/// password check; the harness hands CONNECTs to the core directly, so this stands in for that step.
+/// password check; the harness answers the core's admission requests itself, so this stands in for that step.
 struct RecorderVouched: Authenticator {
     let inner: any Authenticator
     func authenticate(clientID: String, username: String?, password: [UInt8]?) -> ConnectReturnCode {
         if username == GatewayHub.recorderUsername { return .accepted }
         return inner.authenticate(clientID: clientID, username: username, password: password)
+    }
+    func admit(_ request: AdmissionRequest) -> AdmissionAnswer {
+        request.username == GatewayHub.recorderUsername ? .accepted(request) : inner.admit(request)
     }
 }
 

@@ -15,7 +15,7 @@ enum ConnectRefusal {
     case keepaliveTooLarge(UInt16)
     /// `allow_anonymous false` and no user name.
     case anonymous
-    /// The Authenticator's answer.
+    /// The `AdmissionAnswer`'s verdict.
     case authentication(ConnectReturnCode)
     /// The client may not publish to its own Will topic.
     case willDenied
@@ -71,12 +71,56 @@ extension Broker {
             refuse(connection, clientID: clientID, info: info, refusal, into: &actions)
             return
         }
+        guard security(info.securityProfile).asksAdmission else {
+            let answer = AdmissionAnswer(verdict: .accepted, username: connect.username)
+            admit(connect, from: connection, info: info, clientID: clientID, answer, now: now, into: &actions)
+            return
+        }
+        // The credentials are the driver's to judge (an internal client's too: the driver knows what it vouches for);
+        // the connection waits, and so does everything it sends.
+        pendingAdmissions[connection] = PendingAdmission(connect: connect, info: info, clientID: clientID)
+        actions.append(
+            .admit(
+                AdmissionRequest(
+                    connection: connection, clientID: clientID,
+                    clientIDWasAssigned: clientID
+                        != (configuration.useUsernameAsClientID ? connect.username ?? "" : connect.clientID),
+                    username: connect.username, password: connect.password, cleanSession: connect.cleanSession,
+                    info: info)))
+    }
+
+    /// The rest of CONNECT once the credentials are judged: the Will's permission, takeover, the session, CONNACK.
+    func admit(
+        _ connect: Connect, from connection: ConnectionID, info: ConnectionInfo, clientID: String,
+        _ answer: AdmissionAnswer, now: MonotonicTime, into actions: inout [Action]
+    ) {
+        if answer.verdict != .accepted {
+            refuse(connection, clientID: clientID, info: info, .authentication(answer.verdict), into: &actions)
+            return
+        }
+        var connect = connect
+        connect.username = answer.username
+        let accessControl = answer.accessControl ?? security(info.securityProfile).accessControl
+        if !info.isInternal, let will = connect.will {
+            // The Will is published under the listener's mount point, so that is where it is authorised.
+            guard let topic = Mount.topic(will.topic, under: info.mountPoint),
+                accessControl.mayPublish(clientID: clientID, username: connect.username, topic: topic)
+            else {
+                refuse(connection, clientID: clientID, info: info, .willDenied, into: &actions)
+                return
+            }
+        }
 
         // Takeover: the connected client with this id goes first, its Will published [MQTT-3.1.4-2].
         let key = ClientIDKey(clientID)
         if let existing = sessions[key], let old = existing.connection, let oldClient = connections[old] {
             log(.notice, "Client \(clientID) already connected, closing old connection.")
             endConnection(oldClient, reason: .takenOver, tellDriver: true, into: &actions)
+        }
+        if let restored = answer.restoredSession, !connect.cleanSession {
+            // Another holder's session replaces whatever this broker kept under the id.
+            if let stored = sessions[key] { discardSession(stored) }
+            sessions[key] = restore(restored, clientID: clientID)
         }
 
         let session: Session
@@ -93,6 +137,8 @@ extension Broker {
         }
         session.username = connect.username
         session.securityProfile = info.securityProfile
+        session.grantedAccess = answer.accessControl.map(GrantedAccess.init)
+        if answer.accessControl?.checksDeliveries == true { checksDeliveries = true }
         session.isBridge = connect.isBridge
         session.connection = connection
         session.outputBlocks = []
@@ -110,7 +156,7 @@ extension Broker {
 
         let client = ClientConnection(
             id: connection, info: info, session: session, connect: connect, now: now,
-            accessControl: security(info.securityProfile).accessControl)
+            accessControl: accessControl)
         connections[connection] = client
         if let deadline = client.keepaliveDeadline { keepalive.push(deadline, connection) }
         logConnected(client, cleanSession: connect.cleanSession, isBridge: connect.isBridge)
@@ -122,7 +168,7 @@ extension Broker {
         resume(session, into: &actions)
     }
 
-    /// Checks in mosquitto's order; assigns an id to an acceptable empty one [MQTT-3.1.3-6].
+    /// The core's own checks, in mosquitto's order, all before the password check; assigns an id to an acceptable empty one [MQTT-3.1.3-6].
     private func refusal(
         of connect: Connect, info: ConnectionInfo, assigning clientID: inout String
     ) -> ConnectRefusal? {
@@ -152,21 +198,13 @@ extension Broker {
             return .memoryLimit
         }
         if connect.username == nil && !security.allowAnonymous { return .anonymous }
-        let answer = authenticator.authenticate(
-            clientID: clientID, username: connect.username, password: connect.password)
-        if answer != .accepted { return .authentication(answer) }
-        if let will = connect.will {
-            // The Will is published under the listener's mount point, so that is where it is authorised.
-            guard let topic = Mount.topic(will.topic, under: info.mountPoint),
-                security.accessControl.mayPublish(clientID: clientID, username: connect.username, topic: topic)
-            else { return .willDenied }
-        }
+        // Then the credentials (`Action.admit`), then the Will's permission (`admit`), as mosquitto orders them.
         return nil
     }
 
     /// A non-zero CONNACK, with session present 0 [MQTT-3.2.2-4], then close [MQTT-3.2.2-5]. The connection is
     /// never registered, so nothing it sent afterwards is processed [MQTT-3.1.4-5] and no Will fires.
-    private func refuse(
+    func refuse(
         _ connection: ConnectionID, clientID: String, info: ConnectionInfo, _ refusal: ConnectRefusal,
         into actions: inout [Action]
     ) {

@@ -94,7 +94,7 @@ extension Broker {
     private func sendRetained(
         matching subscription: SubscriptionRequest, to session: Session, into actions: inout [Action]
     ) {
-        let control = security(session.securityProfile).accessControl
+        let control = accessControl(of: session)
         let checksDeliveries = control.checksDeliveries
         let ceiling = configuration.upgradeOutgoingQoS ? QoS.exactlyOnce : nil
         retained.forEachMatch(subscription.filter) { message, source in
