@@ -1,10 +1,11 @@
+import MQTTCodec
 // Two brokers in this process joined by a bridge over loopback: topics cross each way with their QoS and RETAIN,
 // nothing comes back to where it was published, acknowledgements wait for the other broker, messages published
 // while the remote is down cross once it is back, and the notification topic says 1 and 0 on both sides.
+import MQTTTestSupport
+import MidgeCore
 import XCTest
 
-import MQTTCodec
-import MidgeCore
 @testable import MidgeServer
 
 final class BridgeLoopbackTests: XCTestCase {
@@ -15,8 +16,8 @@ final class BridgeLoopbackTests: XCTestCase {
                 + lines)
     }
 
-    private func client(_ server: RunningServer, _ id: String) throws -> TestClient {
-        let client = try TestClient(port: server.port)
+    private func client(_ server: RunningServer, _ id: String) throws -> RawClient {
+        let client = try RawClient(port: server.port)
         XCTAssertEqual(try client.connect(id).returnCode, .accepted)
         return client
     }
@@ -101,8 +102,10 @@ final class BridgeLoopbackTests: XCTestCase {
         try far.subscribe("state/#", qos: .atLeastOnce)
         let publisher = try client(edge, "pub")
         try publisher.send(
-            .publish(Publish(topic: TopicName("state/door")!, payload: Array("open".utf8), qos: .atLeastOnce,
-                             retain: true, packetID: PacketID(1))))
+            .publish(
+                Publish(
+                    topic: TopicName("state/door")!, payload: Array("open".utf8), qos: .atLeastOnce,
+                    retain: true, packetID: PacketID(1))))
         let live = try far.receivePublish()
         XCTAssertEqual(live.payload, Array("open".utf8))
         XCTAssertFalse(live.retain, "a live delivery to an ordinary client [MQTT-3.3.1-9]")
@@ -129,7 +132,7 @@ final class BridgeLoopbackTests: XCTestCase {
         }
         let remote = try RunningServer(config: "listener \(port) 127.0.0.1\n")
         defer { remote.stop() }
-        let far = try TestClient(port: port)
+        let far = try RawClient(port: port)
         // The bridge's session on the remote is persistent: a subscriber that is there first gets everything.
         XCTAssertEqual(try far.connect("far").returnCode, .accepted)
         try far.subscribe("queue/#", qos: .atLeastOnce)
@@ -180,7 +183,8 @@ final class BridgeLoopbackTests: XCTestCase {
         XCTAssertNil(edge.log.waitForLine(seconds: 1) { $0.contains("Connecting bridge test") }, "below the threshold")
         try publisher.publish("lazy/2", [], qos: .atLeastOnce, id: 3)
         try waitConnected(edge)
-        XCTAssertEqual(try (0..<3).map { _ in try far.receivePublish().topic.description }, ["lazy/0", "lazy/1", "lazy/2"])
+        XCTAssertEqual(
+            try (0..<3).map { _ in try far.receivePublish().topic.description }, ["lazy/0", "lazy/1", "lazy/2"])
         XCTAssertNotNil(edge.log.waitForLine { $0.contains("Bridge test idle for 1 s: disconnecting.") })
     }
 

@@ -1,6 +1,7 @@
 // Records cancelled before encoding: a message stored, delivered and acknowledged within one writer batch is never
 // written, the state after recovery is what applying every record gives, and completions still wait their turn.
 import MQTTCodec
+import MQTTTestSupport
 import Synchronization
 import XCTest
 

@@ -2,6 +2,7 @@
 import Dispatch
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import Synchronization
 import XCTest
 

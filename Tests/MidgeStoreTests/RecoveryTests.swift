@@ -1,6 +1,7 @@
 // Recovery: replay of snapshot and log, torn and corrupt tails, damaged snapshots, interrupted compaction.
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeStore

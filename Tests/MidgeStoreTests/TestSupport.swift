@@ -2,6 +2,7 @@
 import Dispatch
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import Synchronization
 import XCTest
 
@@ -201,17 +202,6 @@ func randomBatches(_ records: [StoreRecord], largest: Int, seed: UInt64) -> [[St
         index += size
     }
     return batches
-}
-
-/// Polls `condition` every millisecond for at most `seconds`; returns whether it became true. Used only to wait
-/// for the writer thread, never to judge speed.
-func eventually(seconds: Double = 20, _ condition: () -> Bool) -> Bool {
-    let limit = Int(seconds * 1000)
-    for _ in 0..<limit {
-        if condition() { return true }
-        usleep(1000)
-    }
-    return condition()
 }
 
 /// Counts calls, from any thread.
