@@ -197,7 +197,7 @@ final class GatewayHarness {
             let decoded = mqtt.withUnsafeBytes { bytes in
                 try? decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             }
-            guard var (packet, consumed) = decoded else {
+            guard case (var packet, let consumed)? = decoded else {
                 XCTFail("the transport wrote an undecodable MQTT stream")
                 return
             }
