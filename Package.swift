@@ -48,18 +48,24 @@ let package = Package(
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec"]),
         .testTarget(name: "MidgeTextTests", dependencies: ["MidgeText"]),
         .testTarget(name: "MidgeCoreTests", dependencies: ["MidgeCore", "MQTTCodec", "MidgeRecords", "CLinux"]),
-        .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec"]),
-        .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MidgeRecords", "MQTTCodec"]),
+        // The tests' one raw MQTT client over loopback TCP, hand-made packet bytes, WebSocket frames and bounded waits.
+        .target(name: "MQTTTestSupport", dependencies: ["MQTTCodec"], path: "Tests/MQTTTestSupport"),
+        .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec", "MQTTTestSupport"]),
+        .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MidgeRecords", "MQTTCodec", "MQTTTestSupport"]),
         // nghttp2's client session, for tests that hold the gateway's HTTP/2 against an independent implementation.
         .target(name: "HTTP2TestSupport", dependencies: ["CNGHTTP2"], path: "Tests/HTTP2TestSupport"),
-        .testTarget(name: "MidgeGatewayTests", dependencies: ["MidgeGateway", "MQTTCodec", "HTTP2TestSupport"]),
-        .testTarget(name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "MidgeGatewayTests",
+            dependencies: ["MidgeGateway", "MQTTCodec", "HTTP2TestSupport", "MQTTTestSupport"]),
+        .testTarget(
+            name: "MidgeTLSTests", dependencies: ["MidgeTLS", "COpenSSL", "MQTTTestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "MidgeServerTests",
             dependencies: [
                 "MidgeServer", "MidgeCore", "MQTTCodec", "MidgeTLS", "MidgeAuth", "COpenSSL", "HTTP2TestSupport",
+                "MQTTTestSupport",
             ]),
         // Black-box tests: they start the built `midge` executable and speak raw bytes over loopback TCP.
-        .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec"]),
+        .testTarget(name: "ConformanceTests", dependencies: ["MQTTCodec", "MQTTTestSupport"]),
     ]
 )

@@ -1,6 +1,7 @@
 // Checks of the suite's own hand-made packet bytes against the codec, so a broker failure is never a harness bug.
 
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class HarnessTests: XCTestCase {

@@ -2,6 +2,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class ConnectTests: ConformanceCase {

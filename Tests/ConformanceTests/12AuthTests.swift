@@ -2,6 +2,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class AuthTests: ConformanceCase {
@@ -128,7 +129,7 @@ extension ConformanceCase {
         process.standardError = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ClientError("mosquitto_passwd failed") }
+        guard process.terminationStatus == 0 else { throw TestError("mosquitto_passwd failed") }
         return path
     }
 }

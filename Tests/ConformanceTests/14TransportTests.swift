@@ -2,6 +2,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class TransportTests: ConformanceCase {
@@ -87,7 +88,7 @@ final class TransportTests: ConformanceCase {
         for _ in 0..<200 where process.isRunning { usleep(50_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            throw ClientError("\(tool) did not finish")
+            throw TestError("\(tool) did not finish")
         }
         XCTAssertEqual(process.terminationStatus, 0, "\(tool) \(arguments.joined(separator: " "))")
     }

@@ -5,6 +5,7 @@
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class ResourceLimitTests: ConformanceCase {

@@ -9,6 +9,7 @@
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class AmplificationTests: ConformanceCase {
@@ -69,8 +70,9 @@ final class AmplificationTests: ConformanceCase {
             path: path, attack: attack, bytes: bytes, growth: max(0, (after.residentKB - before.residentKB) * 1024),
             bound: bound)
         Self.rows.append(row)
-        print("amplification: \(path) / \(attack): \(bytes) bytes, RSS \(before) -> \(after), "
-            + String(format: "%.2f", row.ratio) + " per byte")
+        print(
+            "amplification: \(path) / \(attack): \(bytes) bytes, RSS \(before) -> \(after), "
+                + String(format: "%.2f", row.ratio) + " per byte")
         XCTAssertLessThanOrEqual(row.ratio, bound, "\(path): \(attack)", file: file, line: line)
         XCTAssertTrue(isolated.isRunning)
     }
@@ -125,8 +127,10 @@ final class AmplificationTests: ConformanceCase {
 
     func test_amplification_subscribeWithAFilterPastTheDepthLimit() throws {
         var deepClients: [RawClient] = []
-        try measure("subscription trie", "SUBSCRIBE of one 64 KB filter of 32,000 levels, distinct per connection, 20 connections", bound: 1) {
-            broker in
+        try measure(
+            "subscription trie",
+            "SUBSCRIBE of one 64 KB filter of 32,000 levels, distinct per connection, 20 connections", bound: 1
+        ) { broker in
             var sent = 0
             for round in 0..<20 {
                 let filter = Array((["r\(round)"] + Array(repeating: "x", count: 32_000)).joined(separator: "/").utf8)
@@ -145,13 +149,20 @@ final class AmplificationTests: ConformanceCase {
 
     func test_amplification_subscribeDistinctFiltersAtTheDepthLimit() throws {
         var clients: [RawClient] = []
+        let warmUp: (BrokerProcess) throws -> Int = { broker in
+            try self.subscribeMany(broker, 100, offset: 1_000_000, keep: &clients) {
+                self.deepName(200, leaf: "w\($0)")
+            }
+        }
         try measure(
             "subscription trie", "SUBSCRIBE of 200-level filters distinct from the first level, 3 × 3,000", bound: 16,
-            warmUp: { broker in try self.subscribeMany(broker, 100, offset: 1_000_000, keep: &clients) { self.deepName(200, leaf: "w\($0)") } }
+            warmUp: warmUp
         ) { broker in
             var sent = 0
             for client in 0..<3 {
-                sent += try subscribeMany(broker, 3000, offset: client * 3000, keep: &clients) { deepName(200, leaf: "\($0)") }
+                sent += try subscribeMany(broker, 3000, offset: client * 3000, keep: &clients) {
+                    deepName(200, leaf: "\($0)")
+                }
             }
             return sent
         }
@@ -161,9 +172,12 @@ final class AmplificationTests: ConformanceCase {
         // The fixed cost of a subscription (trie node, subscriber entry, the session's own record) against a
         // 6-byte SUBSCRIBE entry: not boundable near 16×; max_subscriptions caps it per client.
         var clients: [RawClient] = []
+        let warmUp: (BrokerProcess) throws -> Int = { broker in
+            try self.subscribeMany(broker, 100, offset: 200_000, keep: &clients, self.shortName)
+        }
         try measure(
             "subscription trie", "SUBSCRIBE of distinct 1-3 byte filters, 5 × 10,000 (max_subscriptions)", bound: 80,
-            warmUp: { broker in try self.subscribeMany(broker, 100, offset: 200_000, keep: &clients, self.shortName) }
+            warmUp: warmUp
         ) { broker in
             var sent = 0
             for client in 0..<5 {
@@ -201,9 +215,14 @@ final class AmplificationTests: ConformanceCase {
     }
 
     func test_amplification_retainedDeepTopics() throws {
+        let warmUp: (BrokerProcess) throws -> Int = {
+            try self.publishMany(
+                $0, 200, offset: 900_000, retain: true, topic: { self.deepName(200, leaf: "\($0)") }, payload: [1])
+        }
         try measure(
-            "retained store", "retained PUBLISH, 200-level topics distinct from the first level, 1-byte payload, 5,000", bound: 16,
-            warmUp: { try self.publishMany($0, 200, offset: 900_000, retain: true, topic: { self.deepName(200, leaf: "\($0)") }, payload: [1]) }
+            "retained store", "retained PUBLISH, 200-level topics distinct from the first level, 1-byte payload, 5,000",
+            bound: 16,
+            warmUp: warmUp
         ) { broker in
             try publishMany(broker, 5000, retain: true, topic: { deepName(200, leaf: "\($0)") }, payload: [1])
         }
@@ -212,9 +231,12 @@ final class AmplificationTests: ConformanceCase {
     func test_amplification_retainedShortTopics() throws {
         // A retained message's fixed cost (node, message object, topic and payload arrays) against a 6-byte
         // PUBLISH: capped by retained_messages_max and retained_bytes_max, not per byte.
+        let warmUp: (BrokerProcess) throws -> Int = {
+            try self.publishMany($0, 500, offset: 200_000, retain: true, topic: self.shortName, payload: [1])
+        }
         try measure(
             "retained store", "retained PUBLISH, distinct 1-3 byte topics, 1-byte payload, 50,000", bound: 64,
-            warmUp: { try self.publishMany($0, 500, offset: 200_000, retain: true, topic: self.shortName, payload: [1]) }
+            warmUp: warmUp
         ) { broker in
             try publishMany(broker, 50_000, retain: true, topic: shortName, payload: [1])
         }
@@ -222,9 +244,12 @@ final class AmplificationTests: ConformanceCase {
 
     func test_amplification_retainedLargePayloads() throws {
         let payload = [UInt8](repeating: 0x70, count: 4096)
+        let warmUp: (BrokerProcess) throws -> Int = {
+            try self.publishMany($0, 100, offset: 900_000, retain: true, topic: self.shortName, payload: payload)
+        }
         try measure(
             "retained store", "retained PUBLISH, 4 KB payloads, 5,000", bound: 2,
-            warmUp: { try self.publishMany($0, 100, offset: 900_000, retain: true, topic: self.shortName, payload: payload) }
+            warmUp: warmUp
         ) { broker in
             try publishMany(broker, 5000, retain: true, topic: shortName, payload: payload)
         }
@@ -248,13 +273,14 @@ final class AmplificationTests: ConformanceCase {
     func test_amplification_queuedSmallMessages() throws {
         // Each queued delivery holds a shared message (object, topic, payload) and a queue slot: a fixed cost
         // against an 8-byte QoS 1 PUBLISH; max_queued_messages and max_queued_bytes cap it per session.
+        let warmUp: (BrokerProcess) throws -> Int = { broker in
+            _ = try self.leaveOfflineSubscriber(broker)
+            return try self.publishMany(broker, 500, qos: 1, retain: false, topic: { _ in [0x71] }, payload: [1])
+        }
         try measure(
             "offline queue", "QoS 1 PUBLISH, 1-byte topic and payload, 20,000 queued for an offline session",
             bound: 48, config: ["max_queued_messages 100000"],
-            warmUp: { broker in
-                _ = try self.leaveOfflineSubscriber(broker)
-                return try self.publishMany(broker, 500, qos: 1, retain: false, topic: { _ in [0x71] }, payload: [1])
-            }
+            warmUp: warmUp
         ) { broker in
             try publishMany(broker, 20_000, qos: 1, retain: false, topic: { _ in [0x71] }, payload: [1])
         }
@@ -262,13 +288,15 @@ final class AmplificationTests: ConformanceCase {
 
     func test_amplification_queuedLargeMessages() throws {
         let payload = [UInt8](repeating: 0x71, count: 1024)
+        let warmUp: (BrokerProcess) throws -> Int = { broker in
+            _ = try self.leaveOfflineSubscriber(broker)
+            return try self.publishMany(
+                broker, 200, qos: 1, retain: false, topic: { _ in [0x71] }, payload: payload)
+        }
         try measure(
             "offline queue", "QoS 1 PUBLISH, 1 KB payload, 20,000 queued for an offline session", bound: 2,
             config: ["max_queued_messages 100000"],
-            warmUp: { broker in
-                _ = try self.leaveOfflineSubscriber(broker)
-                return try self.publishMany(broker, 200, qos: 1, retain: false, topic: { _ in [0x71] }, payload: payload)
-            }
+            warmUp: warmUp
         ) { broker in
             try publishMany(broker, 20_000, qos: 1, retain: false, topic: { _ in [0x71] }, payload: payload)
         }
@@ -277,17 +305,18 @@ final class AmplificationTests: ConformanceCase {
     func test_amplification_inflightMessagesNeverAcknowledged() throws {
         // A connected QoS 1 subscriber that reads but never sends PUBACK: every delivery stays in flight.
         var subscriber: RawClient?
+        let warmUp: (BrokerProcess) throws -> Int = { broker in
+            let client = try RawClient(port: broker.port, name: "never acks")
+            try client.send(Wire.connect(self.uniqueID("noack")) + Wire.subscribe(id: 1, "#", qos: 1))
+            _ = try client.readConnAck()
+            _ = try client.readSubAck()
+            subscriber = client
+            return try self.publishMany(broker, 500, qos: 1, retain: false, topic: { _ in [0x71] }, payload: [1])
+        }
         try measure(
             "in-flight window", "QoS 1 PUBLISH, 1-byte payload, 20,000 in flight to a subscriber that never acks",
             bound: 48, config: ["max_inflight_messages 0", "max_queued_messages 100000"],
-            warmUp: { broker in
-                let client = try RawClient(port: broker.port, name: "never acks")
-                try client.send(Wire.connect(self.uniqueID("noack")) + Wire.subscribe(id: 1, "#", qos: 1))
-                _ = try client.readConnAck()
-                _ = try client.readSubAck()
-                subscriber = client
-                return try self.publishMany(broker, 500, qos: 1, retain: false, topic: { _ in [0x71] }, payload: [1])
-            }
+            warmUp: warmUp
         ) { broker in
             let sent = try publishMany(broker, 20_000, qos: 1, retain: false, topic: { _ in [0x71] }, payload: [1])
             _ = try subscriber?.drainPublishes(window: 0.5)
@@ -299,9 +328,10 @@ final class AmplificationTests: ConformanceCase {
 
     func test_amplification_persistentSessionsLeftOffline() throws {
         // A session record per client id, kept after its connection: bounded by persistent_client_expiration.
+        let warmUp: (BrokerProcess) throws -> Int = { broker in try self.connectAndLeave(broker, 200, prefix: "w") }
         try measure(
             "sessions", "CONNECT with clean session 0 then DISCONNECT, 10,000 client ids", bound: 16,
-            warmUp: { broker in try self.connectAndLeave(broker, 200, prefix: "w") }
+            warmUp: warmUp
         ) { broker in
             try connectAndLeave(broker, 10_000, prefix: "s")
         }
@@ -325,9 +355,10 @@ final class AmplificationTests: ConformanceCase {
         // Every connection has a socket, a session, buffers and bookkeeping on its loop: bounded by max_connections
         // (and the descriptor limit), not per byte: 14 bytes of CONNECT cannot pay for a socket's share of a loop.
         var open: [RawClient] = []
+        let warmUp: (BrokerProcess) throws -> Int = { broker in try self.openConnections(broker, 50, keep: &open) }
         try measure(
             "connections", "MQTT CONNECT with an empty client id, held open, 1,000 connections", bound: 128,
-            warmUp: { broker in try self.openConnections(broker, 50, keep: &open) }
+            warmUp: warmUp
         ) { broker in
             try openConnections(broker, 1000, keep: &open)
         }
@@ -388,16 +419,18 @@ final class AmplificationTests: ConformanceCase {
             }
             return sent
         }
+        let warmUp: (BrokerProcess) throws -> Int = { broker in
+            let publisher = try self.connect(self.uniqueID("big"), to: broker)
+            try self.publish(
+                publisher, topic: Array("big".utf8), payload: [UInt8](repeating: 0x62, count: 4096), retain: true)
+            return try openMany(20)
+        }
         try measure(
-            "WebSocket state", "upgrade request and CONNECT, held open, 500 connections"
+            "WebSocket state",
+            "upgrade request and CONNECT, held open, 500 connections"
                 + (compression ? ", permessage-deflate with both streams in use" : ""),
             bound: bound, config: config,
-            warmUp: { broker in
-                let publisher = try self.connect(self.uniqueID("big"), to: broker)
-                try self.publish(
-                    publisher, topic: Array("big".utf8), payload: [UInt8](repeating: 0x62, count: 4096), retain: true)
-                return try openMany(20)
-            }
+            warmUp: warmUp
         ) { _ in try openMany(500) }
     }
 
@@ -426,13 +459,14 @@ final class AmplificationTests: ConformanceCase {
             clients.append(process)
             let line = output.fileHandleForReading.availableData
             guard String(decoding: line, as: UTF8.self).hasPrefix("open") else {
-                throw ClientError("TLS client: \(String(decoding: line, as: UTF8.self))")
+                throw TestError("TLS client: \(String(decoding: line, as: UTF8.self))")
             }
             return 0
         }
+        let warmUp: (BrokerProcess) throws -> Int = { _ in try openMany(20) }
         try measure(
             "TLS state", "TLS handshake and CONNECT, held open, 300 connections", bound: 64, config: config,
-            warmUp: { _ in try openMany(20) }, bytesFromBroker: true
+            warmUp: warmUp, bytesFromBroker: true
         ) { _ in try openMany(300) }
     }
 
@@ -473,13 +507,15 @@ final class AmplificationTests: ConformanceCase {
             }
             return sent
         }
+        let warmUp: (BrokerProcess) throws -> Int = { broker in try openStreams(20, broker) }
         try measure(
             "HTTP streams and history", "SSE GET, 500 streams, then 200 QoS 0 PUBLISHes of 8 bytes to all of them",
             bound: 128, config: ["listener \(httpPort) 127.0.0.1", "protocol http"],
-            warmUp: { broker in try openStreams(20, broker) }
+            warmUp: warmUp
         ) { broker in
             var sent = try openStreams(500, broker)
-            sent += try publishMany(broker, 200, retain: false, topic: { _ in Array("feed".utf8) }, payload: Array("12345678".utf8))
+            sent += try publishMany(
+                broker, 200, retain: false, topic: { _ in Array("feed".utf8) }, payload: Array("12345678".utf8))
             for stream in streams { _ = stream.readBytes(timeout: 0.01) }
             return sent
         }
@@ -492,7 +528,7 @@ extension BrokerProcess {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("rchar:") }),
             let value = Int(line.dropFirst("rchar:".count).trimmingCharacters(in: .whitespaces))
-        else { throw ClientError("cannot read /proc/\(pid)/io") }
+        else { throw TestError("cannot read /proc/\(pid)/io") }
         return value
     }
 }

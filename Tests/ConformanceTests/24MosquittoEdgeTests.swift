@@ -5,6 +5,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class MosquittoEdgeTests: ConformanceCase {
@@ -15,7 +16,8 @@ final class MosquittoEdgeTests: ConformanceCase {
         let watcher = try connect(uniqueID("watch"))
         try subscribe(watcher, topic)
         let publisher = try connect(uniqueID("big"))
-        try publisher.send(Wire.publish(topic: Array(topic.utf8), payload: [UInt8](repeating: 0x62, count: 2000), qos: 1, id: 5))
+        try publisher.send(
+            Wire.publish(topic: Array(topic.utf8), payload: [UInt8](repeating: 0x62, count: 2000), qos: 1, id: 5))
         XCTAssertEqual(try publisher.readPacket(), .puback(try packetID(5)), "acknowledged although dropped")
         try publish(publisher, topic, "fits", qos: 1, id: 6)
         let received = try watcher.readPublish()

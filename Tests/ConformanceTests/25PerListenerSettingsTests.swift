@@ -3,6 +3,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class PerListenerSettingsTests: ConformanceCase {

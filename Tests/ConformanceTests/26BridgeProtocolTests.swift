@@ -5,6 +5,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class BridgeProtocolTests: ConformanceCase {
@@ -16,7 +17,7 @@ final class BridgeProtocolTests: ConformanceCase {
         try client.send(Wire.connect(clientID: Array(clientID.utf8), protocolName: protocolName, level: level))
         let connack = try client.readConnAck()
         guard connack.returnCode == .accepted else {
-            throw ClientError("\(clientID): CONNACK return code \(connack.returnCode) at level \(level)")
+            throw TestError("\(clientID): CONNACK return code \(connack.returnCode) at level \(level)")
         }
         return client
     }

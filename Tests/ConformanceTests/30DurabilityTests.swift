@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 final class DurabilityCrashTests: ConformanceCase {

@@ -31,8 +31,10 @@ public final class HTTP2TestClient {
             guard let frame, let name, let value else { return 0 }
             let client = HTTP2TestClient.owner(userData)
             client.responses[frame.pointee.hd.stream_id, default: Response()].headers.append(
-                (String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
-                 String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)))
+                (
+                    String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
+                    String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+                ))
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
@@ -74,7 +76,8 @@ public final class HTTP2TestClient {
     public func request(
         _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil
     ) -> Int32 {
-        let fields = [(":method", method), (":path", path), (":scheme", "https"), (":authority", "localhost")]
+        let fields =
+            [(":method", method), (":path", path), (":scheme", "https"), (":authority", "localhost")]
             + headers
         var storage = fields.flatMap { Array($0.0.utf8) + Array($0.1.utf8) }
         return storage.withUnsafeMutableBufferPointer { buffer -> Int32 in

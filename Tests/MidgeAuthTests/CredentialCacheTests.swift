@@ -47,8 +47,9 @@ final class CredentialCacheTests: XCTestCase {
             let code = reloadable.authenticate(clientID: "c", username: "user", password: Array("pwx".utf8))
             XCTAssertEqual(code, .badUsernameOrPassword)
         }
-        XCTAssertEqual(reloadable.authenticate(clientID: "c", username: "use", password: Array("rpw".utf8)),
-                       .badUsernameOrPassword)
+        XCTAssertEqual(
+            reloadable.authenticate(clientID: "c", username: "use", password: Array("rpw".utf8)),
+            .badUsernameOrPassword)
         XCTAssertEqual(inner.count, 5)
     }
 

@@ -3,6 +3,7 @@
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeAuth
@@ -76,7 +77,7 @@ final class MosquittoInteropTests: XCTestCase {
             if broker.isRunning { broker.terminate() }
             broker.waitUntilExit()
         }
-        try waitUntilListening(port: port, broker: broker)
+        try waitUntilListening(port: port, process: broker)
 
         func connack(_ arguments: [String]) throws -> String {
             let result = try runProcess(
@@ -109,26 +110,5 @@ final class MosquittoInteropTests: XCTestCase {
         }
         guard bound else { throw XCTSkip("cannot bind a loopback port") }
         return UInt16(bigEndian: address.sin_port)
-    }
-
-    /// Polls a TCP connect, at most 100 times 50 ms apart.
-    private func waitUntilListening(port: UInt16, broker: Process) throws {
-        for _ in 0..<100 {
-            guard broker.isRunning else { return XCTFail("mosquitto exited with status \(broker.terminationStatus)") }
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = port.bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
-            }
-            close(fd)
-            if connected { return }
-            usleep(50_000)
-        }
-        XCTFail("mosquitto did not start listening on port \(port)")
     }
 }

@@ -59,12 +59,16 @@ final class BridgeTests: XCTestCase {
         publisher.publish("t", "", qos: .atLeastOnce, id: 3, retain: true)
         XCTAssertEqual(
             bridge.take(),
-            [pub("t", "kept", qos: .atLeastOnce, id: 1, retain: true), pub("t", "live", qos: .atLeastOnce, id: 2),
-             pub("t", "", qos: .atLeastOnce, id: 3, retain: true)])
+            [
+                pub("t", "kept", qos: .atLeastOnce, id: 1, retain: true), pub("t", "live", qos: .atLeastOnce, id: 2),
+                pub("t", "", qos: .atLeastOnce, id: 3, retain: true),
+            ])
         XCTAssertEqual(
             subscriber.take(),
-            [pub("t", "kept", qos: .atLeastOnce, id: 1), pub("t", "live", qos: .atLeastOnce, id: 2),
-             pub("t", "", qos: .atLeastOnce, id: 3)])  // [MQTT-3.3.1-9]
+            [
+                pub("t", "kept", qos: .atLeastOnce, id: 1), pub("t", "live", qos: .atLeastOnce, id: 2),
+                pub("t", "", qos: .atLeastOnce, id: 3),
+            ])  // [MQTT-3.3.1-9]
     }
 
     func test_deliveriesQueuedForAnAbsentBridgeKeepRetain() {
@@ -76,8 +80,10 @@ final class BridgeTests: XCTestCase {
         let back = harness.connectExpectingAnything("bridge", clean: false, isBridge: true)
         XCTAssertEqual(
             back.take(),
-            [connack(.accepted, sessionPresent: true),
-             pub("t", "while away", qos: .atLeastOnce, id: 1, retain: true)])
+            [
+                connack(.accepted, sessionPresent: true),
+                pub("t", "while away", qos: .atLeastOnce, id: 1, retain: true),
+            ])
     }
 
     func test_theBridgeFlagComesFromEachConnect() {

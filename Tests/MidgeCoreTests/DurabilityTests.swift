@@ -221,8 +221,10 @@ final class DurabilityTests: XCTestCase {
             publisher.take(), [.puback(pid(1)), .pubrec(pid(2)), .pubcomp(pid(2)), .pubrec(pid(3)), .puback(pid(4))])
         XCTAssertEqual(
             subscriber.take(),
-            [pub("a", "in flight", qos: .atLeastOnce, id: 1), pub("b", "released", qos: .exactlyOnce, id: 2),
-             pub("b", "held id", qos: .exactlyOnce, id: 3)])
+            [
+                pub("a", "in flight", qos: .atLeastOnce, id: 1), pub("b", "released", qos: .exactlyOnce, id: 2),
+                pub("b", "held id", qos: .exactlyOnce, id: 3),
+            ])
         subscriber.send(.pubrec(pid(2)))
         XCTAssertEqual(subscriber.take(), [.pubrel(pid(2))])
         subscriber.drop()
@@ -240,9 +242,11 @@ final class DurabilityTests: XCTestCase {
         let back = after.connectExpectingAnything("s", clean: false)
         XCTAssertEqual(
             back.take(),
-            [connack(.accepted, sessionPresent: true), pub("a", "in flight", qos: .atLeastOnce, id: 1, dup: true),
-             pub("b", "held id", qos: .exactlyOnce, id: 3, dup: true), .pubrel(pid(2)),
-             pub("a", "queued", qos: .atLeastOnce, id: 4)])
+            [
+                connack(.accepted, sessionPresent: true), pub("a", "in flight", qos: .atLeastOnce, id: 1, dup: true),
+                pub("b", "held id", qos: .exactlyOnce, id: 3, dup: true), .pubrel(pid(2)),
+                pub("a", "queued", qos: .atLeastOnce, id: 4),
+            ])
         // The publisher's inbound id 3 is still awaiting PUBREL: a resend is answered, not routed again.
         let publisherBack = after.connect("p", clean: false, sessionPresent: true)
         publisherBack.publish("b", "held id", qos: .exactlyOnce, id: 3, dup: true)

@@ -139,7 +139,9 @@ final class LimitTests: XCTestCase {
 
         harness.broker.memoryCeilingReached = false
         XCTAssertTrue(harness.logs.contains("below the limit again"))
-        XCTAssertEqual(harness.connectExpectingAnything("later").take().first, .connack(ConnAck(sessionPresent: false, returnCode: .accepted)))
+        XCTAssertEqual(
+            harness.connectExpectingAnything("later").take().first,
+            .connack(ConnAck(sessionPresent: false, returnCode: .accepted)))
         publisher.publish("t/2", "kept", qos: .atLeastOnce, id: 2, retain: true)
         XCTAssertEqual(harness.broker.statistics.retainedMessages, 1)
     }

@@ -24,9 +24,10 @@ final class MountPointTests: XCTestCase {
         let mounted = connectMounted(harness, "inside")
         mounted.subscribeOnly([("a/#", .atMostOnce)])
         mounted.publish("a/b", "from inside")
-        XCTAssertEqual(outside.take().compactMap { packet -> String? in
-            if case .publish(let publish) = packet { return publish.topic.description } else { return nil }
-        }, ["tenant/a/b"], "the rest of the broker sees the full topic")
+        XCTAssertEqual(
+            outside.take().compactMap { packet -> String? in
+                if case .publish(let publish) = packet { return publish.topic.description } else { return nil }
+            }, ["tenant/a/b"], "the rest of the broker sees the full topic")
         // The core routes the full topic; the driver takes the prefix off as it encodes.
         let deliveries = harness.takeDeliveries(mounted.id)
         XCTAssertEqual(deliveries.map(\.message.topic.description), ["tenant/a/b"])

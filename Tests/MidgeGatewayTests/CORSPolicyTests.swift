@@ -23,8 +23,9 @@ final class CORSPolicyTests: XCTestCase {
         XCTAssertEqual(
             policy.headers(origin: "https://app.example")["Access-Control-Allow-Origin"], "https://app.example")
         XCTAssertEqual(policy.headers(origin: "https://app.example")["Vary"], "Origin")
-        XCTAssertEqual(policy.headers(origin: "HTTP://LOCALHOST:8080")["Access-Control-Allow-Origin"],
-                       "HTTP://LOCALHOST:8080")
+        XCTAssertEqual(
+            policy.headers(origin: "HTTP://LOCALHOST:8080")["Access-Control-Allow-Origin"],
+            "HTTP://LOCALHOST:8080")
         XCTAssertTrue(policy.headers(origin: "https://evil.example").fields.isEmpty)
         XCTAssertTrue(policy.headers(origin: nil).fields.isEmpty)
     }
@@ -42,8 +43,10 @@ final class CORSPolicyTests: XCTestCase {
             configuration: GatewayRouterConfiguration(cors: CORSPolicy(origins: ["https://app.example"])))
         let allowed = request(
             "OPTIONS", "/publish",
-            [("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST"),
-             ("Access-Control-Request-Headers", "authorization, content-type")])
+            [
+                ("Origin", "https://app.example"), ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", "authorization, content-type"),
+            ])
         guard case .response(let answer) = router.route(allowed) else { return XCTFail("not answered") }
         XCTAssertEqual(answer.status, .noContent)
         XCTAssertEqual(answer.headers["Access-Control-Allow-Origin"], "https://app.example")

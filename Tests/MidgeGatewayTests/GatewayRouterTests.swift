@@ -1,8 +1,8 @@
 // The HTTP API's routes: publish (raw, JSON, bulk), subscribe (SSE, long poll), metrics, credentials, refusals.
 
 import MQTTCodec
-import XCTest
 import MidgeText
+import XCTest
 
 @testable import MidgeGateway
 

@@ -1,5 +1,6 @@
 // permessage-deflate (RFC 7692): negotiation, the §7.2.3 examples, Python-made fixtures, limits and corrupt data.
 
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeGateway

@@ -1,6 +1,7 @@
 // WebSocket framing for MQTT: the RFC 6455 §5.7 examples, reassembly [MQTT-6.0.0-2], every close-code path.
 
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeGateway

@@ -1,5 +1,6 @@
 // The opening handshake: RFC 6455 §4.2 (accept key vector, 101 response, refusals) and [MQTT-6.0.0-4].
 
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeGateway

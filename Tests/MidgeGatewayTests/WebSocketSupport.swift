@@ -1,33 +1,11 @@
-// Helpers for WebSocket tests: masked client frames, and feeding bytes whole, byte by byte and in uneven chunks.
+// Helpers for WebSocket tests: feeding bytes whole, byte by byte and in uneven chunks, and reading the replies back
+// (the frames themselves are built and parsed by MQTTTestSupport's `WebSocketFrames`).
 
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeGateway
-
-/// The masking key of the RFC 6455 §5.7 examples.
-let rfcMask: [UInt8] = [0x37, 0xfa, 0x21, 0x3d]
-
-/// A client frame: masked unless `masked` is false. `flags` adds RSV bits (0x40 = RSV1).
-func clientFrame(
-    _ opcode: UInt8, _ payload: [UInt8], fin: Bool = true, flags: UInt8 = 0, masked: Bool = true,
-    mask: [UInt8] = rfcMask
-) -> [UInt8] {
-    var frame: [UInt8] = [(fin ? 0x80 : 0) | flags | opcode]
-    let maskBit: UInt8 = masked ? 0x80 : 0
-    if payload.count < 126 {
-        frame.append(maskBit | UInt8(payload.count))
-    } else if payload.count <= 0xFFFF {
-        frame += [maskBit | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
-    } else {
-        frame.append(maskBit | 127)
-        frame += (0..<8).reversed().map { UInt8(truncatingIfNeeded: payload.count >> ($0 * 8)) }
-    }
-    guard masked else { return frame + payload }
-    frame += mask
-    frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
-    return frame
-}
 
 /// What one connection produced from a whole input.
 struct WebSocketOutcome: Equatable, CustomStringConvertible {
@@ -112,25 +90,13 @@ func parseServerFrames(_ bytes: [UInt8], file: StaticString = #filePath, line: U
     var index = 0
     // Each frame consumes at least two bytes.
     while index + 2 <= bytes.count {
-        XCTAssertEqual(bytes[index + 1] & 0x80, 0, "server frames are never masked", file: file, line: line)
-        var length = Int(bytes[index + 1] & 0x7F)
-        var offset = index + 2
-        if length == 126 {
-            length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
-            offset += 2
-        } else if length == 127 {
-            length = bytes[offset..<(offset + 8)].reduce(0) { $0 << 8 | Int($1) }
-            offset += 8
-        }
-        guard offset + length <= bytes.count else {
+        guard let frame = WebSocketFrames.server(in: bytes[index...]) else {
             XCTFail("truncated server frame", file: file, line: line)
             return frames
         }
-        frames.append(
-            ServerFrame(
-                fin: bytes[index] & 0x80 != 0, rsv1: bytes[index] & 0x40 != 0, opcode: bytes[index] & 0x0F,
-                payload: Array(bytes[offset..<(offset + length)])))
-        index = offset + length
+        XCTAssertFalse(frame.masked, "server frames are never masked", file: file, line: line)
+        frames.append(ServerFrame(fin: frame.fin, rsv1: frame.rsv1, opcode: frame.opcode, payload: frame.payload))
+        index += frame.length
     }
     XCTAssertEqual(index, bytes.count, "bytes left after the last server frame", file: file, line: line)
     return frames

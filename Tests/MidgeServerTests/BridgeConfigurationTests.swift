@@ -1,8 +1,8 @@
+import MQTTCodec
 // mosquitto's `connection` sections: every bridge key with its default and mosquitto's meaning, the topic line's
 // forms, how topics are renamed as they cross, and the keys refused with a reason.
 import XCTest
 
-import MQTTCodec
 @testable import MidgeServer
 
 final class BridgeConfigurationTests: XCTestCase {
@@ -86,7 +86,10 @@ final class BridgeConfigurationTests: XCTestCase {
         let bridge = try XCTUnwrap(try parse(text).bridges.first)
         XCTAssertEqual(
             bridge.addresses,
-            [.init(host: "10.0.0.1", port: 8883), .init(host: "::1", port: 1884), .init(host: "backup.example", port: 1883)])
+            [
+                .init(host: "10.0.0.1", port: 8883), .init(host: "::1", port: 1884),
+                .init(host: "backup.example", port: 1883),
+            ])
         XCTAssertTrue(bridge.roundRobin)
         XCTAssertEqual(bridge.topics.map(\.localFilter.description), ["sensors/#", "site/cmd/#", "local/one"])
         XCTAssertEqual(bridge.topics.map(\.remoteFilter.description), ["sensors/#", "cloud/site/cmd/#", "remote/two"])
@@ -160,8 +163,10 @@ final class BridgeConfigurationTests: XCTestCase {
             ("connection a\nbridge_require_ocsp true\n", "bridge_require_ocsp", "not supported"),
             ("connection a\ntopic x\n", "connection", "no address"),
             ("connection a\naddress h\n", "connection", "no topic"),
-            ("connection a\naddress h\ntopic x\nbridge_certfile c.pem\nbridge_cafile ca.pem\n", "connection",
-             "go together"),
+            (
+                "connection a\naddress h\ntopic x\nbridge_certfile c.pem\nbridge_cafile ca.pem\n", "connection",
+                "go together"
+            ),
             ("connection a\naddress h\ntopic x\nbridge_insecure true\n", "connection", "need bridge_cafile"),
         ]
         for (text, key, words) in cases {
@@ -173,7 +178,8 @@ final class BridgeConfigurationTests: XCTestCase {
 
     func testTopicsAreRenamedByTheFirstLineThatCarriesThem() throws {
         let topics = try [
-            BridgeTopic(pattern: "#", direction: .both, qos: .atLeastOnce, localPrefix: "local/", remotePrefix: "remote/"),
+            BridgeTopic(
+                pattern: "#", direction: .both, qos: .atLeastOnce, localPrefix: "local/", remotePrefix: "remote/"),
             BridgeTopic(pattern: "", direction: .out, localPrefix: "a/b/one", remotePrefix: "c/d/two"),
             BridgeTopic(pattern: "plain/+", direction: .in),
         ]

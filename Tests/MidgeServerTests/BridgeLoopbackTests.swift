@@ -2,10 +2,11 @@
 // nothing comes back to where it was published, acknowledgements wait for the other broker, messages published
 // while the remote is down cross once it is back, and the notification topic says 1 and 0 on both sides.
 import Foundation
+import MQTTCodec
+import MQTTTestSupport
+import MidgeCore
 import XCTest
 
-import MQTTCodec
-import MidgeCore
 @testable import MidgeServer
 
 final class BridgeLoopbackTests: XCTestCase {
@@ -16,8 +17,8 @@ final class BridgeLoopbackTests: XCTestCase {
                 + lines)
     }
 
-    private func client(_ server: RunningServer, _ id: String) throws -> TestClient {
-        let client = try TestClient(port: server.port)
+    private func client(_ server: RunningServer, _ id: String) throws -> RawClient {
+        let client = try RawClient(port: server.port)
         XCTAssertEqual(try client.connect(id).returnCode, .accepted)
         return client
     }
@@ -28,7 +29,7 @@ final class BridgeLoopbackTests: XCTestCase {
     private func remoteThatIsDown(subscribing filter: String, store: String) throws -> (port: UInt16, config: String) {
         let config = "persistence true\npersistence_location \(store)/\n"
         let first = try RunningServer(config: config)
-        let far = try TestClient(port: first.port)
+        let far = try RawClient(port: first.port)
         XCTAssertEqual(try far.connect("far", clean: false).returnCode, .accepted)
         try far.subscribe(filter, qos: .atLeastOnce)
         far.close()
@@ -57,7 +58,7 @@ final class BridgeLoopbackTests: XCTestCase {
     }
 
     /// Publishes `count` QoS 1 messages `prefix/0`, `prefix/1`, … and waits for each PUBACK.
-    private func publishAcknowledged(_ publisher: TestClient, _ prefix: String, count: Int) throws {
+    private func publishAcknowledged(_ publisher: RawClient, _ prefix: String, count: Int) throws {
         for index in 0..<count {
             try publisher.publish("\(prefix)/\(index)", [UInt8(index)], qos: .atLeastOnce, id: UInt16(index + 1))
             guard case .puback = try publisher.receive() else { throw TestError("expected PUBACK") }
@@ -170,7 +171,7 @@ final class BridgeLoopbackTests: XCTestCase {
         let remote = try RunningServer(config: remoteConfig)
         defer { remote.stop() }
         try waitConnected(edge)
-        let far = try TestClient(port: port)
+        let far = try RawClient(port: port)
         XCTAssertEqual(try far.connect("far", clean: false).sessionPresent, true)
         let topics = try (0..<5).map { _ in try far.receivePublish().topic.description }
         XCTAssertEqual(topics, (0..<5).map { "queue/\($0)" }, "in order, none lost")
@@ -291,7 +292,7 @@ final class BridgeLoopbackTests: XCTestCase {
         let remote = try RunningServer(config: remoteConfig)
         defer { remote.stop() }
         try waitConnected(edge)
-        let far = try TestClient(port: port)
+        let far = try RawClient(port: port)
         XCTAssertEqual(try far.connect("far", clean: false).sessionPresent, true)
         let topics = try (0..<5).map { _ in try far.receivePublish().topic.description }
         XCTAssertEqual(topics, (0..<5).map { "durable/\($0)" }, "acknowledged before the restart, kept on disk")

@@ -26,8 +26,10 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.listeners, [])
         XCTAssertEqual(
             configuration.effectiveListeners(commandLinePort: nil),
-            [ListenerConfiguration(port: 1883, address: .loopbackIPv4),
-             ListenerConfiguration(port: 1883, address: .loopbackIPv6)])
+            [
+                ListenerConfiguration(port: 1883, address: .loopbackIPv4),
+                ListenerConfiguration(port: 1883, address: .loopbackIPv6),
+            ])
         XCTAssertTrue(configuration.broker.allowAnonymous)
         XCTAssertNil(configuration.threads)
         XCTAssertEqual(configuration.connectTimeout, 10)
@@ -44,17 +46,21 @@ final class ConfigurationTests: XCTestCase {
         let configuration = try parse("# only a comment\n")
         XCTAssertEqual(
             configuration.effectiveListeners(commandLinePort: 1884),
-            [ListenerConfiguration(port: 1884, address: .loopbackIPv4),
-             ListenerConfiguration(port: 1884, address: .loopbackIPv6)])
+            [
+                ListenerConfiguration(port: 1884, address: .loopbackIPv4),
+                ListenerConfiguration(port: 1884, address: .loopbackIPv6),
+            ])
     }
 
     func testListenersAndTheirEffectOnAnonymousAccess() throws {
         let configuration = try parse("listener 1883\nlistener 8883 127.0.0.1\nlistener 0 ::1\n")
         XCTAssertEqual(
             configuration.listeners,
-            [ListenerConfiguration(port: 1883, address: nil),
-             ListenerConfiguration(port: 8883, address: .loopbackIPv4),
-             ListenerConfiguration(port: 0, address: .loopbackIPv6)])
+            [
+                ListenerConfiguration(port: 1883, address: nil),
+                ListenerConfiguration(port: 8883, address: .loopbackIPv4),
+                ListenerConfiguration(port: 0, address: .loopbackIPv6),
+            ])
         XCTAssertEqual(configuration.listeners[0].bindAddresses, [.anyIPv4, .anyIPv6])
         // mosquitto 2.0: declaring a listener turns anonymous access off unless the file says otherwise.
         XCTAssertFalse(configuration.broker.allowAnonymous)

@@ -1,11 +1,11 @@
 // The mosquitto 2.0 keys a mosquitto installation brings along: include_dir, pid_file, user, listener forms, logging,
 // the moot keys (one warning each) and the keys still refused because ignoring them would weaken security.
 import Foundation
+import MQTTCodec
+import MidgeCore
 import Synchronization
 import XCTest
 
-import MQTTCodec
-import MidgeCore
 @testable import MidgeServer
 
 /// `include_dir` over a dictionary instead of the file system.
@@ -83,7 +83,8 @@ final class DropInConfigurationTests: XCTestCase {
         XCTAssertEqual(missing?.key, "include_dir")
         XCTAssertTrue(missing?.message.contains("/nowhere") ?? false)
 
-        let looping = InMemoryConfigFiles(directories: ["/l": ["self.conf"]], files: ["/l/self.conf": "include_dir /l\n"])
+        let looping = InMemoryConfigFiles(
+            directories: ["/l": ["self.conf"]], files: ["/l/self.conf": "include_dir /l\n"])
         XCTAssertEqual(parseError("include_dir /l\n", files: looping)?.key, "include_dir")
     }
 
@@ -197,17 +198,20 @@ final class DropInConfigurationTests: XCTestCase {
     /// A listener that cannot be opened is reported with the line that declared it.
     func testListenersRememberTheLineThatDeclaredThem() throws {
         let configuration = try parse("# x\nlistener 1883\nport 1884\n")
-        XCTAssertEqual(configuration.listeners.map(\.origin.description), ["test.conf:3: port", "test.conf:2: listener"])
+        XCTAssertEqual(
+            configuration.listeners.map(\.origin.description), ["test.conf:3: port", "test.conf:2: listener"])
     }
 
     func testSeveralCommandLinePortsEachOnBothLoopbackAddresses() throws {
         let listeners = try parse("").effectiveListeners(commandLinePorts: [1884, 1885])
         XCTAssertEqual(
             listeners,
-            [ListenerConfiguration(port: 1884, address: .loopbackIPv4),
-             ListenerConfiguration(port: 1884, address: .loopbackIPv6),
-             ListenerConfiguration(port: 1885, address: .loopbackIPv4),
-             ListenerConfiguration(port: 1885, address: .loopbackIPv6)])
+            [
+                ListenerConfiguration(port: 1884, address: .loopbackIPv4),
+                ListenerConfiguration(port: 1884, address: .loopbackIPv6),
+                ListenerConfiguration(port: 1885, address: .loopbackIPv4),
+                ListenerConfiguration(port: 1885, address: .loopbackIPv6),
+            ])
     }
 
     func testUnreadableFileErrorNamesTheFileOnly() {

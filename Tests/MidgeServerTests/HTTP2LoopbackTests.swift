@@ -1,6 +1,7 @@
 // HTTP/2 on a TLS HTTP listener against a real client: curl negotiates h2 by ALPN, multiplexes two SSE streams on
 // one connection, and publishes over h2; HTTP/1.1 clients of the same listener keep working.
 import Foundation
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeServer
@@ -32,8 +33,16 @@ private final class RunningCommand: @unchecked Sendable {
         lock.unlock()
     }
 
-    var output: String { lock.lock(); defer { lock.unlock() }; return String(decoding: stdout, as: UTF8.self) }
-    var errors: String { lock.lock(); defer { lock.unlock() }; return String(decoding: stderr, as: UTF8.self) }
+    var output: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: stdout, as: UTF8.self)
+    }
+    var errors: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: stderr, as: UTF8.self)
+    }
 
     /// Waits (bounded, so a broken server fails the test instead of hanging it) until `done` holds.
     func wait(until done: (RunningCommand) -> Bool, _ what: String) throws {
@@ -64,8 +73,10 @@ final class HTTP2LoopbackTests: XCTestCase {
     }
 
     private func curl(_ port: UInt16, _ arguments: [String]) -> [String] {
-        ["curl", "--silent", "--show-error", "--cacert", TLSFixture.path("ca.crt"), "--resolve",
-         "localhost:\(port):127.0.0.1"] + arguments
+        [
+            "curl", "--silent", "--show-error", "--cacert", TLSFixture.path("ca.crt"), "--resolve",
+            "localhost:\(port):127.0.0.1",
+        ] + arguments
     }
 
     func testTwoSSEStreamsShareOneConnectionAndBothGetAnEventPublishedOverHTTP2() throws {
@@ -86,8 +97,12 @@ final class HTTP2LoopbackTests: XCTestCase {
         XCTAssertEqual(streams.errors.components(separatedBy: "Connected to").count, 2, "one connection")
 
         let publish = try RunningCommand(
-            curl(port, ["--http2", "-w", "\n%{http_version} %{http_code}", "-X", "POST", "--data-binary", "over-h2",
-                        "\(base)/publish?topic=h2/a"]))
+            curl(
+                port,
+                [
+                    "--http2", "-w", "\n%{http_version} %{http_code}", "-X", "POST", "--data-binary", "over-h2",
+                    "\(base)/publish?topic=h2/a",
+                ]))
         XCTAssertEqual(publish.finish(), 0, publish.errors)
         try publish.wait(until: { $0.output.contains("\n2 ") }, "the publish answer")
         XCTAssertTrue(publish.output.hasSuffix("\n2 200"), publish.output)

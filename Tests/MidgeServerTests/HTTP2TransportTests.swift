@@ -1,6 +1,7 @@
 // The HTTP/2 transport on a running broker, driven by nghttp2's client session over a TLS socket: resets, flow
 // control, malformed frames and shutdown. Every wait is a socket read bounded by its receive timeout.
 import HTTP2TestSupport
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeServer
@@ -78,7 +79,7 @@ final class HTTP2TransportTests: XCTestCase {
         try h2.channel.write(h2.client.output())
         waitForOpenStreams(server, 1)
 
-        let publisher = try TestClient(port: mqtt)
+        let publisher = try RawClient(port: mqtt)
         _ = try publisher.connect("pub")
         try publisher.publish("reset/t", Array("after-reset".utf8))
         try h2.run { $0.responses[b]?.text.contains("after-reset") == true }
@@ -120,7 +121,7 @@ final class HTTP2TransportTests: XCTestCase {
         let h2 = try H2Connection(port: https, window: 100, autoWindowUpdate: false)
         let id = h2.client.request("GET", "/subscribe?topic=slow")
         try h2.run { self.opened($0, id) }
-        let publisher = try TestClient(port: mqtt)
+        let publisher = try RawClient(port: mqtt)
         _ = try publisher.connect("pub")
         for index in 0..<20 { try publisher.publish("slow", Array("event-\(index)".utf8)) }
         try h2.run { ($0.responses[id]?.body.count ?? 0) >= 100 }

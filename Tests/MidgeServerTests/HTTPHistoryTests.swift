@@ -3,11 +3,11 @@
 // streams read it.
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import MidgeCore
 import XCTest
 
 @testable import MidgeAuth
-
 @testable import MidgeServer
 
 final class HTTPHistoryTests: XCTestCase {
@@ -31,7 +31,8 @@ final class HTTPHistoryTests: XCTestCase {
         harness.send("GET /subscribe?topic=p&mode=longpoll&timeout=5&last_event_id=1 HTTP/1.1\r\n\r\n", on: second)
         let body = ParsedResponse.all(second.text).first?.body ?? ""
         XCTAssertEqual(
-            body, #"{"messages":[{"id":"2","topic":"p","payload":"two while no poll waits","qos":0,"retain":false},"#
+            body,
+            #"{"messages":[{"id":"2","topic":"p","payload":"two while no poll waits","qos":0,"retain":false},"#
                 + #"{"id":"3","topic":"p","payload":"three","qos":0,"retain":false}]}"#)
     }
 
@@ -183,7 +184,7 @@ final class HTTPHistoryTests: XCTestCase {
         XCTAssertEqual(first.status, 200, first.body)
         XCTAssertEqual(first.body, #"{"messages":[]}"#)
         let cursor = try XCTUnwrap(first.header("Last-Event-ID"))
-        let publisher = ChannelClient(try SocketChannel(port: running.port))
+        let publisher = ChannelClient(try RawClient(port: running.port))
         XCTAssertEqual(try publisher.connect("pub", username: "alice", password: "pw").returnCode, .accepted)
         try publisher.publish("alice/p", Array("while away".utf8), qos: .atLeastOnce, id: 1)
         guard case .puback = try publisher.receive() else { return XCTFail("no PUBACK") }
@@ -195,7 +196,7 @@ final class HTTPHistoryTests: XCTestCase {
         let start = try HTTPTestClient.exchange(
             port: port, "GET /subscribe?topic=%23&mode=poll HTTP/1.1\r\nHost: t\r\n\(auth)Connection: close\r\n\r\n")
         XCTAssertEqual(start.status, 200)
-        let bob = ChannelClient(try SocketChannel(port: running.port))
+        let bob = ChannelClient(try RawClient(port: running.port))
         XCTAssertEqual(try bob.connect("bob", username: "bob", password: "pw").returnCode, .accepted)
         try bob.publish("bob/secret", Array("for bob".utf8), qos: .atLeastOnce, id: 1)
         guard case .puback = try bob.receive() else { return XCTFail("no PUBACK") }
@@ -217,10 +218,10 @@ final class HTTPHistoryTests: XCTestCase {
             config: "listener 0 127.0.0.1\nprotocol http\nhttp_history_messages 5000\nhttp_history_bytes 100000000\n")
         defer { running.stop() }
         let port = running.server.listeners[1].port
-        let stream = HTTPTestClient(socket: try TestClient(port: port, timeoutSeconds: 10, receiveBuffer: 4096))
+        let stream = HTTPTestClient(socket: try RawClient(port: port, timeoutSeconds: 10, receiveBuffer: 4096))
         try stream.send("GET /subscribe?topic=flood HTTP/1.1\r\nHost: t\r\n\r\n")
         _ = try stream.read(until: { $0.contains("retry:") })
-        let publisher = try TestClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         _ = try publisher.connect("flood")
         let count = 3000
         let filler = String(repeating: "x", count: 4096)
@@ -266,7 +267,7 @@ final class HTTPHistoryTests: XCTestCase {
             defer { running.stop() }
             let port = running.server.listeners[1].port
             _ = try shortPoll(port, "since=oldest")
-            let publisher = try TestClient(port: running.port)
+            let publisher = try RawClient(port: running.port)
             _ = try publisher.connect("p")
             for payload in ["one", "two"] { try publisher.publish("kept", Array(payload.utf8)) }
             try publisher.ping()
@@ -289,9 +290,8 @@ final class HTTPHistoryTests: XCTestCase {
     }
 }
 
-
 extension HTTPTestClient {
-    init(socket: TestClient) {
+    init(socket: RawClient) {
         self.socket = socket
     }
 }

@@ -3,17 +3,18 @@
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import MidgeCore
 import XCTest
 
 @testable import MidgeServer
 
-/// A blocking HTTP/1.1 client on a `TestClient` socket: every read is bounded by the socket's timeout.
+/// A blocking HTTP/1.1 client on a `RawClient` socket: every read is bounded by the socket's timeout.
 struct HTTPTestClient {
-    let socket: TestClient
+    let socket: RawClient
 
     init(port: UInt16) throws {
-        socket = try TestClient(port: port, timeoutSeconds: 10)
+        socket = try RawClient(port: port, timeoutSeconds: 10)
     }
 
     func send(_ text: String) throws { try socket.send(Array(text.utf8)) }
@@ -118,7 +119,7 @@ final class HTTPLoopbackTests: XCTestCase {
     func testPublishOverHTTPReachesAnMQTTSubscriberAfterItIsAccepted() throws {
         let (server, mqtt, http) = try start()
         defer { server.stop() }
-        let subscriber = try TestClient(port: mqtt)
+        let subscriber = try RawClient(port: mqtt)
         _ = try subscriber.connect("sub")
         try subscriber.subscribe("api/#", qos: .atLeastOnce)
         let response = try HTTPTestClient.exchange(
@@ -151,7 +152,7 @@ final class HTTPLoopbackTests: XCTestCase {
         try stream.send("GET /subscribe?topic=live HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
         let head = try stream.read(until: { $0.contains("\r\n\r\n") })
         XCTAssertTrue(head.hasPrefix("HTTP/1.1 200 OK\r\n"), head)
-        let publisher = try TestClient(port: mqtt)
+        let publisher = try RawClient(port: mqtt)
         _ = try publisher.connect("pub")
         try publisher.publish("live", Array("tick".utf8))
         let events = try stream.read(until: { $0.contains("\"payload\":\"tick\"") })
@@ -165,7 +166,7 @@ final class HTTPLoopbackTests: XCTestCase {
     func testMetricsParseAsPrometheusTextAndCountTraffic() throws {
         let (server, mqtt, http) = try start()
         defer { server.stop() }
-        let client = try TestClient(port: mqtt)
+        let client = try RawClient(port: mqtt)
         _ = try client.connect("counted")
         try client.subscribe("m", qos: .atLeastOnce)
         try client.publish("m", Array("x".utf8), qos: .atLeastOnce, id: 9)
@@ -220,10 +221,10 @@ final class HTTPLoopbackTests: XCTestCase {
     func testSysTopicsReachSysSubscribersButNotHash() throws {
         let (server, mqtt, _) = try start("sys_interval 1\n")
         defer { server.stop() }
-        let all = try TestClient(port: mqtt)
+        let all = try RawClient(port: mqtt)
         _ = try all.connect("everything")
         try all.subscribe("#", qos: .atMostOnce)
-        let sys = try TestClient(port: mqtt)
+        let sys = try RawClient(port: mqtt)
         _ = try sys.connect("sys")
         try sys.subscribe("$SYS/#", qos: .atMostOnce)
         var topics: [String: String] = [:]
@@ -241,7 +242,7 @@ final class HTTPLoopbackTests: XCTestCase {
     func testBadHTTPRequestsGetTheir4xxAndLeaveMQTTClientsAlone() throws {
         let (server, mqtt, http) = try start()
         defer { server.stop() }
-        let client = try TestClient(port: mqtt)
+        let client = try RawClient(port: mqtt)
         _ = try client.connect("bystander")
         let cases: [(String, Int)] = [
             ("GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 404),

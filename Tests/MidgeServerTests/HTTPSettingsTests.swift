@@ -54,8 +54,10 @@ final class HTTPSettingsTests: XCTestCase {
             "http_longpoll_timeout 1 2",
         ]
         for line in cases {
-            XCTAssertThrowsError(try Configuration.parse(text: "listener 80\nprotocol http\n" + line, fileName: "t"),
-                                 line) { error in
+            XCTAssertThrowsError(
+                try Configuration.parse(text: "listener 80\nprotocol http\n" + line, fileName: "t"),
+                line
+            ) { error in
                 XCTAssertEqual((error as? ConfigError)?.key, String(line.split(separator: " ")[0]), line)
             }
         }

@@ -123,8 +123,10 @@ final class GatewayHarness {
         let publisher = nextID()
         coreHandle(.connect(Connect(clientID: "pub-\(publisher.rawValue)")), from: publisher)
         coreHandle(
-            .publish(Publish(topic: TopicName(topic)!, payload: Array(payload.utf8), qos: qos,
-                             packetID: qos == .atMostOnce ? nil : PacketID(id)!)), from: publisher)
+            .publish(
+                Publish(
+                    topic: TopicName(topic)!, payload: Array(payload.utf8), qos: qos,
+                    packetID: qos == .atMostOnce ? nil : PacketID(id)!)), from: publisher)
         settle()
     }
 
@@ -198,7 +200,7 @@ final class GatewayHarness {
             let decoded = mqtt.withUnsafeBytes { bytes in
                 try? decoder.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             }
-            guard var (packet, consumed) = decoded else {
+            guard case (var packet, let consumed)? = decoded else {
                 XCTFail("the transport wrote an undecodable MQTT stream")
                 return
             }
@@ -242,8 +244,9 @@ final class GatewayHarness {
                 switch outbound {
                 case .publish(let delivery):
                     packet = .publish(
-                        Publish(topic: delivery.message.topic, payload: delivery.message.payload, qos: delivery.qos,
-                                retain: delivery.retain, dup: delivery.dup, packetID: delivery.packetID))
+                        Publish(
+                            topic: delivery.message.topic, payload: delivery.message.payload, qos: delivery.qos,
+                            retain: delivery.retain, dup: delivery.dup, packetID: delivery.packetID))
                 case .control(let control):
                     packet = control
                 }
@@ -358,7 +361,8 @@ final class HTTPTransportTests: XCTestCase {
         let harness = GatewayHarness()
         let subscriber = harness.mqttSubscriber("bulk/#", qos: .exactlyOnce)
         let client = harness.openHTTP()
-        let body = #"[{"topic":"bulk/0","payload":"zero"},{"topic":"bulk/1","payload":"one","qos":1},"#
+        let body =
+            #"[{"topic":"bulk/0","payload":"zero"},{"topic":"bulk/1","payload":"one","qos":1},"#
             + #"{"topic":"bulk/2","payload_base64":"AAEC","qos":2,"retain":true}]"#
         harness.send(
             "POST /publish HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"

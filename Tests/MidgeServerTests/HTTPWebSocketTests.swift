@@ -45,8 +45,10 @@ final class HTTPWebSocketTests: XCTestCase {
         harness.mqttPublish("ws/b", "two")
         XCTAssertEqual(
             textFrames(socket.wire),
-            [#"{"id":"1","topic":"ws/a","payload":"one","qos":0,"retain":false}"#,
-             #"{"id":"2","topic":"ws/b","payload":"two","qos":0,"retain":false}"#])
+            [
+                #"{"id":"1","topic":"ws/a","payload":"one","qos":0,"retain":false}"#,
+                #"{"id":"2","topic":"ws/b","payload":"two","qos":0,"retain":false}"#,
+            ])
         let before = socket.wire.count
         harness.send(clientFrame(0x9, Array("hi".utf8)), on: socket)
         XCTAssertEqual(Array(socket.wire[before...]), [0x8A, 2] + Array("hi".utf8), "a pong with the same bytes")

@@ -1,10 +1,11 @@
 // The failed-login back-off: keyed by address and user name, so one client's bad passwords cannot lock out other
 // users (or the same user with the right password) from the same address; MQTT and HTTP share it.
 import MQTTCodec
-@testable import MidgeAuth
+import MQTTTestSupport
 import MidgeCore
 import XCTest
 
+@testable import MidgeAuth
 @testable import MidgeServer
 
 final class LoginBackoffTests: XCTestCase {
@@ -19,19 +20,19 @@ final class LoginBackoffTests: XCTestCase {
         let running = try RunningServer(threads: 2, config: "allow_anonymous false\n") { $0.authenticator = file }
         defer { running.stop() }
         for attempt in 0..<AuthGate.freeFailures {
-            let guess = ChannelClient(try SocketChannel(port: running.port))
+            let guess = ChannelClient(try RawClient(port: running.port))
             XCTAssertEqual(
                 try guess.connect("guess-\(attempt)", username: "mallory", password: "x").returnCode, .notAuthorized)
         }
         // These wait for their delayed checks while alice logs in.
         let waiting = try (0..<AuthGate.maxWaitingPerAddress).map { attempt in
-            let guess = ChannelClient(try SocketChannel(port: running.port))
+            let guess = ChannelClient(try RawClient(port: running.port))
             try guess.send(
                 .connect(Connect(clientID: "late-\(attempt)", username: "mallory", password: Array("y".utf8))))
             return guess
         }
         XCTAssertNotNil(running.log.waitForLine { $0.contains("Delaying the authentication") })
-        let alice = ChannelClient(try SocketChannel(port: running.port))
+        let alice = ChannelClient(try RawClient(port: running.port))
         XCTAssertEqual(try alice.connect("alice", username: "alice", password: "right").returnCode, .accepted)
         for guess in waiting {
             guard case .connack(let connack) = try guess.receive() else { return XCTFail("expected CONNACK") }

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import MidgeCore
 import Synchronization
 import XCTest
@@ -16,15 +17,6 @@ final class LoopbackTests: XCTestCase {
 
     private func number(_ bytes: [UInt8]) -> Int {
         bytes.reduce(0) { $0 << 8 | Int($1) }
-    }
-
-    /// Polls `condition` for at most ten seconds.
-    private func eventually(_ condition: () -> Bool) -> Bool {
-        for _ in 0..<1000 {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
     }
 
     func testPortZeroListenerLogsTheRealPort() throws {
@@ -70,8 +62,8 @@ final class LoopbackTests: XCTestCase {
     func testSingleLoopRunsTheCoreInline() throws {
         let running = try RunningServer(threads: 1)
         defer { running.stop() }
-        let subscriber = try TestClient(port: running.port)
-        let publisher = try TestClient(port: running.port)
+        let subscriber = try RawClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         try subscriber.connect("sub")
         try subscriber.subscribe("t", qos: .atMostOnce)
         try publisher.connect("pub")
@@ -83,7 +75,7 @@ final class LoopbackTests: XCTestCase {
     func testPacketsSplitAcrossReadsAndCoalescedInOne() throws {
         let running = try RunningServer()
         defer { running.stop() }
-        let client = try TestClient(port: running.port)
+        let client = try RawClient(port: running.port)
         var connect: [UInt8] = []
         Packet.connect(Connect(clientID: "bytewise")).encode(into: &connect)
         for byte in connect {
@@ -113,11 +105,11 @@ final class LoopbackTests: XCTestCase {
     func testDeliveriesAreDroppedForASubscriberThatStopsReading() throws {
         let running = try RunningServer(config: "max_queued_messages 10\n")
         defer { running.stop() }
-        let slow = try TestClient(port: running.port, receiveBuffer: 4096)
+        let slow = try RawClient(port: running.port, receiveBuffer: 4096)
         try slow.connect("slow")
         try slow.subscribe("big", qos: .atMostOnce, id: 1)
         try slow.subscribe("end", qos: .atLeastOnce, id: 2)
-        let publisher = try TestClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         try publisher.connect("pub")
 
         let total = 200
@@ -162,7 +154,7 @@ final class LoopbackTests: XCTestCase {
         let finished = DispatchGroup()
         let outcome = Mutex<String?>("publisher did not finish")
         // Only the background thread touches the publisher from here on.
-        nonisolated(unsafe) let sender = publisher
+        let sender = publisher
         let messages = (0..<total).map { bytes($0) + filler }
         onOwnThread(finished) {
             do {
@@ -192,7 +184,7 @@ final class LoopbackTests: XCTestCase {
     func testHeldClientFeedingItselfIsReleasedByItsOwnAcks() throws {
         let running = try RunningServer(config: "queue_full_policy block\nmax_queued_messages 10\n")
         defer { running.stop() }
-        let client = try TestClient(port: running.port)
+        let client = try RawClient(port: running.port)
         try client.connect("me")
         try client.subscribe("loop", qos: .atLeastOnce)
         let total = 300
@@ -229,7 +221,7 @@ final class LoopbackTests: XCTestCase {
     func testOrderedStreamAcrossLoopsWithThePublisherHeldAndReleased() throws {
         let running = try RunningServer(config: "queue_full_policy block\nmax_queued_messages 4\n")
         defer { running.stop() }
-        var subscribers: [TestClient] = []
+        var subscribers: [RawClient] = []
         var loops: Set<Int> = []
         for _ in 0..<3 {
             let (client, loop) = try running.client(onLoopOtherThan: loops)
@@ -238,7 +230,7 @@ final class LoopbackTests: XCTestCase {
             try client.subscribe("seq", qos: .atLeastOnce)
             subscribers.append(client)
         }
-        let publisher = try TestClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         try publisher.connect("pub")
         let total = 3000
         var wire: [UInt8] = []
@@ -250,7 +242,7 @@ final class LoopbackTests: XCTestCase {
         }
         let outcomes = Mutex<[String]>([])
         let group = DispatchGroup()
-        nonisolated(unsafe) let sender = publisher
+        let sender = publisher
         let stream = wire
         onOwnThread(group) {
             do {
@@ -263,7 +255,7 @@ final class LoopbackTests: XCTestCase {
             }
         }
         for (position, subscriber) in subscribers.enumerated() {
-            nonisolated(unsafe) let reader = subscriber
+            let reader = subscriber
             onOwnThread(group) {
                 do {
                     for sequence in 0..<total {
@@ -300,7 +292,7 @@ final class LoopbackTests: XCTestCase {
 
     /// Subscribers on all three loops and a 2000-message QoS 1 stream, sent 100 PUBLISHes per write.
     private func assertOrderedStream(_ running: RunningServer) throws {
-        var subscribers: [TestClient] = []
+        var subscribers: [RawClient] = []
         var loops: Set<Int> = []
         for _ in 0..<3 {
             let (client, loop) = try running.client(onLoopOtherThan: loops)
@@ -310,7 +302,7 @@ final class LoopbackTests: XCTestCase {
             subscribers.append(client)
         }
         XCTAssertEqual(loops, [0, 1, 2])
-        let publisher = try TestClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         try publisher.connect("pub")
 
         let total = 2000
@@ -354,7 +346,7 @@ final class LoopbackTests: XCTestCase {
         XCTAssertEqual(try second.connect("twin", clean: false), ConnAck(sessionPresent: true, returnCode: .accepted))
         XCTAssertEqual(try first.readUntilClosed(), [])
 
-        let publisher = try TestClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         try publisher.connect("pub")
         try publisher.publish("to/twin", [42], qos: .atLeastOnce, id: 1)
         XCTAssertEqual(try second.receivePublish().payload, [42])
@@ -370,7 +362,7 @@ final class LoopbackTests: XCTestCase {
         try leaver.subscribe("flood", qos: .atLeastOnce)
         let (publisher, _) = try running.client(onLoopOtherThan: [leaverLoop])
         try publisher.connect("pub")
-        let watcher = try TestClient(port: running.port)
+        let watcher = try RawClient(port: running.port)
         try watcher.connect("watcher")
         try watcher.subscribe("flood", qos: .atMostOnce)
 
@@ -393,8 +385,9 @@ final class LoopbackTests: XCTestCase {
         for sequence in 0..<total {
             XCTAssertEqual(number(try watcher.receivePublish().payload), sequence)
         }
-        XCTAssertTrue(eventually { running.server.connectionCount == 2 }, "the leaver's connection was not released")
-        let late = try TestClient(port: running.port)
+        XCTAssertTrue(
+            eventually(seconds: 10) { running.server.connectionCount == 2 }, "the leaver's connection was not released")
+        let late = try RawClient(port: running.port)
         try late.connect("late")
         try late.ping()
     }
@@ -403,7 +396,7 @@ final class LoopbackTests: XCTestCase {
     func testFirstPacketOtherThanConnectIsClosedWithoutReply() throws {
         let running = try RunningServer()
         defer { running.stop() }
-        let client = try TestClient(port: running.port)
+        let client = try RawClient(port: running.port)
         try client.send([0xC0, 0x00])  // PINGREQ
         XCTAssertEqual(try client.readUntilClosed(), [])
         XCTAssertNotNil(running.log.waitForLine { $0.contains("sent PINGREQ before CONNECT") })
@@ -413,7 +406,7 @@ final class LoopbackTests: XCTestCase {
     func testUnsupportedProtocolLevelGetsConnAckThenClose() throws {
         let running = try RunningServer()
         defer { running.stop() }
-        let client = try TestClient(port: running.port)
+        let client = try RawClient(port: running.port)
         let body: [UInt8] = [0, 4] + Array("MQTT".utf8) + [5, 0x02, 0, 60, 0, 1, UInt8(ascii: "c")]
         try client.send([0x10, UInt8(body.count)] + body)
         XCTAssertEqual(try client.readUntilClosed(), [0x20, 0x02, 0x00, 0x01])
@@ -424,16 +417,16 @@ final class LoopbackTests: XCTestCase {
     func testFiveByteRemainingLengthClosesOnlyThatConnection() throws {
         let running = try RunningServer()
         defer { running.stop() }
-        let survivor = try TestClient(port: running.port)
+        let survivor = try RawClient(port: running.port)
         try survivor.connect("survivor")
         try survivor.subscribe("still/here", qos: .atMostOnce)
 
         let malformed: [UInt8] = [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]
-        let early = try TestClient(port: running.port)
+        let early = try RawClient(port: running.port)
         try early.send(malformed)
         XCTAssertEqual(try early.readUntilClosed(), [])
 
-        let late = try TestClient(port: running.port)
+        let late = try RawClient(port: running.port)
         try late.connect("late")
         try late.send(malformed)
         XCTAssertEqual(try late.readUntilClosed(), [])
@@ -466,7 +459,7 @@ final class LoopbackTests: XCTestCase {
     func testConnectTimeoutClosesASilentSocket() throws {
         let running = try RunningServer(config: "connect_timeout 1\n")
         defer { running.stop() }
-        let silent = try TestClient(port: running.port)
+        let silent = try RawClient(port: running.port)
         XCTAssertEqual(try silent.readUntilClosed(), [])
         XCTAssertNotNil(running.log.waitForLine { $0.contains("sent no CONNECT within 1 seconds") })
     }
@@ -474,9 +467,9 @@ final class LoopbackTests: XCTestCase {
     func testMaxConnectionsClosesConnectionsOverTheLimit() throws {
         let running = try RunningServer(config: "max_connections 1\n")
         defer { running.stop() }
-        let first = try TestClient(port: running.port)
+        let first = try RawClient(port: running.port)
         try first.connect("first")
-        let second = try TestClient(port: running.port)
+        let second = try RawClient(port: running.port)
         XCTAssertEqual(try second.readUntilClosed(), [])
         try first.ping()
         XCTAssertNotNil(running.log.waitForLine { $0.contains("denied: max_connections (1) reached") })
@@ -485,7 +478,7 @@ final class LoopbackTests: XCTestCase {
     func testOversizedPacketIsRefusedFromItsHeader() throws {
         let running = try RunningServer(config: "max_packet_size 64\n")
         defer { running.stop() }
-        let client = try TestClient(port: running.port)
+        let client = try RawClient(port: running.port)
         try client.connect("big")
         // Only the fixed header of a 1000-byte PUBLISH: the limit is enforced before the body arrives.
         try client.send([0x30, 0xE8, 0x07])
@@ -495,7 +488,7 @@ final class LoopbackTests: XCTestCase {
     /// Shutdown closes every connection on every loop and the threads end.
     func testStopClosesConnectionsOnEveryLoop() throws {
         let running = try RunningServer()
-        var clients: [TestClient] = []
+        var clients: [RawClient] = []
         var loops: Set<Int> = []
         for index in 0..<3 {
             let (client, loop) = try running.client(onLoopOtherThan: loops)

@@ -2,6 +2,7 @@
 // turn lock (`EventLoop.deliverWhileAsleep`): the sleeper is not woken, and what it must still do itself is not lost.
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeServer
@@ -10,7 +11,7 @@ final class SleepingLoopDeliveryTests: XCTestCase {
     /// A subscriber to `topic` on loop 0 or on another loop, and a connected publisher on a loop other than its.
     private func connectPair(
         _ running: RunningServer, _ subscriberOnLoopZero: Bool, topic: String
-    ) throws -> (subscriber: TestClient, publisher: TestClient, subscriberLoop: Int) {
+    ) throws -> (subscriber: RawClient, publisher: RawClient, subscriberLoop: Int) {
         let (subscriber, loop) = try running.client(onLoopOtherThan: subscriberOnLoopZero ? [1, 2] : [0])
         let (publisher, _) = try running.client(onLoopOtherThan: [loop])
         try subscriber.connect("sub")

@@ -26,8 +26,9 @@ final class SysTopicsTests: XCTestCase {
 
     func testFirstRoundHasMosquittosTopicsAndFormats() {
         var sys = SysTopics(version: "1.2.3")
-        let round = Dictionary(uniqueKeysWithValues: sys.round(inputs(connected: 2, sessions: 5, uptime: 7), at: 100)
-            .map { ($0.topic, $0.payload) })
+        let round = Dictionary(
+            uniqueKeysWithValues: sys.round(inputs(connected: 2, sessions: 5, uptime: 7), at: 100)
+                .map { ($0.topic, $0.payload) })
         XCTAssertEqual(round["$SYS/broker/version"], "midge version 1.2.3")
         XCTAssertEqual(round["$SYS/broker/uptime"], "7 seconds")
         XCTAssertEqual(round["$SYS/broker/clients/connected"], "2")
@@ -41,8 +42,10 @@ final class SysTopicsTests: XCTestCase {
         XCTAssertEqual(round["$SYS/broker/store/messages/bytes"], "42")
         XCTAssertEqual(round["$SYS/broker/heap/current"], "1000")
         XCTAssertEqual(round["$SYS/broker/heap/maximum"], "2000")
-        for topic in ["messages/received", "messages/sent", "publish/messages/dropped", "publish/messages/received",
-                      "publish/messages/sent", "bytes/received", "bytes/sent"] {
+        for topic in [
+            "messages/received", "messages/sent", "publish/messages/dropped", "publish/messages/received",
+            "publish/messages/sent", "bytes/received", "bytes/sent",
+        ] {
             XCTAssertNotNil(round["$SYS/broker/\(topic)"], topic)
         }
         XCTAssertNil(round["$SYS/broker/load/messages/received/1min"], "no interval yet")
@@ -52,8 +55,9 @@ final class SysTopicsTests: XCTestCase {
         var sys = SysTopics(version: "1")
         _ = sys.round(inputs(received: 0, uptime: 0), at: 0)
         // 60 messages in 60 seconds: a rate of 60/min, smoothed over 1 min from 0: 60 × (1 − e⁻¹) = 37.93.
-        let second = Dictionary(uniqueKeysWithValues: sys.round(inputs(received: 60, uptime: 60), at: 60)
-            .map { ($0.topic, $0.payload) })
+        let second = Dictionary(
+            uniqueKeysWithValues: sys.round(inputs(received: 60, uptime: 60), at: 60)
+                .map { ($0.topic, $0.payload) })
         XCTAssertEqual(second["$SYS/broker/load/messages/received/1min"], "37.93")
         XCTAssertEqual(second["$SYS/broker/messages/received"], "60")
         XCTAssertEqual(second["$SYS/broker/uptime"], "60 seconds")

@@ -2,6 +2,7 @@
 // (use_subject_as_username) in mosquitto's RFC 2253 form, and the PSK identity (psk_hint with
 // use_identity_as_username), whose psk_file SIGHUP re-reads.
 import Foundation
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeServer
@@ -39,7 +40,8 @@ final class TLSIdentityTests: XCTestCase {
 
     /// Both keys: the CN wins, as in mosquitto.
     func testIdentityAsUsernameWinsOverSubject() throws {
-        let settings = TLSFixture.serverSettings(requireCertificate: true, identity: true)
+        let settings =
+            TLSFixture.serverSettings(requireCertificate: true, identity: true)
             + "use_subject_as_username true\n"
         let running = try start(settings)
         defer { running.stop() }

@@ -66,8 +66,10 @@ final class TLSKeyConfigurationTests: XCTestCase {
     func testPSKCombinationsThatCannotWorkAreRefused() {
         let psk = "listener 8884\npsk_hint h\npsk_file /psk\n"
         XCTAssertTrue(refusal(psk + certificate, key: "certfile")?.contains("not both") ?? false)
-        for key in ["cafile /ca.crt", "capath /ca", "require_certificate true", "crlfile /ca.crl",
-                    "use_subject_as_username true"] {
+        for key in [
+            "cafile /ca.crt", "capath /ca", "require_certificate true", "crlfile /ca.crl",
+            "use_subject_as_username true",
+        ] {
             let name = String(key.prefix { $0 != " " })
             let message = refusal(psk + key + "\n", key: name)
             XCTAssertTrue(message?.contains("PSK clients present no certificate") ?? false, message ?? "")

@@ -1,6 +1,7 @@
 // crlfile through the running server: a revoked certificate is refused at the handshake with a log line saying so,
 // and SIGHUP (Server.hangup) re-reads the list, keeping the previous one when the new file is broken.
 import Foundation
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeServer

@@ -4,6 +4,7 @@ import COpenSSL
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 import MidgeCore
 import XCTest
 
@@ -23,7 +24,7 @@ final class TransportTests: XCTestCase {
     func testTLSClientPublishesToPlainSubscriberAndReceives() throws {
         let running = try start(second: TLSFixture.serverSettings())
         defer { running.stop() }
-        let plain = try TestClient(port: running.port)
+        let plain = try RawClient(port: running.port)
         try plain.connect("plain")
         try plain.subscribe("tls/#", qos: .atLeastOnce)
 
@@ -77,7 +78,7 @@ final class TransportTests: XCTestCase {
     func testStalledHandshakeDoesNotBlockOthersAndTimesOut() throws {
         let running = try start(second: TLSFixture.serverSettings(), threads: 1, config: "connect_timeout 1\n")
         defer { running.stop() }
-        let stalled = try SocketChannel(port: secondPort(running))
+        let stalled = try RawClient(port: secondPort(running))
         // The start of a TLS record header announcing a ClientHello, and then nothing.
         try stalled.write([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
         let other = ChannelClient(try TLSChannel(port: secondPort(running)))
@@ -90,7 +91,7 @@ final class TransportTests: XCTestCase {
     func testNotTLSAtAllIsRefused() throws {
         let running = try start(second: TLSFixture.serverSettings())
         defer { running.stop() }
-        let raw = try SocketChannel(port: secondPort(running))
+        let raw = try RawClient(port: secondPort(running))
         var connect: [UInt8] = []
         Packet.connect(Connect(clientID: "plain-on-tls")).encode(into: &connect)
         try raw.write(connect)
@@ -106,13 +107,13 @@ final class TransportTests: XCTestCase {
     func testWebSocketClientTalksToPlainClient() throws {
         let running = try start(second: "protocol websockets\n")
         defer { running.stop() }
-        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let socket = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
         XCTAssertEqual(socket.statusCode, 101)
         XCTAssertTrue(socket.response.lowercased().contains("sec-websocket-protocol: mqtt"), socket.response)
         let ws = ChannelClient(socket)
         XCTAssertEqual(try ws.connect("ws").returnCode, .accepted)
         try ws.subscribe("to/ws")
-        let plain = try TestClient(port: running.port)
+        let plain = try RawClient(port: running.port)
         try plain.connect("plain")
         try plain.subscribe("from/ws", qos: .atMostOnce)
         try ws.publish("from/ws", Array("hello".utf8))
@@ -134,20 +135,20 @@ final class TransportTests: XCTestCase {
         let offer = "permessage-deflate; client_max_window_bits"
         let plainListener = try start(second: "protocol websockets\n")
         defer { plainListener.stop() }
-        let declined = try WebSocketChannel(over: try SocketChannel(port: secondPort(plainListener)), extensions: offer)
+        let declined = try WebSocketChannel(over: try RawClient(port: secondPort(plainListener)), extensions: offer)
         XCTAssertEqual(declined.statusCode, 101)
         XCTAssertFalse(declined.response.lowercased().contains("permessage-deflate"), declined.response)
 
         let compressing = try start(second: "protocol websockets\nwebsockets_compression true\n")
         defer { compressing.stop() }
-        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(compressing)), extensions: offer)
+        let socket = try WebSocketChannel(over: try RawClient(port: secondPort(compressing)), extensions: offer)
         XCTAssertEqual(socket.statusCode, 101)
         XCTAssertTrue(socket.response.lowercased().contains("sec-websocket-extensions: permessage-deflate"))
         // Uncompressed frames stay valid with the extension agreed (RFC 7692 §6): MQTT flows both ways.
         let ws = ChannelClient(socket)
         XCTAssertEqual(try ws.connect("ws-deflate").returnCode, .accepted)
         try ws.subscribe("small")
-        let plain = try TestClient(port: compressing.port)
+        let plain = try RawClient(port: compressing.port)
         try plain.connect("plain-deflate")
         try plain.subscribe("from/ws", qos: .atMostOnce)
         try ws.publish("from/ws", Array(repeating: UInt8(ascii: "z"), count: 300))
@@ -159,7 +160,7 @@ final class TransportTests: XCTestCase {
     func testWebSocketTextFrameClosesWithUnsupportedData() throws {
         let running = try start(second: "protocol websockets\n")
         defer { running.stop() }
-        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let socket = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
         var connect: [UInt8] = []
         Packet.connect(Connect(clientID: "text")).encode(into: &connect)
         try socket.sendFrame(opcode: 0x1, connect)
@@ -171,11 +172,11 @@ final class TransportTests: XCTestCase {
     func testBadWebSocketFramesCloseWithProtocolError() throws {
         let running = try start(second: "protocol websockets\n")
         defer { running.stop() }
-        let unmasked = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let unmasked = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
         try unmasked.inner.write([0x82, 0x02, 0xC0, 0x00])
         XCTAssertNil(try unmasked.read())
         XCTAssertEqual(unmasked.closeCode, 1002)
-        let reserved = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let reserved = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
         try reserved.sendFrame(opcode: 0x3, [1])
         XCTAssertNil(try reserved.read())
         XCTAssertEqual(reserved.closeCode, 1002)
@@ -184,7 +185,7 @@ final class TransportTests: XCTestCase {
     func testWebSocketOversizedFrameClosesWithMessageTooBig() throws {
         let running = try start(second: "protocol websockets\n", config: "max_packet_size 1000\n")
         defer { running.stop() }
-        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let socket = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
         try socket.sendFrame(opcode: 0x2, [UInt8](repeating: 0, count: 2000))
         XCTAssertNil(try socket.read())
         XCTAssertEqual(socket.closeCode, 1009)
@@ -194,10 +195,10 @@ final class TransportTests: XCTestCase {
     func testWebSocketCloseFrameFiresWill() throws {
         let running = try start(second: "protocol websockets\n")
         defer { running.stop() }
-        let watcher = try TestClient(port: running.port)
+        let watcher = try RawClient(port: running.port)
         try watcher.connect("watcher")
         try watcher.subscribe("will/ws", qos: .atMostOnce)
-        let socket = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let socket = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
         let ws = ChannelClient(socket)
         let will = Will(
             topic: try XCTUnwrap(TopicName("will/ws")), payload: Array("gone".utf8), qos: .atMostOnce, retain: false)
@@ -211,7 +212,7 @@ final class TransportTests: XCTestCase {
     func testPlainHTTPRequestToWebSocketListenerIsRefused() throws {
         let running = try start(second: "protocol websockets\n")
         defer { running.stop() }
-        let raw = try SocketChannel(port: secondPort(running))
+        let raw = try RawClient(port: secondPort(running))
         try raw.write(Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
         var received: [UInt8] = []
         while let more = try raw.read() { received += more }
@@ -239,19 +240,19 @@ final class TransportTests: XCTestCase {
     func testPerListenerMaxConnections() throws {
         let running = try start(second: "protocol websockets\nmax_connections 1\n")
         defer { running.stop() }
-        let first = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+        let first = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
         XCTAssertEqual(first.statusCode, 101)
-        let second = try SocketChannel(port: secondPort(running))
+        let second = try RawClient(port: secondPort(running))
         XCTAssertNil(try second.read())
         XCTAssertNotNil(running.log.waitForLine { $0.contains("max_connections (1) reached on port") })
         // The plain listener is not limited by it.
-        let plain = try TestClient(port: running.port)
+        let plain = try RawClient(port: running.port)
         try plain.connect("plain")
         first.close()
         // Once the first has gone, its place is free again (the close is seen asynchronously: bounded retries).
         var accepted = false
         for _ in 0..<50 where !accepted {
-            let next = try WebSocketChannel(over: try SocketChannel(port: secondPort(running)))
+            let next = try WebSocketChannel(over: try RawClient(port: secondPort(running)))
             accepted = next.statusCode == 101
             if !accepted { usleep(20_000) }
         }
@@ -307,15 +308,15 @@ final class ReloadTests: XCTestCase {
         let reloadable = ReloadableAuthenticator(first)
         let running = try RunningServer(threads: 2, config: "allow_anonymous false\n") { $0.authenticator = reloadable }
         defer { running.stop() }
-        let alice = ChannelClient(try SocketChannel(port: running.port))
+        let alice = ChannelClient(try RawClient(port: running.port))
         XCTAssertEqual(try alice.connect("alice-1", username: "alice", password: "one").returnCode, .accepted)
         let second = try PasswordFile(text: Self.line("alice", "two"), source: "second")
         reloadable.replace(with: second)
         try alice.ping()
-        let old = ChannelClient(try SocketChannel(port: running.port))
+        let old = ChannelClient(try RawClient(port: running.port))
         // mosquitto 2.0 answers a wrong password with 5, not authorised.
         XCTAssertEqual(try old.connect("alice-2", username: "alice", password: "one").returnCode, .notAuthorized)
-        let new = ChannelClient(try SocketChannel(port: running.port))
+        let new = ChannelClient(try RawClient(port: running.port))
         XCTAssertEqual(try new.connect("alice-3", username: "alice", password: "two").returnCode, .accepted)
     }
 }
@@ -328,18 +329,18 @@ final class AuthGateTests: XCTestCase {
             text: "bob:" + PasswordHash.make(password: Array("right".utf8)).encoded + "\n", source: "test")
         let running = try RunningServer(threads: 2, config: "allow_anonymous false\n") { $0.authenticator = file }
         defer { running.stop() }
-        let bob = ChannelClient(try SocketChannel(port: running.port))
+        let bob = ChannelClient(try RawClient(port: running.port))
         XCTAssertEqual(try bob.connect("bob", username: "bob", password: "right").returnCode, .accepted)
         try bob.subscribe("t")
 
         for attempt in 0..<AuthGate.freeFailures {
-            let guess = ChannelClient(try SocketChannel(port: running.port))
+            let guess = ChannelClient(try RawClient(port: running.port))
             let answer = try guess.connect("guess-\(attempt)", username: "bob", password: "x")
             XCTAssertEqual(answer.returnCode, .notAuthorized)
         }
         // The next guesses wait; meanwhile the connected client's traffic flows.
         let guesses = try (0..<3).map { attempt in
-            let guess = ChannelClient(try SocketChannel(port: running.port))
+            let guess = ChannelClient(try RawClient(port: running.port))
             try guess.send(
                 .connect(Connect(clientID: "late-\(attempt)", username: "bob", password: Array("y".utf8))))
             return guess
@@ -353,7 +354,7 @@ final class AuthGateTests: XCTestCase {
             XCTAssertEqual(connack.returnCode, .notAuthorized)
         }
         // A right password from the same address is still accepted, only later.
-        let late = ChannelClient(try SocketChannel(port: running.port))
+        let late = ChannelClient(try RawClient(port: running.port))
         XCTAssertEqual(try late.connect("bob-2", username: "bob", password: "right").returnCode, .accepted)
     }
 
@@ -363,7 +364,7 @@ final class AuthGateTests: XCTestCase {
             text: "carol:" + PasswordHash.make(password: Array("pw".utf8)).encoded + "\n", source: "test")
         let running = try RunningServer(threads: 1, config: "allow_anonymous false\n") { $0.authenticator = file }
         defer { running.stop() }
-        let carol = ChannelClient(try SocketChannel(port: running.port))
+        let carol = ChannelClient(try RawClient(port: running.port))
         var bytes: [UInt8] = []
         Packet.connect(Connect(clientID: "carol", username: "carol", password: Array("pw".utf8))).encode(into: &bytes)
         Packet.pingreq.encode(into: &bytes)
@@ -384,10 +385,10 @@ final class RateLimitTests: XCTestCase {
     func testPublisherOverMessageRateIsSlowedNotDisconnected() throws {
         let running = try RunningServer(threads: 2, config: "max_client_message_rate 5\n")
         defer { running.stop() }
-        let subscriber = try TestClient(port: running.port)
+        let subscriber = try RawClient(port: running.port)
         try subscriber.connect("sub")
         try subscriber.subscribe("rate/#", qos: .atMostOnce)
-        let publisher = try TestClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         try publisher.connect("pub")
         var burst: [UInt8] = []
         for index in 0..<12 {
@@ -406,10 +407,10 @@ final class RateLimitTests: XCTestCase {
     func testPublisherOverByteRateIsSlowedNotDisconnected() throws {
         let running = try RunningServer(threads: 1, config: "max_client_byte_rate 2000\n")
         defer { running.stop() }
-        let subscriber = try TestClient(port: running.port)
+        let subscriber = try RawClient(port: running.port)
         try subscriber.connect("sub")
         try subscriber.subscribe("bytes", qos: .atMostOnce)
-        let publisher = try TestClient(port: running.port)
+        let publisher = try RawClient(port: running.port)
         try publisher.connect("pub")
         for index in 0..<5 { try publisher.publish("bytes", [UInt8](repeating: UInt8(index), count: 1500)) }
         for index in 0..<5 {
@@ -423,7 +424,7 @@ final class RateLimitTests: XCTestCase {
         let running = try RunningServer(threads: 1, config: "listener 0 127.0.0.1\nmax_connection_rate 2\n")
         defer { running.stop() }
         let port = running.server.listeners[1].port
-        let clients = try (0..<5).map { _ in try TestClient(port: port) }
+        let clients = try (0..<5).map { _ in try RawClient(port: port) }
         for (index, client) in clients.enumerated() {
             XCTAssertEqual(try client.connect("rate-\(index)").returnCode, .accepted)
         }

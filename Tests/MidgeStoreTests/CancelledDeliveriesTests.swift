@@ -1,10 +1,11 @@
 // Records cancelled before encoding: a message stored, delivered and acknowledged within one writer batch is never
 // written, the state after recovery is what applying every record gives, and completions still wait their turn.
 import MQTTCodec
-@testable import MidgeRecords
+import MQTTTestSupport
 import Synchronization
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class CancelledDeliveriesTests: XCTestCase {

@@ -1,9 +1,10 @@
 // A disk that refuses writes: the store turns unhealthy, holds completions, retries, and loses nothing.
 import Glibc
 import MQTTCodec
-@testable import MidgeRecords
+import MQTTTestSupport
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class FailureTests: XCTestCase {
@@ -52,23 +53,22 @@ final class FailureTests: XCTestCase {
     }
 
     func testFailedWritesHoldCompletionsUntilTheDiskAcceptsWritesAgain() throws {
-        try checkHeldThenReleased({ $0.failWrites.store($1, ordering: .releasing) }) {
-            $0.writeFailures.load(ordering: .relaxed)
-        }
+        try checkHeldThenReleased(
+            { $0.failWrites.store($1, ordering: .releasing) }, failures: { $0.writeFailures.load(ordering: .relaxed) })
     }
 
     /// Half of each failed write reached the file: the retry overwrites it from the same offset.
     func testPartialWritesBeforeENOSPCLeaveNoGarbage() throws {
-        try checkHeldThenReleased({ fs, on in
-            fs.partialWriteBeforeFailure.store(true, ordering: .relaxed)
-            fs.failWrites.store(on, ordering: .releasing)
-        }) { $0.writeFailures.load(ordering: .relaxed) }
+        try checkHeldThenReleased(
+            { fs, on in
+                fs.partialWriteBeforeFailure.store(true, ordering: .relaxed)
+                fs.failWrites.store(on, ordering: .releasing)
+            }, failures: { $0.writeFailures.load(ordering: .relaxed) })
     }
 
     func testFailedFsyncsHoldCompletionsToo() throws {
-        try checkHeldThenReleased({ $0.failSyncs.store($1, ordering: .releasing) }) {
-            $0.syncFailures.load(ordering: .relaxed)
-        }
+        try checkHeldThenReleased(
+            { $0.failSyncs.store($1, ordering: .releasing) }, failures: { $0.syncFailures.load(ordering: .relaxed) })
     }
 
     /// Closing on a disk that never recovers gives up the held records without running their completions.

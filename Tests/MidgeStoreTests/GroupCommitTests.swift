@@ -2,10 +2,11 @@
 import Dispatch
 import Glibc
 import MQTTCodec
-@testable import MidgeRecords
+import MQTTTestSupport
 import Synchronization
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class GroupCommitTests: XCTestCase {

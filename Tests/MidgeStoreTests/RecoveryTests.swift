@@ -1,9 +1,10 @@
 // Recovery: replay of snapshot and log, torn and corrupt tails, damaged snapshots, interrupted compaction.
 import Glibc
 import MQTTCodec
-@testable import MidgeRecords
+import MQTTTestSupport
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class RecoveryTests: XCTestCase {

@@ -2,10 +2,11 @@
 import Dispatch
 import Glibc
 import MQTTCodec
-@testable import MidgeRecords
+import MQTTTestSupport
 import Synchronization
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 /// A fresh directory under the system temp directory, removed (with the files in it) on deinit.
@@ -202,17 +203,6 @@ func randomBatches(_ records: [StoreRecord], largest: Int, seed: UInt64) -> [[St
         index += size
     }
     return batches
-}
-
-/// Polls `condition` every millisecond for at most `seconds`; returns whether it became true. Used only to wait
-/// for the writer thread, never to judge speed.
-func eventually(seconds: Double = 20, _ condition: () -> Bool) -> Bool {
-    let limit = Int(seconds * 1000)
-    for _ in 0..<limit {
-        if condition() { return true }
-        usleep(1000)
-    }
-    return condition()
 }
 
 /// Counts calls, from any thread.

@@ -3,6 +3,7 @@
 // the wired broker. Skipped when mosquitto's clients are not installed.
 import Foundation
 import Glibc
+import MQTTTestSupport
 import XCTest
 
 @testable import MidgeTLS
@@ -146,7 +147,8 @@ final class RealClientTests: XCTestCase {
         try "dev1:0123456789abcdef\n".write(toFile: keys, atomically: true, encoding: .utf8)
         let context = try TLSContext(
             configuration: TLSConfiguration(
-                certificateFile: "", privateKeyFile: "", preSharedKeys: PreSharedKeySettings(hint: "midge", file: keys)))
+                certificateFile: "", privateKeyFile: "", preSharedKeys: PreSharedKeySettings(hint: "midge", file: keys))
+        )
         for key in ["0123456789abcdef", "0123456789abcdee"] {
             let server = try LoopbackTLSServer()
             let arguments = [
@@ -209,7 +211,7 @@ final class RealClientTests: XCTestCase {
             if broker.isRunning { broker.terminate() }
             broker.waitUntilExit()
         }
-        try waitUntilListening(port: port, broker: broker)
+        try waitUntilListening(port: port, process: broker)
 
         let credentials = [
             "--cafile", scratch + "/ca.crt", "--cert", scratch + "/client.crt", "--key",
@@ -240,26 +242,6 @@ final class RealClientTests: XCTestCase {
     private func freeLoopbackPort() throws -> UInt16 {
         let probe = try LoopbackTLSServer()
         return probe.port
-    }
-
-    private func waitUntilListening(port: UInt16, broker: Process) throws {
-        for _ in 0..<100 {
-            guard broker.isRunning else { throw TestFailure("mosquitto exited with \(broker.terminationStatus)") }
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = port.bigEndian
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
-            }
-            close(fd)
-            if connected { return }
-            usleep(50_000)
-        }
-        throw TestFailure("mosquitto did not start listening on port \(port)")
     }
 }
 

@@ -314,9 +314,11 @@ final class TLSClientTests: XCTestCase {
         guard let openssl = findExecutable("openssl") else { throw XCTSkip("the openssl CLI is not installed") }
         let context = try clientContext(
             certificate: Fixture.path("client.crt"), key: Fixture.path("client.key"), alpn: "mqtt")
-        let server = try OpenSSLServer(openssl, [
-            "-CAfile", Fixture.caCertificate, "-Verify", "1", "-verify_return_error", "-alpn", "mqtt", "-tls1_2",
-        ])
+        let server = try OpenSSLServer(
+            openssl,
+            [
+                "-CAfile", Fixture.caCertificate, "-Verify", "1", "-verify_return_error", "-alpn", "mqtt", "-tls1_2",
+            ])
         defer { server.stop() }
         let client = try TLSConnection(client: context, serverName: "127.0.0.1")
         let received = try exchange(client, port: server.port, sending: Array("hello bridge\n".utf8)) {

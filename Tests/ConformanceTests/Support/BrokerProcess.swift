@@ -2,6 +2,7 @@
 
 import Foundation
 import Glibc
+import MQTTTestSupport
 
 enum BrokerKind: Equatable {
     case midge
@@ -108,22 +109,19 @@ final class BrokerProcess: @unchecked Sendable {
     private func waitUntilReady(port: UInt16) throws {
         for _ in 0..<200 {
             guard process.isRunning else {
-                throw ClientError("\(kind) exited during start-up (status \(process.terminationStatus)):\n\(logTail())")
+                throw TestError("\(kind) exited during start-up (status \(process.terminationStatus)):\n\(logTail())")
             }
-            if let client = try? RawClient(port: port, name: "readiness probe") {
-                client.close()
-                return
-            }
+            if isListening(port: port) { return }
             usleep(25_000)
         }
         stop()
-        throw ClientError("\(kind) did not accept connections on port \(port):\n\(logTail())")
+        throw TestError("\(kind) did not accept connections on port \(port):\n\(logTail())")
     }
 
     /// Binds port 0 on loopback to let the kernel pick a free port, then releases it for the broker.
     static func freePort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ClientError("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw TestError("socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -135,7 +133,7 @@ final class BrokerProcess: @unchecked Sendable {
                 bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
             }
         }
-        guard bound else { throw ClientError("bind: \(String(cString: strerror(errno)))") }
+        guard bound else { throw TestError("bind: \(String(cString: strerror(errno)))") }
         return UInt16(bigEndian: address.sin_port)
     }
 
@@ -156,7 +154,7 @@ final class BrokerProcess: @unchecked Sendable {
                 let url = candidate.deletingLastPathComponent().appendingPathComponent("midge")
                 if FileManager.default.isExecutableFile(atPath: url.path) { return url }
             }
-            throw ClientError("no midge executable next to the test bundle; build it first or set MIDGE_BINARY")
+            throw TestError("no midge executable next to the test bundle; build it first or set MIDGE_BINARY")
         }
     }
 }

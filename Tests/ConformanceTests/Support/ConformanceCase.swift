@@ -9,6 +9,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 import Synchronization
 import XCTest
 
@@ -48,7 +49,7 @@ class ConformanceCase: XCTestCase {
         get throws {
             let key = String(describing: type(of: self))
             guard let broker = sharedBrokers.withLock({ $0[key] }) else {
-                throw ClientError("the shared broker for \(key) did not start")
+                throw TestError("the shared broker for \(key) did not start")
             }
             return broker
         }
@@ -110,10 +111,10 @@ class ConformanceCase: XCTestCase {
             Wire.connect(id, clean: clean, keepAlive: keepAlive, will: will, username: username, password: password))
         let connack = try client.readConnAck()
         guard connack.returnCode == .accepted else {
-            throw ClientError("\(client.name): CONNACK return code \(connack.returnCode)")
+            throw TestError("\(client.name): CONNACK return code \(connack.returnCode)")
         }
         if let expectSessionPresent, connack.sessionPresent != expectSessionPresent {
-            throw ClientError(
+            throw TestError(
                 "\(client.name): session present \(connack.sessionPresent), expected \(expectSessionPresent)")
         }
         return client
@@ -132,11 +133,11 @@ class ConformanceCase: XCTestCase {
         try client.send(Wire.subscribe(id: id, filter, qos: qos))
         let suback = try client.readSubAck()
         guard suback.packetID.rawValue == id, suback.returnCodes.count == 1 else {
-            throw ClientError("\(client.name): unexpected SUBACK \(suback) for id \(id)")
+            throw TestError("\(client.name): unexpected SUBACK \(suback) for id \(id)")
         }
         let wanted = expect ?? qos
         guard suback.returnCodes[0].rawValue == wanted else {
-            throw ClientError("\(client.name): SUBACK code \(suback.returnCodes[0].rawValue), expected \(wanted)")
+            throw TestError("\(client.name): SUBACK code \(suback.returnCodes[0].rawValue), expected \(wanted)")
         }
         return suback
     }
@@ -172,12 +173,12 @@ class ConformanceCase: XCTestCase {
     }
 
     func packetID(_ raw: UInt16) throws -> PacketID {
-        guard let id = PacketID(raw) else { throw ClientError("packet id 0 is not an id") }
+        guard let id = PacketID(raw) else { throw TestError("packet id 0 is not an id") }
         return id
     }
 
     func expect(_ packet: Packet, _ wanted: Packet, _ client: RawClient) throws {
-        guard packet == wanted else { throw ClientError("\(client.name): expected \(wanted), got \(packet)") }
+        guard packet == wanted else { throw TestError("\(client.name): expected \(wanted), got \(packet)") }
     }
 
     /// Reads one PUBLISH and checks its topic, payload and QoS, then acknowledges it as its QoS requires.

@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import MQTTCodec
+import MQTTTestSupport
 
 /// A midge started again and again on the same persistence directory; each start gets a fresh port.
 final class DurableBroker {
@@ -35,7 +36,7 @@ final class DurableBroker {
 
     var port: UInt16 {
         get throws {
-            guard let process else { throw ClientError("the durable broker is not running") }
+            guard let process else { throw TestError("the durable broker is not running") }
             return process.port
         }
     }
@@ -206,7 +207,7 @@ extension NumberedStream {
                 continue
             }
         }
-        guard open.isEmpty else { throw ClientError("\(open.count) QoS 2 flows did not complete after the restart") }
+        guard open.isEmpty else { throw TestError("\(open.count) QoS 2 flows did not complete after the restart") }
     }
 }
 

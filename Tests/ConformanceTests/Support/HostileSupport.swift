@@ -3,6 +3,7 @@
 
 import Foundation
 import Glibc
+import MQTTTestSupport
 import Synchronization
 import XCTest
 
@@ -24,7 +25,7 @@ extension BrokerProcess {
     func memory() throws -> BrokerMemory {
         let path = "/proc/\(pid)/status"
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ClientError("cannot read \(path): the broker is gone")
+            throw TestError("cannot read \(path): the broker is gone")
         }
         var fields: [String: Int] = [:]
         for line in text.split(separator: "\n") {
@@ -34,7 +35,7 @@ extension BrokerProcess {
             if let number { fields[String(parts[0])] = number }
         }
         guard let rss = fields["VmRSS"], let hwm = fields["VmHWM"], let data = fields["VmData"] else {
-            throw ClientError("\(path) has no VmRSS/VmHWM/VmData")
+            throw TestError("\(path) has no VmRSS/VmHWM/VmData")
         }
         return BrokerMemory(residentKB: rss, peakResidentKB: hwm, dataKB: data)
     }
@@ -43,7 +44,7 @@ extension BrokerProcess {
     func openDescriptorCount() throws -> Int {
         let path = "/proc/\(pid)/fd"
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path) else {
-            throw ClientError("cannot list \(path): the broker is gone")
+            throw TestError("cannot list \(path): the broker is gone")
         }
         return entries.count
     }
@@ -197,7 +198,7 @@ final class ThreadResult<Value: Sendable>: Sendable {
     /// The value, waiting at most `timeout` seconds for it.
     func wait(timeout: Double) throws -> Value {
         guard done.wait(timeout: .now() + timeout) == .success, let result = value.withLock({ $0 }) else {
-            throw ClientError("background reader did not finish within \(timeout) s")
+            throw TestError("background reader did not finish within \(timeout) s")
         }
         return result
     }

@@ -2,6 +2,7 @@
 
 import Foundation
 import MQTTCodec
+import MQTTTestSupport
 
 final class WebSocketClient {
     let socket: RawClient
@@ -41,7 +42,7 @@ final class WebSocketClient {
             guard remaining > 0, let bytes = socket.readBytes(timeout: remaining) else { break }
             wireBuffer += bytes
         }
-        throw ClientError("websocket: no handshake response (got \(wireBuffer.count) bytes)")
+        throw TestError("websocket: no handshake response (got \(wireBuffer.count) bytes)")
     }
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
@@ -69,21 +70,10 @@ final class WebSocketClient {
         return nil
     }
 
-    /// Sends one frame, masked as every client frame must be (RFC 6455 §5.3).
+    /// Sends one frame, masked with a fresh key as every client frame must be (RFC 6455 §5.3).
     func sendFrame(opcode: UInt8, _ payload: [UInt8], fin: Bool = true) throws {
-        var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode]
-        if payload.count < 126 {
-            frame.append(0x80 | UInt8(payload.count))
-        } else if payload.count <= 0xFFFF {
-            frame += [0x80 | 126, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)]
-        } else {
-            frame.append(0x80 | 127)
-            frame += (0..<8).reversed().map { UInt8((UInt64(payload.count) >> (UInt64($0) * 8)) & 0xFF) }
-        }
         let key = (0..<4).map { _ in UInt8.random(in: 0...255) }
-        frame += key
-        frame += payload.enumerated().map { $0.element ^ key[$0.offset % 4] }
-        try socket.send(frame)
+        try socket.send(clientFrame(opcode, payload, fin: fin, mask: key))
     }
 
     func sendBinary(_ payload: [UInt8]) throws {
@@ -93,29 +83,16 @@ final class WebSocketClient {
     /// Parses whole server frames out of `wireBuffer`: data into `stream`, Close noted, Ping answered.
     private func parseFrames() throws {
         for _ in 0..<10_000 {
-            guard wireBuffer.count >= 2 else { return }
-            let opcode = wireBuffer[0] & 0x0F
-            guard wireBuffer[1] & 0x80 == 0 else { throw ClientError("websocket: server frame is masked") }
-            var length = Int(wireBuffer[1] & 0x7F)
-            var offset = 2
-            if length == 126 {
-                guard wireBuffer.count >= 4 else { return }
-                length = Int(wireBuffer[2]) << 8 | Int(wireBuffer[3])
-                offset = 4
-            } else if length == 127 {
-                guard wireBuffer.count >= 10 else { return }
-                length = wireBuffer[2..<10].reduce(0) { $0 << 8 | Int($1) }
-                offset = 10
-            }
-            guard wireBuffer.count >= offset + length else { return }
-            let payload = Array(wireBuffer[offset..<(offset + length)])
-            wireBuffer.removeFirst(offset + length)
-            switch opcode {
+            guard let frame = WebSocketFrames.server(in: wireBuffer) else { return }
+            guard !frame.masked else { throw TestError("websocket: server frame is masked") }
+            wireBuffer.removeFirst(frame.length)
+            let payload = frame.payload
+            switch frame.opcode {
             case 0x0, 0x2: stream += payload
             case 0x8: receivedClose = true
             case 0x9: try? sendFrame(opcode: 0xA, payload)
             case 0xA: break
-            default: throw ClientError("websocket: server sent opcode \(opcode)")
+            default: throw TestError("websocket: server sent opcode \(frame.opcode)")
             }
         }
     }
@@ -139,7 +116,7 @@ final class WebSocketClient {
 
     func readPacket(timeout: Double = 5) throws -> Packet {
         guard let frame = try readFrame(timeout: timeout) else {
-            throw ClientError(
+            throw TestError(
                 "websocket: " + (receivedClose || socket.isClosed ? "closed" : "no packet within \(timeout) s"))
         }
         return try frame.decode()
@@ -148,8 +125,8 @@ final class WebSocketClient {
     /// Waits for the server to end the connection (a Close frame or EOF) with no MQTT packet before it.
     func expectClosed(timeout: Double = 5) throws {
         if let frame = try readFrame(timeout: timeout) {
-            throw ClientError("websocket: expected a close, received \(frame)")
+            throw TestError("websocket: expected a close, received \(frame)")
         }
-        guard receivedClose || socket.isClosed else { throw ClientError("websocket: still open after \(timeout) s") }
+        guard receivedClose || socket.isClosed else { throw TestError("websocket: still open after \(timeout) s") }
     }
 }

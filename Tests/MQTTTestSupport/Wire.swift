@@ -1,25 +1,25 @@
-// Hand-made MQTT 3.1.1 packet bytes (§2, §3) for the black-box tests, valid and deliberately malformed.
+// Hand-made MQTT 3.1.1 packet bytes (§2, §3) for tests that speak to a broker, valid and deliberately malformed.
 //
-// The tests build their own bytes rather than go through the codec under test: a broker must be judged by the
-// wire, and the malformed cases cannot be expressed through a validating encoder anyway.
+// The black-box tests build their own bytes rather than go through the codec under test: a broker must be judged by
+// the wire, and the malformed cases cannot be expressed through a validating encoder anyway.
 
 import MQTTCodec
 
 /// A Will as the tests send it: raw topic bytes so invalid topics can be sent too.
-struct WillSpec {
-    var topic: [UInt8]
-    var payload: [UInt8]
-    var qos: UInt8 = 0
-    var retain: Bool = false
+public struct WillSpec {
+    public var topic: [UInt8]
+    public var payload: [UInt8]
+    public var qos: UInt8 = 0
+    public var retain: Bool = false
 
-    init(topic: String, payload: [UInt8], qos: UInt8 = 0, retain: Bool = false) {
+    public init(topic: String, payload: [UInt8], qos: UInt8 = 0, retain: Bool = false) {
         self.topic = Array(topic.utf8)
         self.payload = payload
         self.qos = qos
         self.retain = retain
     }
 
-    init(topicBytes: [UInt8], payload: [UInt8], qos: UInt8 = 0, retain: Bool = false) {
+    public init(topicBytes: [UInt8], payload: [UInt8], qos: UInt8 = 0, retain: Bool = false) {
         self.topic = topicBytes
         self.payload = payload
         self.qos = qos
@@ -27,9 +27,9 @@ struct WillSpec {
     }
 }
 
-enum Wire {
+public enum Wire {
     /// The Remaining Length field (§2.2.3): 7 bits per byte, continuation bit 0x80.
-    static func remainingLength(_ value: Int) -> [UInt8] {
+    public static func remainingLength(_ value: Int) -> [UInt8] {
         precondition(value >= 0 && value <= 268_435_455, "remaining length out of range")
         var bytes: [UInt8] = []
         var rest = value
@@ -43,27 +43,27 @@ enum Wire {
     }
 
     /// A fixed header byte followed by the remaining length of `body` and `body` itself.
-    static func frame(_ first: UInt8, _ body: [UInt8]) -> [UInt8] {
+    public static func frame(_ first: UInt8, _ body: [UInt8]) -> [UInt8] {
         [first] + remainingLength(body.count) + body
     }
 
-    static func u16(_ value: UInt16) -> [UInt8] {
+    public static func u16(_ value: UInt16) -> [UInt8] {
         [UInt8(value >> 8), UInt8(value & 0xFF)]
     }
 
     /// A length-prefixed string or binary field (§1.5.3, §1.5.2).
-    static func string(_ bytes: [UInt8]) -> [UInt8] {
+    public static func string(_ bytes: [UInt8]) -> [UInt8] {
         u16(UInt16(bytes.count)) + bytes
     }
 
-    static func string(_ text: String) -> [UInt8] {
+    public static func string(_ text: String) -> [UInt8] {
         string(Array(text.utf8))
     }
 
     // MARK: CONNECT (§3.1)
 
     /// A CONNECT; `flags` replaces the computed connect-flags byte when a test wants it wrong on purpose.
-    static func connect(
+    public static func connect(
         clientID: [UInt8], clean: Bool = true, keepAlive: UInt16 = 60, will: WillSpec? = nil,
         username: [UInt8]? = nil, password: [UInt8]? = nil, protocolName: String = "MQTT", level: UInt8 = 4,
         flags: UInt8? = nil
@@ -84,7 +84,7 @@ enum Wire {
         return frame(0x10, body)
     }
 
-    static func connect(
+    public static func connect(
         _ clientID: String, clean: Bool = true, keepAlive: UInt16 = 60, will: WillSpec? = nil,
         username: String? = nil, password: String? = nil
     ) -> [UInt8] {
@@ -95,7 +95,7 @@ enum Wire {
 
     // MARK: PUBLISH and its acknowledgements (§3.3 - §3.7)
 
-    static func publish(
+    public static func publish(
         topic: [UInt8], payload: [UInt8], qos: UInt8 = 0, retain: Bool = false, dup: Bool = false,
         id: UInt16? = nil
     ) -> [UInt8] {
@@ -106,22 +106,24 @@ enum Wire {
         return frame(first, body)
     }
 
-    static func publish(
+    public static func publish(
         _ topic: String, _ payload: String, qos: UInt8 = 0, retain: Bool = false, dup: Bool = false,
         id: UInt16? = nil
     ) -> [UInt8] {
         publish(topic: Array(topic.utf8), payload: Array(payload.utf8), qos: qos, retain: retain, dup: dup, id: id)
     }
 
-    static func puback(_ id: UInt16) -> [UInt8] { frame(0x40, u16(id)) }
-    static func pubrec(_ id: UInt16) -> [UInt8] { frame(0x50, u16(id)) }
-    static func pubrel(_ id: UInt16) -> [UInt8] { frame(0x62, u16(id)) }
-    static func pubcomp(_ id: UInt16) -> [UInt8] { frame(0x70, u16(id)) }
+    public static func puback(_ id: UInt16) -> [UInt8] { frame(0x40, u16(id)) }
+    public static func pubrec(_ id: UInt16) -> [UInt8] { frame(0x50, u16(id)) }
+    public static func pubrel(_ id: UInt16) -> [UInt8] { frame(0x62, u16(id)) }
+    public static func pubcomp(_ id: UInt16) -> [UInt8] { frame(0x70, u16(id)) }
 
     // MARK: SUBSCRIBE / UNSUBSCRIBE (§3.8, §3.10)
 
     /// A SUBSCRIBE; the requested-QoS byte is sent as given, so reserved bits can be set on purpose.
-    static func subscribe(id: UInt16, _ requests: [(filter: [UInt8], qos: UInt8)], first: UInt8 = 0x82) -> [UInt8] {
+    public static func subscribe(id: UInt16, _ requests: [(filter: [UInt8], qos: UInt8)], first: UInt8 = 0x82)
+        -> [UInt8]
+    {
         var body = u16(id)
         for request in requests {
             body += string(request.filter) + [request.qos]
@@ -129,37 +131,37 @@ enum Wire {
         return frame(first, body)
     }
 
-    static func subscribe(id: UInt16, _ filter: String, qos: UInt8) -> [UInt8] {
+    public static func subscribe(id: UInt16, _ filter: String, qos: UInt8) -> [UInt8] {
         subscribe(id: id, [(Array(filter.utf8), qos)])
     }
 
-    static func unsubscribe(id: UInt16, _ filters: [[UInt8]], first: UInt8 = 0xA2) -> [UInt8] {
+    public static func unsubscribe(id: UInt16, _ filters: [[UInt8]], first: UInt8 = 0xA2) -> [UInt8] {
         var body = u16(id)
         for filter in filters { body += string(filter) }
         return frame(first, body)
     }
 
-    static func unsubscribe(id: UInt16, _ filters: String...) -> [UInt8] {
+    public static func unsubscribe(id: UInt16, _ filters: String...) -> [UInt8] {
         unsubscribe(id: id, filters.map { Array($0.utf8) })
     }
 
-    static let pingreq: [UInt8] = [0xC0, 0x00]
-    static let disconnect: [UInt8] = [0xE0, 0x00]
+    public static let pingreq: [UInt8] = [0xC0, 0x00]
+    public static let disconnect: [UInt8] = [0xE0, 0x00]
 }
 
 /// One whole packet as it arrived from the broker: its exact bytes, split into fixed header and body.
-struct Frame: CustomStringConvertible {
-    let bytes: [UInt8]
-    let bodyStart: Int
+public struct Frame: CustomStringConvertible {
+    public let bytes: [UInt8]
+    public let bodyStart: Int
 
-    var first: UInt8 { bytes[0] }
-    var typeCode: UInt8 { bytes[0] >> 4 }
-    var flags: UInt8 { bytes[0] & 0x0F }
-    var body: ArraySlice<UInt8> { bytes[bodyStart...] }
+    public var first: UInt8 { bytes[0] }
+    public var typeCode: UInt8 { bytes[0] >> 4 }
+    public var flags: UInt8 { bytes[0] & 0x0F }
+    public var body: ArraySlice<UInt8> { bytes[bodyStart...] }
 
     /// Slices the first whole frame off the front of `buffer`; nil while the frame is incomplete.
     /// Throws when the remaining length would need a fifth byte, which no broker may send (§2.2.3).
-    static func slice(from buffer: [UInt8]) throws(WireError) -> Frame? {
+    public static func slice(from buffer: [UInt8]) throws(WireError) -> Frame? {
         guard buffer.count >= 2 else { return nil }
         var length = 0
         var multiplier = 1
@@ -180,7 +182,7 @@ struct Frame: CustomStringConvertible {
     /// The packet decoded by the codec's strict decoder (Table 2.2 flags, CONNACK reserved bits, SUBACK codes
     /// [MQTT-2.2.2-1] [MQTT-3.9.3-2]); throws if the broker sent bytes it must not send, including packet types
     /// that only clients send.
-    func decode() throws(WireError) -> Packet {
+    public func decode() throws(WireError) -> Packet {
         let decoded: (packet: Packet, consumed: Int)?
         do {
             decoded = try bytes.withUnsafeBytes { raw throws(DecodeError) in try FrameDecoder().decode(raw) }
@@ -196,7 +198,7 @@ struct Frame: CustomStringConvertible {
         }
     }
 
-    var description: String {
+    public var description: String {
         let hex = bytes.prefix(48).map { byte in
             let digits = String(byte, radix: 16)
             return digits.count == 1 ? "0" + digits : digits
@@ -206,21 +208,21 @@ struct Frame: CustomStringConvertible {
     }
 }
 
-struct WireError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct WireError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 extension Packet {
     /// The PUBLISH inside, or nil for any other packet.
-    var publish: Publish? {
+    public var publish: Publish? {
         if case .publish(let publish) = self { return publish }
         return nil
     }
 }
 
 extension Publish {
-    var topicString: String { String(decoding: topic.bytes, as: UTF8.self) }
-    var payloadString: String { String(decoding: payload, as: UTF8.self) }
-    var id: UInt16 { packetID?.rawValue ?? 0 }
+    public var topicString: String { String(decoding: topic.bytes, as: UTF8.self) }
+    public var payloadString: String { String(decoding: payload, as: UTF8.self) }
+    public var id: UInt16 { packetID?.rawValue ?? 0 }
 }
