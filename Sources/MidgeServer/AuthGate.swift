@@ -42,7 +42,7 @@ final class AuthGate: Sendable {
     let coreAuthenticator: VerdictAuthenticator
     private let secret: [UInt8]
     private let queue = DispatchQueue(label: "midge.auth")
-    private let state = Mutex(GateState())
+    private let state = LoopLocked(GateState())
     private let inboxes: [VerdictInbox]
     private let handles: [LoopHandle]
     private let logger: Logger
@@ -154,7 +154,7 @@ final class AuthGate: Sendable {
 
 /// One loop's verdicts waiting to be taken.
 private final class VerdictInbox: Sendable {
-    let verdicts = Mutex<[AuthVerdict]>([])
+    let verdicts = LoopLocked<[AuthVerdict]>([])
 }
 
 /// The authenticator the core calls: it reads the verdict the gate sealed into the password.
