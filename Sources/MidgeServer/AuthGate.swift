@@ -39,7 +39,7 @@ final class AuthGate: Sendable {
     /// False when the authenticator answers without work (`AllowAll`): the loop asks it directly.
     let checksOffLoop: Bool
     private let queue = DispatchQueue(label: "midge.auth")
-    private let state = Mutex(GateState())
+    private let state = LoopLocked(GateState())
     private let inboxes: [VerdictInbox]
     private let handles: [LoopHandle]
     private let logger: Logger
@@ -140,5 +140,5 @@ final class AuthGate: Sendable {
 
 /// One loop's verdicts waiting to be taken.
 private final class VerdictInbox: Sendable {
-    let verdicts = Mutex<[AdmissionVerdict]>([])
+    let verdicts = LoopLocked<[AdmissionVerdict]>([])
 }

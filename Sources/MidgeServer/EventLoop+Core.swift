@@ -8,6 +8,7 @@ extension EventLoop {
     /// While this loop runs the core it is called at once; otherwise the event joins this turn's batch, run at
     /// the end of the turn (see `runCoreIfFree`) or handed to loop 0.
     func report(_ event: CoreEvent) {
+        assertOwned()
         if runningCore {
             coreReceive(event)
         } else {
@@ -19,6 +20,8 @@ extension EventLoop {
     /// Under the core's lock: one event into the core (`Broker.run`, the drivers' one entry), its actions out to
     /// their connections' loops. The run's records go to the log once, in `endCoreRun`.
     func coreReceive(_ event: CoreEvent) {
+        assertOwned()
+        assertRunsCore()
         guard let broker else { return }
         broker.run(event, now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &coreActions)
         routeCoreActions()
@@ -46,6 +49,7 @@ extension EventLoop {
     /// which keeps every connection's packets FIFO [MQTT-4.6.0-6]. Actions are moved, never copied: a copy of a
     /// PUBLISH action is an atomic retain and release of its message, often on another core's cache line.
     func routeCoreActions() {
+        assertRunsCore()
         if !coreActions.isEmpty {
             let target = coreActions[0].connection.loop
             if target != index && target < actionsForLoops.count && actionsForLoops[target].isEmpty
@@ -79,6 +83,7 @@ extension EventLoop {
     }
 
     func processMailbox() {
+        assertOwned()
         handle.take(into: &spare)
         // Actions first: they come from earlier runs of the core than anything this turn produces.
         spare.actions.visit { apply($0) }
@@ -162,6 +167,7 @@ extension EventLoop {
     /// Under the core's lock: the run's actions for other loops' connections to their mailboxes, in core order,
     /// since no other run can come between; a few for a loop that sleeps are carried out here instead.
     func postCoreActions() {
+        assertRunsCore()
         for target in actionsForLoops.indices where target != index {
             guard !actionsForLoops[target].isEmpty || !readingChangesForLoops[target].isEmpty else { continue }
             let handle = server.handles[target]

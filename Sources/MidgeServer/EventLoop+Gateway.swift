@@ -6,8 +6,8 @@ import MidgeCore
 import Synchronization
 
 /// Requests for a loop from other threads: the hub's (it runs on whatever loop recorded a message) and the bridges'
-/// (their connections, made on loop 0). Delivered like auth verdicts: behind a mutex, with an eventfd write when
-/// there were none.
+/// (their connections, made on loop 0). Delivered like auth verdicts: behind a `LoopLocked`, with an eventfd write
+/// when there were none.
 final class LoopGatewayHost: GatewayHubHost {
     /// One loop's requests. Wake-ups are a set: a busy topic wakes a subscriber once per turn, not once per message.
     struct Requests {
@@ -18,7 +18,7 @@ final class LoopGatewayHost: GatewayHubHost {
     }
 
     private final class Inbox: Sendable {
-        let requests = Mutex(Requests())
+        let requests = LoopLocked(Requests())
     }
 
     private let inboxes: [Inbox]

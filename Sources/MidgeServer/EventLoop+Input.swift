@@ -7,6 +7,7 @@ import MidgeCore
 
 extension EventLoop {
     func handleIO(_ connection: Connection, events: UInt32) {
+        assertOwned()
         if events & CLINUX_EPOLLOUT != 0 && connection.state != .closing {
             if let failure = flush(connection) {
                 connectionLost(connection, reason: .connectionLost(failure))

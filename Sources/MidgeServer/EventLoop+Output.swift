@@ -9,6 +9,7 @@ extension EventLoop {
     /// Carries out one of the core's actions for a connection of this loop. One flat pattern per case: matching
     /// the outbound packet in a nested switch made the compiler copy the whole action first.
     func apply(_ action: borrowing Action) {
+        assertOwned()
         switch action {
         case .send(let id, .publish(let delivery)):
             guard let connection = connections[id], connection.state != .closing else { return }
@@ -37,6 +38,7 @@ extension EventLoop {
 
     /// Carries out one of the core's pauses or resumes for a connection of this loop.
     func apply(_ change: ReadingChange) {
+        assertOwned()
         switch change {
         case .pause(let id):
             guard let connection = connections[id] else { return }
@@ -59,6 +61,7 @@ extension EventLoop {
     }
 
     func markDirty(_ connection: Connection) {
+        assertOwned()
         guard !connection.isDirty else { return }
         connection.isDirty = true
         dirty.append(connection)
@@ -170,6 +173,7 @@ extension EventLoop {
 
     /// The end of a turn's writing: every dirty connection is flushed once, and closed if it is closing.
     func flushDirtyConnections() {
+        assertOwned()
         // Index loop: flushing can fail, and reporting that to the core (on loop 0) can dirty more connections.
         var position = 0
         while position < dirty.count {
@@ -190,6 +194,7 @@ extension EventLoop {
 
     /// The fd leaves the epoll set by itself when closed (it is never duplicated).
     func close(_ connection: Connection) {
+        assertOwned()
         guard connections.remove(connection.id) else { return }
         forget(connection)
         Syscall.close(connection.fd)

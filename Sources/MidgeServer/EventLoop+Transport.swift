@@ -22,9 +22,25 @@ struct TransportFollowUp {
     var close: CloseReason?
 }
 
-/// One loop's transports, by `ConnectionID.rawValue`. Only connections with `hasTransport` have an entry.
+/// One loop's transports, by `ConnectionID.rawValue`. Only connections with `hasTransport` have an entry. Confined to
+/// its loop, and the transports with it: every way to a transport goes through `slots`, which debug builds check
+/// (see `LoopOwner`).
 struct TransportTable {
-    var slots: [UInt64: TransportSlot] = [:]
+    var slots: [UInt64: TransportSlot] {
+        _read {
+            assertOwned()
+            yield storedSlots
+        }
+        _modify {
+            assertOwned()
+            yield &storedSlots
+        }
+    }
+    private var storedSlots: [UInt64: TransportSlot] = [:]
+    #if DEBUG
+    /// The loop's owner, set by the loop as it starts; nil (unchecked) for a table no loop holds.
+    var owner: LoopOwner?
+    #endif
     /// The MQTT bytes a transport produced from one read, reused between reads.
     var scratch: [UInt8] = []
     /// MQTT output taken out of a connection's buffer on its way through `send`, reused.
@@ -37,6 +53,20 @@ struct TransportTable {
     var countedBy: [UInt64: ListenerRuntime] = [:]
 
     static let tickInterval: Int64 = 1_000_000_000
+
+    /// Whether the current thread may touch the table and its transports now; always true in release builds.
+    var isOwnedByCurrentThread: Bool {
+        #if DEBUG
+        owner?.isCurrentThreadAllowed ?? true
+        #else
+        true
+        #endif
+    }
+
+    @inline(__always)
+    private func assertOwned() {
+        assert(isOwnedByCurrentThread, "a loop's transports touched off its thread")
+    }
 }
 
 extension EventLoop {

@@ -107,6 +107,12 @@ final class EventLoop {
             settings: server.settings, listeners: server.listenerOfGroup, now: Syscall.monotonicNanoseconds())
         self.readingChangesForLoops = Array(repeating: [], count: server.handles.count)
         self.sharedCore = server.core
+        // This runs on the loop's own thread: from here on only it, or a holder of its turn lock, touches the loop.
+        handle.owner.claim()
+        #if DEBUG
+        transports.owner = handle.owner
+        bridgeTable.owner = handle.owner
+        #endif
         if index == 0 {
             let logger = server.logger
             let settings = server.settings
@@ -177,6 +183,7 @@ final class EventLoop {
     }
 
     private func turn(_ events: UnsafeMutableBufferPointer<epoll_event>.SubSequence) {
+        assertOwned()
         let woken = events.contains { $0.data.u64 == Self.wakeToken }
         // The eventfd before the mailbox: anything posted from now on finds an empty mailbox and wakes us again.
         if woken { Syscall.drainEventFD(handle.wakeFD) }
@@ -224,6 +231,7 @@ final class EventLoop {
     // MARK: Accepting
 
     func acceptConnections(listener: Int) {
+        assertOwned()
         guard !stopping, acceptPausedUntil == nil else { return }
         let (listenFD, port) = handle.listeners[listener]
         for _ in 0..<Self.maxAcceptsPerWakeup {
@@ -347,6 +355,7 @@ final class EventLoop {
     /// Stop accepting; every connection ends with `.serverShutdown` (no Wills); loops 1… tell loop 0 they are
     /// done in the same batch as their last events, and loop 0 finishes once all of them have.
     func beginShutdown() {
+        assertOwned()
         stopping = true
         for listener in handle.listeners { Syscall.close(listener.fd) }
         for connection in connections.all where connection.state != .closing {

@@ -65,12 +65,12 @@ final class GatewayHub: Sendable {
 
     let linger: Int64
     let maxQoS: QoS
-    private let state: Mutex<State>
+    private let state: LoopLocked<State>
 
     init(limits: TopicHistoryLimits, maxQoS: QoS, firstID: UInt64 = 0) {
         var history = TopicHistory(limits: limits)
         history.continueAbove(firstID)
-        state = Mutex(State(history: history))
+        state = LoopLocked(State(history: history))
         linger = Int64(limits.maxAgeSeconds) * 1_000_000_000
         self.maxQoS = maxQoS
     }

@@ -86,13 +86,13 @@ public final class Logger: Sendable {
     /// `log_type`, replaceable on SIGHUP: an atomic so the per-line check stays one load and a bit test.
     private let typeBits: Atomic<UInt8>
     /// How lines are written, replaceable on SIGHUP; read under the same lock that keeps lines whole.
-    private let format: Mutex<LogFormat>
+    private let format: LoopLocked<LogFormat>
     /// Open outputs; empty for a logger that hands lines to a sink instead.
-    private let outputs: Mutex<[Output]>
+    private let outputs: LoopLocked<[Output]>
     /// Every finished line, for tests and embedding.
     private let sink: (@Sendable (String) -> Void)?
     /// `log_dest topic`: set once the server runs; takes the topic and the line.
-    private let topicSink = Mutex<(@Sendable (String, String) -> Void)?>(nil)
+    private let topicSink = LoopLocked<(@Sendable (String, String) -> Void)?>(nil)
     /// Whether `log_dest topic` was asked for.
     public let publishesToTopic: Bool
 
@@ -129,8 +129,8 @@ public final class Logger: Sendable {
         self.typeBits = Atomic(types.rawValue)
         var format = format
         format.timestamps = timestamps
-        self.format = Mutex(format)
-        self.outputs = Mutex(opened)
+        self.format = LoopLocked(format)
+        self.outputs = LoopLocked(opened)
         self.sink = nil
         self.publishesToTopic = destinations.contains(.topic)
     }
@@ -143,8 +143,8 @@ public final class Logger: Sendable {
         self.typeBits = Atomic(types.rawValue)
         var format = format
         format.timestamps = timestamps
-        self.format = Mutex(format)
-        self.outputs = Mutex([])
+        self.format = LoopLocked(format)
+        self.outputs = LoopLocked([])
         self.sink = sink
         self.publishesToTopic = false
     }

@@ -128,15 +128,30 @@ final class LoopHandle: Sendable {
     let awaitsCoreDrain = Atomic<Bool>(false)
     /// Held by the loop's thread for each of its turns, and free while it waits in `epoll_wait`; whoever holds
     /// it may touch `loop` (see `EventLoop.deliverWhileAsleep`).
-    let turnLock = LoopLock()
+    let turnLock: LoopLock
+    /// Who may touch the loop's state: its thread, or the holder of `turnLock` (checked in debug builds).
+    let owner: LoopOwner
     /// The loop, from its start to its end; read and written only under `turnLock`.
-    nonisolated(unsafe) var loop: EventLoop?
+    var loop: EventLoop? {
+        get {
+            assert(turnLock.isHeldByCurrentThread, "loop \(index)'s handle read without its turn lock")
+            return storedLoop
+        }
+        set {
+            assert(turnLock.isHeldByCurrentThread, "loop \(index)'s handle set without its turn lock")
+            storedLoop = newValue
+        }
+    }
+    nonisolated(unsafe) private var storedLoop: EventLoop?
 
     init(index: Int, epollFD: Int32, wakeFD: Int32, listeners: [(fd: Int32, port: UInt16)]) {
         self.index = index
         self.epollFD = epollFD
         self.wakeFD = wakeFD
         self.listeners = listeners
+        let turnLock = LoopLock()
+        self.turnLock = turnLock
+        owner = LoopOwner(turnLock: turnLock)
     }
 
     /// Adds to the mailbox under the lock. The eventfd write (~350 ns) happens only when the mailbox was

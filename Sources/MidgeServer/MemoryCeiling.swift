@@ -18,7 +18,7 @@ final class MemoryCeiling: Sendable {
     let reached = Atomic<Bool>(false)
     /// Times a reading found the limit passed after being below it.
     let episodes = Atomic<UInt64>(0)
-    private let state = Mutex(SamplingState())
+    private let state = LoopLocked(SamplingState())
 
     static let relaxedInterval: Int64 = 100_000_000
     static let closeInterval: Int64 = 2_000_000

@@ -204,7 +204,7 @@ final class ServerMetrics: Sendable {
     private let counters: [LoopCounters]
     let gateway = GatewayCounters()
     /// The core's numbers as of loop 0's latest snapshot.
-    let core = Mutex(CoreSnapshot())
+    let core = LoopLocked(CoreSnapshot())
     /// Monotonic nanoseconds at start, for uptime.
     let startedAt: Int64
     /// Seconds between `$SYS` updates; 0 publishes none (the metrics snapshot is still taken).
@@ -215,7 +215,7 @@ final class ServerMetrics: Sendable {
     /// `memory_limit` and the latest resident-size reading.
     let memory: MemoryCeiling
     /// Each bridge's counters, by name; set once at start.
-    let bridges = Mutex<[(name: String, counters: BridgeCounters)]>([])
+    let bridges = LoopLocked<[(name: String, counters: BridgeCounters)]>([])
 
     init(loopCount: Int, sysInterval: Int, startedAt: Int64, memoryLimit: Int = 0) {
         memory = MemoryCeiling(limit: memoryLimit)

@@ -129,7 +129,7 @@ final class ServerState: Sendable {
     /// The broker core, run by whichever loop holds its lock.
     let core = SharedCore()
     /// `log_dest topic`: log lines waiting for loop 0 to publish them on `$SYS/broker/log/…` (see `SysTopics`).
-    let pendingLogMessages = Mutex<[(topic: String, line: String)]>([])
+    let pendingLogMessages = LoopLocked<[(topic: String, line: String)]>([])
     /// Lines beyond this wait are dropped: a log storm must not grow memory while loop 0 is busy.
     static let pendingLogLimit = 10_000
     /// Wake-ups and recorder starts for the HTTP gateways' hubs, and the bridges' connections for loop 0.
@@ -166,7 +166,7 @@ final class ServerState: Sendable {
 public final class Server: Sendable {
     public let listeners: [BoundListener]
     private let state: ServerState
-    private let threads = Mutex<[pthread_t]>([])
+    private let threads = LoopLocked<[pthread_t]>([])
 
     private init(listeners: [BoundListener], state: ServerState) {
         self.listeners = listeners

@@ -86,7 +86,7 @@ final class StoreShared: Sendable {
         var closing = false
     }
 
-    let pending = Mutex(Pending())
+    let pending = StoreLocked(Pending())
     let wake = DispatchSemaphore(value: 0)
     let healthy = Atomic<Bool>(true)
     let appends = Atomic<Int>(0)

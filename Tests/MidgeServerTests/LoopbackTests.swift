@@ -5,7 +5,6 @@ import Glibc
 import MQTTCodec
 import MQTTTestSupport
 import MidgeCore
-import Synchronization
 import XCTest
 
 @testable import MidgeServer
@@ -152,7 +151,7 @@ final class LoopbackTests: XCTestCase {
         let total = 200
         let filler = [UInt8](repeating: 0xCD, count: 256 * 1024)
         let finished = DispatchGroup()
-        let outcome = Mutex<String?>("publisher did not finish")
+        let outcome = LoopLocked<String?>("publisher did not finish")
         // Only the background thread touches the publisher from here on.
         let sender = publisher
         let messages = (0..<total).map { bytes($0) + filler }
@@ -240,7 +239,7 @@ final class LoopbackTests: XCTestCase {
                 packetID: PacketID(UInt16(sequence % 60_000 + 1)))
             Packet.publish(publish).encode(into: &wire)
         }
-        let outcomes = Mutex<[String]>([])
+        let outcomes = LoopLocked<[String]>([])
         let group = DispatchGroup()
         let sender = publisher
         let stream = wire

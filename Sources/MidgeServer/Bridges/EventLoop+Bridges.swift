@@ -15,9 +15,48 @@ enum BridgeRequest {
 }
 
 /// Loop 0's view of its bridges: the connection each one has now, and the notification last published for it.
+/// Confined to loop 0 like the rest of its state; debug builds check every access (see `LoopOwner`).
 struct BridgeTable {
-    var connections: [ObjectIdentifier: ConnectionID] = [:]
-    var notified: [ObjectIdentifier: Bool] = [:]
+    var connections: [ObjectIdentifier: ConnectionID] {
+        _read {
+            assertOwned()
+            yield storedConnections
+        }
+        _modify {
+            assertOwned()
+            yield &storedConnections
+        }
+    }
+    var notified: [ObjectIdentifier: Bool] {
+        _read {
+            assertOwned()
+            yield storedNotified
+        }
+        _modify {
+            assertOwned()
+            yield &storedNotified
+        }
+    }
+    private var storedConnections: [ObjectIdentifier: ConnectionID] = [:]
+    private var storedNotified: [ObjectIdentifier: Bool] = [:]
+    #if DEBUG
+    /// Loop 0's owner, set by the loop as it starts; nil (unchecked) for a table no loop holds.
+    var owner: LoopOwner?
+    #endif
+
+    /// Whether the current thread may touch the table now; always true in release builds.
+    var isOwnedByCurrentThread: Bool {
+        #if DEBUG
+        owner?.isCurrentThreadAllowed ?? true
+        #else
+        true
+        #endif
+    }
+
+    @inline(__always)
+    private func assertOwned() {
+        assert(isOwnedByCurrentThread, "loop 0's bridge table touched off its thread")
+    }
 }
 
 extension LoopGatewayHost: BridgeHost {
@@ -30,6 +69,7 @@ extension LoopGatewayHost: BridgeHost {
 
 extension EventLoop {
     func serveBridgeRequests(_ requests: [BridgeRequest]) {
+        assertOwned()
         for request in requests {
             switch request {
             case .adopt(let socket): adoptBridgeSocket(socket)
@@ -111,6 +151,7 @@ extension EventLoop {
     /// At loop 0's tick: each bridge's waiting messages for `/metrics`, lazy bridges started above their threshold,
     /// and `1`/`0` on the notification topic whenever the connection state changed (a `0` first, as mosquitto).
     func tickBridges(_ broker: Broker) {
+        assertRunsCore()
         for bridge in server.bridges {
             let key = ObjectIdentifier(bridge)
             let pending = broker.pendingMessageCount(clientID: bridge.localClientID) ?? 0
