@@ -51,7 +51,8 @@ let package = Package(
         // The tests' one raw MQTT client over loopback TCP, hand-made packet bytes, WebSocket frames and bounded waits.
         .target(name: "MQTTTestSupport", dependencies: ["MQTTCodec"], path: "Tests/MQTTTestSupport"),
         .testTarget(name: "MidgeAuthTests", dependencies: ["MidgeAuth", "MidgeCore", "MQTTCodec", "MQTTTestSupport"]),
-        .testTarget(name: "MidgeStoreTests", dependencies: ["MidgeStore", "MidgeRecords", "MQTTCodec", "MQTTTestSupport"]),
+        .testTarget(
+            name: "MidgeStoreTests", dependencies: ["MidgeStore", "MidgeRecords", "MQTTCodec", "MQTTTestSupport"]),
         // nghttp2's client session, for tests that hold the gateway's HTTP/2 against an independent implementation.
         .target(name: "HTTP2TestSupport", dependencies: ["CNGHTTP2"], path: "Tests/HTTP2TestSupport"),
         .testTarget(

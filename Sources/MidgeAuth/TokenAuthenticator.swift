@@ -3,8 +3,8 @@
 import Glibc
 import MQTTCodec
 import MidgeCore
-import Synchronization
 import MidgeText
+import Synchronization
 
 /// A token verifier that cannot be built: a short HS256 secret or an unusable public key.
 public struct TokenError: Error, CustomStringConvertible, Equatable, Sendable {

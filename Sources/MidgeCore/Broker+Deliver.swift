@@ -222,7 +222,9 @@ extension Broker {
             flows.droppedInEpisode &+= 1
             if !flows.isDropping {
                 flows.isDropping = true
-                log(.notice, "Outgoing messages are being dropped for client \(session.clientID): memory_limit reached.")
+                log(
+                    .notice, "Outgoing messages are being dropped for client \(session.clientID): memory_limit reached."
+                )
             }
             return false
         }

@@ -57,7 +57,8 @@ public final class Broker {
         self.controlHandler = controlHandler
         controlResponseTopic = controlHandler.flatMap { TopicName(bytes: $0.topic.bytes + Array("/response".utf8)) }
         let brokerWide = ListenerSecurity(
-            allowAnonymous: configuration.allowAnonymous, allowZeroLengthClientID: configuration.allowZeroLengthClientID,
+            allowAnonymous: configuration.allowAnonymous,
+            allowZeroLengthClientID: configuration.allowZeroLengthClientID,
             autoIDPrefix: configuration.autoIDPrefix, accessControl: accessControl,
             asksAdmission: asksAdmission)
         securityProfiles = [brokerWide] + listenerSecurity
@@ -266,7 +267,8 @@ enum ProtocolViolation {
         case .secondConnect: .protocolError("second CONNECT")
         case .serverOnlyPacket(let type): .protocolError("\(type) sent by a client")
         case .qosAboveMaximum(let qos): .protocolError("PUBLISH with QoS \(qos.rawValue) above max_qos")
-        case .topicTooDeep(let type, let levels): .protocolError("\(type) topic of \(levels) levels, above max_topic_levels")
+        case .topicTooDeep(let type, let levels):
+            .protocolError("\(type) topic of \(levels) levels, above max_topic_levels")
         case .wrongAcknowledgement(let type, let qos):
             .protocolError("\(String(describing: type).uppercased()) for a QoS \(qos.rawValue) delivery")
         case .retainUnavailable: .protocolError("retained PUBLISH while retain_available is false")

@@ -29,7 +29,9 @@ struct SubscriberSet {
         }
         if !positions.isEmpty || entries.count + 1 >= Self.indexedFrom {
             if positions.isEmpty {
-                for (index, entry) in entries.enumerated() { positions[entry.session.takeUnretainedValue().serial] = index }
+                for (index, entry) in entries.enumerated() {
+                    positions[entry.session.takeUnretainedValue().serial] = index
+                }
             }
             positions[session.serial] = entries.count
         }

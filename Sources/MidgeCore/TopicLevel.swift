@@ -85,7 +85,8 @@ extension TopicName {
     var isReservedForBroker: Bool {
         guard isSysTopic else { return false }
         let levels = bytes.split(separator: TopicLevels.separator, omittingEmptySubsequences: false)
-        return !(levels.count == 5 && levels[1].elementsEqual("broker".utf8)
+        return
+            !(levels.count == 5 && levels[1].elementsEqual("broker".utf8)
             && levels[2].elementsEqual("connection".utf8) && levels[4].elementsEqual("state".utf8))
     }
 }

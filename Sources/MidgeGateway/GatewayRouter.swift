@@ -238,7 +238,8 @@ public struct GatewayRouter: Sendable {
                 // Valid MQTT, but almost always `a/#` with the `#` taken for the URL's fragment and cut off.
                 let shown = JSONText.string(String(decoding: value, as: UTF8.self))
                 throw RouteError(
-                    .badRequest, "topic filter \(shown) ends in /: a # in a URL must be written %23 "
+                    .badRequest,
+                    "topic filter \(shown) ends in /: a # in a URL must be written %23 "
                         + "(an unescaped # starts the fragment, which clients do not send)")
             }
             guard let filter = TopicFilter(bytes: value) else {

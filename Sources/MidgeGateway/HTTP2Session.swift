@@ -287,8 +287,10 @@ public final class HTTP2Session {
         stream.announced = true
         events.append(
             .request(
-                stream: id, HTTPRequest(method: method, target: path, version: .http11, headers: headers,
-                                        body: stream.body)))
+                stream: id,
+                HTTPRequest(
+                    method: method, target: path, version: .http11, headers: headers,
+                    body: stream.body)))
         stream.body = []
     }
 
@@ -357,7 +359,8 @@ public final class HTTP2Session {
             guard let frame, let owner = HTTP2Session.owner(userData),
                 UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue, frame.pointee.goaway.error_code != 0
             else { return 0 }
-            owner.protocolError = owner.protocolError
+            owner.protocolError =
+                owner.protocolError
                 ?? String(cString: nghttp2_http2_strerror(frame.pointee.goaway.error_code))
             return 0
         }

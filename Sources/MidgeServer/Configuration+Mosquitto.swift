@@ -30,8 +30,10 @@ public enum SocketDomain: String, Sendable, Equatable {
 extension Configuration {
     /// mosquitto keys that have no effect in Midge, and why: accepted with that one warning line.
     public static let mootKeys: [String: String] = [
-        "autosave_interval": "Midge writes every change to its write-ahead log as it happens; there is no periodic save",
-        "autosave_on_changes": "Midge writes every change to its write-ahead log as it happens; there is no periodic save",
+        "autosave_interval":
+            "Midge writes every change to its write-ahead log as it happens; there is no periodic save",
+        "autosave_on_changes":
+            "Midge writes every change to its write-ahead log as it happens; there is no periodic save",
         "persistence_file": "Midge's store is a set of files in persistence_location, not one named file",
         "set_tcp_nodelay": "Midge always sets TCP_NODELAY on client connections",
         "allow_duplicate_messages": "deprecated by mosquitto 2.0; Midge sends one copy per client, at the highest "
@@ -117,7 +119,9 @@ extension Parser {
             ConfigError(fileName: fileName, line: line, key: "include_dir", message: message)
         }
         guard let files else { throw fail("include_dir is only read from configuration files") }
-        guard includeDepth < 8 else { throw fail("include_dir nested more than 8 deep (a directory including itself?)") }
+        guard includeDepth < 8 else {
+            throw fail("include_dir nested more than 8 deep (a directory including itself?)")
+        }
         guard let names = files.entries(ofDirectory: directory) else {
             throw fail("unable to open the directory \(directory); create it or remove the line")
         }
@@ -129,7 +133,9 @@ extension Parser {
             fileName = outer
         }
         // Byte order, like mosquitto's strcmp-sorted scandir.
-        for name in names.filter({ $0.hasSuffix(".conf") }).sorted(by: { Array($0.utf8).lexicographicallyPrecedes($1.utf8) }) {
+        for name in names.filter({ $0.hasSuffix(".conf") }).sorted(by: {
+            Array($0.utf8).lexicographicallyPrecedes($1.utf8)
+        }) {
             let path = base + name
             guard let text = files.text(ofFile: path) else {
                 throw fail("unable to read \(path); fix its permissions or remove it")

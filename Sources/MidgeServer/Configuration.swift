@@ -121,29 +121,34 @@ public struct Configuration: Sendable {
     public func effectiveListeners(commandLinePorts: [UInt16]) -> [ListenerConfiguration] {
         if !listeners.isEmpty { return listeners }
         return (commandLinePorts.isEmpty ? [1883] : commandLinePorts).flatMap { port in
-            [ListenerConfiguration(port: port, address: .loopbackIPv4),
-             ListenerConfiguration(port: port, address: .loopbackIPv6)]
+            [
+                ListenerConfiguration(port: port, address: .loopbackIPv4),
+                ListenerConfiguration(port: port, address: .loopbackIPv6),
+            ]
         }
     }
 
     /// Every key the parser reads; `broker.conf.example` documents each of them.
-    public static let supportedKeys: [String] = [
-        "listener", "port", "bind_address", "threads", "connect_timeout", "allow_anonymous", "max_connections",
-        "message_size_limit", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
-        "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix",
-        "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
-        "jwt_hs256_secret_file", "jwt_rs256_public_key", "jwt_issuer", "jwt_audience",
-        "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
-        "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath", "tls_version", "ciphers",
-        "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
-        "crlfile", "use_subject_as_username", "psk_hint", "psk_file",
-        "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
-        "retained_messages_max", "retained_bytes_max", "memory_limit", "mount_point", "use_username_as_clientid",
-        "clientid_prefixes",
-        "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format", "log_facility",
-        "connection_messages", "per_listener_settings", "check_retain_source", "upgrade_outgoing_qos",
-        "max_inflight_bytes", "plugin", "plugin_opt_config_file",
-    ] + HTTPListenerSettings.keys + Configuration.bridgeKeys
+    public static let supportedKeys: [String] =
+        [
+            "listener", "port", "bind_address", "threads", "connect_timeout", "allow_anonymous", "max_connections",
+            "message_size_limit", "max_packet_size", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
+            "queue_full_policy", "queue_qos0_messages", "max_keepalive", "allow_zero_length_clientid", "auto_id_prefix",
+            "retain_available", "max_qos", "log_type", "log_dest", "log_timestamp", "password_file", "acl_file",
+            "jwt_hs256_secret_file", "jwt_rs256_public_key", "jwt_issuer", "jwt_audience",
+            "persistence", "persistence_location", "persistence_fsync", "persistent_client_expiration",
+            "protocol", "websockets_headers_size", "websockets_compression", "certfile", "keyfile", "cafile", "capath",
+            "tls_version", "ciphers",
+            "ciphers_tls1.3", "require_certificate", "use_identity_as_username", "sys_interval", "max_connection_rate",
+            "crlfile", "use_subject_as_username", "psk_hint", "psk_file",
+            "max_client_message_rate", "max_client_byte_rate", "max_topic_levels", "max_subscriptions",
+            "retained_messages_max", "retained_bytes_max", "memory_limit", "mount_point", "use_username_as_clientid",
+            "clientid_prefixes",
+            "pid_file", "include_dir", "user", "bind_interface", "socket_domain", "log_timestamp_format",
+            "log_facility",
+            "connection_messages", "per_listener_settings", "check_retain_source", "upgrade_outgoing_qos",
+            "max_inflight_bytes", "plugin", "plugin_opt_config_file",
+        ] + HTTPListenerSettings.keys + Configuration.bridgeKeys
 
     /// mosquitto keys Midge knows about but does not implement yet: refused with a message that says so,
     /// rather than silently ignored or reported as typos.

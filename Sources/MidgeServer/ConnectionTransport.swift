@@ -92,10 +92,10 @@ enum TransportFactories {
     static func make(
         for listener: ListenerConfiguration, settings: ServerSettings, tls: ReloadableTLSContext?,
         gateway: HTTPGateway? = nil
-    ) throws(ServerError) -> TransportFactory?
-    {
+    ) throws(ServerError) -> TransportFactory? {
         let inner: TransportFactory?
-        let httpGateway = listener.protocol == .http
+        let httpGateway =
+            listener.protocol == .http
             ? gateway ?? HTTPGateway(listener: listener, settings: settings, logger: nil) : nil
         switch listener.protocol {
         case .mqtt:

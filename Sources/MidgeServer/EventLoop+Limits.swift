@@ -56,7 +56,8 @@ extension EventLoop {
         if !limits.pausedListeners.contains(listener) {
             limits.pausedListeners.append(listener)
             logger.log(
-                .info, "max_connection_rate reached on port \(handle.listeners[listener].port): new connections "
+                .info,
+                "max_connection_rate reached on port \(handle.listeners[listener].port): new connections "
                     + "wait for the next second.")
         }
         return false

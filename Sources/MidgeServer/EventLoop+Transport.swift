@@ -38,8 +38,8 @@ struct TransportTable {
     }
     private var storedSlots: [UInt64: TransportSlot] = [:]
     #if DEBUG
-    /// The loop's owner, set by the loop as it starts; nil (unchecked) for a table no loop holds.
-    var owner: LoopOwner?
+        /// The loop's owner, set by the loop as it starts; nil (unchecked) for a table no loop holds.
+        var owner: LoopOwner?
     #endif
     /// The MQTT bytes a transport produced from one read, reused between reads.
     var scratch: [UInt8] = []
@@ -57,9 +57,9 @@ struct TransportTable {
     /// Whether the current thread may touch the table and its transports now; always true in release builds.
     var isOwnedByCurrentThread: Bool {
         #if DEBUG
-        owner?.isCurrentThreadAllowed ?? true
+            owner?.isCurrentThreadAllowed ?? true
         #else
-        true
+            true
         #endif
     }
 

@@ -110,8 +110,8 @@ final class EventLoop {
         // This runs on the loop's own thread: from here on only it, or a holder of its turn lock, touches the loop.
         handle.owner.claim()
         #if DEBUG
-        transports.owner = handle.owner
-        bridgeTable.owner = handle.owner
+            transports.owner = handle.owner
+            bridgeTable.owner = handle.owner
         #endif
         if index == 0 {
             let logger = server.logger

@@ -47,18 +47,19 @@ public struct HTTPListenerSettings: Sendable, Equatable {
 
     /// The whole-number keys, their ranges and the setting each one writes. Key paths are not `Sendable` yet; these
     /// tables are constants, never written after their initialisation.
-    nonisolated(unsafe) private static let numbers: [String: (range: ClosedRange<Int>, setting: WritableKeyPath<Self, Int>)] = [
-        "http_sse_heartbeat": (1...3600, \.heartbeatSeconds),
-        "http_sse_retry": (0...3_600_000, \.retryMilliseconds),
-        "http_idle_timeout": (1...86_400, \.idleSeconds),
-        "http_longpoll_timeout": (0...86_400, \.longPollSeconds),
-        "http_longpoll_max_timeout": (0...86_400, \.maxLongPollSeconds),
-        "http_history_messages": (1...1_000_000, \.historyMessages),
-        "http_history_bytes": (1...Int(Int32.max), \.historyBytes),
-        "http_history_seconds": (1...604_800, \.historySeconds),
-        "http_history_topics": (1...10_000_000, \.historyTopics),
-        "http_max_body_size": (1...268_435_456, \.maxBodyBytes),
-    ]
+    nonisolated(unsafe) private static let numbers:
+        [String: (range: ClosedRange<Int>, setting: WritableKeyPath<Self, Int>)] = [
+            "http_sse_heartbeat": (1...3600, \.heartbeatSeconds),
+            "http_sse_retry": (0...3_600_000, \.retryMilliseconds),
+            "http_idle_timeout": (1...86_400, \.idleSeconds),
+            "http_longpoll_timeout": (0...86_400, \.longPollSeconds),
+            "http_longpoll_max_timeout": (0...86_400, \.maxLongPollSeconds),
+            "http_history_messages": (1...1_000_000, \.historyMessages),
+            "http_history_bytes": (1...Int(Int32.max), \.historyBytes),
+            "http_history_seconds": (1...604_800, \.historySeconds),
+            "http_history_topics": (1...10_000_000, \.historyTopics),
+            "http_max_body_size": (1...268_435_456, \.maxBodyBytes),
+        ]
 
     /// The true/false keys and the setting each one writes.
     nonisolated(unsafe) private static let flags: [String: WritableKeyPath<Self, Bool>] = [

@@ -25,8 +25,9 @@ extension HTTPTransport {
                 poll.command.clientID == command.clientID
             else {
                 write(
-                    .error(.badRequest, "this connection polls another subscription; open a new connection",
-                           closeConnection: true), to: request, wire: &wire)
+                    .error(
+                        .badRequest, "this connection polls another subscription; open a new connection",
+                        closeConnection: true), to: request, wire: &wire)
                 return
             }
             poll.request = request
@@ -49,8 +50,9 @@ extension HTTPTransport {
             return
         }
         if command.qos > gateway.maxQoS {
-            write(.error(.badRequest, "qos \(command.qos.rawValue) is above this broker's max_qos"), to: request,
-                  wire: &wire)
+            write(
+                .error(.badRequest, "qos \(command.qos.rawValue) is above this broker's max_qos"), to: request,
+                wire: &wire)
             return
         }
         var upgrade: HTTPResponse?
@@ -247,7 +249,8 @@ extension HTTPTransport {
             return .open
         }
         currentSubscription = subscription
-        let answer = subscription.retained.map { (id: String(subscription.cursor), message: $0) }
+        let answer =
+            subscription.retained.map { (id: String(subscription.cursor), message: $0) }
             + readable.map { (id: String($0.id), message: $0.message) }
         if !answer.isEmpty || subscription.command.mode == .poll {
             return answerPoll(subscription, with: answer, wire: &wire, now: now)

@@ -17,8 +17,9 @@ extension HTTPTransport {
         if let origin = request.headers["Origin"], !gateway.router.configuration.cors.allows(origin: origin),
             Self.authority(ofOrigin: origin) != request.headers["Host"]?.lowercased()
         {
-            write(.error(.forbidden, "origin \(origin) may not open a WebSocket here (see http_cors_origins)"),
-                  to: request, wire: &wire)
+            write(
+                .error(.forbidden, "origin \(origin) may not open a WebSocket here (see http_cors_origins)"),
+                to: request, wire: &wire)
             return nil
         }
         switch WebSocketHandshake.respond(to: request) {

@@ -225,8 +225,9 @@ final class HTTPTransport: ConnectionTransport {
         case .stream(let stream):
             gateway.metrics.gateway.openStreams.subtract(stream.open ? 1 : 0, ordering: .relaxed)
             if !stream.open && !finished {
-                write(HTTPResponse.error(.serviceUnavailable, "the subscription ended (\(reason))"),
-                      to: stream.request, wire: &wire)
+                write(
+                    HTTPResponse.error(.serviceUnavailable, "the subscription ended (\(reason))"),
+                    to: stream.request, wire: &wire)
             }
         default:
             break
@@ -303,7 +304,8 @@ final class HTTPTransport: ConnectionTransport {
             startMetrics(credentials: credentials, request: request, mqtt: &mqtt, wire: &wire)
         case .request(.console, _):
             // The page itself holds nothing secret; what it does is checked request by request.
-            let response = gateway.settings.console
+            let response =
+                gateway.settings.console
                 ? GatewayConsole.response : .error(.notFound, "the web console is off (http_console)")
             write(response, to: request, wire: &wire)
         case .request(.topicInfo(let topic), let credentials):
@@ -331,14 +333,17 @@ final class HTTPTransport: ConnectionTransport {
     func usable(_ wanted: Identity, request: HTTPRequest, wire: inout [UInt8]) -> Bool {
         if link == .ended {
             write(
-                .error(.serviceUnavailable, "this connection's MQTT session has ended; open a new connection",
-                       closeConnection: true), to: request, wire: &wire)
+                .error(
+                    .serviceUnavailable, "this connection's MQTT session has ended; open a new connection",
+                    closeConnection: true), to: request, wire: &wire)
             return false
         }
         if let identity, link != .none, identity != wanted {
             write(
-                .error(.badRequest, "a connection keeps the credentials and client id of its first request; "
-                    + "open a new connection", closeConnection: true), to: request, wire: &wire)
+                .error(
+                    .badRequest,
+                    "a connection keeps the credentials and client id of its first request; "
+                        + "open a new connection", closeConnection: true), to: request, wire: &wire)
             return false
         }
         return true

@@ -143,7 +143,8 @@ extension ListenerConfiguration {
         let status = getaddrinfo(host, nil, &hints, &list)
         guard status == 0 else {
             throw ServerError(
-                description: "Unable to resolve the listener address \(host): \(String(cString: gai_strerror(status))).")
+                description: "Unable to resolve the listener address \(host): \(String(cString: gai_strerror(status)))."
+            )
         }
         defer { freeaddrinfo(list) }
         var addresses: [IPAddress] = []

@@ -28,7 +28,8 @@ final class ListenerRuntime: Sendable {
         } else {
             tls = nil
         }
-        gateway = configuration.protocol == .http
+        gateway =
+            configuration.protocol == .http
             ? HTTPGateway(listener: configuration, settings: settings, logger: logger) : nil
         factory = try TransportFactories.make(for: configuration, settings: settings, tls: tls, gateway: gateway)
     }

@@ -7,7 +7,8 @@ extension ListenerTLSSettings {
         throws(ConfigError) -> TLSConfiguration
     {
         if certificateFile != nil || privateKeyFile != nil {
-            throw fail(certificateFile != nil ? "certfile" : "keyfile",
+            throw fail(
+                certificateFile != nil ? "certfile" : "keyfile",
                 "a listener uses certificates or pre-shared keys (psk_hint), not both")
         }
         let certificateOnly: [(String, Bool)] = [

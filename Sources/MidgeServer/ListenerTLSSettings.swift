@@ -29,8 +29,10 @@ struct ListenerTLSSettings {
         }
         if let pskHint { return try pskConfiguration(hint: pskHint, file: pskFile ?? defaultPSKFile, fail: fail) }
         if pskFile != nil {
-            throw fail("psk_file", "only a listener with psk_hint uses it (before the first listener line it is "
-                + "shared by every psk_hint listener)")
+            throw fail(
+                "psk_file",
+                "only a listener with psk_hint uses it (before the first listener line it is "
+                    + "shared by every psk_hint listener)")
         }
         guard let certificateFile else { throw fail("certfile", "a TLS listener needs certfile (and keyfile)") }
         guard let privateKeyFile else { throw fail("keyfile", "a TLS listener needs keyfile (and certfile)") }
@@ -38,12 +40,16 @@ struct ListenerTLSSettings {
             throw fail("require_certificate", "needs cafile or capath to verify client certificates")
         }
         if crlFile != nil && !requireCertificate {
-            throw fail("crlfile", "needs require_certificate true (and cafile or capath): no client certificate is "
-                + "asked for otherwise, so nothing would be checked against the revocation list")
+            throw fail(
+                "crlfile",
+                "needs require_certificate true (and cafile or capath): no client certificate is "
+                    + "asked for otherwise, so nothing would be checked against the revocation list")
         }
         if useSubjectAsUsername && !requireCertificate {
-            throw fail("use_subject_as_username", "needs require_certificate true: without a certificate there is no "
-                + "subject, and every CONNECT would be refused")
+            throw fail(
+                "use_subject_as_username",
+                "needs require_certificate true: without a certificate there is no "
+                    + "subject, and every CONNECT would be refused")
         }
         return TLSConfiguration(
             certificateFile: certificateFile, privateKeyFile: privateKeyFile, caFile: caFile, caPath: caPath,

@@ -13,8 +13,8 @@ import Synchronization
 final class LoopLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     #if DEBUG
-    /// `pthread_self()` of the holder, 0 when free. Atomic: other threads read it to learn they are not the holder.
-    private let holder = Atomic<UInt>(0)
+        /// `pthread_self()` of the holder, 0 when free. Atomic: other threads read it to learn they are not the holder.
+        private let holder = Atomic<UInt>(0)
     #endif
 
     init() {
@@ -48,23 +48,23 @@ final class LoopLock: @unchecked Sendable {
     /// an assertion built on this never fires there (and is compiled out anyway).
     var isHeldByCurrentThread: Bool {
         #if DEBUG
-        holder.load(ordering: .relaxed) == UInt(pthread_self())
+            holder.load(ordering: .relaxed) == UInt(pthread_self())
         #else
-        true
+            true
         #endif
     }
 
     @inline(__always)
     private func noteAcquired() {
         #if DEBUG
-        holder.store(UInt(pthread_self()), ordering: .relaxed)
+            holder.store(UInt(pthread_self()), ordering: .relaxed)
         #endif
     }
 
     @inline(__always)
     private func release() {
         #if DEBUG
-        holder.store(0, ordering: .relaxed)
+            holder.store(0, ordering: .relaxed)
         #endif
         pthread_mutex_unlock(mutex)
     }

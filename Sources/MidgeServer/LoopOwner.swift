@@ -14,8 +14,8 @@ import Synchronization
 final class LoopOwner: Sendable {
     let turnLock: LoopLock
     #if DEBUG
-    /// `pthread_self()` of the loop's thread, 0 until it claims the loop.
-    private let thread = Atomic<UInt>(0)
+        /// `pthread_self()` of the loop's thread, 0 until it claims the loop.
+        private let thread = Atomic<UInt>(0)
     #endif
 
     init(turnLock: LoopLock) {
@@ -25,7 +25,7 @@ final class LoopOwner: Sendable {
     /// The loop's thread, as it starts.
     func claim() {
         #if DEBUG
-        thread.store(UInt(pthread_self()), ordering: .relaxed)
+            thread.store(UInt(pthread_self()), ordering: .relaxed)
         #endif
     }
 
@@ -33,9 +33,9 @@ final class LoopOwner: Sendable {
     /// record; callers `assert` it, which release builds compile out.
     var isCurrentThreadAllowed: Bool {
         #if DEBUG
-        return thread.load(ordering: .relaxed) == UInt(pthread_self()) || turnLock.isHeldByCurrentThread
+            return thread.load(ordering: .relaxed) == UInt(pthread_self()) || turnLock.isHeldByCurrentThread
         #else
-        return true
+            return true
         #endif
     }
 }

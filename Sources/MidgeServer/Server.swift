@@ -339,7 +339,8 @@ public final class Server: Sendable {
                 state.logger.log(.notice, "Reloaded the \(files) of the listener on port \(port).")
             } catch {
                 state.logger.log(
-                    .error, "Unable to reload the TLS files of the listener on port \(port), keeping the previous "
+                    .error,
+                    "Unable to reload the TLS files of the listener on port \(port), keeping the previous "
                         + "ones: \(error).")
             }
         }
@@ -348,7 +349,11 @@ public final class Server: Sendable {
     /// One line a user can act on: which address, what went wrong, what to do.
     static func explain(_ error: SyscallError, address: IPAddress, port: UInt16) -> String {
         let place: String
-        if case .unix(let path) = address { place = "the unix socket \(path)" } else { place = "\(address) port \(port)" }
+        if case .unix(let path) = address {
+            place = "the unix socket \(path)"
+        } else {
+            place = "\(address) port \(port)"
+        }
         switch error.errno {
         case EADDRINUSE:
             return "Unable to listen on \(place): it is in use by another program; stop it or choose another "

@@ -12,19 +12,37 @@ final class SharedCore: @unchecked Sendable {
     let lock = LoopLock()
     /// Set by loop 0 under the lock as it starts (after restoring from the store); nil until then.
     var broker: Broker? {
-        get { assertLocked(); return storedBroker }
-        set { assertLocked(); storedBroker = newValue }
+        get {
+            assertLocked()
+            return storedBroker
+        }
+        set {
+            assertLocked()
+            storedBroker = newValue
+        }
     }
     /// The core's dropped-delivery count last published to `ServerState.droppedMessages`.
     var publishedDropCount: UInt64 {
-        get { assertLocked(); return storedDropCount }
-        set { assertLocked(); storedDropCount = newValue }
+        get {
+            assertLocked()
+            return storedDropCount
+        }
+        set {
+            assertLocked()
+            storedDropCount = newValue
+        }
     }
     /// The core's clock: the time of the loop running it, or a later one another loop gave it before (see
     /// `EventLoop.startCoreRun`), so it never runs backwards.
     var latestNow: Int64 {
-        get { assertLocked(); return storedNow }
-        set { assertLocked(); storedNow = newValue }
+        get {
+            assertLocked()
+            return storedNow
+        }
+        set {
+            assertLocked()
+            storedNow = newValue
+        }
     }
 
     private var storedBroker: Broker?

@@ -90,8 +90,10 @@ struct SysTopics: Sendable {
             ("messages/received", Double(inputs.traffic.packetsReceived), Double(previous.traffic.packetsReceived)),
             ("messages/sent", Double(inputs.traffic.packetsSent), Double(previous.traffic.packetsSent)),
             ("publish/dropped", Double(inputs.statistics.messagesDropped), Double(previous.statistics.messagesDropped)),
-            ("publish/received", Double(inputs.traffic.publishReceivedTotal),
-             Double(previous.traffic.publishReceivedTotal)),
+            (
+                "publish/received", Double(inputs.traffic.publishReceivedTotal),
+                Double(previous.traffic.publishReceivedTotal)
+            ),
             ("publish/sent", Double(inputs.traffic.publishSentTotal), Double(previous.traffic.publishSentTotal)),
             ("bytes/received", Double(inputs.traffic.bytesReceived), Double(previous.traffic.bytesReceived)),
             ("bytes/sent", Double(inputs.traffic.bytesSent), Double(previous.traffic.bytesSent)),
@@ -149,8 +151,9 @@ extension EventLoop {
         for (topic, payload) in state.sys.round(inputs, at: Double(now) / 1e9) {
             guard let name = TopicName(bytes: Array(topic.utf8)) else { continue }
             // Retained, as mosquitto publishes them, so a new subscriber sees the latest values at once.
-            broker.publish(Message(topic: name, payload: Array(payload.utf8), qos: .atMostOnce), retain: true,
-                           into: &coreActions)
+            broker.publish(
+                Message(topic: name, payload: Array(payload.utf8), qos: .atMostOnce), retain: true,
+                into: &coreActions)
         }
         routeCoreActions()
     }
@@ -164,8 +167,9 @@ extension EventLoop {
         guard !lines.isEmpty else { return }
         for (topic, line) in lines {
             guard let name = TopicName(bytes: Array(topic.utf8)) else { continue }
-            broker.publish(Message(topic: name, payload: Array(line.utf8), qos: .atMostOnce), retain: false,
-                           into: &coreActions)
+            broker.publish(
+                Message(topic: name, payload: Array(line.utf8), qos: .atMostOnce), retain: false,
+                into: &coreActions)
         }
         routeCoreActions()
     }

@@ -60,11 +60,13 @@ public struct MosquittoDatabase: Sendable, Equatable {
         var reader = Reader(bytes: bytes, offset: 19)
         let version = try reader.u32()
         guard version == 6 else {
-            throw FormatError(description: "mosquitto db format version \(version); only version 6 (mosquitto 2.0) is read")
+            throw FormatError(
+                description: "mosquitto db format version \(version); only version 6 (mosquitto 2.0) is read")
         }
         var stored: [UInt64: Message] = [:]
         var retainedIDs: [UInt64] = []
-        var clientMessages: [(client: String, storeID: UInt64, qos: UInt8, state: UInt8, mid: UInt16, direction: UInt8)] = []
+        var clientMessages:
+            [(client: String, storeID: UInt64, qos: UInt8, state: UInt8, mid: UInt16, direction: UInt8)] = []
         while !reader.atEnd {
             let type = try reader.u32()
             let length = Int(try reader.u32())
@@ -128,7 +130,9 @@ public struct MosquittoDatabase: Sendable, Equatable {
         }
         for entry in clientMessages {
             if entry.direction == Self.directionIn {
-                if entry.state == Self.waitForPubrel { clients[entry.client, default: Client()].inboundPacketIDs.append(entry.mid) }
+                if entry.state == Self.waitForPubrel {
+                    clients[entry.client, default: Client()].inboundPacketIDs.append(entry.mid)
+                }
                 continue
             }
             guard var message = stored[entry.storeID] else {
@@ -170,9 +174,11 @@ public struct MosquittoDatabase: Sendable, Equatable {
                     skipped.append("message for \(clientID) on '\(message.topic)': not a valid MQTT 3.1.1 topic")
                     continue
                 }
-                records.append(.messageStored(id: nextID, topic: topic, payload: message.payload, qos: qos(message.qos)))
                 records.append(
-                    .deliveryQueued(clientID: clientID, messageID: nextID, qos: qos(message.qos), retain: message.retain))
+                    .messageStored(id: nextID, topic: topic, payload: message.payload, qos: qos(message.qos)))
+                records.append(
+                    .deliveryQueued(
+                        clientID: clientID, messageID: nextID, qos: qos(message.qos), retain: message.retain))
                 nextID += 1
             }
             for packetID in client.inboundPacketIDs {

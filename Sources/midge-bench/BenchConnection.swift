@@ -73,7 +73,8 @@ final class BenchConnection {
                 raw.storeBytes(of: packetID.bigEndian, toByteOffset: start + offset, as: UInt16.self)
             }
             let payload = start + template.payloadOffset
-            raw.storeBytes(of: UInt32(publisher).littleEndian, toByteOffset: payload + PayloadLayout.publisher, as: UInt32.self)
+            raw.storeBytes(
+                of: UInt32(publisher).littleEndian, toByteOffset: payload + PayloadLayout.publisher, as: UInt32.self)
             raw.storeBytes(of: sequence.littleEndian, toByteOffset: payload + PayloadLayout.sequence, as: UInt64.self)
             raw.storeBytes(of: now.littleEndian, toByteOffset: payload + PayloadLayout.sentAt, as: UInt64.self)
         }

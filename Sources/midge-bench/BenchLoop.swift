@@ -37,10 +37,12 @@ final class BenchLoop {
         let connection = BenchConnection(fd: fd, role: role)
         var clean = true
         if case .subscriber = role, settings.persistentSubscribers { clean = false }
-        Packet.connect(Connect(cleanSession: clean, keepAlive: keepAlive, clientID: clientID)).encode(into: &connection.output)
+        Packet.connect(Connect(cleanSession: clean, keepAlive: keepAlive, clientID: clientID)).encode(
+            into: &connection.output)
         if case .subscriber = role, let filter = TopicFilter(settings.filter) {
             let subscribe = Subscribe(
-                packetID: PacketID(connection.takePacketID())!, requests: [SubscriptionRequest(filter: filter, qos: settings.qos)])
+                packetID: PacketID(connection.takePacketID())!,
+                requests: [SubscriptionRequest(filter: filter, qos: settings.qos)])
             Packet.subscribe(subscribe).encode(into: &connection.output)
         }
         var event = epoll_event()
@@ -77,7 +79,9 @@ final class BenchLoop {
             }
         }
         let timeout = mayPublishMore ? 0 : timeoutMilliseconds
-        let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout) }
+        let count = events.withUnsafeMutableBufferPointer {
+            epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout)
+        }
         guard count > 0 else { return }
         for index in 0..<Int(count) {
             let fd = events[index].data.fd
@@ -149,7 +153,9 @@ final class BenchLoop {
                 break
             }
             if connection.input.isEmpty {
-                let consumed = readBuffer.withUnsafeBytes { process(UnsafeRawBufferPointer(rebasing: $0[0..<count]), on: connection) }
+                let consumed = readBuffer.withUnsafeBytes {
+                    process(UnsafeRawBufferPointer(rebasing: $0[0..<count]), on: connection)
+                }
                 if consumed < count { connection.input.append(contentsOf: readBuffer[consumed..<count]) }
             } else {
                 connection.input.append(contentsOf: readBuffer[0..<count])
@@ -182,7 +188,8 @@ final class BenchLoop {
             }
             let end = cursor + remaining
             guard end <= bytes.count else { return offset }
-            handlePacket(type: first >> 4, flags: first & 0x0F, body: cursor, end: end, in: bytes, on: connection, now: now)
+            handlePacket(
+                type: first >> 4, flags: first & 0x0F, body: cursor, end: end, in: bytes, on: connection, now: now)
             offset = end
             if connection.closed { return offset }
         }
@@ -190,7 +197,8 @@ final class BenchLoop {
     }
 
     private func handlePacket(
-        type: UInt8, flags: UInt8, body: Int, end: Int, in bytes: UnsafeRawBufferPointer, on connection: BenchConnection,
+        type: UInt8, flags: UInt8, body: Int, end: Int, in bytes: UnsafeRawBufferPointer,
+        on connection: BenchConnection,
         now: UInt64
     ) {
         func packetID(at offset: Int) -> UInt16 { UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]) }
@@ -210,11 +218,15 @@ final class BenchLoop {
             }
             if end - payload >= PayloadLayout.minimumSize {
                 let publisher = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: payload, as: UInt32.self)))
-                let sequence = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: payload + PayloadLayout.sequence, as: UInt64.self))
-                let sentAt = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: payload + PayloadLayout.sentAt, as: UInt64.self))
+                let sequence = UInt64(
+                    littleEndian: bytes.loadUnaligned(fromByteOffset: payload + PayloadLayout.sequence, as: UInt64.self)
+                )
+                let sentAt = UInt64(
+                    littleEndian: bytes.loadUnaligned(fromByteOffset: payload + PayloadLayout.sentAt, as: UInt64.self))
                 // The members of a shared group are one subscriber between them: a message reaching two is a duplicate.
                 tracker.record(
-                    subscriber: settings.sharedGroup ? 0 : subscriber, publisher: publisher, sequence: sequence, latency: now &- sentAt,
+                    subscriber: settings.sharedGroup ? 0 : subscriber, publisher: publisher, sequence: sequence,
+                    latency: now &- sentAt,
                     inWindow: now >= windowStart && now <= windowEnd)
             }
             if qos == 1 { appendAck(0x40, id, to: connection) }

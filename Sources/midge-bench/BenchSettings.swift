@@ -51,7 +51,9 @@ struct BenchSettings: Sendable {
         var index = 0
         while index < arguments.count {
             let key = arguments[index]
-            guard key.hasPrefix("--"), index + 1 < arguments.count else { throw BenchError("bad argument \(key)\n\(usage)") }
+            guard key.hasPrefix("--"), index + 1 < arguments.count else {
+                throw BenchError("bad argument \(key)\n\(usage)")
+            }
             options[String(key.dropFirst(2))] = arguments[index + 1]
             index += 2
         }

@@ -29,11 +29,13 @@ final class ThreadBody: Sendable {
 func spawn(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { argument in
-        guard let argument else { return nil }
-        Unmanaged<ThreadBody>.fromOpaque(argument).takeRetainedValue().body()
-        return nil
-    }, context)
+    let rc = pthread_create(
+        &thread, nil,
+        { argument in
+            guard let argument else { return nil }
+            Unmanaged<ThreadBody>.fromOpaque(argument).takeRetainedValue().body()
+            return nil
+        }, context)
     precondition(rc == 0, "pthread_create failed: \(rc)")
     return thread
 }
@@ -55,10 +57,13 @@ func runPublishers(_ settings: BenchSettings, _ coordinator: Coordinator) {
         let loop = try BenchLoop(settings: settings)
         loop.prepareTemplates(topics: settings.topics.compactMap { TopicName($0) })
         for index in 0..<settings.publishers {
-            try loop.open(role: .publisher(index: index), clientID: "bench-p\(index)-\(getpid())",
-                          source: settings.sourceAddress(for: index))
+            try loop.open(
+                role: .publisher(index: index), clientID: "bench-p\(index)-\(getpid())",
+                source: settings.sourceAddress(for: index))
         }
-        guard poll(loop, upTo: 30, until: { loop.allReady }) else { return coordinator.fail("publishers did not connect") }
+        guard poll(loop, upTo: 30, until: { loop.allReady }) else {
+            return coordinator.fail("publishers did not connect")
+        }
         coordinator.publishersReady.store(true, ordering: .releasing)
         _ = poll(loop, upTo: 120, until: { coordinator.started.load(ordering: .acquiring) })
         loop.publishStart = coordinator.windowStart.load(ordering: .acquiring)
@@ -83,21 +88,27 @@ func runSubscribers(_ settings: BenchSettings, _ coordinator: Coordinator) {
     do {
         let loop = try BenchLoop(settings: settings)
         for index in 0..<settings.subscribers {
-            try loop.open(role: .subscriber(index: index), clientID: "bench-s\(index)-\(getpid())",
-                          source: settings.sourceAddress(for: index + settings.publishers))
+            try loop.open(
+                role: .subscriber(index: index), clientID: "bench-s\(index)-\(getpid())",
+                source: settings.sourceAddress(for: index + settings.publishers))
         }
-        guard poll(loop, upTo: 30, until: { loop.allReady }) else { return coordinator.fail("subscribers did not subscribe") }
+        guard poll(loop, upTo: 30, until: { loop.allReady }) else {
+            return coordinator.fail("subscribers did not subscribe")
+        }
         coordinator.subscribersReady.store(true, ordering: .releasing)
         _ = poll(loop, upTo: 120, until: { coordinator.started.load(ordering: .acquiring) })
         loop.windowStart = coordinator.windowStart.load(ordering: .acquiring)
         loop.windowEnd = coordinator.windowEnd.load(ordering: .acquiring)
-        _ = poll(loop, upTo: settings.duration + settings.drainSeconds + 30, until: {
-            coordinator.publishersDone.load(ordering: .acquiring)
-        })
+        _ = poll(
+            loop, upTo: settings.duration + settings.drainSeconds + 30,
+            until: {
+                coordinator.publishersDone.load(ordering: .acquiring)
+            })
         // Drain: stop when everything arrived, or when nothing more has arrived for two seconds.
-        let expected = (settings.qos == .atMostOnce
-            ? coordinator.publishedTotal.load(ordering: .relaxed)
-            : coordinator.acknowledgedTotal.load(ordering: .relaxed)) * settings.expectedCopies
+        let expected =
+            (settings.qos == .atMostOnce
+                ? coordinator.publishedTotal.load(ordering: .relaxed)
+                : coordinator.acknowledgedTotal.load(ordering: .relaxed)) * settings.expectedCopies
         let drainDeadline = monotonicNanoseconds() + UInt64(settings.drainSeconds * 1e9)
         var lastCount = -1
         var lastProgress = monotonicNanoseconds()
@@ -112,7 +123,9 @@ func runSubscribers(_ settings: BenchSettings, _ coordinator: Coordinator) {
             }
             loop.poll(timeoutMilliseconds: 20)
         }
-        if loop.closedCount > 0 { coordinator.fail("\(loop.closedCount) subscriber connection(s) closed by the broker") }
+        if loop.closedCount > 0 {
+            coordinator.fail("\(loop.closedCount) subscriber connection(s) closed by the broker")
+        }
         let tracker = loop.tracker
         coordinator.deliveries.withLock { $0 = tracker }
         coordinator.subscribersDone.store(true, ordering: .releasing)
@@ -174,9 +187,12 @@ func runTraffic(_ settings: BenchSettings) -> Int32 {
     var cpuField = "n/a", cpuPerDelivery = "n/a"
     if let cpuBefore, let cpuAfter {
         cpuField = format3(cpuAfter - cpuBefore)
-        if tracker.receivedInWindow > 0 { cpuPerDelivery = format3((cpuAfter - cpuBefore) * 1e6 / Double(tracker.receivedInWindow)) }
+        if tracker.receivedInWindow > 0 {
+            cpuPerDelivery = format3((cpuAfter - cpuBefore) * 1e6 / Double(tracker.receivedInWindow))
+        }
     }
-    print("""
+    print(
+        """
         scenario \(settings.scenario): \(settings.publishers) publisher(s) -> \(settings.subscribers) subscriber(s), \
         QoS \(settings.qos.rawValue), \(settings.payloadSize) B payloads, \(settings.topics.count) topic(s), \
         \(format3(settings.duration)) s\(settings.rate > 0 ? ", \(Int(settings.rate)) msg/s offered" : "")
@@ -210,8 +226,9 @@ func runIdle(_ settings: BenchSettings) -> Int32 {
         var opened = 0
         for index in 0..<settings.idleConnections {
             do {
-                try loop.open(role: .idle, clientID: "idle-\(index)-\(getpid())", source: settings.sourceAddress(for: index),
-                              keepAlive: 0)
+                try loop.open(
+                    role: .idle, clientID: "idle-\(index)-\(getpid())", source: settings.sourceAddress(for: index),
+                    keepAlive: 0)
                 opened += 1
             } catch {
                 print("stopped opening at \(opened) connections: \(error)")
@@ -225,7 +242,8 @@ func runIdle(_ settings: BenchSettings) -> Int32 {
         _ = poll(loop, upTo: 2, until: { false })
         guard let after = probe.residentBytes() else { throw BenchError("broker \(pid) went away") }
         let perConnection = connected > 0 ? (after - before) / connected : 0
-        print("""
+        print(
+            """
             scenario idle: \(connected) of \(opened) connections accepted\(ready ? "" : " (timed out waiting for CONNACKs)")
               broker RSS     \(before / 1024) KiB before, \(after / 1024) KiB after, \(perConnection) B per connection
             RESULT scenario=idle connections=\(connected) rss_before=\(before) rss_after=\(after) \

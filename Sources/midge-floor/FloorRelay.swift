@@ -173,7 +173,8 @@ final class FloorRelay {
         }
         if wantsWritable != connection.watchesWritable {
             connection.watchesWritable = wantsWritable
-            watch(connection.fd, events: CLINUX_EPOLLIN | (wantsWritable ? CLINUX_EPOLLOUT : 0), operation: EPOLL_CTL_MOD)
+            watch(
+                connection.fd, events: CLINUX_EPOLLIN | (wantsWritable ? CLINUX_EPOLLOUT : 0), operation: EPOLL_CTL_MOD)
         }
     }
 

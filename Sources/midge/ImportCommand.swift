@@ -46,8 +46,9 @@ enum ImportCommand {
                 return complain("\(error)")
             }
             guard configuration.persistence else {
-                return complain("\(configFile) has persistence off: midge would not read the imported store. "
-                    + "Set `persistence true` first.")
+                return complain(
+                    "\(configFile) has persistence off: midge would not read the imported store. "
+                        + "Set `persistence true` first.")
             }
             if !configuration.persistenceLocation.isEmpty { directory = configuration.persistenceLocation }
         }

@@ -251,7 +251,8 @@ Daemon.ready()
     case .none: how = "and reaches the disk when the system flushes it (persistence_fsync none)"
     }
     logger.log(
-        .notice, "Received SIGUSR1: every acknowledged message is already in the write-ahead log, \(how); "
+        .notice,
+        "Received SIGUSR1: every acknowledged message is already in the write-ahead log, \(how); "
             + "nothing to save.")
 }
 
@@ -286,9 +287,11 @@ Daemon.ready()
         format.connectionMessages = reread.connectionMessages
         logger.reconfigure(
             types: verbose ? .all : reread.logTypes, timestamps: reread.logTimestamp, format: format)
-        logger.log(.notice, "Reloaded the configuration from \(configFile): log_type, log_timestamp, "
-            + "log_timestamp_format and connection_messages apply now; listener, persistence and log_dest changes "
-            + "at the next start.")
+        logger.log(
+            .notice,
+            "Reloaded the configuration from \(configFile): log_type, log_timestamp, "
+                + "log_timestamp_format and connection_messages apply now; listener, persistence and log_dest changes "
+                + "at the next start.")
     } catch {
         logger.log(.error, "Unable to reload the configuration, keeping the running one: \(error)")
     }

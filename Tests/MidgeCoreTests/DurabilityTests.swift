@@ -109,15 +109,19 @@ final class DurabilityTests: XCTestCase {
         XCTAssertEqual(log.pending.map(\.sequence), [1, 2, 3])
         XCTAssertEqual(
             log.pending.flatMap(\.records),
-            [.sessionCreated(clientID: "s", unixSeconds: 1_700_000_000),
-             .subscriptionAdded(clientID: "s", filter: filter("t"), qos: .atLeastOnce),
-             .subscriptionRemoved(clientID: "s", filter: filter("t"))])
+            [
+                .sessionCreated(clientID: "s", unixSeconds: 1_700_000_000),
+                .subscriptionAdded(clientID: "s", filter: filter("t"), qos: .atLeastOnce),
+                .subscriptionRemoved(clientID: "s", filter: filter("t")),
+            ])
         XCTAssertEqual(subscriber.take(), [], "CONNACK, SUBACK and UNSUBACK wait for their records")
         harness.commit()
         XCTAssertEqual(
             subscriber.take(),
-            [connack(.accepted), .suback(SubAck(packetID: pid(1), returnCodes: [.granted(.atLeastOnce)])),
-             .unsuback(pid(2))])
+            [
+                connack(.accepted), .suback(SubAck(packetID: pid(1), returnCodes: [.granted(.atLeastOnce)])),
+                .unsuback(pid(2)),
+            ])
     }
 
     func test_restartRecoversWhatWasAcknowledgedFromTheConfirmedRecords() {

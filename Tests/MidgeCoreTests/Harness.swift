@@ -243,6 +243,7 @@ final class Harness {
     }
 
     /// Sends a CONNECT on a fresh connection and leaves its answer in the outbox.
+    @discardableResult
     func connectExpectingAnything(
         _ clientID: String, clean: Bool = true, keepAlive: UInt16 = 0, will: Will? = nil, username: String? = nil,
         password: [UInt8]? = nil, version: ProtocolVersion = .v3_1_1, isBridge: Bool = false

@@ -525,7 +525,7 @@ final class PublishTests: XCTestCase {
 
     func test_messageReceivedAndSentCounters() {
         let harness = Harness()
-        let (subscriber, publisher) = harness.subscriberAndPublisher(.atMostOnce)
+        let (_, publisher) = harness.subscriberAndPublisher(.atMostOnce)
         publisher.publish("t", "1")
         publisher.publish("u", "2")
         let statistics = harness.broker.statistics

@@ -145,8 +145,10 @@ final class BridgeLoopbackTests: XCTestCase {
         try far.subscribe("state/#", qos: .atLeastOnce)
         let publisher = try client(edge, "pub")
         try publisher.send(
-            .publish(Publish(topic: TopicName("state/door")!, payload: Array("open".utf8), qos: .atLeastOnce,
-                             retain: true, packetID: PacketID(1))))
+            .publish(
+                Publish(
+                    topic: TopicName("state/door")!, payload: Array("open".utf8), qos: .atLeastOnce,
+                    retain: true, packetID: PacketID(1))))
         let live = try far.receivePublish()
         XCTAssertEqual(live.payload, Array("open".utf8))
         XCTAssertFalse(live.retain, "a live delivery to an ordinary client [MQTT-3.3.1-9]")
@@ -215,7 +217,8 @@ final class BridgeLoopbackTests: XCTestCase {
         XCTAssertNil(edge.log.waitForLine(seconds: 1) { $0.contains("Connecting bridge test") }, "below the threshold")
         try publisher.publish("lazy/2", [], qos: .atLeastOnce, id: 3)
         try waitConnected(edge)
-        XCTAssertEqual(try (0..<3).map { _ in try far.receivePublish().topic.description }, ["lazy/0", "lazy/1", "lazy/2"])
+        XCTAssertEqual(
+            try (0..<3).map { _ in try far.receivePublish().topic.description }, ["lazy/0", "lazy/1", "lazy/2"])
         XCTAssertNotNil(edge.log.waitForLine { $0.contains("Bridge test idle for 1 s: disconnecting.") })
     }
 
@@ -263,7 +266,8 @@ final class BridgeLoopbackTests: XCTestCase {
     }
 
     func testAnMQTT31BridgeConnectsAsProtocolLevelThreeFromItsBindAddress() throws {
-        let (remote, edge) = try connectedPair("topic v31/# out 1\nbridge_protocol_version mqttv31\nbridge_bind_address 127.0.0.2\n")
+        let (remote, edge) = try connectedPair(
+            "topic v31/# out 1\nbridge_protocol_version mqttv31\nbridge_bind_address 127.0.0.2\n")
         defer {
             edge.stop()
             remote.stop()

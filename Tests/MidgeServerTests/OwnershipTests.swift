@@ -23,7 +23,7 @@ final class OwnershipTests: XCTestCase {
 
     private func skipInRelease() throws {
         #if !DEBUG
-        throw XCTSkip("release builds keep no owner or holder to check")
+            throw XCTSkip("release builds keep no owner or holder to check")
         #endif
     }
 
@@ -62,8 +62,8 @@ final class OwnershipTests: XCTestCase {
         var transports = TransportTable()
         var bridges = BridgeTable()
         #if DEBUG
-        transports.owner = owner
-        bridges.owner = owner
+            transports.owner = owner
+            bridges.owner = owner
         #endif
         // Handed to another thread on purpose: that is the mistake the check is there to catch.
         nonisolated(unsafe) let checkedTransports = transports
@@ -82,7 +82,8 @@ final class OwnershipTests: XCTestCase {
         core.lock.withLock {
             XCTAssertTrue(core.isHeldByCurrentThread)
             core.latestNow = 5
-            XCTAssertFalse(onAnotherThread { core.isHeldByCurrentThread }, "loop 0 holds it; another loop must not run it")
+            XCTAssertFalse(
+                onAnotherThread { core.isHeldByCurrentThread }, "loop 0 holds it; another loop must not run it")
         }
         XCTAssertFalse(core.isHeldByCurrentThread)
         XCTAssertTrue(onAnotherThread { core.lock.withLock { core.isHeldByCurrentThread && core.latestNow == 5 } })

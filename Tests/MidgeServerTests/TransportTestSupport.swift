@@ -96,9 +96,11 @@ final class TLSChannel: ByteChannel {
         for _ in 0..<16 {
             let code = ERR_get_error()
             if code == 0 { break }
-            var text = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &text, text.count)
-            parts.append(String(cString: text))
+            var text = [UInt8](repeating: 0, count: 256)
+            text.withUnsafeMutableBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { ERR_error_string_n(code, $0.baseAddress, $0.count) }
+            }
+            parts.append(String(decoding: text.prefix { $0 != 0 }, as: UTF8.self))
         }
         return parts.joined(separator: "; ")
     }

@@ -1,8 +1,8 @@
+import XCTest
+
 // CRC-32C against the standard check value and the RFC 3720 §B.4 vectors, slicing-by-8 against bitwise, and the
 // CPU's instruction against slicing-by-8.
 @testable import MidgeRecords
-import XCTest
-
 @testable import MidgeStore
 
 final class CRC32CTests: XCTestCase {

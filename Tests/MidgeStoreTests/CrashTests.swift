@@ -1,9 +1,9 @@
 // kill -9 of a process in the middle of appending: every record it had acknowledged is recovered.
 import Glibc
 import MQTTCodec
-@testable import MidgeRecords
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class CrashTests: XCTestCase {

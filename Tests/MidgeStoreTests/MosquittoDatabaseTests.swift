@@ -1,8 +1,8 @@
 // Reading mosquitto 2.0's mosquitto.db: a file written by mosquitto 2.0.11 itself, and damaged variants of it.
 import MQTTCodec
-@testable import MidgeRecords
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class MosquittoDatabaseTests: XCTestCase {

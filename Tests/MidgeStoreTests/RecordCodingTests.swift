@@ -1,7 +1,7 @@
-// Record and batch framing: every type round-trips, the layouts are as documented, and damage is named precisely.
-@testable import MidgeRecords
 import XCTest
 
+// Record and batch framing: every type round-trips, the layouts are as documented, and damage is named precisely.
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class RecordCodingTests: XCTestCase {

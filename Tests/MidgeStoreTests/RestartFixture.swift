@@ -2,9 +2,10 @@
 // sessions. Runs only when the benchmark asks for it (MIDGE_RESTART_FIXTURE names the directory to fill).
 import Foundation
 import MQTTCodec
-@testable import MidgeRecords
 import MidgeStore
 import XCTest
+
+@testable import MidgeRecords
 
 final class RestartFixture: XCTestCase {
     func test_writeRestartFixture() throws {

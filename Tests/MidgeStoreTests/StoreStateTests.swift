@@ -1,8 +1,8 @@
 // Record semantics: what each record does to the state, and that a state's records rebuild it exactly.
 import MQTTCodec
-@testable import MidgeRecords
 import XCTest
 
+@testable import MidgeRecords
 @testable import MidgeStore
 
 final class StoreStateTests: XCTestCase {

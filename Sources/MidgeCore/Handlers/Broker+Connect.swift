@@ -62,7 +62,10 @@ extension Broker {
             // As mosquitto: a protocol error, closed without a CONNACK.
             let levels = TopicDepth.levelCount(will.topic.bytes)
             counters.topicsTooDeep += 1
-            log(.notice, "Client \(clientID) from \(info.remoteAddress) disconnected: Will topic of \(levels) levels, above max_topic_levels.")
+            log(
+                .notice,
+                "Client \(clientID) from \(info.remoteAddress) disconnected: Will topic of \(levels) levels, above max_topic_levels."
+            )
             recentlyClosed.insert(connection)
             actions.append(.close(connection, ProtocolViolation.topicTooDeep(.connect, levels: levels).closeReason))
             return

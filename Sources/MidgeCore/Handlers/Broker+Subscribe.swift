@@ -39,7 +39,10 @@ extension Broker {
                     client.accessControl.checksSharedFiltersAsSent
                     ? request.filter : TopicFilter(bytes: inner) ?? request.filter
             case .invalid:
-                log(.notice, "Client \(session.clientID) refused subscription to \(request.filter): invalid shared subscription.")
+                log(
+                    .notice,
+                    "Client \(session.clientID) refused subscription to \(request.filter): invalid shared subscription."
+                )
                 codes.append(.failure)
                 continue
             }
@@ -55,7 +58,10 @@ extension Broker {
             if limit > 0 && session.subscriptions.count >= limit && session.subscriptions[request.filter] == nil {
                 if !loggedRefusal {
                     loggedRefusal = true
-                    log(.notice, "Client \(session.clientID) refused subscription to \(request.filter): max_subscriptions (\(limit)) reached.")
+                    log(
+                        .notice,
+                        "Client \(session.clientID) refused subscription to \(request.filter): max_subscriptions (\(limit)) reached."
+                    )
                 }
                 counters.subscriptionsRefused += 1
                 codes.append(.failure)

@@ -14,7 +14,8 @@ extension Broker {
                 unsubscribe.filters[index] = mounted
             }
         }
-        for filter in unsubscribe.filters where isTooDeep(filter.bytes, in: .unsubscribe, from: client, into: &actions) {
+        for filter in unsubscribe.filters where isTooDeep(filter.bytes, in: .unsubscribe, from: client, into: &actions)
+        {
             return
         }
         for filter in unsubscribe.filters {

@@ -123,7 +123,10 @@ final class Bridge: Sendable {
     /// Not through the queue: it may be inside a connect that takes seconds. A connect that still succeeds is
     /// closed by loop 0, which is stopping too.
     func stop() {
-        schedule.withLock { $0.state = .stopped; $0.generation += 1 }
+        schedule.withLock {
+            $0.state = .stopped
+            $0.generation += 1
+        }
     }
 
     /// From loop 0: the remote accepted the connection. The backoff starts from its base again.

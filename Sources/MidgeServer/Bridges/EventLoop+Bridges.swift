@@ -40,16 +40,16 @@ struct BridgeTable {
     private var storedConnections: [ObjectIdentifier: ConnectionID] = [:]
     private var storedNotified: [ObjectIdentifier: Bool] = [:]
     #if DEBUG
-    /// Loop 0's owner, set by the loop as it starts; nil (unchecked) for a table no loop holds.
-    var owner: LoopOwner?
+        /// Loop 0's owner, set by the loop as it starts; nil (unchecked) for a table no loop holds.
+        var owner: LoopOwner?
     #endif
 
     /// Whether the current thread may touch the table now; always true in release builds.
     var isOwnedByCurrentThread: Bool {
         #if DEBUG
-        owner?.isCurrentThreadAllowed ?? true
+            owner?.isCurrentThreadAllowed ?? true
         #else
-        true
+            true
         #endif
     }
 
