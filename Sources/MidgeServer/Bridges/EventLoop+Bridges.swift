@@ -164,7 +164,7 @@ extension EventLoop {
             guard bridgeTable.notified[key] != connected else { continue }
             bridgeTable.notified[key] = connected
             let message = Message(topic: topic, payload: Array((connected ? "1" : "0").utf8), qos: .atLeastOnce)
-            broker.publish(message, retain: true, into: &coreActions)
+            broker.publish(message, retain: true, into: &output.actions)
             routeCoreActions()
         }
     }

@@ -170,7 +170,7 @@ extension EventLoop {
         guard let broker, spare.durableThrough != 0 else { return }
         broker.run(
             .recordsDurable(through: spare.durableThrough), now: MonotonicTime(nanoseconds: sharedCore.latestNow),
-            into: &coreActions)
+            into: &output.actions)
         spare.durableThrough = 0
         routeCoreActions()
     }

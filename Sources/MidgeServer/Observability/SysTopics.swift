@@ -153,7 +153,7 @@ extension EventLoop {
             // Retained, as mosquitto publishes them, so a new subscriber sees the latest values at once.
             broker.publish(
                 Message(topic: name, payload: Array(payload.utf8), qos: .atMostOnce), retain: true,
-                into: &coreActions)
+                into: &output.actions)
         }
         routeCoreActions()
     }
@@ -169,7 +169,7 @@ extension EventLoop {
             guard let name = TopicName(bytes: Array(topic.utf8)) else { continue }
             broker.publish(
                 Message(topic: name, payload: Array(line.utf8), qos: .atMostOnce), retain: false,
-                into: &coreActions)
+                into: &output.actions)
         }
         routeCoreActions()
     }

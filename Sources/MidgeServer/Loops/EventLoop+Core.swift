@@ -12,8 +12,8 @@ extension EventLoop {
         if runningCore {
             coreReceive(event)
         } else {
-            eventsForCoreWeight += event.backlogWeight
-            eventsForCore.append(event)
+            input.weight += event.backlogWeight
+            input.events.append(event)
         }
     }
 
@@ -23,7 +23,7 @@ extension EventLoop {
         assertOwned()
         assertRunsCore()
         guard let broker else { return }
-        broker.run(event, now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &coreActions)
+        broker.run(event, now: MonotonicTime(nanoseconds: sharedCore.latestNow), into: &output.actions)
         routeCoreActions()
     }
 
@@ -50,36 +50,36 @@ extension EventLoop {
     /// PUBLISH action is an atomic retain and release of its message, often on another core's cache line.
     func routeCoreActions() {
         assertRunsCore()
-        if !coreActions.isEmpty {
-            let target = coreActions[0].connection.loop
-            if target != index && target < actionsForLoops.count && actionsForLoops[target].isEmpty
-                && coreActions.allSatisfy({ $0.connection.loop == target })
+        if !output.actions.isEmpty {
+            let target = output.actions[0].connection.loop
+            if target != index && target < output.actionsForLoops.count && output.actionsForLoops[target].isEmpty
+                && output.actions.allSatisfy({ $0.connection.loop == target })
             {
                 // The usual case under load (fan-in to one subscriber, a batch for one loop): hand the whole array.
-                swap(&actionsForLoops[target], &coreActions)
+                swap(&output.actionsForLoops[target], &output.actions)
             } else {
-                coreActions.reverse()
-                while let action = coreActions.popLast() {
+                output.actions.reverse()
+                while let action = output.actions.popLast() {
                     let target = action.connection.loop
                     if target == index {
                         apply(action)
-                    } else if target < actionsForLoops.count {
-                        actionsForLoops[target].append(action)
+                    } else if target < output.actionsForLoops.count {
+                        output.actionsForLoops[target].append(action)
                     }
                 }
             }
         }
         guard let broker, broker.hasReadingChanges else { return }
-        broker.takeReadingChanges(into: &readingScratch)
-        for change in readingScratch {
+        broker.takeReadingChanges(into: &output.readingChanges)
+        for change in output.readingChanges {
             let target = change.connection.loop
             if target == index {
                 apply(change)
-            } else if target < readingChangesForLoops.count {
-                readingChangesForLoops[target].append(change)
+            } else if target < output.readingChangesForLoops.count {
+                output.readingChangesForLoops[target].append(change)
             }
         }
-        readingScratch.removeAll(keepingCapacity: true)
+        output.readingChanges.removeAll(keepingCapacity: true)
     }
 
     func processMailbox() {
@@ -121,10 +121,10 @@ extension EventLoop {
     /// Under the core's lock: this loop's own events for the core, in order. On loop 0 these are the reports made
     /// while another loop delivered to its connections (see `deliverWhileAsleep`); its others run at once.
     private func runOwnEventsForCore() {
-        guard !eventsForCore.isEmpty else { return }
-        eventsForCore.reverse()
-        while let event = eventsForCore.popLast() { coreReceive(event) }
-        eventsForCoreWeight = 0
+        guard !input.events.isEmpty else { return }
+        input.events.reverse()
+        while let event = input.events.popLast() { coreReceive(event) }
+        input.weight = 0
     }
 
     /// A turn with more events than this hands them to loop 0 even when the core is free: a busy broker keeps
@@ -143,8 +143,8 @@ extension EventLoop {
             // Older actions for this loop's connections, and events handed to loop 0 earlier (this loop's among
             // them), go before this turn's: the core's order is every connection's order [MQTT-4.6.0-6].
             processMailbox()
-            let weight = server.handles[0].takeEvents(into: &handedOver)
-            runHandedOverEvents(&handedOver, weight: weight)
+            let weight = server.handles[0].takeEvents(into: &input.handedOver)
+            runHandedOverEvents(&input.handedOver, weight: weight)
             runOwnEventsForCore()
             endCoreRun()
             postCoreActions()
@@ -168,16 +168,19 @@ extension EventLoop {
     /// since no other run can come between; a few for a loop that sleeps are carried out here instead.
     func postCoreActions() {
         assertRunsCore()
-        for target in actionsForLoops.indices where target != index {
-            guard !actionsForLoops[target].isEmpty || !readingChangesForLoops[target].isEmpty else { continue }
+        for target in output.actionsForLoops.indices where target != index {
+            guard !output.actionsForLoops[target].isEmpty || !output.readingChangesForLoops[target].isEmpty else {
+                continue
+            }
             let handle = server.handles[target]
-            if isSmallBatch(actionsForLoops[target], readingChangesForLoops[target]),
+            if isSmallBatch(output.actionsForLoops[target], output.readingChangesForLoops[target]),
                 deliverWhileAsleep(
-                    &actionsForLoops[target], readingChanges: &readingChangesForLoops[target], to: handle)
+                    &output.actionsForLoops[target], readingChanges: &output.readingChangesForLoops[target], to: handle)
             {
                 continue
             }
-            handle.post(actions: &actionsForLoops[target], readingChanges: &readingChangesForLoops[target])
+            handle.post(
+                actions: &output.actionsForLoops[target], readingChanges: &output.readingChangesForLoops[target])
         }
     }
 
@@ -224,7 +227,7 @@ extension EventLoop {
 
     /// After another thread carried out actions for this loop: what only this loop's own turn takes care of.
     var hasWorkForItsOwnTurn: Bool {
-        !eventsForCore.isEmpty || !released.isEmpty || !transports.followUps.isEmpty || !admissionsReady.isEmpty
+        !input.events.isEmpty || !released.isEmpty || !transports.followUps.isEmpty || !admissionsReady.isEmpty
     }
 
     /// Writes, then hands this turn's batches to the other loops.
@@ -244,21 +247,21 @@ extension EventLoop {
         } else {
             flushDirtyConnections()
             // The run's actions for this loop's own connections are written at once.
-            if !eventsForCore.isEmpty && eventsForCore.count <= Self.inlineCoreRunLimit && !stopping
+            if !input.events.isEmpty && input.events.count <= Self.inlineCoreRunLimit && !stopping
                 && runCoreIfFree()
             {
                 flushDirtyConnections()
             }
-            if !eventsForCore.isEmpty || stopping {
-                server.coreBacklog.add(eventsForCoreWeight, ordering: .sequentiallyConsistent)
-                server.handles[0].post(events: &eventsForCore, weight: eventsForCoreWeight, loopStopped: stopping)
-                eventsForCoreWeight = 0
+            if !input.events.isEmpty || stopping {
+                server.coreBacklog.add(input.weight, ordering: .sequentiallyConsistent)
+                server.handles[0].post(events: &input.events, weight: input.weight, loopStopped: stopping)
+                input.weight = 0
                 if stopping { finished = true }
             }
         }
         // Dekker-style with `runHandedOverEvents`: the flag is set before the backlog is read here, the backlog
         // is lowered before the flag is read there, so one of the two always sees the drain.
-        if !pausedConnections.isEmpty,
+        if !input.pausedConnections.isEmpty,
             server.coreBacklog.load(ordering: .sequentiallyConsistent) <= settings.coreBacklogLowWater
         {
             resumeReads()

@@ -21,7 +21,7 @@ extension EventLoop {
         // be reported again on every turn.
         let dead = events & (CLINUX_EPOLLHUP | CLINUX_EPOLLERR) != 0
         if broker == nil && !dead
-            && server.coreBacklog.load(ordering: .relaxed) + eventsForCoreWeight > settings.coreBacklogHighWater
+            && server.coreBacklog.load(ordering: .relaxed) + input.weight > settings.coreBacklogHighWater
         {
             pauseReads(connection)
             return
@@ -291,20 +291,20 @@ extension EventLoop {
     func pauseReads(_ connection: Connection) {
         guard !connection.readsPaused else { return }
         connection.readsPaused = true
-        pausedConnections.append(connection)
+        input.pausedConnections.append(connection)
         updateRegistration(connection)
         handle.awaitsCoreDrain.store(true, ordering: .sequentiallyConsistent)
     }
 
     func resumeReads() {
         handle.awaitsCoreDrain.store(false, ordering: .sequentiallyConsistent)
-        for connection in pausedConnections where connection.readsPaused {
+        for connection in input.pausedConnections where connection.readsPaused {
             connection.readsPaused = false
             if connection.state != .closing && connections[connection.id] === connection {
                 updateRegistration(connection)
             }
         }
-        pausedConnections.removeAll()
+        input.pausedConnections.removeAll()
     }
 
     /// EPOLLIN unless reading is paused for the core's backlog or a full held input; EPOLLOUT while output waits.

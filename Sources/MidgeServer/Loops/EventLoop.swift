@@ -50,12 +50,8 @@ final class EventLoop {
     /// Emptied output buffers with their capacity, lent to connections that have something to write this turn,
     /// so busy connections do not allocate per turn and idle ones hold no buffer.
     @exclusivity(unchecked) var outputPool: [[UInt8]] = []
-    /// Connect deadlines in accept order. `connect_timeout` is the same for all, so the queue is sorted by
-    /// construction: expiry pops from the front. Entries whose connection moved on are skipped, and pruned when
-    /// the queue grows, so thousands of idle clients do not keep an entry each for `connect_timeout`.
-    var connectDeadlines: [(deadline: Int64, id: ConnectionID)] = []
-    var connectDeadlinesHead = 0
-    var connectDeadlinesPruneAt = 1024
+    /// `connect_timeout` of the connections that have not sent CONNECT yet.
+    var connectDeadlines = ConnectDeadlines()
     var acceptPausedUntil: Int64?
     @exclusivity(unchecked) var spare = Mailbox()
     /// TLS, WebSocket and HTTP connections' transports (see `ConnectionTransport`); empty on plain MQTT listeners.
@@ -68,16 +64,13 @@ final class EventLoop {
     var stopping = false
     var finished = false
 
-    // While this loop runs the core: the actions it produced for the other loops, one batch per loop per run.
     let sharedCore: SharedCore
     /// This loop holds `sharedCore.lock`: for all of loop 0's turns, and for the other loops' runs of the core.
     var runningCore = false
     /// The core, while this loop runs it; nil otherwise.
     var broker: Broker? { runningCore ? sharedCore.broker : nil }
-    @exclusivity(unchecked) var coreActions: [Action] = []
-    @exclusivity(unchecked) var actionsForLoops: [[Action]]
-    @exclusivity(unchecked) var readingChangesForLoops: [[ReadingChange]]
-    @exclusivity(unchecked) var readingScratch: [ReadingChange] = []
+    /// What runs of the core decide, on their way to the loops.
+    @exclusivity(unchecked) var output: CoreOutput
     // Loop 0 only.
     var stoppedLoops = 0
     var nextTick: Int64 = 0
@@ -85,13 +78,8 @@ final class EventLoop {
     /// its lock); `tickInterval` bounds how late a deadline another loop's run brought forward is seen.
     var coreWakeAt: Int64 = 0
 
-    // Loops 1…: events for the core, handed to loop 0 once per turn, and the connections not being read
-    // because the core is behind.
-    @exclusivity(unchecked) var eventsForCore: [CoreEvent] = []
-    @exclusivity(unchecked) var eventsForCoreWeight = 0
-    /// Events other loops handed to loop 0, taken by this loop to run before its own (see `runCoreIfFree`).
-    @exclusivity(unchecked) var handedOver = BatchQueue<CoreEvent>()
-    @exclusivity(unchecked) var pausedConnections: [Connection] = []
+    /// Events on their way to the core, and the connections not read while it is behind.
+    @exclusivity(unchecked) var input = CoreInput()
 
     init(server: ServerState, index: Int) {
         self.index = index
@@ -102,10 +90,9 @@ final class EventLoop {
         self.decoder = FrameDecoder(maxRemainingLength: server.settings.maxRemainingLength)
         self.connectTimeout = Int64(server.settings.connectTimeout) * 1_000_000_000
         self.now = Syscall.monotonicNanoseconds()
-        self.actionsForLoops = Array(repeating: [], count: server.handles.count)
+        self.output = CoreOutput(loopCount: server.handles.count)
         self.limits = LoopLimits(
             settings: server.settings, listeners: server.listenerOfGroup, now: Syscall.monotonicNanoseconds())
-        self.readingChangesForLoops = Array(repeating: [], count: server.handles.count)
         self.sharedCore = server.core
         // This runs on the loop's own thread: from here on only it, or a holder of its turn lock, touches the loop.
         handle.owner.claim()
@@ -218,7 +205,7 @@ final class EventLoop {
         // Input released during the last turn's writes waits for no event: hand it on at once.
         if !released.isEmpty || !transports.followUps.isEmpty || !admissionsReady.isEmpty { return 0 }
         var wakeAt = Int64.max
-        if connectDeadlinesHead < connectDeadlines.count { wakeAt = connectDeadlines[connectDeadlinesHead].deadline }
+        if let deadline = connectDeadlines.next { wakeAt = deadline }
         if let acceptPausedUntil { wakeAt = min(wakeAt, acceptPausedUntil) }
         if !transports.slots.isEmpty { wakeAt = min(wakeAt, transports.nextTick) }
         if limits.holdsAnything { wakeAt = min(wakeAt, limits.windowEnd) }
@@ -315,22 +302,11 @@ final class EventLoop {
     // MARK: Connect deadlines
 
     private func addConnectDeadline(_ deadline: Int64, _ id: ConnectionID) {
-        if connectDeadlines.count - connectDeadlinesHead >= connectDeadlinesPruneAt {
-            // Most entries belong to clients that have connected meanwhile: keep only those still waiting.
-            connectDeadlines = connectDeadlines[connectDeadlinesHead...].filter {
-                connections[$0.id]?.state == .awaitingConnect
-            }
-            connectDeadlinesHead = 0
-            connectDeadlinesPruneAt = max(1024, connectDeadlines.count * 2)
-        }
-        connectDeadlines.append((deadline, id))
+        connectDeadlines.add(deadline, id) { connections[$0]?.state == .awaitingConnect }
     }
 
     private func expireConnectDeadlines() {
-        while connectDeadlinesHead < connectDeadlines.count {
-            let (deadline, id) = connectDeadlines[connectDeadlinesHead]
-            guard deadline <= now else { break }
-            connectDeadlinesHead += 1
+        while let id = connectDeadlines.popDue(now: now) {
             guard let connection = connections[id], connection.state == .awaitingConnect,
                 transports.slots[id.rawValue]?.transport.awaitsConnect ?? true
             else { continue }
@@ -339,14 +315,6 @@ final class EventLoop {
                 "Client <unknown> from \(connection.info.remoteAddress) sent no CONNECT within "
                     + "\(settings.connectTimeout) seconds, disconnecting.")
             beginClose(connection)
-        }
-        if connectDeadlinesHead == connectDeadlines.count && connectDeadlinesHead > 0 {
-            connectDeadlines = []
-            connectDeadlinesHead = 0
-        } else if connectDeadlinesHead > 1024 && connectDeadlinesHead * 2 > connectDeadlines.count {
-            // Drop the consumed prefix once it dominates, so the queue stays proportional to pending connects.
-            connectDeadlines.removeFirst(connectDeadlinesHead)
-            connectDeadlinesHead = 0
         }
     }
 
