@@ -3,7 +3,10 @@
 # brokers per repetition so drifting background load hits both alike, and prints medians and ratios.
 #
 #   Tests/bench/compare.sh [--runs N] [--duration S] [--scenarios "fanin fanout topics qos1 qos2 latency shared idle"]
-#                          [--threads N] [--idle-connections N] [--scratch-path DIR]
+#                          [--threads N] [--idle-connections N] [--scratch-path DIR] [--midge-b PATH]
+#
+# --midge-b runs a second Midge binary (another commit's, built in release mode) in every row beside this tree's,
+# with the same configuration: the before/after of a change, in one run.
 #
 # The latency rows also run midge-floor (Sources/midge-floor): one thread that copies each PUBLISH to the subscriber
 # and acknowledges it, nothing else. Its percentiles are the machine's share of the row.
@@ -21,6 +24,7 @@ scenarios="fanin fanout topics qos1 qos2 latency shared idle durable restart"
 threads=""
 idle_connections=19000
 scratch=.build
+midge_b=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -29,6 +33,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --idle-connections) idle_connections=$2; shift 2 ;;
     --scratch-path) scratch=$2; shift 2 ;;
+    --midge-b) midge_b=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -50,13 +55,13 @@ CONF
 # midge keeps its 1000-message queue and holds publishers back instead (queue_full_policy block).
 lossless_config() {  # broker scenario
   case "$2" in
-    qos1|qos2) if [ "$1" = midge ]; then echo "queue_full_policy block"; else echo "max_queued_messages 0"; fi ;;
+    qos1|qos2) if [[ $1 == midge* ]]; then echo "queue_full_policy block"; else echo "max_queued_messages 0"; fi ;;
     # qos1 with persistence on, into a fresh store, to a persistent (clean session 0) subscriber: midge acknowledges
     # after the fsync (persistence_fsync always); mosquitto acknowledges at once and saves its database on exit.
     durable)
       local store
       store=$(mktemp -d "$work/store-$1-XXXX")
-      if [ "$1" = midge ]; then echo "queue_full_policy block"; else echo "max_queued_messages 0"; fi
+      if [[ $1 == midge* ]]; then echo "queue_full_policy block"; else echo "max_queued_messages 0"; fi
       echo "persistence true"
       echo "persistence_location $store/" ;;
   esac
@@ -66,9 +71,11 @@ start_broker() {  # name port scenario -> prints pid
   local name=$1 port=$2 config="$work/$1.conf"
   common_config "$port" > "$config"
   lossless_config "$name" "$3" >> "$config"
-  if [ "$name" = midge ]; then
+  if [[ $name == midge* ]]; then
     [ -n "$threads" ] && echo "threads $threads" >> "$config"
-    "$BIN/midge" -c "$config" > "$work/$name.log" 2>&1 &
+    local binary="$BIN/midge"
+    [ "$name" = midge-b ] && binary=$midge_b
+    "$binary" -c "$config" > "$work/$name.log" 2>&1 &
   elif [ "$name" = floor ]; then
     "$BIN/midge-floor" --port "$port" > "$work/$name.log" 2>&1 &
   else
@@ -105,6 +112,7 @@ for scenario in $scenarios; do
     # The latency rows also run midge-floor, a relay that does none of a broker's work: the row as it reads when
     # the broker costs nothing.
     brokers="mosquitto midge"
+    [ -n "$midge_b" ] && brokers="$brokers midge-b"
     [[ $scenario == latency* ]] && brokers="$brokers floor"
     for broker in $brokers; do
       # A fresh broker per run: idle-connection memory and queues must not carry over.
@@ -169,8 +177,13 @@ def fmt(v, digits=2):
     return "n/a" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.{digits}f}")
 
 print()
-print("| scenario | metric | mosquitto | midge | midge / mosquitto |")
-print("|---|---|---|---|---|")
+with_b = any(broker == "midge-b" for _, broker in rows)
+if with_b:
+    print("| scenario | metric | mosquitto | midge | midge / mosquitto | midge-b | midge / midge-b |")
+    print("|---|---|---|---|---|---|---|")
+else:
+    print("| scenario | metric | mosquitto | midge | midge / mosquitto |")
+    print("|---|---|---|---|---|")
 seen = []
 for scenario, _ in rows:
     if scenario in seen: continue
@@ -181,7 +194,12 @@ for scenario, _ in rows:
     for key, label in metrics:
         m, g = median(scenario, "mosquitto", key), median(scenario, "midge", key)
         ratio = "n/a" if m in (None, 0) or g is None else f"{g / m:.2f}"
-        print(f"| {scenario} | {label} | {fmt(m)} | {fmt(g)} | {ratio} |")
+        if with_b:
+            b = median(scenario, "midge-b", key)
+            to_b = "n/a" if b in (None, 0) or g is None else f"{g / b:.2f}"
+            print(f"| {scenario} | {label} | {fmt(m)} | {fmt(g)} | {ratio} | {fmt(b)} | {to_b} |")
+        else:
+            print(f"| {scenario} | {label} | {fmt(m)} | {fmt(g)} | {ratio} |")
 print(f"\nmedians of {len(rows.get((seen[0], 'midge'), [])) if seen else 0} run(s) per broker and scenario")
 # Latency is noisy on a shared machine: the pairs (each run's brokers ran back to back) say more than one median.
 for scenario in ("latency", "latency-warm"):
