@@ -13,7 +13,7 @@
 # non-zero when any check failed.
 set -uo pipefail
 
-SCENARIOS=(out in both qos1 retained_out retained_in)
+SCENARIOS=(out in both qos1 retained_out retained_in notification)
 CHECKS=()
 for scenario in "${SCENARIOS[@]}"; do CHECKS+=("${scenario}_private" "${scenario}_public"); done
 PYTHON=/usr/bin/python3
@@ -110,7 +110,7 @@ connection to-core
 address 127.0.0.1:$CORE
 clientid edge-bridge
 try_private $private
-notifications false
+notifications true
 restart_timeout 1
 topic both/# both 1
 topic in/# in 1
@@ -190,6 +190,12 @@ retained_on() {
     done
     WHY="a new subscriber on port $port did not get a retained $topic [$payload]; last got [$line]"
     return 1
+}
+
+# mosquitto's bridge reports itself on the core: `1`, retained, on $SYS/broker/connection/CLIENTID/state (the one
+# $SYS topic clients may publish to, in mosquitto as in Midge), with `0` as its Will.
+scenario_notification() {
+    retained_on "$CORE" '$SYS/broker/connection/edge-bridge/state' 1
 }
 
 scenario_retained_out() {
