@@ -105,6 +105,17 @@ final class BridgeLoopbackTests: XCTestCase {
         try publisher.publish("sensors/sentinel", [2], qos: .atLeastOnce, id: 9)
         received = try remoteSubscriber.receivePublish()
         XCTAssertEqual(received.topic.description, "sensors/sentinel")
+
+        // /metrics counts per bridge: two messages out (sensors/t, the sentinel), one in (cmd/open).
+        let metrics = String(decoding: MetricsExposition.render(edge.metrics), as: UTF8.self)
+        for line in [
+            "midge_bridge_connected{bridge=\"test\"} 1", "midge_bridge_messages_out_total{bridge=\"test\"} 2",
+            "midge_bridge_messages_in_total{bridge=\"test\"} 1",
+            "midge_bridge_connection_attempts_total{bridge=\"test\"} 1",
+            "midge_bridge_reconnects_total{bridge=\"test\"} 0",
+        ] {
+            XCTAssertTrue(metrics.contains(line), "no \(line) in /metrics")
+        }
     }
 
     func testBothWaysWithPrefixesNothingComesBack() throws {

@@ -215,5 +215,9 @@ extension MetricsExposition {
             "midge_bridge_connection_attempts_total", type: .counter,
             help: "Connection attempts to the remote broker (the first one and every reconnect).",
             samples: samples { Double($0.attempts.load(ordering: .relaxed)) })
+        text.family(
+            "midge_bridge_reconnects_total", type: .counter,
+            help: "Connection attempts to the remote broker after the first one.",
+            samples: samples { Double(max(0, Int($0.attempts.load(ordering: .relaxed)) - 1)) })
     }
 }
