@@ -6,7 +6,8 @@ public enum PacketType: UInt8, Sendable {
 }
 
 public enum Packet: Sendable, Equatable {
-    case connect(Connect)
+    /// Indirect: one per connection, while every PUBLISH is a `Packet` moved at the size of the largest case.
+    indirect case connect(Connect)
     case connack(ConnAck)
     case publish(Publish)
     case puback(PacketID)

@@ -7,8 +7,9 @@ import MQTTCodec
 public enum CoreEvent: Sendable {
     /// A connection's CONNECT, with the facts the core keeps about the connection.
     case connect(ConnectionID, Packet, ConnectionInfo)
-    /// The answer to the core's `Action.admit` for the connection.
-    case admission(ConnectionID, AdmissionAnswer)
+    /// The answer to the core's `Action.admit` for the connection. Indirect: the answer is large and rare, and
+    /// every event (a PUBLISH's above all) is moved and copied at the size of the largest case.
+    indirect case admission(ConnectionID, AdmissionAnswer)
     /// Any later packet. The core reads `ConnectionInfo` only with a CONNECT, so none is carried (and no string is
     /// retained and released with every PUBLISH).
     case packet(ConnectionID, Packet)
@@ -23,7 +24,7 @@ public enum CoreEvent: Sendable {
     /// Time passed: keepalives, Will delays, session expiry.
     case tick
     /// The broker's own message (`$SYS`, a driver's notification).
-    case published(Message, retain: Bool)
+    indirect case published(Message, retain: Bool)
     /// The record log confirmed every append up to this sequence (see `RecordLog`).
     case recordsDurable(through: UInt64)
     /// Whether the record log can write (see `Broker.setStoreWritable`).
@@ -40,7 +41,7 @@ extension Broker {
     ///
     /// Inlinable so that a driver's call compiles to the switch it used to write itself: no call, copy or
     /// allocation is added per packet on the event loops' path.
-    @inlinable
+    @inlinable @inline(__always)
     public func run(_ event: CoreEvent, now: MonotonicTime, into actions: inout [Action]) {
         switch event {
         case .connect(let id, let packet, let info):

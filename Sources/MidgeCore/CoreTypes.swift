@@ -131,8 +131,9 @@ public enum Action: Sendable {
     /// the connection: the driver must not report its closing back, and later events from it are ignored.
     case close(ConnectionID, CloseReason)
     /// Judge this CONNECT's credentials and answer with `Broker.admissionAnswered`; until then the connection is
-    /// pending. Hold its input meanwhile: the core keeps what arrives, but holding bounds it.
-    case admit(AdmissionRequest)
+    /// pending. Hold its input meanwhile: the core keeps what arrives, but holding bounds it. Indirect: one per
+    /// CONNECT, while every delivery is an `Action` moved and destroyed at the size of the largest case.
+    indirect case admit(AdmissionRequest)
 }
 
 extension Action {
