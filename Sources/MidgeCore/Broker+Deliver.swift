@@ -15,7 +15,7 @@ extension Broker {
         session.isBridge ? max(inflightLimit, Self.bridgeInflightMinimum) : inflightLimit
     }
 
-    static let bridgeInflightMinimum = 100
+    public static let bridgeInflightMinimum = 100
 
     /// `max_inflight_bytes` as a bound that is always compared: no limit is `Int.max`, so the window check costs
     /// one comparison rather than a test of the setting and then one.

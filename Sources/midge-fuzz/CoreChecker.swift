@@ -177,7 +177,7 @@ final class CoreChecker {
             if durable && !storeWritable && publish.qos != .atMostOnce {
                 return  // refused: the client still owns it and will send it again
             }
-            if !isSysTopic(publish.topic) {
+            if !isReservedForBroker(publish.topic) {
                 live.insert(MessageKey(topic: publish.topic.bytes, payload: publish.payload))
             }
             switch publish.qos {
@@ -446,8 +446,10 @@ final class CoreChecker {
     }
 
     private func checkWindow(_ model: ConnectionModel, _ connection: ConnectionID) {
-        if model.unacknowledged.count > inflightLimit {
-            fail("\(model.unacknowledged.count) unacknowledged deliveries to \(connection), window \(inflightLimit)")
+        // A bridge has at least `Broker.bridgeInflightMinimum` in flight (each acknowledgement crosses its broker).
+        let window = model.connect.isBridge ? max(inflightLimit, Broker.bridgeInflightMinimum) : inflightLimit
+        if model.unacknowledged.count > window {
+            fail("\(model.unacknowledged.count) unacknowledged deliveries to \(connection), window \(window)")
         }
     }
 
@@ -567,9 +569,15 @@ final class CoreChecker {
         }
     }
 
-    private func isSysTopic(_ topic: TopicName) -> Bool {
+    /// `$SYS`, where clients may not publish, but for `$SYS/broker/connection/<id>/state` (bridge states).
+    private func isReservedForBroker(_ topic: TopicName) -> Bool {
         let bytes = topic.bytes
-        return bytes.starts(with: Array("$SYS".utf8)) && (bytes.count == 4 || bytes[4] == UInt8(ascii: "/"))
+        guard bytes.starts(with: Array("$SYS".utf8)) && (bytes.count == 4 || bytes[4] == UInt8(ascii: "/")) else {
+            return false
+        }
+        let levels = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        return !(levels.count == 5 && levels[1].elementsEqual("broker".utf8)
+            && levels[2].elementsEqual("connection".utf8) && levels[4].elementsEqual("state".utf8))
     }
 
     static func describe(_ event: CoreEvent) -> String {
