@@ -576,7 +576,8 @@ final class CoreChecker {
             return false
         }
         let levels = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        return !(levels.count == 5 && levels[1].elementsEqual("broker".utf8)
+        return
+            !(levels.count == 5 && levels[1].elementsEqual("broker".utf8)
             && levels[2].elementsEqual("connection".utf8) && levels[4].elementsEqual("state".utf8))
     }
 
