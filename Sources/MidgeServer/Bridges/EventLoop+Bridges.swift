@@ -126,25 +126,20 @@ extension EventLoop {
         pokeTransport(id)
     }
 
-    /// A connection with no client behind it, as the gateway recorder's: a socket pair whose other end is closed.
+    /// The primer's connection is socketless, as the gateway recorder's.
     private func primeBridge(_ bridge: Bridge) {
-        var fds: [Int32] = [-1, -1]
-        guard !stopping, connections.hasRoom,
-            socketpair(AF_UNIX, CLINUX_SOCK_STREAM | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0, &fds) == 0
-        else {
+        let info = ConnectionInfo(remoteAddress: "bridge \(bridge.name)", listenerPort: 0, isInternal: true)
+        let opened =
+            stopping
+            ? nil
+            : openSocketlessConnection(info: info) { _ in
+                BridgeTransport(
+                    bridge: bridge, role: .primer, tryPrivate: false, tls: nil, now: MonotonicTime(nanoseconds: now))
+            }
+        guard let id = opened else {
             logger.log(.error, "Bridge \(bridge.name): unable to set up its local session.")
             return
         }
-        Syscall.close(fds[1])
-        server.connectionCount.add(1, ordering: .relaxed)
-        let id = connections.nextID(loop: index)
-        let info = ConnectionInfo(remoteAddress: "bridge \(bridge.name)", listenerPort: 0, isInternal: true)
-        let connection = Connection(id: id, fd: fds[0], info: info, hasTransport: true)
-        connections.insert(connection)
-        attachTransport(
-            connection,
-            BridgeTransport(
-                bridge: bridge, role: .primer, tryPrivate: false, tls: nil, now: MonotonicTime(nanoseconds: now)))
         pokeTransport(id)
     }
 

@@ -54,38 +54,21 @@ extension Parser {
 
     /// With `per_listener_settings true`, takes a security key for the last listener (or, before the first, for
     /// every listener's defaults). False when the line is not one of them.
-    mutating func parsePerListenerKey(_ key: String, arguments: [String], rest: String, number: Int)
-        throws(ConfigError) -> Bool
-    {
-        guard configuration.perListenerSettings, Self.perListenerKeys.contains(key) else { return false }
-        func fail(_ message: String) -> ConfigError {
-            ConfigError(fileName: fileName, line: number, key: key, message: message)
-        }
-        func flag() throws(ConfigError) -> Bool {
-            guard arguments.count == 1 else { throw fail("expects true or false") }
-            switch arguments[0] {
-            case "true": return true
-            case "false": return false
-            case let value: throw fail("'\(value)' is not true or false")
-            }
-        }
-        func text() throws(ConfigError) -> String {
-            guard !rest.isEmpty else { throw fail("missing value") }
-            return rest
-        }
+    mutating func parsePerListenerKey(_ line: ConfigLine) throws(ConfigError) -> Bool {
+        guard configuration.perListenerSettings, Self.perListenerKeys.contains(line.key) else { return false }
         let last = configuration.listeners.count - 1
         var settings =
             last < 0 ? perListenerDefaults : configuration.listeners[last].security ?? ListenerSecuritySettings()
-        switch key {
-        case "allow_anonymous": settings.allowAnonymous = try flag()
-        case "allow_zero_length_clientid": settings.allowZeroLengthClientID = try flag()
-        case "auto_id_prefix": settings.autoIDPrefix = try text()
-        case "password_file": settings.passwordFile = try text()
-        case "acl_file": settings.aclFile = try text()
-        case "jwt_hs256_secret_file": settings.tokenKey = .hs256SecretFile(try text())
-        case "jwt_rs256_public_key": settings.tokenKey = .rs256PublicKey(try text())
-        case "jwt_issuer": settings.tokenIssuer = try text()
-        default: settings.tokenAudience = try text()
+        switch line.key {
+        case "allow_anonymous": settings.allowAnonymous = try line.boolean()
+        case "allow_zero_length_clientid": settings.allowZeroLengthClientID = try line.boolean()
+        case "auto_id_prefix": settings.autoIDPrefix = try line.text()
+        case "password_file": settings.passwordFile = try line.text()
+        case "acl_file": settings.aclFile = try line.text()
+        case "jwt_hs256_secret_file": settings.tokenKey = .hs256SecretFile(try line.text())
+        case "jwt_rs256_public_key": settings.tokenKey = .rs256PublicKey(try line.text())
+        case "jwt_issuer": settings.tokenIssuer = try line.text()
+        default: settings.tokenAudience = try line.text()
         }
         if last < 0 {
             perListenerDefaults = settings

@@ -284,7 +284,7 @@ struct Parser {
             tlsSettings[index] = settings
         }
 
-        if try parsePerListenerKey(key, arguments: arguments, rest: rest, number: number) { return }
+        if try parsePerListenerKey(entry) { return }
         switch key {
         case "listener":
             guard (1...2).contains(arguments.count) else { throw entry.fail("expects PORT [ADDRESS]") }

@@ -64,26 +64,20 @@ extension EventLoop {
         for id in requests.wakes { pokeTransport(id) }
     }
 
-    /// The recorder's connection: a socket pair whose other end is closed at once, since nothing is ever written
-    /// to or read from it; the connection exists so the core can address the recorder like any client.
+    /// The recorder's connection: a socketless one, so the core can address the recorder like any client.
     private func startRecorder(_ hub: GatewayHub) {
-        var fds: [Int32] = [-1, -1]
-        guard connections.hasRoom,
-            socketpair(AF_UNIX, CLINUX_SOCK_STREAM | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0, &fds) == 0
-        else {
+        var clientID = ""
+        let info = ConnectionInfo(remoteAddress: "gateway", listenerPort: 0)
+        let opened = openSocketlessConnection(info: info) { id in
+            // The random user name in the client id: a client that could guess the id would take the session over.
+            clientID = GatewayHub.recorderUsername + "-" + String(id.rawValue, radix: 16)
+            return GatewayRecorder(hub: hub, clientID: clientID)
+        }
+        guard let id = opened else {
             logger.log(.error, "Unable to start the HTTP gateway's recorder: \(String(cString: strerror(errno))).")
             hub.recorderStartFailed()
             return
         }
-        Syscall.close(fds[1])
-        server.connectionCount.add(1, ordering: .relaxed)
-        let id = connections.nextID(loop: index)
-        let connection = Connection(
-            id: id, fd: fds[0], info: ConnectionInfo(remoteAddress: "gateway", listenerPort: 0), hasTransport: true)
-        connections.insert(connection)
-        // The random user name in the client id: a client that could guess the id would take the session over.
-        let clientID = GatewayHub.recorderUsername + "-" + String(id.rawValue, radix: 16)
-        attachTransport(connection, GatewayRecorder(hub: hub, clientID: clientID))
         hub.recorderStarted(id)
         logger.log(.info, "The HTTP gateway's recorder is \(clientID).")
         pokeTransport(id)

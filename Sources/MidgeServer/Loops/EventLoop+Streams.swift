@@ -11,16 +11,11 @@ extension EventLoop: StreamConnectionHost {
         guard let parentConnection = connections[parent] else { return nil }
         let limit = settings.maxConnections
         let count = server.connectionCount.add(1, ordering: .relaxed).newValue
-        var fds: [Int32] = [-1, -1]
-        // A socket pair whose other end is closed at once: nothing is written to or read from it, but the
-        // connection's fd is closed like any other's when it ends.
-        guard limit < 0 || count <= limit, connections.hasRoom,
-            socketpair(AF_UNIX, CLINUX_SOCK_STREAM | CLINUX_SOCK_NONBLOCK | CLINUX_SOCK_CLOEXEC, 0, &fds) == 0
-        else {
+        // A socketless connection (see `openSocketlessConnection`), counted against max_connections first.
+        guard limit < 0 || count <= limit, connections.hasRoom, let fd = Self.socketlessFD() else {
             server.connectionCount.subtract(1, ordering: .relaxed)
             return nil
         }
-        Syscall.close(fds[1])
         // A stream is a request as an HTTP/1.1 connection is: the listener's own max_connections counts it too.
         let runtime = transports.countedBy[parent.rawValue]
         if let runtime,
@@ -28,11 +23,11 @@ extension EventLoop: StreamConnectionHost {
         {
             runtime.connectionCount.subtract(1, ordering: .relaxed)
             server.connectionCount.subtract(1, ordering: .relaxed)
-            Syscall.close(fds[0])
+            Syscall.close(fd)
             return nil
         }
         let id = connections.nextID(loop: index)
-        let connection = Connection(id: id, fd: fds[0], info: parentConnection.info, hasTransport: true)
+        let connection = Connection(id: id, fd: fd, info: parentConnection.info, hasTransport: true)
         connections.insert(connection)
         attachTransport(connection, make(id))
         if let runtime { transports.countedBy[id.rawValue] = runtime }
